@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+
+from accounts.roles import Role
+from accounts.services import create_operator
+
+DEMO_USERNAME = "admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "On an empty database, create the demo operator (password printed once); "
+        "always print how to log in."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000")
+
+    def handle(self, *args: object, url: str, **options: object) -> None:
+        lines = ["", "=" * 72, f"bulkops console: {url}/"]
+        if get_user_model().objects.exists():
+            lines += [
+                "Log in with an existing operator. Forgot the demo password? Run",
+                f"  .venv/bin/python manage.py changepassword {DEMO_USERNAME}",
+            ]
+        else:
+            _, password = create_operator(username=DEMO_USERNAME, role=Role.ADMIN)
+            lines += [
+                f"Log in as:  {DEMO_USERNAME}",
+                f"Password:   {password}   (shown only this once; keep it)",
+            ]
+        lines += ["=" * 72, ""]
+        self.stdout.write("\n".join(lines))

@@ -1,0 +1,43 @@
+"""Log formatters that carry our context ids (job, client_id, task) on every line.
+
+Who-did-what is an AuditEvent row; logs are for operations, so they carry ids that
+make `grep job=<uuid>` work in text mode and a field filter work in JSON mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+CONTEXT_KEYS = ("job", "partition", "client_id", "task", "path", "status")
+
+
+def _context(record: logging.LogRecord) -> dict[str, object]:
+    return {key: getattr(record, key) for key in CONTEXT_KEYS if hasattr(record, key)}
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+        context = " ".join(f"{key}={value}" for key, value in _context(record).items())
+        line = f"{stamp[:-3]}Z {record.levelname} {record.name}: {record.getMessage()}"
+        if context:
+            line = f"{line} {context}"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_context(record),
+        }
+        if record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
+        return json.dumps(payload, default=str)

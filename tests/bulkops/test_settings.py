@@ -1,0 +1,82 @@
+"""Settings come from the environment with defaults that need nothing installed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from bulkops.env import env_bool, env_int
+from tests.processes import manage, process_env
+
+SHOW_SETTINGS = (
+    "import json; from django.conf import settings as s; print(json.dumps({"
+    "'db': s.DATABASES['default']['ENGINE'], 'db_name': str(s.DATABASES['default']['NAME']),"
+    "'broker': s.CELERY_BROKER_URL, 'debug': s.DEBUG, 'key': s.SECRET_KEY,"
+    "'storage': str(s.BULKOPS_LOCAL_STORAGE_DIR), 'storage_kind': s.BULKOPS_STORAGE}))"
+)
+
+
+def settings_in(env: dict[str, str]) -> dict:
+    result = manage(env, "shell", "--no-imports", "-c", SHOW_SETTINGS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_defaults_keep_all_state_under_the_var_dir(tmp_path):
+    shown = settings_in(process_env(tmp_path))
+    assert shown["db"] == "django.db.backends.sqlite3"
+    assert shown["db_name"] == str(tmp_path / "bulkops.sqlite3")
+    assert shown["broker"] == "filesystem://"
+    assert (tmp_path / "broker" / "queue").is_dir()
+    assert shown["storage_kind"] == "local"
+    assert shown["storage"] == str(tmp_path / "exports")
+    assert shown["debug"] is False
+
+
+def test_secret_key_is_generated_once_and_kept(tmp_path):
+    first = settings_in(process_env(tmp_path))["key"]
+    second = settings_in(process_env(tmp_path))["key"]
+    assert first == second
+    assert len(first) >= 50
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_environment_overrides_defaults(tmp_path):
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("from-a-file\n")
+    shown = settings_in(
+        process_env(
+            tmp_path,
+            DATABASE_URL="postgres://u:p@db.example:5432/bulk",
+            CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+            SECRET_KEY_FILE=str(key_file),
+            BULKOPS_DEBUG="1",
+        )
+    )
+    assert shown["db"] == "django.db.backends.postgresql"
+    assert shown["db_name"] == "bulk"
+    assert shown["broker"] == "redis://127.0.0.1:6379/0"
+    assert shown["key"] == "from-a-file"
+    assert shown["debug"] is True
+
+
+def test_a_misspelt_boolean_stops_start_up(tmp_path):
+    result = manage(process_env(tmp_path, BULKOPS_DEBUG="ture"), "check")
+    assert result.returncode != 0
+    assert "BULKOPS_DEBUG must be true or false" in result.stderr
+
+
+def test_env_helpers_parse_strictly(monkeypatch):
+    monkeypatch.setenv("X_FLAG", "off")
+    assert env_bool("X_FLAG", True) is False
+    monkeypatch.setenv("X_FLAG", "maybe")
+    with pytest.raises(ImproperlyConfigured):
+        env_bool("X_FLAG", True)
+    monkeypatch.setenv("X_NUM", "-1")
+    with pytest.raises(ImproperlyConfigured, match="at least 0"):
+        env_int("X_NUM", 3)
+    monkeypatch.setenv("X_NUM", "seven")
+    with pytest.raises(ImproperlyConfigured, match="whole number"):
+        env_int("X_NUM", 3)
