@@ -5,6 +5,7 @@ from bulkops.health import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("fhir/", include("exports.fhir_urls")),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

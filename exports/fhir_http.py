@@ -1,0 +1,55 @@
+"""HTTP plumbing shared by every /fhir view: JSON responses and the error path."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from bulkops.fhir.outcome import FhirError
+
+logger = logging.getLogger(__name__)
+
+FHIR_JSON = "application/fhir+json"
+FHIR_NDJSON = "application/fhir+ndjson"
+
+View = Callable[..., HttpResponse]
+
+
+def fhir_json(
+    body: dict[str, Any] | str | bytes,
+    *,
+    status: int = 200,
+    content_type: str = FHIR_JSON,
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """A FHIR JSON response; `body` may already be serialised (stored resource bytes)."""
+    if isinstance(body, dict):
+        body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    response = HttpResponse(body, status=status, content_type=f"{content_type}; charset=utf-8")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def fhir_endpoint(view: View) -> View:
+    """Mark a FHIR API view: no CSRF (bearer-token API), and a raised `FhirError`
+    becomes an OperationOutcome with its status and headers."""
+
+    @csrf_exempt
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except FhirError as error:
+            logger.info(
+                "fhir request refused", extra={"path": request.path, "status": error.status}
+            )
+            return fhir_json(error.outcome(), status=error.status, headers=error.headers)
+
+    return wrapped
