@@ -29,7 +29,7 @@ run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)
-	$(BIN)/honcho start --procfile Procfile --port $(PORT)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
 
 test: install-test
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 1
