@@ -203,3 +203,15 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# Bulk export behaviour (README "Exports").
+BULKOPS_MAX_CONCURRENT_EXPORTS = env_int("BULKOPS_MAX_CONCURRENT_EXPORTS", 3, minimum=1)
+BULKOPS_MAX_RESOURCES_PER_FILE = env_int("BULKOPS_MAX_RESOURCES_PER_FILE", 100_000, minimum=1)
+BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
+BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
+BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
+BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)
+BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
+}

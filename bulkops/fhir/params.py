@@ -1,0 +1,269 @@
+"""Kick-off parameters of $export (spec §1.2–1.4), parsed without Django.
+
+The views hand over the request as name/value pairs (query string, or a POST
+Parameters body flattened by `pairs_from_parameters`), the level and the Prefer
+handling; `parse_export_parameters` returns a frozen `ExportParameters` or raises
+`FhirError(400)`. Under `Prefer: handling=lenient` what bulkops cannot honour is dropped
+and described in `warnings`, which end up as OperationOutcome lines in the manifest's
+`error[]` (spec §1.2: one OO per ignored parameter).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bulkops.fhir.outcome import NOT_SUPPORTED, FhirError
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+
+SYSTEM = "system"
+PATIENT = "patient"
+GROUP = "group"
+LEVELS = (SYSTEM, PATIENT, GROUP)
+
+NDJSON = "application/fhir+ndjson"
+NDJSON_ALIASES = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
+
+STRICT = "strict"
+LENIENT = "lenient"
+
+# FHIR R4 `instant` (http://hl7.org/fhir/R4/datatypes.html#instant).
+_INSTANT = re.compile(
+    r"^(?P<date>[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))"
+    r"T(?P<time>([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?)"
+    r"(?P<zone>Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$"
+)
+_ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]*(\[x\])?$")
+_PATIENT_REFERENCE = re.compile(r"^(?:.*/)?Patient/(?P<id>[A-Za-z0-9\-.]{1,64})$")
+_LIST_PARAMETERS = frozenset({"_type", "_elements", "_typeFilter", "includeAssociatedData"})
+_SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since"})
+_KNOWN = _LIST_PARAMETERS | _SINGLE_PARAMETERS | {"patient"}
+# The reference server reads `_includeAssociatedData`; accept it as the IG's name (§9).
+_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
+
+
+@dataclass(frozen=True)
+class ElementSelection:
+    """One `_elements` entry: `resource_type` None applies to every type (spec §1.3)."""
+
+    resource_type: str | None
+    element: str
+
+
+@dataclass(frozen=True)
+class ExportParameters:
+    output_format: str = NDJSON
+    since: datetime | None = None
+    types: tuple[str, ...] | None = None
+    elements: tuple[ElementSelection, ...] = ()
+    patients: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    def as_json(self) -> dict[str, Any]:
+        """The parameters as stored on the job (and shown in the console)."""
+        return {
+            "_outputFormat": self.output_format,
+            "_since": self.since.isoformat() if self.since else None,
+            "_type": list(self.types) if self.types is not None else None,
+            "_elements": [
+                f"{e.resource_type}.{e.element}" if e.resource_type else e.element
+                for e in self.elements
+            ],
+            "patient": [f"Patient/{p}" for p in self.patients],
+        }
+
+
+@dataclass(frozen=True)
+class Prefer:
+    respond_async: bool
+    handling: str
+
+
+def parse_prefer(header: str) -> Prefer:
+    """Parse RFC 7240 `Prefer`; `respond-async` may be combined with `handling=`."""
+    tokens = [token.strip().lower() for token in re.split(r"[,;]", header or "") if token.strip()]
+    handling = STRICT
+    for token in tokens:
+        name, _, value = token.partition("=")
+        if name.strip() == "handling" and value.strip().strip('"') in (STRICT, LENIENT):
+            handling = value.strip().strip('"')
+    return Prefer(respond_async="respond-async" in tokens, handling=handling)
+
+
+def parse_instant(value: str, *, now: datetime, name: str = "_since") -> datetime:
+    """A FHIR instant, not in the future. A `+` decoded to a space is put back."""
+    text = value.strip()
+    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)
+    match = _INSTANT.match(text)
+    if not match:
+        raise FhirError(
+            400,
+            f"{name} must be a FHIR instant with a time zone, e.g. 2024-01-31T12:00:00Z; "
+            f"got {value!r}.",
+        )
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(":60", ":59"))
+    if parsed > now:
+        raise FhirError(400, f"{name} {value!r} is in the future.")
+    return parsed
+
+
+def split_list(values: Iterable[str]) -> list[str]:
+    """`_type=A&_type=B` equals `_type=A,B` (spec §1.3, SHALL)."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
+
+
+class _Collector:
+    """Applies the strict/lenient rule: strict raises, lenient records a warning."""
+
+    def __init__(self, handling: str) -> None:
+        self.handling = handling
+        self.warnings: list[str] = []
+
+    def unsupported(self, message: str) -> None:
+        if self.handling == STRICT:
+            raise FhirError(
+                400,
+                f"{message} Send 'Prefer: handling=lenient' to run the export without it.",
+                code=NOT_SUPPORTED,
+            )
+        self.warnings.append(f"{message} It was ignored (Prefer: handling=lenient).")
+
+
+def parse_export_parameters(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    level: str,
+    handling: str,
+    now: datetime,
+    method: str = "GET",
+) -> ExportParameters:
+    """Validate kick-off parameters for `level`; see the module docstring."""
+    collector = _Collector(handling)
+    grouped: dict[str, list[str]] = {}
+    for raw_name, value in pairs:
+        name = _ALIASES.get(raw_name, raw_name)
+        if name not in _KNOWN:
+            collector.unsupported(f"bulkops does not support the parameter {raw_name!r}.")
+            continue
+        grouped.setdefault(name, []).append(value)
+
+    for name in _SINGLE_PARAMETERS:
+        if len(grouped.get(name, [])) > 1:
+            raise FhirError(400, f"{name} may be given only once.")
+
+    output_format = grouped.get("_outputFormat", [NDJSON])[0].strip()
+    if output_format not in NDJSON_ALIASES:
+        raise FhirError(
+            400,
+            f"_outputFormat {output_format!r} is not supported; use application/fhir+ndjson.",
+            code=NOT_SUPPORTED,
+        )
+    since = parse_instant(grouped["_since"][0], now=now) if "_since" in grouped else None
+
+    return ExportParameters(
+        output_format=NDJSON,
+        since=since,
+        types=_parse_types(grouped, collector),
+        elements=_parse_elements(grouped, collector),
+        patients=_parse_patients(grouped, collector, level=level, method=method),
+        warnings=tuple(collector.warnings) + _ignored_experimental(grouped, collector),
+    )
+
+
+def _parse_types(grouped: dict[str, list[str]], collector: _Collector) -> tuple[str, ...] | None:
+    if "_type" not in grouped:
+        return None
+    requested = split_list(grouped["_type"])
+    if not requested:
+        raise FhirError(400, "_type was given without any resource type.")
+    unknown = [name for name in requested if name not in R4_RESOURCE_TYPES]
+    if unknown:
+        message = f"_type names unknown resource types: {', '.join(unknown)}."
+        if collector.handling == STRICT:
+            raise FhirError(400, message)
+        collector.warnings.append(f"{message} They were ignored (Prefer: handling=lenient).")
+    known = [name for name in dict.fromkeys(requested) if name in R4_RESOURCE_TYPES]
+    if not known:
+        raise FhirError(400, "_type names no known resource type.")
+    return tuple(known)
+
+
+def _parse_elements(
+    grouped: dict[str, list[str]], collector: _Collector
+) -> tuple[ElementSelection, ...]:
+    selections: list[ElementSelection] = []
+    for entry in split_list(grouped.get("_elements", [])):
+        typed = entry[:1].isupper()
+        resource_type, _, element = entry.partition(".") if typed else ("", "", entry)
+        if typed and resource_type not in R4_RESOURCE_TYPES:
+            collector.unsupported(f"_elements entry {entry!r} names an unknown resource type.")
+            continue
+        if not _ELEMENT.match(element):
+            collector.unsupported(
+                f"_elements entry {entry!r} is not a top-level element "
+                "(use 'element' or 'Type.element')."
+            )
+            continue
+        selections.append(ElementSelection(resource_type or None, element))
+    return tuple(dict.fromkeys(selections))
+
+
+def _parse_patients(
+    grouped: dict[str, list[str]], collector: _Collector, *, level: str, method: str
+) -> tuple[str, ...]:
+    if "patient" not in grouped:
+        return ()
+    if method != "POST":
+        raise FhirError(400, "The patient parameter is accepted only in a POST Parameters body.")
+    if level == SYSTEM:
+        collector.unsupported("The patient parameter applies to Patient and Group exports only.")
+        return ()
+    ids: list[str] = []
+    for reference in grouped["patient"]:
+        match = _PATIENT_REFERENCE.match(reference.strip())
+        if not match:
+            raise FhirError(400, f"patient {reference!r} is not a reference like Patient/123.")
+        ids.append(match["id"])
+    return tuple(dict.fromkeys(ids))
+
+
+def _ignored_experimental(grouped: dict[str, list[str]], collector: _Collector) -> tuple[str, ...]:
+    """includeAssociatedData and _typeFilter: strict refuses, lenient ignores (issue scope)."""
+    before = len(collector.warnings)
+    for name in ("includeAssociatedData", "_typeFilter"):
+        if grouped.get(name):
+            collector.unsupported(f"bulkops does not support {name} yet.")
+    return tuple(collector.warnings[before:])
+
+
+def pairs_from_parameters(body: Any) -> list[tuple[str, str]]:
+    """Flatten a FHIR `Parameters` resource (POST kick-off, spec §1.1) to name/value pairs."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirError(400, "A POST kick-off body must be a FHIR Parameters resource.")
+    parameters = body.get("parameter", [])
+    if not isinstance(parameters, list):
+        raise FhirError(400, "Parameters.parameter must be a list.")
+    pairs: list[tuple[str, str]] = []
+    for index, parameter in enumerate(parameters):
+        name = parameter.get("name") if isinstance(parameter, dict) else None
+        if not isinstance(name, str) or not name:
+            raise FhirError(400, f"Parameters.parameter[{index}] has no name.")
+        pairs.append((name, _parameter_value(parameter, index)))
+    return pairs
+
+
+def _parameter_value(parameter: dict[str, Any], index: int) -> str:
+    reference = parameter.get("valueReference")
+    if isinstance(reference, dict) and isinstance(reference.get("reference"), str):
+        return reference["reference"]
+    for key in ("valueString", "valueInstant", "valueCode", "valueDateTime", "valueUri"):
+        if isinstance(parameter.get(key), str):
+            return parameter[key]
+    raise FhirError(
+        400,
+        f"Parameters.parameter[{index}] ({parameter['name']}) has no supported value "
+        "(valueString, valueInstant, valueCode or valueReference).",
+    )

@@ -1,0 +1,309 @@
+"""The $export surface: kick-off, status, delete and file download (spec §1–4)."""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.utils.http import http_date
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.audit import record_event
+from accounts.bearer import require_bearer
+from accounts.models import AuditEvent
+from bulkops.fhir.compartment import COMPARTMENT_TYPES
+from bulkops.fhir.export_types import plan_export_types
+from bulkops.fhir.manifest import ManifestItem, build_manifest
+from bulkops.fhir.outcome import (
+    FORBIDDEN,
+    INFORMATIONAL,
+    NOT_FOUND,
+    PROCESSING,
+    THROTTLED,
+    FhirError,
+    Issue,
+    operation_outcome,
+)
+from bulkops.fhir.params import (
+    GROUP,
+    PATIENT,
+    SYSTEM,
+    ExportParameters,
+    pairs_from_parameters,
+    parse_export_parameters,
+    parse_prefer,
+)
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from exports.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
+from exports.models import ExportFile, ExportJob, GroupMembership, Resource
+from exports.services import delete_export, register_poll, start_export
+from exports.storage import get_storage
+
+ACCEPTABLE = ("application/fhir+json", "application/json", "*/*")
+# Group is in the compartment (via member) but a Group export never returns other
+# Groups: that would leak membership (spec §5.6).
+PATIENT_LEVEL_TYPES = frozenset(COMPARTMENT_TYPES) - {"Group"}
+DOWNLOAD_CHUNK = 256 * 1024
+
+
+@fhir_endpoint
+@require_http_methods(["GET", "POST"])
+@require_bearer
+def system_export(request: HttpRequest) -> HttpResponse:
+    return kick_off(request, level=SYSTEM)
+
+
+@fhir_endpoint
+@require_http_methods(["GET", "POST"])
+@require_bearer
+def patient_export(request: HttpRequest) -> HttpResponse:
+    return kick_off(request, level=PATIENT)
+
+
+@fhir_endpoint
+@require_http_methods(["GET", "POST"])
+@require_bearer
+def group_export(request: HttpRequest, group_id: str) -> HttpResponse:
+    return kick_off(request, level=GROUP, group_id=group_id)
+
+
+def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpResponse:
+    now = timezone.now()
+    accept = request.headers.get("Accept", "")
+    if accept and not any(kind in accept for kind in ACCEPTABLE):
+        raise FhirError(400, f"Accept must be application/fhir+json, not {accept!r}.")
+    prefer = parse_prefer(request.headers.get("Prefer", ""))
+    if not prefer.respond_async:
+        raise FhirError(400, "$export runs asynchronously: send 'Prefer: respond-async'.")
+    client = request.client
+    check_group_binding(client, level=level, group_id=group_id)
+    if level == GROUP and not Resource.objects.filter(
+        resource_type="Group", resource_id=group_id, deleted=False
+    ).exists():
+        raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
+    parameters = parse_export_parameters(
+        request_pairs(request), level=level, handling=prefer.handling, now=now,
+        method=request.method or "GET",
+    )
+    check_patients(parameters, level=level, group_id=group_id)
+    type_plan = plan_export_types(
+        level=level,
+        requested=parameters.types,
+        level_types=R4_RESOURCE_TYPES if level == SYSTEM else PATIENT_LEVEL_TYPES,
+        can_read=request.read_access.allows,
+        granted_scopes=request.token_scopes,
+    )
+    job = start_export(
+        client=client, level=level, group_id=group_id, parameters=parameters,
+        type_plan=type_plan, request_url=kickoff_url(request), now=now, request=request,
+    )
+    status_url = absolute_url(request, f"/fhir/bulkstatus/{job.uuid}")
+    outcome = operation_outcome(
+        Issue("information", INFORMATIONAL, f"Export accepted; poll {status_url}."),
+        *(Issue("warning", INFORMATIONAL, text) for text in job.warnings),
+    )
+    return fhir_json(outcome, status=202, headers={"Content-Location": status_url})
+
+
+def request_pairs(request: HttpRequest) -> list[tuple[str, str]]:
+    if request.method == "GET":
+        return [(name, value) for name, values in request.GET.lists() for value in values]
+    if not request.body:
+        return []
+    try:
+        body: Any = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        raise FhirError(400, "The POST body is not valid JSON.") from None
+    return pairs_from_parameters(body)
+
+
+def kickoff_url(request: HttpRequest) -> str:
+    """The manifest's `request`: the full GET URL, or the POST URL without a body."""
+    path = request.get_full_path() if request.method == "GET" else request.path
+    return absolute_url(request, path)
+
+
+def check_group_binding(client: Any, *, level: str, group_id: str) -> None:
+    """A client bound to groups may export only those groups (issue: group binding)."""
+    bound = set(client.bound_groups.values_list("group_id", flat=True))
+    if not bound:
+        return
+    if level != GROUP:
+        raise FhirError(
+            403,
+            f"This client may export only its groups ({', '.join(sorted(bound))}); "
+            f"{'system-level' if level == SYSTEM else 'Patient-level'} exports are refused.",
+            code=FORBIDDEN,
+        )
+    if group_id not in bound:
+        raise FhirError(
+            403, f"This client may not export Group/{group_id}.", code=FORBIDDEN
+        )
+
+
+def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -> None:
+    """`patient` must name existing patients (and, for a Group, its members): spec §1.3."""
+    if not parameters.patients:
+        return
+    known = set(
+        Resource.objects.filter(
+            resource_type="Patient", resource_id__in=parameters.patients, deleted=False
+        ).values_list("resource_id", flat=True)
+    )
+    if level == GROUP:
+        known &= set(
+            GroupMembership.objects.filter(
+                group__resource_type="Group", group__resource_id=group_id,
+                patient_id__in=parameters.patients,
+            ).values_list("patient_id", flat=True)
+        )
+    missing = [f"Patient/{pid}" for pid in parameters.patients if pid not in known]
+    if missing:
+        where = f"members of Group/{group_id}" if level == GROUP else "known patients"
+        raise FhirError(400, f"{', '.join(missing)} are not {where}.")
+
+
+def job_for_client(request: HttpRequest, job_id: str) -> ExportJob:
+    job = ExportJob.objects.for_client(request.client).filter(uuid=job_id).first()
+    if job is None:
+        raise FhirError(404, "No such export job.", code=NOT_FOUND)
+    return job
+
+
+@fhir_endpoint
+@require_http_methods(["GET", "DELETE"])
+@require_bearer
+def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
+    job = job_for_client(request, job_id)
+    now = timezone.now()
+    if request.method == "DELETE":
+        delete_export(
+            job=job, actor_type=AuditEvent.ActorType.CLIENT, actor=request.client.client_id,
+            now=now, request=request,
+        )
+        outcome = operation_outcome(Issue("information", INFORMATIONAL, "Export deleted."))
+        return fhir_json(outcome, status=202)
+    if job.status == ExportJob.Status.FAILED:
+        raise FhirError(500, job.failure_reason or "The export failed.", code=PROCESSING)
+    if job.status == ExportJob.Status.COMPLETED:
+        return manifest_response(request, job)
+    poll = register_poll(job, now)
+    if poll.throttled:
+        raise FhirError(
+            429,
+            f"Polling too often: wait {poll.retry_after} seconds between status requests.",
+            code=THROTTLED,
+            headers={"Retry-After": str(poll.retry_after * 5)},
+        )
+    response = HttpResponse(status=202)
+    response["X-Progress"] = job.progress_text
+    response["Retry-After"] = str(poll.retry_after)
+    return response
+
+
+def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:
+    items: dict[str, list[ManifestItem]] = {kind: [] for kind in ExportFile.Kind.values}
+    for file in job.files.order_by("resource_type", "storage_key"):
+        items[file.kind].append(
+            {
+                "type": file.resource_type,
+                "url": absolute_url(request, f"/fhir/bulkfiles/{file.uuid}"),
+                "count": file.resource_count,
+            }
+        )
+    manifest = build_manifest(
+        transaction_time=job.transaction_time,
+        request_url=job.request_url,
+        requires_access_token=get_storage().requires_access_token,
+        output=items[ExportFile.Kind.OUTPUT],
+        deleted=items[ExportFile.Kind.DELETED],
+        error=items[ExportFile.Kind.ERROR],
+    )
+    headers = {"Expires": http_date(job.expires_at.timestamp())} if job.expires_at else {}
+    return fhir_json(manifest, content_type="application/json", headers=headers)
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@fhir_endpoint
+@require_GET
+@require_bearer
+def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
+    """Stream one NDJSON file to the job's client: Range requests, or gzip on request."""
+    file = (
+        ExportFile.objects.select_related("job")
+        .filter(uuid=file_id, job__client=request.client, job__deleted_at__isnull=True)
+        .first()
+    )
+    if file is None:
+        raise FhirError(404, "No such file.", code=NOT_FOUND)
+    record_event(
+        actor_type=AuditEvent.ActorType.CLIENT, actor=request.client.client_id,
+        action="export.download", request=request,
+        details={"job": str(file.job.uuid), "file": file.storage_key},
+    )
+    storage = get_storage()
+    size = file.size_bytes
+    byte_range = parse_range(request.headers.get("Range", ""), size)
+    handle = storage.open_reader(file.storage_key)
+    if byte_range is not None:
+        start, end = byte_range
+        handle.seek(start)
+        response = StreamingHttpResponse(
+            read_chunks(handle, end - start + 1), status=206, content_type=FHIR_NDJSON
+        )
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    elif "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = StreamingHttpResponse(gzip_chunks(handle), content_type=FHIR_NDJSON)
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = StreamingHttpResponse(read_chunks(handle, size), content_type=FHIR_NDJSON)
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
+    response["Vary"] = "Accept-Encoding"
+    return response
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """One `bytes=a-b` range (inclusive), or None for the whole file; 416 if unsatisfiable."""
+    match = _RANGE.match(header.strip())
+    if not match or (not match[1] and not match[2]):
+        return None
+    if match[1]:
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+    else:
+        start, end = max(0, size - int(match[2])), size - 1
+    if start > end or start >= size:
+        raise FhirError(
+            416, f"Range {header!r} is outside the file ({size} bytes).",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+def read_chunks(handle: BinaryIO, length: int) -> Iterator[bytes]:
+    with handle:
+        while length > 0:
+            data = handle.read(min(DOWNLOAD_CHUNK, length))
+            if not data:
+                return
+            length -= len(data)
+            yield data
+
+
+def gzip_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """Compress while streaming: memory stays at one chunk whatever the file size."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    with handle:
+        while data := handle.read(DOWNLOAD_CHUNK):
+            if compressed := compressor.compress(data):
+                yield compressed
+    yield compressor.flush()

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class ExportJobQuerySet(models.QuerySet):
+    def for_client(self, client: object) -> ExportJobQuerySet:
+        """Jobs this client may see: its own, not deleted."""
+        return self.filter(client=client, deleted_at__isnull=True)
+
+    def unfinished(self) -> ExportJobQuerySet:
+        return self.filter(status__in=ExportJob.UNFINISHED, deleted_at__isnull=True)
+
+    def expired(self, now: object) -> ExportJobQuerySet:
+        return self.filter(expires_at__lte=now, deleted_at__isnull=True)
+
+
+class ExportJob(models.Model):
+    """One $export kick-off. Its status URL and files are addressed by `uuid`."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted"
+        RUNNING = "running"
+        FINALIZING = "finalizing"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Level(models.TextChoices):
+        SYSTEM = "system"
+        PATIENT = "patient"
+        GROUP = "group"
+
+    UNFINISHED = (Status.ACCEPTED, Status.RUNNING, Status.FINALIZING)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    client = models.ForeignKey(
+        "accounts.BackendClient", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="export_jobs",
+    )
+    level = models.CharField(max_length=16, choices=Level.choices)
+    group_id = models.CharField(max_length=64, blank=True)
+    request_url = models.TextField()
+    parameters = models.JSONField(default=dict)
+    types = models.JSONField(default=list)
+    warnings = models.JSONField(default=list)
+    transaction_time = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Progress counters, written by partitions at flush points; read by one row fetch.
+    partitions_total = models.PositiveIntegerField(default=0)
+    partitions_done = models.PositiveIntegerField(default=0)
+    types_total = models.PositiveIntegerField(default=0)
+    types_done = models.PositiveIntegerField(default=0)
+    rows_planned = models.PositiveBigIntegerField(default=0)
+    rows_done = models.PositiveBigIntegerField(default=0)
+    resources_exported = models.PositiveBigIntegerField(default=0)
+    # Status polling: when the client last polled and how many polls came too early.
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    early_polls = models.PositiveIntegerField(default=0)
+
+    objects = ExportJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["client", "status"], name="exportjob_client_status"),
+            models.Index(fields=["expires_at"], name="exportjob_expires"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.level} export {self.uuid} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in self.UNFINISHED
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == self.Status.COMPLETED:
+            return 100
+        if not self.rows_planned:
+            return 0
+        return min(99, self.rows_done * 100 // self.rows_planned)
+
+    @property
+    def progress_text(self) -> str:
+        """X-Progress and the console's progress line (spec §2.1: under 100 characters)."""
+        if self.status == self.Status.ACCEPTED:
+            return "0% - planning"
+        return (
+            f"{self.percent_done}% - {self.types_done} of {self.types_total} types, "
+            f"{self.resources_exported} resources"
+        )
+
+
+class ExportPartition(models.Model):
+    """One resource type × id range of a job, run by one Celery task.
+
+    A partition owns deterministic file names, so a retry overwrites its own files;
+    `lease_until` lets another worker take over from one that died.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+
+    job = models.ForeignKey(ExportJob, on_delete=models.CASCADE, related_name="partitions")
+    resource_type = models.CharField(max_length=64)
+    sequence = models.PositiveIntegerField()
+    lower_id = models.BigIntegerField(help_text="exclusive")
+    upper_id = models.BigIntegerField(help_text="inclusive")
+    rows_planned = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=255, blank=True)
+    resources_exported = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["resource_type", "sequence"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "resource_type", "sequence"], name="partition_unique_slot"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "lease_until"], name="partition_lease")]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}#{self.sequence} of {self.job_id}"
+
+
+class ExportFile(models.Model):
+    """One NDJSON file of a job, downloadable at /fhir/bulkfiles/<uuid>."""
+
+    class Kind(models.TextChoices):
+        OUTPUT = "output"
+        DELETED = "deleted"
+        ERROR = "error"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    job = models.ForeignKey(ExportJob, on_delete=models.CASCADE, related_name="files")
+    partition = models.ForeignKey(
+        ExportPartition, null=True, blank=True, on_delete=models.CASCADE, related_name="files"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    resource_type = models.CharField(max_length=64)
+    storage_key = models.CharField(max_length=255)
+    resource_count = models.PositiveIntegerField()
+    size_bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["kind", "resource_type", "storage_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "storage_key"], name="exportfile_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return self.storage_key
+

@@ -1,0 +1,362 @@
+"""Running an export: plan partitions, stream each one, finalise the manifest.
+
+A job is split into partitions (resource type × id range) so every available worker
+shares one export (ARCHITECTURE "Data flow", step 3). Each partition streams rows by
+keyset pagination on (resource_type, id), writes stored bytes verbatim (parsing only
+for `_elements`), checks for cancellation between chunks, and records its files and
+counters in one transaction at the end. The partition that completes the job runs the
+finaliser. Every step is idempotent: a redelivered task finds its work done or redoes
+it under the same file names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from bulkops.fhir.elements import selected_elements, subset_resource
+from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
+from bulkops.fhir.params import SYSTEM, ElementSelection
+from exports.models import (
+    CompartmentMembership,
+    ExportFile,
+    ExportJob,
+    ExportPartition,
+    GroupMembership,
+    Resource,
+)
+from exports.ndjson_files import RotatingNdjsonWriter, WrittenFile
+from exports.storage import get_storage
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1000
+LAST_ID = 2**62
+
+
+def plan_export(job_id: int) -> list[int]:
+    """Create the job's partitions once; return the ids of those still pending.
+
+    A redelivered planning task re-queues pending partitions; claiming makes the
+    duplicates harmless.
+    """
+    with transaction.atomic():
+        job = ExportJob.objects.select_for_update().get(pk=job_id)
+        if job.status == ExportJob.Status.ACCEPTED:
+            create_partitions(job)
+    if job.partitions_total == 0:
+        begin_finalizing(job.pk)
+    return list(
+        ExportPartition.objects.filter(
+            job=job, job__status=ExportJob.Status.RUNNING, status=ExportPartition.Status.PENDING
+        ).values_list("pk", flat=True)
+    )
+
+
+def create_partitions(job: ExportJob) -> None:
+    partitions = [
+        ExportPartition(
+            job=job, resource_type=resource_type, sequence=sequence,
+            lower_id=lower, upper_id=upper, rows_planned=rows,
+        )
+        for resource_type in job.types
+        for sequence, (lower, upper, rows) in enumerate(
+            id_ranges(candidate_rows(job, resource_type), settings.BULKOPS_PARTITION_SIZE)
+        )
+    ]
+    ExportPartition.objects.bulk_create(partitions)
+    job.status = ExportJob.Status.RUNNING
+    job.partitions_total = len(partitions)
+    job.types_total = len({p.resource_type for p in partitions})
+    job.rows_planned = sum(p.rows_planned for p in partitions)
+    job.save(update_fields=["status", "partitions_total", "types_total", "rows_planned"])
+    logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
+
+
+def candidate_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
+    """Rows of one type that fall in the job's time window (spec §2.3, §1.3 `_since`).
+
+    Tombstones are candidates only for `_since` exports, which list them in deleted[].
+    """
+    rows = Resource.objects.filter(
+        resource_type=resource_type, last_updated__lte=job.transaction_time
+    )
+    since = job.parameters.get("_since")
+    if since:
+        return rows.filter(last_updated__gt=datetime.fromisoformat(since))
+    return rows.filter(deleted=False)
+
+
+def id_ranges(rows: QuerySet[Resource], size: int) -> Iterator[tuple[int, int, int]]:
+    """(lower exclusive, upper inclusive, row count) ranges of about `size` rows each,
+    found by keyset steps along the (resource_type, id) index."""
+    lower = 0
+    while True:
+        boundary = list(
+            rows.filter(id__gt=lower).order_by("id").values_list("id", flat=True)[size - 1 : size]
+        )
+        if not boundary:
+            remaining = rows.filter(id__gt=lower).count()
+            if remaining:
+                yield lower, LAST_ID, remaining
+            return
+        yield lower, boundary[0], size
+        lower = boundary[0]
+
+
+def compartment_filter(job: ExportJob) -> Q | None:
+    """Patient/Group exports keep rows in the compartments of the chosen patients only."""
+    if job.level == SYSTEM:
+        return None
+    memberships = CompartmentMembership.objects.filter(resource=OuterRef("pk"))
+    patients = job.parameters.get("patient") or []
+    if patients:
+        memberships = memberships.filter(
+            patient_id__in=[reference.removeprefix("Patient/") for reference in patients]
+        )
+    if job.level == ExportJob.Level.GROUP:
+        members = GroupMembership.objects.filter(
+            group__resource_type="Group", group__resource_id=job.group_id, inactive=False
+        ).values("patient_id")
+        memberships = memberships.filter(patient_id__in=members)
+    return Q(Exists(memberships))
+
+
+def partition_rows(
+    job: ExportJob, partition: ExportPartition
+) -> Iterator[list[tuple[int, bool, str, str]]]:
+    """Chunks of (id, deleted, resource_id, body) in id order; keyset, never OFFSET."""
+    rows = candidate_rows(job, partition.resource_type).filter(
+        id__gt=partition.lower_id, id__lte=partition.upper_id
+    )
+    membership = compartment_filter(job)
+    if membership is not None:
+        rows = rows.filter(membership)
+    last = partition.lower_id
+    while True:
+        chunk = list(
+            rows.filter(id__gt=last)
+            .order_by("id")
+            .values_list("id", "deleted", "resource_id", "body")[:CHUNK_SIZE]
+        )
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1][0]
+
+
+def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
+    """Take the partition unless another live worker holds it or it is done.
+
+    A conditional update is the lock: exactly one claimant sees count 1. Counters of an
+    earlier, interrupted attempt are taken back so progress never double counts.
+    """
+    lease = now + timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
+    with transaction.atomic():
+        claimed = (
+            ExportPartition.objects.filter(pk=partition_id)
+            .filter(
+                Q(status=ExportPartition.Status.PENDING)
+                | Q(status=ExportPartition.Status.RUNNING, lease_until__lt=now)
+            )
+            .update(
+                status=ExportPartition.Status.RUNNING, lease_until=lease,
+                attempts=F("attempts") + 1, worker=worker,
+            )
+        )
+        if claimed != 1:
+            return None
+        partition = ExportPartition.objects.select_related("job").get(pk=partition_id)
+        if partition.resources_exported:
+            ExportJob.objects.filter(pk=partition.job_id).update(
+                resources_exported=F("resources_exported") - partition.resources_exported
+            )
+            partition.resources_exported = 0
+            partition.save(update_fields=["resources_exported"])
+    return partition
+
+
+def run_partition(*, partition_id: int, worker: str) -> None:
+    partition = claim_partition(partition_id, worker, timezone.now())
+    if partition is None:
+        return
+    job = partition.job
+    if job.status != ExportJob.Status.RUNNING:
+        return
+    discard_files(ExportFile.objects.filter(partition=partition))
+    prefix = f"{job.uuid}/{partition.resource_type}.{partition.sequence:04d}"
+    storage = get_storage()
+    per_file = settings.BULKOPS_MAX_RESOURCES_PER_FILE
+    selections = [
+        ElementSelection(*entry.split(".", 1)) if "." in entry else ElementSelection(None, entry)
+        for entry in job.parameters.get("_elements", [])
+    ]
+    names = selected_elements(selections, partition.resource_type)
+    output = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.ndjson", per_file)
+    deleted = RotatingNdjsonWriter(
+        storage, lambda n: f"{prefix}.{n:03d}.deleted.ndjson", per_file
+    )
+    with output, deleted:
+        for chunk in partition_rows(job, partition):
+            exported = 0
+            for _, is_deleted, resource_id, body in chunk:
+                if is_deleted:
+                    deleted.write(deletion_bundle_line(partition.resource_type, resource_id))
+                    continue
+                if names is None:
+                    output.write(body.encode() + b"\n")
+                else:
+                    subset = subset_resource(json.loads(body), names)
+                    output.write(json.dumps(subset, separators=(",", ":")).encode() + b"\n")
+                exported += 1
+            if not record_chunk(partition, exported):
+                output.abort()
+                deleted.abort()
+                discard_keys([f.key for f in output.written + deleted.written])
+                logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
+                return
+    complete_partition(partition, output.written, deleted.written)
+
+
+def record_chunk(partition: ExportPartition, exported: int) -> bool:
+    """Flush point: count progress, extend the lease; False when the job was cancelled."""
+    lease = timezone.now() + timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
+    ExportPartition.objects.filter(pk=partition.pk).update(
+        lease_until=lease, resources_exported=F("resources_exported") + exported
+    )
+    return bool(
+        ExportJob.objects.filter(pk=partition.job_id, status=ExportJob.Status.RUNNING).update(
+            resources_exported=F("resources_exported") + exported
+        )
+    )
+
+
+def complete_partition(
+    partition: ExportPartition, output: list[WrittenFile], deleted: list[WrittenFile]
+) -> None:
+    job = partition.job
+    with transaction.atomic():
+        # The job row lock serialises completions, so "last of its type" is race-free.
+        running = (
+            ExportJob.objects.select_for_update()
+            .filter(pk=job.pk, status=ExportJob.Status.RUNNING)
+            .first()
+        )
+        marked = running is not None and ExportPartition.objects.filter(
+            pk=partition.pk, status=ExportPartition.Status.RUNNING, worker=partition.worker
+        ).update(status=ExportPartition.Status.DONE, lease_until=None)
+        if not marked:
+            transaction.on_commit(lambda: discard_keys([f.key for f in output + deleted]))
+            return
+        ExportFile.objects.bulk_create(
+            [
+                ExportFile(
+                    job=job, partition=partition, kind=kind,
+                    resource_type="Bundle" if kind == ExportFile.Kind.DELETED
+                    else partition.resource_type,
+                    storage_key=written.key, resource_count=written.resource_count,
+                    size_bytes=written.size_bytes,
+                )
+                for kind, files in ((ExportFile.Kind.OUTPUT, output), (ExportFile.Kind.DELETED, deleted))
+                for written in files
+            ]
+        )
+        type_finished = not (
+            ExportPartition.objects.filter(job=job, resource_type=partition.resource_type)
+            .exclude(status=ExportPartition.Status.DONE)
+            .exists()
+        )
+        ExportJob.objects.filter(pk=job.pk).update(
+            partitions_done=F("partitions_done") + 1,
+            types_done=F("types_done") + int(type_finished),
+            rows_done=F("rows_done") + partition.rows_planned,
+        )
+    begin_finalizing(job.pk)
+
+
+def begin_finalizing(job_id: int) -> None:
+    """The partition that finishes last (and only it) finalises the job."""
+    finishing = ExportJob.objects.filter(
+        pk=job_id, status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total")
+    ).update(status=ExportJob.Status.FINALIZING)
+    if finishing:
+        finalize_export(job_id)
+
+
+def finalize_export(job_id: int) -> None:
+    """Write the warnings file, mark the job complete, start the retention clock."""
+    job = ExportJob.objects.get(pk=job_id)
+    if job.status != ExportJob.Status.FINALIZING:
+        return
+    storage = get_storage()
+    error_files = []
+    if job.warnings:
+        key = f"{job.uuid}/OperationOutcome.warnings.ndjson"
+        size = 0
+        with storage.open_writer(key) as handle:
+            for warning in job.warnings:
+                line = warning_outcome_line(warning)
+                handle.write(line)
+                size += len(line)
+        error_files.append(
+            ExportFile(
+                job=job, kind=ExportFile.Kind.ERROR, resource_type="OperationOutcome",
+                storage_key=key, resource_count=len(job.warnings), size_bytes=size,
+            )
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        ExportFile.objects.filter(job=job, kind=ExportFile.Kind.ERROR).delete()
+        ExportFile.objects.bulk_create(error_files)
+        updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.FINALIZING).update(
+            status=ExportJob.Status.COMPLETED, completed_at=now,
+            expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+        )
+    if updated:
+        job.refresh_from_db()
+        record_event(
+            actor_type=AuditEvent.ActorType.SYSTEM, actor=client_label(job),
+            action="export.completed",
+            details={"job": str(job.uuid), "resources": job.resources_exported,
+                     "files": job.files.count()},
+        )
+        logger.info("export completed", extra={"job": job.uuid})
+
+
+def fail_export(job_id: int, reason: str) -> None:
+    updated = ExportJob.objects.filter(pk=job_id, status__in=ExportJob.UNFINISHED).update(
+        status=ExportJob.Status.FAILED, failure_reason=reason[:2000], completed_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+    )
+    if updated:
+        job = ExportJob.objects.get(pk=job_id)
+        record_event(
+            actor_type=AuditEvent.ActorType.SYSTEM, actor=client_label(job),
+            action="export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason,
+            details={"job": str(job.uuid)},
+        )
+        logger.warning("export failed", extra={"job": job.uuid})
+
+
+def client_label(job: ExportJob) -> str:
+    return job.client.client_id if job.client_id else ""
+
+
+def discard_files(files: QuerySet[ExportFile]) -> None:
+    discard_keys(list(files.values_list("storage_key", flat=True)))
+    files.delete()
+
+
+def discard_keys(keys: list[str]) -> None:
+    storage = get_storage()
+    for key in keys:
+        storage.delete(key)

@@ -1,0 +1,134 @@
+"""Export job actions shared by the FHIR API, the console and the operator API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent, BackendClient
+from bulkops.fhir.export_types import TypePlan
+from bulkops.fhir.outcome import THROTTLED, FhirError
+from bulkops.fhir.params import ExportParameters
+from exports.models import ExportJob
+from exports.partitions import discard_files
+
+logger = logging.getLogger(__name__)
+
+
+def start_export(
+    *,
+    client: BackendClient,
+    level: str,
+    group_id: str,
+    parameters: ExportParameters,
+    type_plan: TypePlan,
+    request_url: str,
+    now: datetime,
+    request: HttpRequest | None = None,
+) -> ExportJob:
+    """Record a new job (transactionTime = now) and queue its planning.
+
+    A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
+    refused with 429 (spec §1.5). The client row is locked so two simultaneous
+    kick-offs cannot both take the last slot.
+    """
+    from exports.tasks import plan_export_task
+
+    with transaction.atomic():
+        BackendClient.objects.select_for_update().get(pk=client.pk)
+        running = ExportJob.objects.filter(client=client).unfinished().count()
+        if running >= settings.BULKOPS_MAX_CONCURRENT_EXPORTS:
+            raise FhirError(
+                429,
+                f"This client already has {running} exports running, the most allowed at "
+                "once. Wait for one to finish or DELETE its status URL, then try again.",
+                code=THROTTLED,
+                headers={"Retry-After": str(settings.BULKOPS_RETRY_AFTER * 5)},
+            )
+        job = ExportJob.objects.create(
+            client=client,
+            level=level,
+            group_id=group_id,
+            request_url=request_url,
+            parameters=parameters.as_json(),
+            types=list(type_plan.types),
+            warnings=[*type_plan.warnings, *parameters.warnings],
+            transaction_time=now,
+        )
+        record_event(
+            actor_type=AuditEvent.ActorType.CLIENT,
+            actor=client.client_id,
+            action="export.kickoff",
+            request=request,
+            details={
+                "job": str(job.uuid),
+                "level": level,
+                "group": group_id,
+                "parameters": job.parameters,
+                "types": job.types,
+                "warnings": job.warnings,
+            },
+        )
+        transaction.on_commit(lambda: plan_export_task.delay(job_id=job.pk))
+    logger.info("export accepted", extra={"job": job.uuid, "client_id": client.client_id})
+    return job
+
+
+@dataclass(frozen=True)
+class PollDecision:
+    throttled: bool
+    retry_after: int
+
+
+def register_poll(job: ExportJob, now: datetime) -> PollDecision:
+    """Count a status poll; answer 429 only to a client that keeps polling far faster
+    than Retry-After (spec §2.1, interop notes: never on the first polls)."""
+    retry_after = settings.BULKOPS_RETRY_AFTER
+    too_soon = job.last_polled_at is not None and now - job.last_polled_at < timedelta(
+        seconds=retry_after / 2
+    )
+    early = job.early_polls + 1 if too_soon else 0
+    ExportJob.objects.filter(pk=job.pk).update(last_polled_at=now, early_polls=early)
+    return PollDecision(throttled=early > settings.BULKOPS_POLL_BURST, retry_after=retry_after)
+
+
+def delete_export(
+    *, job: ExportJob, actor_type: str, actor: str, now: datetime, request: HttpRequest | None
+) -> None:
+    """Cancel a running job or remove a finished one's files (spec §3).
+
+    The job row stays for the audit trail, marked deleted: its status URL and files
+    answer 404 from now on, and its concurrency slot is free at once.
+    """
+    with transaction.atomic():
+        was_running = not job.is_finished
+        ExportJob.objects.filter(pk=job.pk).update(
+            deleted_at=now,
+            status=ExportJob.Status.CANCELLED if was_running else job.status,
+        )
+        record_event(
+            actor_type=actor_type,
+            actor=actor,
+            action="export.cancelled" if was_running else "export.deleted",
+            request=request,
+            details={"job": str(job.uuid)},
+        )
+    discard_files(job.files.all())
+    from exports.storage import get_storage
+
+    get_storage().delete_prefix(str(job.uuid))
+
+
+def expire_exports(*, now: datetime) -> int:
+    """Delete the files of jobs past their retention; return how many jobs."""
+    count = 0
+    for job in ExportJob.objects.expired(now).select_related("client"):
+        delete_export(job=job, actor_type="system", actor="retention", now=now, request=None)
+        count += 1
+    return count

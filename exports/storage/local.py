@@ -1,0 +1,58 @@
+"""Export files on local disk under BULKOPS_LOCAL_STORAGE_DIR.
+
+Files are served by the app after a bearer-token check (requiresAccessToken: true).
+Writes go to a temporary name and are renamed into place, so a reader never sees a
+half-written file and a retried partition replaces its file atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+_SAFE_KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
+
+
+class LocalStorage:
+    requires_access_token = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        """Keys are made by bulkops, never by clients; still refuse anything odd."""
+        if not key or set(key) - _SAFE_KEY_CHARS or ".." in key or key.startswith("/"):
+            raise ValueError(f"unsafe storage key {key!r}")
+        return self.root / key
+
+    @contextmanager
+    def open_writer(self, key: str) -> Iterator[BinaryIO]:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place below
+            dir=path.parent, prefix=f".{path.name}.", delete=False
+        )
+        try:
+            with handle:
+                yield handle
+            os.replace(handle.name, path)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
+
+    def open_reader(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        shutil.rmtree(self._path(prefix), ignore_errors=True)

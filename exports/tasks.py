@@ -1,0 +1,57 @@
+"""Celery tasks of an export. Ids in; the work is in exports.partitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from django.db import DatabaseError
+from django.utils import timezone
+
+from exports.models import ExportPartition
+from exports.partitions import fail_export, plan_export, run_partition
+from exports.services import expire_exports
+
+
+class ExportTask(Task):
+    """Owns failure bookkeeping: a task that gives up marks its job failed with a reason
+    a person can read, instead of leaving it "in progress" forever."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        job_id = kwargs.get("job_id")
+        if job_id is None and "partition_id" in kwargs:
+            job_id = (
+                ExportPartition.objects.filter(pk=kwargs["partition_id"])
+                .values_list("job_id", flat=True)
+                .first()
+            )
+        if job_id is not None:
+            fail_export(job_id, f"The export stopped after an internal error ({type(exc).__name__}).")
+
+
+RETRYING = {
+    "base": ExportTask,
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (DatabaseError, OSError),
+    "retry_backoff": 2,
+    "max_retries": 3,
+}
+
+
+@shared_task(**RETRYING)
+def plan_export_task(self: Task, job_id: int) -> None:
+    for partition_id in plan_export(job_id):
+        run_partition_task.delay(partition_id=partition_id)
+
+
+@shared_task(**RETRYING)
+def run_partition_task(self: Task, partition_id: int) -> None:
+    run_partition(partition_id=partition_id, worker=self.request.hostname or "worker")
+
+
+@shared_task
+def expire_exports_task() -> int:
+    return expire_exports(now=timezone.now())
+

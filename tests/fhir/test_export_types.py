@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from bulkops.fhir.export_types import plain_list, plan_export_types
+from bulkops.fhir.outcome import FhirError
+
+COMPARTMENT = {"Patient", "Observation", "Condition", "Encounter"}
+
+
+def only(*types):
+    return lambda name: name in types
+
+
+def test_dropped_types_get_a_plain_language_warning():
+    plan = plan_export_types(
+        level="system", requested=["Patient", "Observation", "Condition"],
+        level_types=COMPARTMENT | {"Practitioner"}, can_read=only("Patient"),
+        granted_scopes=["system/Patient.read"],
+    )
+    assert plan.types == ("Patient",)
+    assert plan.warnings == (
+        "Observation and Condition were requested but this client's token only grants "
+        "system/Patient.read; they were left out of this export.",
+    )
+
+
+def test_without_type_the_scopes_narrow_silently():
+    plan = plan_export_types(
+        level="patient", requested=None, level_types=COMPARTMENT,
+        can_read=only("Patient", "Encounter"), granted_scopes=["system/Patient.rs"],
+    )
+    assert plan.types == ("Encounter", "Patient")
+    assert plan.warnings == ()
+
+
+def test_nothing_readable_is_403_naming_request_and_grant():
+    with pytest.raises(FhirError) as caught:
+        plan_export_types(
+            level="system", requested=["Observation"], level_types=COMPARTMENT,
+            can_read=only("Patient"), granted_scopes=["system/Patient.read"],
+        )
+    assert caught.value.status == 403
+    assert caught.value.diagnostics == (
+        "Observation was requested but this client's token only grants system/Patient.read; "
+        "nothing is left to export."
+    )
+
+
+def test_patient_level_refuses_only_non_compartment_types_and_warns_on_a_mix():
+    with pytest.raises(FhirError) as caught:
+        plan_export_types(
+            level="patient", requested=["Practitioner"], level_types=COMPARTMENT,
+            can_read=lambda name: True, granted_scopes=["system/*.read"],
+        )
+    assert caught.value.status == 400
+    plan = plan_export_types(
+        level="group", requested=["Practitioner", "Patient"], level_types=COMPARTMENT,
+        can_read=lambda name: True, granted_scopes=["system/*.read"],
+    )
+    assert plan.types == ("Patient",)
+    assert "Practitioner was requested but is not in the Patient compartment" in plan.warnings[0]
+
+
+def test_plain_list():
+    assert plain_list(["A"]) == "A"
+    assert plain_list(["A", "B", "C"]) == "A, B and C"
