@@ -63,6 +63,22 @@ def describe_error(result: HttpResult) -> str:
     return f"HTTP {result.status}"
 
 
+def make_client_assertion(
+    client_id: str, private_jwk: dict[str, Any], token_url: str, *, lifetime: int = 240
+) -> str:
+    """A SMART Backend Services client assertion (spec §7.4), signed RS384 or ES384."""
+    key = jwt.PyJWK(private_jwk)
+    now = int(time.time())
+    claims = {
+        "iss": client_id, "sub": client_id, "aud": token_url,
+        "exp": now + lifetime, "jti": str(uuid.uuid4()),
+    }
+    algorithm = private_jwk.get("alg") or ("ES384" if key.key_type == "EC" else "RS384")
+    return jwt.encode(
+        claims, key.key, algorithm=algorithm, headers={"kid": private_jwk["kid"], "typ": "JWT"}
+    )
+
+
 @dataclass
 class TokenSource:
     """Fetches and renews access tokens with a signed client assertion (spec §7.3)."""
@@ -77,17 +93,7 @@ class TokenSource:
     def token(self) -> str:
         if time.monotonic() < self._expires - 30:
             return self._token
-        key = jwt.PyJWK(self.private_jwk)
-        now = int(time.time())
-        assertion = jwt.encode(
-            {
-                "iss": self.client_id, "sub": self.client_id, "aud": self.token_url,
-                "exp": now + 240, "jti": str(uuid.uuid4()),
-            },
-            key.key,
-            algorithm=self.private_jwk.get("alg") or ("ES384" if key.key_type == "EC" else "RS384"),
-            headers={"kid": self.private_jwk["kid"], "typ": "JWT"},
-        )
+        assertion = make_client_assertion(self.client_id, self.private_jwk, self.token_url)
         form = urllib.parse.urlencode(
             {
                 "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,

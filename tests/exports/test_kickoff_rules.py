@@ -1,0 +1,77 @@
+"""Kick-off validation and status polling rules that need no worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from exports.models import ExportJob
+
+pytestmark = pytest.mark.django_db
+
+
+def test_missing_prefer_is_400_outcome(client_a, store):
+    response = client_a.kick_off(prefer="")
+    assert response.status_code == 400
+    assert "respond-async" in response.json()["issue"][0]["diagnostics"]
+    assert not ExportJob.objects.exists()
+
+
+def test_bad_since_is_400_and_creates_no_job(client_a, store):
+    response = client_a.kick_off(data={"_since": "last tuesday"})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/fhir+json")
+    assert not ExportJob.objects.exists()
+
+
+def test_unknown_type_is_400_and_lenient_runs_with_a_warning(client_a, store):
+    assert client_a.kick_off(data={"_type": "Patient,Banana"}).status_code == 400
+    lenient = client_a.kick_off(
+        data={"_type": "Patient,Banana"}, prefer="respond-async, handling=lenient"
+    )
+    assert lenient.status_code == 202
+    assert "Banana" in ExportJob.objects.get().warnings[0]
+
+
+def test_wrong_accept_is_400(client_a, store):
+    response = client_a.request(
+        "get", "/fhir/$export", headers={"Accept": "text/html", "Prefer": "respond-async"}
+    )
+    assert response.status_code == 400
+
+
+def test_kickoff_without_token_is_401(client_a, store):
+    response = client_a.http.get("/fhir/$export", headers={"Prefer": "respond-async"})
+    assert response.status_code == 401
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_group_bound_client_may_export_only_its_groups(make_fhir_client, jwk_a, store):
+    bound = make_fhir_client(jwk_a, name="bound", groups=("g1",))
+    assert bound.kick_off().status_code == 403
+    assert bound.kick_off("/fhir/Patient/$export").status_code == 403
+    other = bound.kick_off("/fhir/Group/g2/$export")
+    assert other.status_code == 403
+    assert "Group/g2" in other.json()["issue"][0]["diagnostics"]
+    assert bound.kick_off("/fhir/Group/g1/$export").status_code == 202
+
+
+def test_polling_far_faster_than_retry_after_gets_429(client_a, store, settings):
+    settings.BULKOPS_POLL_BURST = 3
+    kickoff = client_a.kick_off()  # no worker here: the job stays accepted
+    statuses = [client_a.request("get", kickoff["Content-Location"]).status_code
+                for _ in range(6)]
+    assert statuses[:4] == [202, 202, 202, 202]
+    assert statuses[-1] == 429
+
+
+def test_status_poll_is_one_row_read_and_one_write(client_a, store, django_assert_num_queries):
+    kickoff = client_a.kick_off()
+    token = client_a.token()
+    # Bearer lookup (token + client) is counted separately by the auth layer.
+    with django_assert_num_queries(4):
+        response = client_a.http.get(
+            kickoff["Content-Location"], headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 202
+    assert response["X-Progress"] == "0% - planning"
+    assert response["Retry-After"] == "2"
