@@ -75,3 +75,17 @@ def test_status_poll_is_one_row_read_and_one_write(client_a, store, django_asser
     assert response.status_code == 202
     assert response["X-Progress"] == "0% - planning"
     assert response["Retry-After"] == "2"
+
+
+def test_too_many_exports_is_429_and_delete_frees_the_slot_at_once(client_a, store, settings):
+    settings.BULKOPS_MAX_CONCURRENT_EXPORTS = 1
+    first = client_a.kick_off()
+    refused = client_a.kick_off()
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert refused.json()["issue"][0]["code"] == "throttled"
+    assert client_a.request("delete", first["Content-Location"]).status_code == 202
+    gone = client_a.request("get", first["Content-Location"])
+    assert gone.status_code == 404
+    assert gone.json()["resourceType"] == "OperationOutcome"
+    assert client_a.kick_off().status_code == 202
