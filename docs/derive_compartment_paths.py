@@ -40,7 +40,6 @@ FHIRPath expressions of the R4 SearchParameters it names. See that script for th
 """
 
 from __future__ import annotations
-
 '''
 
 

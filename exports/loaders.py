@@ -138,4 +138,3 @@ def _resource_write(resource: dict[str, Any]) -> ResourceWrite:
     write = ResourceWrite(resource["resourceType"], resource_id, resource)
     validate_write(write)
     return write
-

@@ -9,6 +9,17 @@ from __future__ import annotations
 from django.db import models
 
 
+class ResourceQuerySet(models.QuerySet["Resource"]):
+    def live(self) -> ResourceQuerySet:
+        """Resources that are not tombstones."""
+        return self.filter(deleted=False)
+
+    def stored_types(self) -> list[str]:
+        """Types with at least one live resource, for the CapabilityStatement."""
+        types = self.live().values_list("resource_type", flat=True).distinct().order_by()
+        return sorted(types)
+
+
 class Resource(models.Model):
     """One FHIR resource, current version only. `body` is the minified JSON exactly as an
     export writes it (meta.versionId and meta.lastUpdated set by the server); a deleted
@@ -21,6 +32,8 @@ class Resource(models.Model):
     last_updated = models.DateTimeField()
     deleted = models.BooleanField(default=False)
     body = models.TextField(blank=True)
+
+    objects = ResourceQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -7,7 +7,6 @@ FHIRPath expressions of the R4 SearchParameters it names. See that script for th
 
 from __future__ import annotations
 
-
 PATIENT_COMPARTMENT_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
     "Account": (("subject",),),
     "AdverseEvent": (("subject",),),
