@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from bulkops.fhir.synthetic import SyntheticData
+from exports.models import Resource
 from exports.store import ResourceWrite, WriteResult, write_resources
 
 # Patients per transaction: big enough for bulk inserts, small enough that an
@@ -25,12 +26,26 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, required=True)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--group-name", default=None)
+        parser.add_argument(
+            "--if-empty",
+            action="store_true",
+            help="do nothing when the resource store already has data (used by make run)",
+        )
 
     def handle(
-        self, *args: object, patients: int, seed: int, group_name: str | None, **options: object
+        self,
+        *args: object,
+        patients: int,
+        seed: int,
+        group_name: str | None,
+        if_empty: bool,
+        **options: object,
     ) -> None:
         if patients < 1:
             raise CommandError("--patients must be at least 1")
+        if if_empty and Resource.objects.exists():
+            self.stdout.write("Resource store already has data: not generating.")
+            return
         data = SyntheticData(seed=seed, group_name=group_name or f"Synthetic cohort (seed {seed})")
         started = time.monotonic()
         total = WriteResult()
