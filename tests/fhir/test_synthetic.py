@@ -38,7 +38,7 @@ def test_patients_have_realistic_skewed_record_sizes_and_one_group_of_all():
     list(data.shared())
     records = [list(data.patient()) for _ in range(200)]
     sizes = [len(record) for record in records]
-    assert 70 <= min(sizes) and max(sizes) <= 340
+    assert min(sizes) >= 70 and max(sizes) <= 340
     assert max(sizes) > 2 * min(sizes)
     types = Counter(r["resourceType"] for r in chain.from_iterable(records))
     assert types["Patient"] == 200
