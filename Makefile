@@ -28,6 +28,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	$(BIN)/python manage.py generate_fhir --patients 100 --if-empty
 	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
 

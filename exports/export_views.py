@@ -45,9 +45,6 @@ from exports.services import delete_export, register_poll, start_export
 from exports.storage import get_storage
 
 ACCEPTABLE = ("application/fhir+json", "application/json", "*/*")
-# Group is in the compartment (via member) but a Group export never returns other
-# Groups: that would leak membership (spec §5.6).
-PATIENT_LEVEL_TYPES = frozenset(COMPARTMENT_TYPES) - {"Group"}
 DOWNLOAD_CHUNK = 256 * 1024
 
 
@@ -94,7 +91,7 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
     type_plan = plan_export_types(
         level=level,
         requested=parameters.types,
-        level_types=R4_RESOURCE_TYPES if level == SYSTEM else PATIENT_LEVEL_TYPES,
+        level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         can_read=request.read_access.allows,
         granted_scopes=request.token_scopes,
     )

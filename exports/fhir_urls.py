@@ -1,15 +1,40 @@
 """URLs under /fhir/: the FHIR bulk API."""
 
-from django.urls import path
+from __future__ import annotations
 
-from exports import export_views
+from django.urls import path, register_converter
+
+from exports import export_views, fhir_views
+
+
+class ResourceTypeConverter:
+    regex = "[A-Z][A-Za-z]{1,63}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+class FhirIdConverter(ResourceTypeConverter):
+    # http://hl7.org/fhir/R4/datatypes.html#id: `$export` and friends never match.
+    regex = r"[A-Za-z0-9\-\.]{1,64}"
+
+
+register_converter(ResourceTypeConverter, "fhir_type")
+register_converter(FhirIdConverter, "fhir_id")
 
 app_name = "fhir"
 
 urlpatterns = [
+    path("metadata", fhir_views.metadata, name="metadata"),
     path("$export", export_views.system_export, name="export"),
     path("Patient/$export", export_views.patient_export, name="patient-export"),
-    path("Group/<str:group_id>/$export", export_views.group_export, name="group-export"),
+    path("Group/<fhir_id:group_id>/$export", export_views.group_export, name="group-export"),
     path("bulkstatus/<uuid:job_id>", export_views.export_status, name="export-status"),
     path("bulkfiles/<uuid:file_id>", export_views.export_file, name="export-file"),
+    path("Group", fhir_views.group_list, name="group-list"),
+    path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
+    path("<fhir_type:resource_type>/<fhir_id:resource_id>", fhir_views.read, name="read"),
 ]

@@ -7,11 +7,14 @@ import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -22,6 +25,28 @@ from exports.models import ExportJob
 from exports.store import put_resource
 
 TOKEN_URL = "http://testserver/auth/token"
+DATA = Path(__file__).parents[1] / "data"
+
+
+class Run:
+    def __init__(self, stdout: str, stderr: str, failed: bool) -> None:
+        self.stdout, self.stderr, self.failed = stdout, stderr, failed
+
+
+@pytest.fixture
+def load_fhir() -> Callable[..., Run]:
+    """Run `manage.py load_fhir` on paths; returns its output and whether it failed."""
+
+    def run(*paths: Path | str) -> Run:
+        out, err = StringIO(), StringIO()
+        try:
+            call_command("load_fhir", *map(str, paths), stdout=out, stderr=err)
+        except CommandError as error:
+            err.write(str(error))
+            return Run(out.getvalue(), err.getvalue(), True)
+        return Run(out.getvalue(), err.getvalue(), False)
+
+    return run
 
 
 def private_jwk(kid: str) -> dict[str, Any]:

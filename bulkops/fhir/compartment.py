@@ -1,0 +1,108 @@
+"""Which patients' compartments a resource belongs to (R4 Patient CompartmentDefinition).
+
+The rules come from the official definition via the generated table in
+`compartment_paths.py` (see docs/derive_compartment_paths.py). Two deliberate choices:
+
+- A Patient is in its own compartment (the compartment's identity is the patient), and in
+  the compartment of any patient its `link.other` names.
+- Group is listed in the definition (via `member`), but Group rows are never compartment
+  data here: a group export must not leak other groups' membership (spec §5.6). Group
+  membership is kept in its own table instead; see `group_members`.
+
+Device is not in the R4 Patient compartment although it has `Device.patient`; the table
+follows the definition, so it is not indexed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bulkops.fhir.compartment_paths import PATIENT_COMPARTMENT_PATHS
+from bulkops.fhir.references import parse_reference
+
+NOT_COMPARTMENT_DATA = frozenset({"Group"})
+COMPARTMENT_TYPES: frozenset[str] = frozenset(PATIENT_COMPARTMENT_PATHS) - NOT_COMPARTMENT_DATA
+
+
+def _walk(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
+    """Every value at `path`, flattening lists the way FHIRPath does."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _walk(item, path)
+        return
+    if not path:
+        yield node
+        return
+    if isinstance(node, dict) and path[0] in node:
+        yield from _walk(node[path[0]], path[1:])
+
+
+def _patient_ids(node: Any, path: tuple[str, ...]) -> Iterator[str]:
+    for value in _walk(node, path):
+        if isinstance(value, dict) and isinstance(value.get("reference"), str):
+            key = parse_reference(value["reference"])
+            if key is not None and key.resource_type == "Patient":
+                yield key.resource_id
+
+
+def compartment_patients(resource: dict[str, Any]) -> set[str]:
+    """Ids of the patients in whose compartment `resource` is (empty if none).
+
+    References must already be `Patient/x` or absolute; loaders rewrite urn:uuid ones first.
+    """
+    resource_type = resource.get("resourceType")
+    if resource_type not in COMPARTMENT_TYPES:
+        return set()
+    patients = {
+        patient_id
+        for path in PATIENT_COMPARTMENT_PATHS[resource_type]
+        for patient_id in _patient_ids(resource, path)
+    }
+    if resource_type == "Patient" and isinstance(resource.get("id"), str):
+        patients.add(resource["id"])
+    return patients
+
+
+@dataclass(frozen=True)
+class GroupMember:
+    patient_id: str
+    inactive: bool
+
+
+def group_members(group: dict[str, Any], now: datetime) -> list[GroupMember]:
+    """The patients a Group names in `member.entity`, once each.
+
+    A member is inactive when it says `inactive: true` or its `period.end` has passed
+    (spec §5.3: group exports skip them). Non-Patient entities are ignored.
+    """
+    members: dict[str, GroupMember] = {}
+    for member in group.get("member") or []:
+        if not isinstance(member, dict):
+            continue
+        entity = member.get("entity") or {}
+        key = parse_reference(entity.get("reference", "")) if isinstance(entity, dict) else None
+        if key is None or key.resource_type != "Patient":
+            continue
+        inactive = member.get("inactive") is True or _period_ended(member.get("period"), now)
+        previous = members.get(key.resource_id)
+        # A patient listed twice is active if any of its entries is.
+        members[key.resource_id] = GroupMember(
+            key.resource_id, inactive and (previous is None or previous.inactive)
+        )
+    return list(members.values())
+
+
+def _period_ended(period: Any, now: datetime) -> bool:
+    if not isinstance(period, dict) or not isinstance(period.get("end"), str):
+        return False
+    end = period["end"]
+    try:
+        ended_at = datetime.fromisoformat(end if "T" in end else f"{end}T23:59:59+00:00")
+    except ValueError:
+        return False
+    if ended_at.tzinfo is None:
+        ended_at = ended_at.replace(tzinfo=now.tzinfo)
+    return ended_at < now

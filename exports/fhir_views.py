@@ -1,0 +1,114 @@
+"""FHIR read surface: /fhir/metadata, /fhir/{type}/{id}, /fhir/Group (list) and Group/{id}.
+
+Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
+nothing is re-parsed. Bearer-token protection is added by the auth layer.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import http_date
+from django.views.decorators.http import require_GET
+
+from bulkops.fhir.capability import capability_statement
+from bulkops.fhir.formats import is_json_format
+from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
+from bulkops.fhir.resource_types import is_resource_type
+from exports.fhir_http import absolute_url, fhir_endpoint, fhir_json
+from exports.models import Resource
+
+GROUP_PAGE_DEFAULT = 50
+GROUP_PAGE_MAX = 500
+
+
+def _check_format(request: HttpRequest) -> None:
+    if not is_json_format(request.GET.get("_format")):
+        raise FhirError(406, "only JSON is supported (_format=json)", code=NOT_SUPPORTED)
+
+
+@fhir_endpoint
+@require_GET
+def metadata(request: HttpRequest) -> HttpResponse:
+    _check_format(request)
+    statement = capability_statement(
+        stored_types=Resource.objects.stored_types(),
+        token_url=absolute_url(request, "/auth/token"),
+        software_version="0.1.0",
+        now=timezone.now(),
+    )
+    return fhir_json(statement)
+
+
+def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:
+    _check_format(request)
+    if not is_resource_type(resource_type):
+        raise FhirError(404, f"unknown resource type {resource_type}", code=NOT_FOUND)
+    row = Resource.objects.filter(resource_type=resource_type, resource_id=resource_id).first()
+    if row is None:
+        raise FhirError(404, f"{resource_type}/{resource_id} not found", code=NOT_FOUND)
+    if row.deleted:
+        raise FhirError(410, f"{resource_type}/{resource_id} was deleted", code=DELETED)
+    return fhir_json(
+        row.body,
+        headers={
+            "ETag": f'W/"{row.version_id}"',
+            "Last-Modified": http_date(row.last_updated.timestamp()),
+        },
+    )
+
+
+@fhir_endpoint
+@require_GET
+def read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:
+    return _read(request, resource_type, resource_id)
+
+
+@fhir_endpoint
+@require_GET
+def group_read(request: HttpRequest, resource_id: str) -> HttpResponse:
+    return _read(request, "Group", resource_id)
+
+
+def _positive_int(request: HttpRequest, name: str, default: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise FhirError(400, f"{name} must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+@fhir_endpoint
+@require_GET
+def group_list(request: HttpRequest) -> HttpResponse:
+    """Search-type on Group: a searchset Bundle paged by `_count`, keyset on the row pk
+    (`_cursor`), so a page costs the same wherever it is."""
+    _check_format(request)
+    count = min(_positive_int(request, "_count", GROUP_PAGE_DEFAULT), GROUP_PAGE_MAX)
+    after = _positive_int(request, "_cursor", 0)
+    groups = Resource.objects.live().filter(resource_type="Group")
+    page = list(
+        groups.filter(pk__gt=after)
+        .order_by("pk")
+        .values_list("pk", "resource_id", "body")[: count + 1]
+    )
+    base = absolute_url(request, reverse("fhir:group-list"))
+    links = [{"relation": "self", "url": f"{base}?_count={count}&_cursor={after}"}]
+    if len(page) > count:
+        links.append(
+            {"relation": "next", "url": f"{base}?_count={count}&_cursor={page[count - 1][0]}"}
+        )
+    entries = ",".join(
+        f'{{"fullUrl":{json.dumps(f"{base}/{resource_id}")},"resource":{body},"search":{{"mode":"match"}}}}'
+        for _, resource_id, body in page[:count]
+    )
+    head = json.dumps(
+        {"resourceType": "Bundle", "type": "searchset", "total": groups.count(), "link": links},
+        separators=(",", ":"),
+    )
+    return fhir_json(f'{head[:-1]},"entry":[{entries}]}}')

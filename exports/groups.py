@@ -1,0 +1,90 @@
+"""Operators' Group management: the service the console and the operator API call.
+
+A Group is stored like any other resource (so Group export and /fhir/Group see it); the
+store keeps GroupMembership in step with `member`, and every change is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from bulkops.fhir.references import is_valid_id
+from exports.models import Resource
+from exports.store import delete_resource, put_resource
+
+
+class GroupError(ValueError):
+    """An operator's Group change that cannot be made; nothing was changed."""
+
+
+def group_body(*, group_id: str, name: str, patient_ids: list[str]) -> dict[str, Any]:
+    """An R4 person Group naming each patient once, in the order given."""
+    members = list(dict.fromkeys(patient_ids))
+    return {
+        "resourceType": "Group",
+        "id": group_id,
+        "type": "person",
+        "actual": True,
+        "name": name,
+        "quantity": len(members),
+        "member": [{"entity": {"reference": f"Patient/{p}"}} for p in members],
+    }
+
+
+def _check(group_id: str, name: str, patient_ids: list[str]) -> None:
+    if not is_valid_id(group_id):
+        raise GroupError(f"invalid group id {group_id!r}")
+    if not name.strip():
+        raise GroupError("a group needs a name")
+    bad = [p for p in patient_ids if not is_valid_id(p)]
+    if bad:
+        raise GroupError(f"invalid patient ids: {', '.join(map(repr, bad))}")
+    known = set(
+        Resource.objects.live()
+        .filter(resource_type="Patient", resource_id__in=patient_ids)
+        .values_list("resource_id", flat=True)
+    )
+    unknown = sorted(set(patient_ids) - known)
+    if unknown:
+        raise GroupError(f"no such patients: {', '.join(unknown)}")
+
+
+def upsert_group(
+    *, group_id: str | None, name: str, patient_ids: list[str], actor: str
+) -> Resource:
+    """Create (group_id None: a new uuid) or replace a Group of existing patients."""
+    group_id = group_id or str(uuid.uuid4())
+    _check(group_id, name, patient_ids)
+    with transaction.atomic():
+        group = put_resource(
+            resource_type="Group",
+            resource_id=group_id,
+            body=group_body(group_id=group_id, name=name, patient_ids=patient_ids),
+            now=timezone.now(),
+        )
+        record_event(
+            actor_type=AuditEvent.ActorType.OPERATOR,
+            actor=actor,
+            action="group.upserted",
+            details={"group": group_id, "name": name, "members": len(set(patient_ids))},
+        )
+    return group
+
+
+def delete_group(*, group_id: str, actor: str) -> None:
+    """Tombstone a Group; its memberships go with it."""
+    with transaction.atomic():
+        if not delete_resource(resource_type="Group", resource_id=group_id, now=timezone.now()):
+            raise GroupError(f"no such group: {group_id}")
+        record_event(
+            actor_type=AuditEvent.ActorType.OPERATOR,
+            actor=actor,
+            action="group.deleted",
+            details={"group": group_id},
+        )

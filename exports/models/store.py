@@ -1,0 +1,111 @@
+"""The FHIR resource store: resources, the Patient compartment index, Group membership.
+
+Rows are written only through exports/store.py, which keeps the index tables in step
+with the resource bodies.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ResourceQuerySet(models.QuerySet["Resource"]):
+    def live(self) -> ResourceQuerySet:
+        """Resources that are not tombstones."""
+        return self.filter(deleted=False)
+
+    def stored_types(self) -> list[str]:
+        """Types with at least one live resource, for the CapabilityStatement."""
+        types = self.live().values_list("resource_type", flat=True).distinct().order_by()
+        return sorted(types)
+
+
+class Resource(models.Model):
+    """One FHIR resource, current version only. `body` is the minified JSON exactly as an
+    export writes it (meta.versionId and meta.lastUpdated set by the server); a deleted
+    resource stays as a tombstone so `_since` exports can report it."""
+
+    id = models.BigAutoField(primary_key=True)  # keyset pagination key for exports
+    resource_type = models.CharField(max_length=64)
+    resource_id = models.CharField(max_length=64)
+    version_id = models.PositiveIntegerField(default=1)
+    last_updated = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+    body = models.TextField(blank=True)
+
+    objects = ResourceQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource_type", "resource_id"], name="resource_type_id_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["resource_type", "last_updated"], name="resource_type_updated"),
+            models.Index(fields=["resource_type", "id"], name="resource_type_pk"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}/{self.resource_id}"
+
+
+class CompartmentMembership(models.Model):
+    """Resource R is in patient P's compartment (R4 Patient CompartmentDefinition).
+    `resource_type` is copied from the resource so Patient/Group exports filter by type
+    without a join."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="compartments")
+    resource_type = models.CharField(max_length=64)
+    patient_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "patient_id"], name="compartment_resource_patient_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["patient_id", "resource_type"], name="compartment_patient_type"),
+            models.Index(fields=["resource_type", "patient_id"], name="compartment_type_patient"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} in Patient/{self.patient_id}"
+
+
+class GroupMembership(models.Model):
+    """Patient P is a member of Group G (from Group.member.entity). `inactive` members
+    (member.inactive, or an ended member.period) are kept but skipped by exports."""
+
+    group = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="memberships")
+    patient_id = models.CharField(max_length=64)
+    inactive = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["group", "patient_id"], name="group_patient_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient/{self.patient_id} in {self.group_id}"
+
+
+class ResourceIdentifier(models.Model):
+    """`identifier` (system|value) of shared resources, so loaders can resolve Synthea's
+    conditional references (`Practitioner?identifier=...`) with one indexed lookup.
+    Only types outside the Patient compartment (plus Patient) are indexed: those are the
+    targets of conditional references, and skipping the rest keeps bulk loads fast."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="identifiers")
+    resource_type = models.CharField(max_length=64)
+    system = models.CharField(max_length=255)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["resource_type", "system", "value"], name="identifier_lookup")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}?identifier={self.system}|{self.value}"
