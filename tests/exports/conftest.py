@@ -11,13 +11,12 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
+from accounts.demo import generate_private_jwk, public_jwks
 from accounts.services import register_client
 from exports.bulk_client import ASSERTION_TYPE, make_client_assertion
 from exports.groups import upsert_group
@@ -47,16 +46,6 @@ def load_fhir() -> Callable[..., Run]:
         return Run(out.getvalue(), err.getvalue(), False)
 
     return run
-
-
-def private_jwk(kid: str) -> dict[str, Any]:
-    key = ec.generate_private_key(ec.SECP384R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key))
-    return {**jwk, "kid": kid, "alg": "ES384"}
-
-
-def public_jwks(jwk: dict[str, Any]) -> dict[str, Any]:
-    return {"keys": [{k: v for k, v in jwk.items() if k != "d"}]}
 
 
 class FhirClient:
@@ -135,12 +124,12 @@ def wait_for_job(job_uuid: str, timeout: float = 60) -> ExportJob:
 
 @pytest.fixture(scope="session")
 def jwk_a() -> dict[str, Any]:
-    return private_jwk("key-a")
+    return generate_private_jwk("key-a")
 
 
 @pytest.fixture(scope="session")
 def jwk_b() -> dict[str, Any]:
-    return private_jwk("key-b")
+    return generate_private_jwk("key-b")
 
 
 @pytest.fixture

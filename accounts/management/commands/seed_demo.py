@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from accounts.demo import ensure_demo_client
 from accounts.roles import Role
 from accounts.services import create_operator
 
@@ -11,8 +13,8 @@ DEMO_USERNAME = "admin"
 
 class Command(BaseCommand):
     help = (
-        "On an empty database, create the demo operator (password printed once); "
-        "always print how to log in."
+        "On an empty database, create the demo operator (password printed once) and the "
+        "demo backend client; always print how to log in and run a first export."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,5 +33,15 @@ class Command(BaseCommand):
                 f"Log in as:  {DEMO_USERNAME}",
                 f"Password:   {password}   (shown only this once; keep it)",
             ]
-        lines += ["=" * 72, ""]
+        key_path = settings.VAR_DIR / "demo-client-key.json"
+        client = ensure_demo_client(key_path)
+        lines += [
+            "",
+            f"Demo backend client: {client.client_id} (private key: {key_path})",
+            "Run a first export (with `make run` going, in another terminal):",
+            f"  .venv/bin/python manage.py bulk_export --base-url {url}/fhir \\",
+            f"      --client-id {client.client_id} --key {key_path} --out var/demo-export",
+            "=" * 72,
+            "",
+        ]
         self.stdout.write("\n".join(lines))
