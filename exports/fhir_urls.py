@@ -1,7 +1,16 @@
 """URLs under /fhir/: the FHIR bulk API."""
 
-from django.urls import path  # noqa: F401 - filled by the views that follow
+from django.urls import path
+
+from accounts import token_views
 
 app_name = "fhir"
 
-urlpatterns: list = []
+urlpatterns = [
+    # Discovery needs no token (spec §7.1); the document is the same as at the root.
+    path(
+        ".well-known/smart-configuration",
+        token_views.smart_configuration,
+        name="smart-configuration",
+    ),
+]
