@@ -80,7 +80,7 @@ def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, i
     """Errors by field, plus the JWK Set fetched from `jwks_uri` and its cache time."""
     if (jwks is None) == (not jwks_uri):
         return (
-            {"jwks": "Give either an inline JWK Set or a JWKS URL, not both or neither."},
+            {"jwks": "Give an inline JWK Set or a JWKS URL (exactly one)."},
             None,
             0,
         )
