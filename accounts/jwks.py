@@ -8,6 +8,7 @@ ES384 with EC P-384; anything else in a set is listed as ignored and never used.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -146,7 +147,7 @@ def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
         with _opener.open(request, timeout=FETCH_TIMEOUT) as response:
             body = response.read(MAX_JWKS_BYTES + 1)
             cache_control = response.headers.get("Cache-Control", "")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         raise JwksError(f"Could not fetch the JWKS URL {url}: {exc}.") from None
     if len(body) > MAX_JWKS_BYTES:
         raise JwksError(f"The JWK Set at {url} is larger than {MAX_JWKS_BYTES} bytes.")

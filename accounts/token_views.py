@@ -82,7 +82,10 @@ def parse_token_request(request: HttpRequest) -> TokenRequest:
     return TokenRequest(form["client_assertion"], form["scope"], form.get("client_id"))
 
 
-def oauth_json(body: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None):
+def oauth_json(
+    body: dict[str, Any], *, status: int = 200, headers: dict[str, str] | None = None
+) -> JsonResponse:
+    """A token endpoint response: never cached (RFC 6749 §5.1), errors included."""
     response = JsonResponse(body, status=status)
     response["Cache-Control"] = "no-store"
     response["Pragma"] = "no-cache"
