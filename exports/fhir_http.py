@@ -8,6 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -53,3 +54,10 @@ def fhir_endpoint(view: View) -> View:
             return fhir_json(error.outcome(), status=error.status, headers=error.headers)
 
     return wrapped
+
+
+def absolute_url(request: HttpRequest, path: str) -> str:
+    """An absolute URL on this server: BULKOPS_BASE_URL when set, else from the request."""
+    if settings.BULKOPS_BASE_URL:
+        return f"{settings.BULKOPS_BASE_URL}{path}"
+    return request.build_absolute_uri(path)

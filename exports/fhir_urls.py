@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
+from accounts import token_views
 from exports import fhir_views
 
 
@@ -29,6 +30,12 @@ app_name = "fhir"
 
 urlpatterns = [
     path("metadata", fhir_views.metadata, name="metadata"),
+    # Discovery needs no token (spec §7.1); the document is the same as at the root.
+    path(
+        ".well-known/smart-configuration",
+        token_views.smart_configuration,
+        name="smart-configuration",
+    ),
     path("Group", fhir_views.group_list, name="group-list"),
     path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
     path("<fhir_type:resource_type>/<fhir_id:resource_id>", fhir_views.read, name="read"),
