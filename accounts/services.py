@@ -33,6 +33,7 @@ from accounts.models import (
 from accounts.oauth import OAuthError
 from accounts.roles import Role
 from bulkops.fhir.scopes import parse_system_scopes
+from exports.models import Resource
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -110,6 +111,14 @@ def _check_scopes(scopes: str) -> str:
     return ""
 
 
+def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
+    return set(
+        Resource.objects.live()
+        .filter(resource_type="Group", resource_id__in=list(group_ids))
+        .values_list("resource_id", flat=True)
+    )
+
+
 @transaction.atomic
 def register_client(
     *,
@@ -134,6 +143,8 @@ def register_client(
         errors["scopes"] = problem
     if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
         errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
+    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
+        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
     if errors:
         raise ValidationError(errors)
     client = BackendClient.objects.create(

@@ -11,9 +11,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from accounts.models import AuditEvent, BackendClient, CachedJwks
 from accounts.services import register_client
+from exports.groups import upsert_group
+from exports.store import put_resource
 from tests.conftest import JwksServer, KeyPair
 from tests.smart import post_token, sign_assertion
 
@@ -106,6 +109,14 @@ def test_unusable_keys_beside_a_usable_one_are_listed_as_ignored(
 def test_register_client_command_prints_json_with_groups_and_kids(
     ec_key: KeyPair, tmp_path: Path
 ) -> None:
+    put_resource(
+        resource_type="Patient",
+        resource_id="p1",
+        body={"resourceType": "Patient"},
+        now=timezone.now(),
+    )
+    for group_id in ("g1", "g2"):
+        upsert_group(group_id=group_id, name=group_id, patient_ids=["p1"], actor="ada")
     path = tmp_path / "jwks.json"
     path.write_text(json.dumps(ec_key.jwks()))
     out = StringIO()
@@ -258,3 +269,10 @@ def test_jwks_uri_that_starts_serving_a_private_key_is_not_used(
     jwks_server.jwks = {"keys": [rsa_key.private_jwk]}
     response = post_token(sign_assertion(rsa_key, client.client_id))
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
+
+def test_binding_a_client_to_an_unknown_group_is_refused(ec_key: KeyPair) -> None:
+    with pytest.raises(ValidationError) as caught:
+        register_client(name="x", jwks=ec_key.jwks(), scopes="system/*.read", group_ids=["nope"])
+    assert caught.value.message_dict == {"group_ids": ["No such Group: nope."]}
+    assert not BackendClient.objects.exists()
