@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import datetime
+
+from django.conf import settings
 from django.db import models
 
 from accounts.roles import PERMISSIONS
@@ -12,6 +17,10 @@ class ConsolePermissions(models.Model):  # noqa: DJ008 - never instantiated
         managed = False
         default_permissions = ()
         permissions = PERMISSIONS
+
+
+# AuditEvent.action of every token request, granted or refused.
+TOKEN_REQUEST = "token.request"  # noqa: S105 - an action name, not a secret
 
 
 class AuditEvent(models.Model):
@@ -44,7 +53,131 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time"),
             models.Index(fields=["action", "-created_at"], name="audit_action_time"),
+            # Rate limiting counts recent failed token requests per peer address.
+            models.Index(fields=["ip_address", "-created_at"], name="audit_ip_time"),
         ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
+
+
+def new_client_id() -> str:
+    """A random, URL-safe client_id; it is public (it is the assertion's `iss`)."""
+    return secrets.token_urlsafe(24)
+
+
+class BackendClient(models.Model):
+    """A SMART Backend Services client: who it is, its public keys, what it may read.
+
+    Exactly one of `jwks` (an inline public JWK Set) and `jwks_uri` is set (spec §7.2).
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+
+    name = models.CharField(max_length=200)
+    client_id = models.CharField(max_length=64, unique=True, default=new_client_id, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    jwks = models.JSONField(null=True, blank=True)
+    jwks_uri = models.URLField(max_length=500, blank=True)
+    scopes = models.TextField(help_text="Allowed SMART scopes, space-separated.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    (models.Q(jwks__isnull=False) & models.Q(jwks_uri=""))
+                    | (models.Q(jwks__isnull=True) & ~models.Q(jwks_uri=""))
+                ),
+                name="client_one_key_source",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.client_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class BackendClientGroup(models.Model):
+    """A FHIR Group (logical id) a client is bound to: it may export only its groups."""
+
+    client = models.ForeignKey(BackendClient, on_delete=models.CASCADE, related_name="bound_groups")
+    group_id = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "group_id"], name="client_group_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client.client_id} → Group/{self.group_id}"
+
+
+def hash_token(raw: str) -> str:
+    """What is stored for a token: its SHA-256, so a database leak leaks no token."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class AccessTokenQuerySet(models.QuerySet["AccessToken"]):
+    def usable(self, now: datetime) -> AccessTokenQuerySet:
+        """Unexpired tokens of active clients: disabling a client stops them at once."""
+        return self.filter(expires_at__gt=now, client__status=BackendClient.Status.ACTIVE)
+
+
+class AccessToken(models.Model):
+    """An issued bearer token. Only the SHA-256 of the random token is stored."""
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(BackendClient, on_delete=models.CASCADE, related_name="tokens")
+    scopes = models.TextField()
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = AccessTokenQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"token of {self.client.client_id} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+
+class UsedAssertion(models.Model):
+    """A client assertion's `jti`, kept until the assertion could no longer be accepted,
+    so a replayed assertion is refused (spec §7.5 step 8)."""
+
+    client = models.ForeignKey(BackendClient, on_delete=models.CASCADE)
+    jti = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "jti"], name="assertion_jti_once")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.jti}"
+
+
+class CachedJwks(models.Model):
+    """The last JWK Set fetched from a client's jwks_uri, usable until `expires_at`
+    (never later than its Cache-Control allows, spec §7.2). Shared by every process."""
+
+    client = models.OneToOneField(
+        BackendClient, on_delete=models.CASCADE, related_name="cached_jwks"
+    )
+    jwks = models.JSONField()
+    fetched_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"JWKS of {self.client_id} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -1,17 +1,41 @@
-"""Operator management: the one place operators are created and given roles."""
+"""Writes for operators and backend clients: creating, registering, disabling, issuing
+tokens. Each records its audit event in the same transaction."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.audit import record_event
-from accounts.models import AuditEvent
+from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
+from accounts.models import (
+    TOKEN_REQUEST,
+    AccessToken,
+    AuditEvent,
+    BackendClient,
+    BackendClientGroup,
+    hash_token,
+)
+from accounts.oauth import OAuthError
 from accounts.roles import Role
+from bulkops.fhir.scopes import parse_system_scopes
+from exports.models import Resource
+
+FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 def generate_password() -> str:
@@ -44,3 +68,183 @@ def create_operator(
         details={"username": username, "role": role},
     )
     return user, password
+
+
+def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
+    """Audit actor for an operator action; None means the command line."""
+    if user is None:
+        return AuditEvent.ActorType.SYSTEM, "system"
+    return AuditEvent.ActorType.OPERATOR, user.get_username()
+
+
+def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, int]:
+    """Errors by field, plus the JWK Set fetched from `jwks_uri` and its cache time."""
+    if (jwks is None) == (not jwks_uri):
+        return (
+            {"jwks": "Give an inline JWK Set or a JWKS URL (exactly one)."},
+            None,
+            0,
+        )
+    try:
+        if jwks is not None:
+            validate_jwks(jwks)
+            return {}, None, 0
+        URLValidator(schemes=["https", "http"])(jwks_uri)
+        fetched, seconds = fetch_jwks(str(jwks_uri))
+    except ValidationError:
+        return {"jwks_uri": f"{jwks_uri!r} is not a URL."}, None, 0
+    except JwksError as exc:
+        return {"jwks" if jwks is not None else "jwks_uri": str(exc)}, None, 0
+    return {}, fetched, seconds
+
+
+def _check_scopes(scopes: str) -> str:
+    """Why `scopes` cannot be registered, or ""."""
+    if not scopes.split():
+        return "Give at least one scope, e.g. system/*.read."
+    unusable = [s for s in scopes.split() if not parse_system_scopes(s)]
+    if unusable:
+        return (
+            f"Not a system/ resource scope: {', '.join(unusable)}. Use SMART v1 "
+            "(system/Patient.read, system/*.read) or v2 (system/Patient.rs, system/*.cruds)."
+        )
+    return ""
+
+
+def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
+    return set(
+        Resource.objects.live()
+        .filter(resource_type="Group", resource_id__in=list(group_ids))
+        .values_list("resource_id", flat=True)
+    )
+
+
+@transaction.atomic
+def register_client(
+    *,
+    name: str,
+    jwks: Any = None,
+    jwks_uri: str | None = None,
+    scopes: str | Sequence[str],
+    group_ids: Sequence[str] = (),
+    created_by: AbstractBaseUser | None = None,
+) -> BackendClient:
+    """Register a backend client with its public keys, allowed scopes and bound groups.
+
+    Raises ValidationError (by field) unless the key set has a public RSA ≥ 2048 or EC
+    P-384 key for RS384/ES384 and no private key material, a jwks_uri is https (see
+    BULKOPS_ALLOW_HTTP_JWKS) and reachable, and every scope is a system/ scope.
+    """
+    scope_text = " ".join(scopes.split() if isinstance(scopes, str) else scopes)
+    errors, fetched, cache_for = _check_keys(jwks, jwks_uri)
+    if not name.strip():
+        errors["name"] = "Give the client a name."
+    if problem := _check_scopes(scope_text):
+        errors["scopes"] = problem
+    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
+        errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
+    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
+        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
+    if errors:
+        raise ValidationError(errors)
+    client = BackendClient.objects.create(
+        name=name.strip(),
+        jwks=jwks,
+        jwks_uri=jwks_uri or "",
+        scopes=scope_text,
+        created_by=created_by,
+    )
+    BackendClientGroup.objects.bulk_create(
+        BackendClientGroup(client=client, group_id=g) for g in dict.fromkeys(group_ids)
+    )
+    now = timezone.now()
+    if fetched is not None:
+        remember_jwks(client, fetched, cache_for, now)
+    actor_type, actor = _actor(created_by)
+    record_event(
+        actor_type=actor_type,
+        actor=actor,
+        action="client.registered",
+        details={
+            "client_id": client.client_id,
+            "name": client.name,
+            "scopes": scope_text,
+            "groups": list(dict.fromkeys(group_ids)),
+            "jwks_uri": client.jwks_uri,
+            "kids": [info.kid for info in registered_keys(client)],
+        },
+    )
+    return client
+
+
+@transaction.atomic
+def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Disable a client: its tokens stop working at once and it gets no new ones."""
+    client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
+    if client is None:
+        raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
+    client.status = BackendClient.Status.DISABLED
+    client.save(update_fields=["status", "updated_at"])
+    revoked, _ = AccessToken.objects.filter(client=client).delete()
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.disabled",
+        details={"client_id": client.client_id, "revoked_tokens": revoked},
+    )
+    return client
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A new access token; `raw` is handed to the client once and never stored."""
+
+    raw: str
+    token: AccessToken
+    lifetime: int
+
+
+@transaction.atomic
+def issue_access_token(
+    *,
+    client: BackendClient,
+    scopes: Sequence[str],
+    now: datetime,
+    request: HttpRequest | None = None,
+) -> IssuedToken:
+    """Issue a short-lived opaque bearer token for already-granted `scopes` and record
+    the successful token request (spec §7.5 step 11; no refresh token)."""
+    lifetime = settings.BULKOPS_ACCESS_TOKEN_LIFETIME
+    raw = secrets.token_urlsafe(32)
+    token = AccessToken.objects.create(
+        token_hash=hash_token(raw),
+        client=client,
+        scopes=" ".join(scopes),
+        expires_at=now + timedelta(seconds=lifetime),
+    )
+    record_event(
+        actor_type=AuditEvent.ActorType.CLIENT,
+        actor=client.client_id,
+        action=TOKEN_REQUEST,
+        reason="issued",
+        request=request,
+        details={"scope": token.scopes, "expires_in": lifetime},
+    )
+    return IssuedToken(raw, token, lifetime)
+
+
+def refuse_token_request(
+    *, claimed_client_id: str, error: OAuthError, request: HttpRequest, scope: str
+) -> AuditEvent:
+    """Record a refused token request under the (unverified) client it named; these
+    rows also drive rate limiting (accounts/throttle.py)."""
+    return record_event(
+        actor_type=AuditEvent.ActorType.CLIENT,
+        actor=claimed_client_id,
+        action=TOKEN_REQUEST,
+        outcome=AuditEvent.Outcome.FAILURE,
+        reason=error.reason,
+        request=request,
+        details={"error": error.error, "scope": scope[:500]},
+    )

@@ -147,6 +147,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 # "derive from the request", which is right behind a proxy that sets Host correctly.
 BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
 
+# SMART Backend Services (README "Backend clients"). Access tokens should live ≤ 300 s
+# (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).
+BULKOPS_ACCESS_TOKEN_LIFETIME = env_int("BULKOPS_ACCESS_TOKEN_LIFETIME", 300, minimum=1)
+BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
+
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.
 BROKER_DIR = VAR_DIR / "broker"

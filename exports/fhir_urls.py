@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, register_converter
 
+from accounts import token_views
 from exports import export_views, fhir_views
 
 
@@ -29,6 +30,12 @@ app_name = "fhir"
 
 urlpatterns = [
     path("metadata", fhir_views.metadata, name="metadata"),
+    # Discovery needs no token (spec §7.1); the document is the same as at the root.
+    path(
+        ".well-known/smart-configuration",
+        token_views.smart_configuration,
+        name="smart-configuration",
+    ),
     path("$export", export_views.system_export, name="export"),
     path("Patient/$export", export_views.patient_export, name="patient-export"),
     path("Group/<fhir_id:group_id>/$export", export_views.group_export, name="group-export"),

@@ -1,20 +1,23 @@
 """FHIR read surface: /fhir/metadata, /fhir/{type}/{id}, /fhir/Group (list) and Group/{id}.
 
 Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
-nothing is re-parsed. Bearer-token protection is added by the auth layer.
+nothing is re-parsed. Everything but metadata needs a bearer token whose scopes cover
+the type read (spec §7.8); a client bound to groups sees only those Groups.
 """
 
 from __future__ import annotations
 
 import json
 
-from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET
 
+from accounts.bearer import require_bearer, require_read
+from accounts.token_views import token_endpoint_url
 from bulkops.fhir.capability import capability_statement
 from bulkops.fhir.formats import is_json_format
 from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
@@ -37,7 +40,7 @@ def metadata(request: HttpRequest) -> HttpResponse:
     _check_format(request)
     statement = capability_statement(
         stored_types=Resource.objects.stored_types(),
-        token_url=absolute_url(request, "/auth/token"),
+        token_url=token_endpoint_url(request),
         software_version="0.1.0",
         now=timezone.now(),
     )
@@ -48,7 +51,11 @@ def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpRes
     _check_format(request)
     if not is_resource_type(resource_type):
         raise FhirError(404, f"unknown resource type {resource_type}", code=NOT_FOUND)
-    row = Resource.objects.filter(resource_type=resource_type, resource_id=resource_id).first()
+    require_read(request, resource_type)
+    rows = Resource.objects.filter(resource_type=resource_type, resource_id=resource_id)
+    if resource_type == "Group":
+        rows = visible_groups(request, rows)
+    row = rows.first()
     if row is None:
         raise FhirError(404, f"{resource_type}/{resource_id} not found", code=NOT_FOUND)
     if row.deleted:
@@ -62,14 +69,22 @@ def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpRes
     )
 
 
+def visible_groups(request: HttpRequest, groups: QuerySet[Resource]) -> QuerySet[Resource]:
+    """A client bound to groups sees only those: other Groups would leak membership."""
+    bound = list(request.client.bound_groups.values_list("group_id", flat=True))
+    return groups.filter(resource_id__in=bound) if bound else groups
+
+
 @fhir_endpoint
 @require_GET
+@require_bearer
 def read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:
     return _read(request, resource_type, resource_id)
 
 
 @fhir_endpoint
 @require_GET
+@require_bearer
 def group_read(request: HttpRequest, resource_id: str) -> HttpResponse:
     return _read(request, "Group", resource_id)
 
@@ -85,13 +100,15 @@ def _positive_int(request: HttpRequest, name: str, default: int) -> int:
 
 @fhir_endpoint
 @require_GET
+@require_bearer
 def group_list(request: HttpRequest) -> HttpResponse:
     """Search-type on Group: a searchset Bundle paged by `_count`, keyset on the row pk
     (`_cursor`), so a page costs the same wherever it is."""
     _check_format(request)
+    require_read(request, "Group")
     count = min(_positive_int(request, "_count", GROUP_PAGE_DEFAULT), GROUP_PAGE_MAX)
     after = _positive_int(request, "_cursor", 0)
-    groups = Resource.objects.live().filter(resource_type="Group")
+    groups = visible_groups(request, Resource.objects.live().filter(resource_type="Group"))
     page = list(
         groups.filter(pk__gt=after)
         .order_by("pk")

@@ -18,12 +18,12 @@ from django.utils import timezone
 
 from accounts.demo import generate_private_jwk, public_jwks
 from accounts.services import register_client
-from exports.bulk_client import ASSERTION_TYPE, make_client_assertion
+from exports.bulk_client import make_client_assertion
 from exports.groups import upsert_group
 from exports.models import ExportJob
 from exports.store import put_resource
+from tests.smart import TOKEN_URL, post_form, token_form
 
-TOKEN_URL = "http://testserver/auth/token"
 DATA = Path(__file__).parents[1] / "data"
 
 
@@ -57,17 +57,8 @@ class FhirClient:
         self.http = Client()
 
     def token(self, scope: str = "system/*.read") -> str:
-        response = self.http.post(
-            "/auth/token",
-            {
-                "grant_type": "client_credentials",
-                "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": make_client_assertion(
-                    self.backend_client.client_id, self.jwk, TOKEN_URL
-                ),
-                "scope": scope,
-            },
-        )
+        assertion = make_client_assertion(self.backend_client.client_id, self.jwk, TOKEN_URL)
+        response = post_form(token_form(assertion, scope), self.http)
         assert response.status_code == 200, response.content
         return response.json()["access_token"]
 

@@ -7,11 +7,28 @@ import pytest
 from django.test import Client
 from django.urls import resolve, reverse
 
+from accounts.services import register_client
 from exports.groups import upsert_group
 from exports.store import delete_resource, put_resource
+from tests.smart import get_token
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def reader(key, scopes: str = "system/*.read", groups: tuple[str, ...] = ()) -> Client:
+    """A backend client's HTTP session with a real token for `scopes`."""
+    backend = register_client(
+        name=f"reader {scopes}", jwks=key.jwks(), scopes=scopes, group_ids=list(groups)
+    )
+    token = get_token(key, backend.client_id, scopes)
+    return Client(headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def client(ec_key) -> Client:
+    """Every read below is made with a system/*.read token unless it says otherwise."""
+    return reader(ec_key)
 
 
 @pytest.fixture
@@ -122,3 +139,30 @@ def test_group_list_pages_with_count_and_group_read_returns_one(client: Client, 
 def test_group_list_rejects_a_bad_count(client: Client):
     response = client.get("/fhir/Group", {"_count": "lots"})
     assert response.status_code == 400 and "_count" in outcome(response)["diagnostics"]
+
+
+def test_reads_need_a_bearer_token_but_metadata_does_not(patient):
+    anonymous = Client()
+    for path in ("/fhir/Patient/p1", "/fhir/Group", "/fhir/Group/g1"):
+        response = anonymous.get(path)
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"].startswith("Bearer")
+        assert outcome(response)["code"] == "login"
+    assert anonymous.get("/fhir/metadata").status_code == 200
+
+
+def test_read_outside_the_token_scopes_is_403_naming_the_scope(ec_key, patient):
+    response = reader(ec_key, "system/Observation.read").get("/fhir/Patient/p1")
+    assert response.status_code == 403
+    assert "system/Patient.read" in outcome(response)["diagnostics"]
+
+
+def test_a_group_bound_client_sees_only_its_groups(ec_key, patient):
+    upsert_group(group_id="mine", name="Mine", patient_ids=["p1"], actor="ada")
+    upsert_group(group_id="theirs", name="Theirs", patient_ids=["p1"], actor="ada")
+    bound = reader(ec_key, groups=("mine",))
+    listed = json.loads(bound.get("/fhir/Group").content)
+    assert [entry["resource"]["id"] for entry in listed["entry"]] == ["mine"]
+    assert listed["total"] == 1
+    assert bound.get("/fhir/Group/mine").status_code == 200
+    assert bound.get("/fhir/Group/theirs").status_code == 404

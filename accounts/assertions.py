@@ -1,0 +1,159 @@
+"""Authenticating a backend client by its signed JWT assertion (spec §7.4, §7.5).
+
+Every failure here is `invalid_client` (spec §7.5 step 9) with a description that says
+what to fix; only a client that proved who it is learns that it is disabled
+(`unauthorized_client`, RFC 6749: "the authenticated client is not authorized").
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from django.db import IntegrityError, transaction
+
+from accounts.jwks import JwksError, verification_key
+from accounts.models import BackendClient, UsedAssertion
+from accounts.oauth import UNAUTHORIZED_CLIENT, OAuthError, invalid_client
+from bulkops.fhir.smart import SIGNING_ALGORITHMS
+
+CLOCK_SKEW = 60  # seconds either way (spec §7.5 step 7)
+MAX_LIFETIME = 300  # an assertion's exp may be at most this far ahead
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "jti"]
+
+
+def claimed_issuer(assertion: str) -> str:
+    """The assertion's unverified `iss`, to name the caller in the audit trail and to
+    rate-limit by client before anything is verified; "" if there is none."""
+    try:
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return ""
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else ""
+
+
+def authenticate_client(
+    *, assertion: str, token_url: str, client_id: str | None, now: datetime
+) -> BackendClient:
+    """The active client that signed `assertion` for this token endpoint, or OAuthError.
+
+    A valid assertion's `jti` is spent: the same assertion is refused from now on.
+    """
+    header, claims = _parse(assertion)
+    algorithm = header["alg"]
+    client = _claimed_client(claims, client_id)
+    jku = header.get("jku")
+    if jku is not None and (not client.jwks_uri or jku != client.jwks_uri):
+        raise invalid_client("jku_mismatch", "The jku header is not this client's JWKS URL.")
+    try:
+        key = verification_key(client, header["kid"], algorithm, now)
+    except JwksError as exc:
+        raise invalid_client("no_key", str(exc)) from None
+    verified = _verify(assertion, key, algorithm, token_url)
+    exp = _check_times(verified, now)
+    if not client.is_active:
+        raise OAuthError(UNAUTHORIZED_CLIENT, "This client is disabled.", "client_disabled")
+    _spend_jti(client, verified["jti"], exp, now)
+    return client
+
+
+def _parse(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and unverified claims of a well-formed RS384/ES384 JWT (step 2)."""
+    try:
+        header = jwt.get_unverified_header(assertion)
+        claims = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        raise invalid_client("malformed_assertion", "The client_assertion is not a JWT.") from None
+    if str(header.get("typ", "")).upper() != "JWT":
+        raise invalid_client("bad_typ", 'The assertion header needs "typ": "JWT".')
+    if header.get("alg") not in SIGNING_ALGORITHMS:
+        raise invalid_client(
+            "bad_alg", f"alg {header.get('alg')!r} is not accepted; sign with RS384 or ES384."
+        )
+    if not isinstance(header.get("kid"), str) or not header["kid"]:
+        raise invalid_client("missing_kid", "The assertion header needs a kid.")
+    return header, claims
+
+
+def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendClient:
+    """The registered client named by `iss` = `sub` (= `client_id` if sent), step 3."""
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or not issuer:
+        raise invalid_client("missing_iss", "The assertion needs iss (your client_id).")
+    if claims.get("sub") != issuer:
+        raise invalid_client("sub_not_iss", "The assertion's sub must equal its iss.")
+    if client_id is not None and client_id != issuer:
+        raise invalid_client("client_id_mismatch", "client_id does not match the assertion.")
+    client = BackendClient.objects.filter(client_id=issuer).first()
+    if client is None:
+        raise invalid_client("unknown_client", "No client is registered with this iss.")
+    return client
+
+
+def _verify(assertion: str, key: jwt.PyJWK, algorithm: str, token_url: str) -> dict[str, Any]:
+    """Signature, `aud` and required claims (steps 5–6); times are checked against our
+    `now` by `_check_times`, so PyJWT's own clock is switched off."""
+    try:
+        return jwt.decode(
+            assertion,
+            key=key,
+            algorithms=[algorithm],
+            audience=token_url,
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise invalid_client(
+            "bad_signature", "The assertion's signature does not verify."
+        ) from None
+    except jwt.InvalidAudienceError:
+        raise invalid_client("wrong_aud", f"The assertion's aud must be {token_url}.") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise invalid_client(f"missing_{exc.claim}", f"The assertion needs {exc.claim}.") from None
+    except jwt.InvalidTokenError as exc:
+        raise invalid_client("invalid_assertion", f"The assertion is invalid: {exc}.") from None
+
+
+def _instant(claims: dict[str, Any], name: str) -> datetime | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid_client(f"bad_{name}", f"{name} must be a number of seconds since 1970.")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
+    """`exp` not past and ≤ 5 minutes ahead, `nbf` not future, with skew (step 7)."""
+    exp = _instant(claims, "exp")
+    if exp is None:
+        raise invalid_client("missing_exp", "The assertion needs exp.")
+    skew = timedelta(seconds=CLOCK_SKEW)
+    if exp < now - skew:
+        raise invalid_client("expired", "The assertion has expired.")
+    if exp > now + timedelta(seconds=MAX_LIFETIME) + skew:
+        raise invalid_client("exp_too_far", "The assertion's exp is more than 5 minutes ahead.")
+    nbf = _instant(claims, "nbf")
+    if nbf is not None and nbf > now + skew:
+        raise invalid_client("not_yet_valid", "The assertion's nbf is in the future.")
+    return exp
+
+
+def _spend_jti(client: BackendClient, jti: Any, exp: datetime, now: datetime) -> None:
+    """Remember `jti` until the assertion could no longer be accepted (step 8)."""
+    if not isinstance(jti, str) or not jti or len(jti) > 255:
+        raise invalid_client("bad_jti", "jti must be a non-empty string of at most 255 chars.")
+    UsedAssertion.objects.filter(expires_at__lte=now).delete()
+    try:
+        with transaction.atomic():
+            UsedAssertion.objects.create(
+                client=client, jti=jti, expires_at=exp + timedelta(seconds=CLOCK_SKEW)
+            )
+    except IntegrityError:
+        raise invalid_client("replayed_jti", "This assertion's jti was already used.") from None

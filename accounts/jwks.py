@@ -1,0 +1,216 @@
+"""Client public keys: validating JWK Sets, fetching jwks_uri, choosing the key by kid.
+
+Spec §7.2: keys come inline or from an https jwks_uri (fetched with `Accept:
+application/json`, cached no longer than its Cache-Control allows, refetched once when
+an assertion names an unknown `kid`). bulkops verifies RS384 with RSA ≥ 2048 bits and
+ES384 with EC P-384; anything else in a set is listed as ignored and never used.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from django.conf import settings
+
+from accounts.models import BackendClient, CachedJwks
+
+FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
+MAX_JWKS_BYTES = 64 * 1024
+MAX_CACHE_SECONDS = 24 * 3600  # even a generous max-age cannot hide a rotation for long
+MIN_RSA_BITS = 2048
+KEY_ALGORITHMS = {"RSA": "RS384", "EC": "ES384"}
+# Members that only private (or symmetric) keys carry (RFC 7518 §6).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+
+
+class JwksError(Exception):
+    """A JWK Set (or its URL) that cannot be used; the message says why, for people."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What one key in a set is good for: `algorithm` when usable, else `problem`."""
+
+    kid: str
+    kty: str
+    algorithm: str | None
+    problem: str = ""
+
+    def describe(self) -> str:
+        if self.algorithm:
+            return f"kid {self.kid!r}: {self.kty} key, verifies {self.algorithm}"
+        return f"kid {self.kid!r}: ignored, {self.problem}"
+
+
+def validate_jwks(data: Any) -> list[KeyInfo]:
+    """Every key's `KeyInfo`, or JwksError if the set is malformed, holds private key
+    material, or has no key usable for RS384/ES384."""
+    if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
+        raise JwksError('A JWK Set is a JSON object with a non-empty "keys" array.')
+    infos = [_inspect(key) for key in data["keys"]]
+    kids = [info.kid for info in infos]
+    if len(set(kids)) != len(kids):
+        raise JwksError("Every key needs its own kid; the set repeats one.")
+    if not any(info.algorithm for info in infos):
+        problems = "; ".join(info.describe() for info in infos)
+        raise JwksError(
+            "The JWK Set has no public RSA (≥ 2048 bits) or EC P-384 key usable for "
+            f"RS384/ES384: {problems}."
+        )
+    return infos
+
+
+def _inspect(jwk: Any) -> KeyInfo:
+    if not isinstance(jwk, dict):
+        raise JwksError("Every entry of keys must be a JSON object (a JWK).")
+    kid, kty = jwk.get("kid"), jwk.get("kty")
+    if not isinstance(kid, str) or not kid or not isinstance(kty, str):
+        raise JwksError("Every key needs a kty and a non-empty kid (spec §7.2).")
+    private = sorted(PRIVATE_MEMBERS & jwk.keys())
+    if private:
+        raise JwksError(
+            f"Key {kid!r} contains private key material ({', '.join(private)}). Submit "
+            "only the public keys; the private key never leaves the client."
+        )
+    problem = _usability_problem(jwk, kty)
+    return KeyInfo(kid, kty, None if problem else KEY_ALGORITHMS[kty], problem)
+
+
+def _usability_problem(jwk: dict[str, Any], kty: str) -> str:
+    """Why the key cannot verify RS384/ES384 assertions, or "" if it can."""
+    expected = KEY_ALGORITHMS.get(kty)
+    if expected is None:
+        return f"key type {kty} cannot verify RS384 or ES384"
+    if kty == "EC" and jwk.get("crv") != "P-384":
+        return f"EC curve {jwk.get('crv')} is not P-384"
+    if jwk.get("alg", expected) != expected:
+        return f"alg {jwk['alg']} is not {expected}"
+    if jwk.get("use", "sig") != "sig":
+        return f"use {jwk['use']} is not sig"
+    if "key_ops" in jwk and "verify" not in (jwk["key_ops"] or []):
+        return "key_ops does not allow verify"
+    try:
+        key = jwt.PyJWK(jwk, expected).key
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+        return "its key values do not parse"
+    if kty == "RSA" and key.key_size < MIN_RSA_BITS:
+        return f"RSA key is {key.key_size} bits; at least {MIN_RSA_BITS} are required"
+    return ""
+
+
+def check_jwks_uri(url: str) -> None:
+    """Only https jwks_uri values, unless BULKOPS_ALLOW_HTTP_JWKS (local testing)."""
+    scheme = urlsplit(url).scheme
+    allowed = ("https", "http") if settings.BULKOPS_ALLOW_HTTP_JWKS else ("https",)
+    if scheme not in allowed:
+        raise JwksError(
+            f"The JWKS URL must use https (got {scheme or 'no scheme'}); plain http is "
+            "allowed only with BULKOPS_ALLOW_HTTP_JWKS=true, for local testing."
+        )
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could leave https or the registered host: refuse to follow it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def cache_seconds(cache_control: str) -> int:
+    """How long a response may be reused: its `max-age`, none with `no-store` or
+    `no-cache`, and none when the server says nothing (spec §7.2: never longer)."""
+    directives = cache_control.lower()
+    if "no-store" in directives or "no-cache" in directives:
+        return 0
+    match = _MAX_AGE.search(cache_control)
+    return min(int(match.group(1)), MAX_CACHE_SECONDS) if match else 0
+
+
+def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
+    """GET the JWK Set at `url`: the parsed set and its cache lifetime in seconds."""
+    check_jwks_uri(url)
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
+    try:
+        with _opener.open(request, timeout=FETCH_TIMEOUT) as response:
+            body = response.read(MAX_JWKS_BYTES + 1)
+            cache_control = response.headers.get("Cache-Control", "")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        raise JwksError(f"Could not fetch the JWKS URL {url}: {exc}.") from None
+    if len(body) > MAX_JWKS_BYTES:
+        raise JwksError(f"The JWK Set at {url} is larger than {MAX_JWKS_BYTES} bytes.")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise JwksError(f"The JWKS URL {url} did not return JSON.") from None
+    validate_jwks(data)
+    return data, cache_seconds(cache_control)
+
+
+def remember_jwks(client: BackendClient, jwks: dict[str, Any], seconds: int, now: datetime) -> None:
+    CachedJwks.objects.update_or_create(
+        client=client,
+        defaults={"jwks": jwks, "fetched_at": now, "expires_at": now + timedelta(seconds=seconds)},
+    )
+
+
+def _client_jwks(client: BackendClient, now: datetime, *, refresh: bool) -> tuple[Any, bool]:
+    """The client's key set and whether it was fetched just now."""
+    if client.jwks is not None:
+        return client.jwks, False
+    if not refresh:
+        cached = CachedJwks.objects.filter(client=client, expires_at__gt=now).first()
+        if cached is not None:
+            return cached.jwks, False
+    jwks, seconds = fetch_jwks(client.jwks_uri)
+    remember_jwks(client, jwks, seconds, now)
+    return jwks, True
+
+
+def _matching_key(jwks: Any, kid: str, algorithm: str) -> jwt.PyJWK | None:
+    """The one key with `kid` whose type fits `algorithm` (spec §7.5 step 4)."""
+    matches = [
+        key
+        for key in jwks.get("keys", [])
+        if isinstance(key, dict)
+        and key.get("kid") == kid
+        and KEY_ALGORITHMS.get(key.get("kty", "")) == algorithm
+    ]
+    if len(matches) != 1:
+        return None
+    if _usability_problem(matches[0], matches[0]["kty"]) or PRIVATE_MEMBERS & matches[0].keys():
+        return None
+    return jwt.PyJWK(matches[0], algorithm)
+
+
+def verification_key(client: BackendClient, kid: str, algorithm: str, now: datetime) -> jwt.PyJWK:
+    """The key that must have signed an assertion; a cached jwks_uri set is refetched
+    once when it lacks `kid`, so a client can rotate keys without waiting for us."""
+    jwks, fresh = _client_jwks(client, now, refresh=False)
+    key = _matching_key(jwks, kid, algorithm)
+    if key is None and not fresh and client.jwks_uri:
+        jwks, _ = _client_jwks(client, now, refresh=True)
+        key = _matching_key(jwks, kid, algorithm)
+    if key is None:
+        raise JwksError(f"The client has no usable {algorithm} key with kid {kid!r}.")
+    return key
+
+
+def registered_keys(client: BackendClient) -> list[KeyInfo]:
+    """What each of the client's keys is good for (inline, or the last fetched set)."""
+    if client.jwks is not None:
+        return validate_jwks(client.jwks)
+    cached = CachedJwks.objects.filter(client=client).first()
+    return validate_jwks(cached.jwks) if cached is not None else []
