@@ -49,12 +49,22 @@ def main() -> None:
         # Generated in a child process so this process's peak RSS is the export's alone.
         started = time.perf_counter()
         subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "generate_fhir",
-             "--patients", str(args.patients), "--seed", "1"],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                sys.executable,
+                str(ROOT / "manage.py"),
+                "generate_fhir",
+                "--patients",
+                str(args.patients),
+                "--seed",
+                "1",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
-        print(f"generated {Resource.objects.count():,} resources in "
-              f"{time.perf_counter() - started:.1f}s")
+        print(
+            f"generated {Resource.objects.count():,} resources in "
+            f"{time.perf_counter() - started:.1f}s"
+        )
     total = Resource.objects.filter(deleted=False).count()
     types = sorted(set(Resource.objects.values_list("resource_type", flat=True).distinct()))
 
@@ -66,7 +76,8 @@ def main() -> None:
             while True:
                 rows = list(
                     Resource.objects.filter(resource_type=rtype, deleted=False, id__gt=last)
-                    .order_by("id").values_list("id", "body")[:1000]
+                    .order_by("id")
+                    .values_list("id", "body")[:1000]
                 )
                 if not rows:
                     break
@@ -77,11 +88,16 @@ def main() -> None:
                 seen += len(rows)
                 last = rows[-1][0]
     baseline = time.perf_counter() - started
-    print(f"baseline raw read: {seen:,} resources, {size / 1e6:.0f} MB in {baseline:.1f}s "
-          f"= {seen / baseline:,.0f} resources/s")
+    print(
+        f"baseline raw read: {seen:,} resources, {size / 1e6:.0f} MB in {baseline:.1f}s "
+        f"= {seen / baseline:,.0f} resources/s"
+    )
 
     job = ExportJob.objects.create(
-        level="system", request_url="bench", types=types, transaction_time=timezone.now(),
+        level="system",
+        request_url="bench",
+        types=types,
+        transaction_time=timezone.now(),
         parameters={"_since": None, "_elements": [], "patient": []},
     )
     started = time.perf_counter()
@@ -89,9 +105,11 @@ def main() -> None:
         run_partition(partition_id=partition_id, worker="bench")
     elapsed = time.perf_counter() - started
     job.refresh_from_db()
-    print(f"export: status {job.status}, {job.resources_exported:,} of {total:,} resources, "
-          f"{job.files.count()} files, {job.partitions_total} partitions in {elapsed:.1f}s "
-          f"= {job.resources_exported / elapsed:,.0f} resources/s")
+    print(
+        f"export: status {job.status}, {job.resources_exported:,} of {total:,} resources, "
+        f"{job.files.count()} files, {job.partitions_total} partitions in {elapsed:.1f}s "
+        f"= {job.resources_exported / elapsed:,.0f} resources/s"
+    )
     print(f"export / baseline time ratio: {elapsed / baseline:.2f}")
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
 

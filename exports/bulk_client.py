@@ -38,7 +38,11 @@ class HttpResult:
 
 
 def http(
-    method: str, url: str, *, headers: dict[str, str] | None = None, data: bytes | None = None,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    data: bytes | None = None,
     timeout: float = 60,
 ) -> HttpResult:
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
@@ -70,8 +74,11 @@ def make_client_assertion(
     key = jwt.PyJWK(private_jwk)
     now = int(time.time())
     claims = {
-        "iss": client_id, "sub": client_id, "aud": token_url,
-        "exp": now + lifetime, "jti": str(uuid.uuid4()),
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_url,
+        "exp": now + lifetime,
+        "jti": str(uuid.uuid4()),
     }
     algorithm = private_jwk.get("alg") or ("ES384" if key.key_type == "EC" else "RS384")
     return jwt.encode(
@@ -96,12 +103,16 @@ class TokenSource:
         assertion = make_client_assertion(self.client_id, self.private_jwk, self.token_url)
         form = urllib.parse.urlencode(
             {
-                "grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
-                "client_assertion": assertion, "scope": self.scope,
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion,
+                "scope": self.scope,
             }
         ).encode()
         result = http(
-            "POST", self.token_url, data=form,
+            "POST",
+            self.token_url,
+            data=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         )
         if result.status != 200:
@@ -131,7 +142,8 @@ class BulkExportClient:
     def kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> str:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         result = http(
-            "GET", f"{self.base_url}{path}{query}",
+            "GET",
+            f"{self.base_url}{path}{query}",
             headers={**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
         )
         if result.status != 202:

@@ -79,12 +79,18 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
         raise FhirError(400, "$export runs asynchronously: send 'Prefer: respond-async'.")
     client = request.client
     check_group_binding(client, level=level, group_id=group_id)
-    if level == GROUP and not Resource.objects.filter(
-        resource_type="Group", resource_id=group_id, deleted=False
-    ).exists():
+    if (
+        level == GROUP
+        and not Resource.objects.filter(
+            resource_type="Group", resource_id=group_id, deleted=False
+        ).exists()
+    ):
         raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
     parameters = parse_export_parameters(
-        request_pairs(request), level=level, handling=prefer.handling, now=now,
+        request_pairs(request),
+        level=level,
+        handling=prefer.handling,
+        now=now,
         method=request.method or "GET",
     )
     check_patients(parameters, level=level, group_id=group_id)
@@ -96,8 +102,14 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
         granted_scopes=request.token_scopes,
     )
     job = start_export(
-        client=client, level=level, group_id=group_id, parameters=parameters,
-        type_plan=type_plan, request_url=kickoff_url(request), now=now, request=request,
+        client=client,
+        level=level,
+        group_id=group_id,
+        parameters=parameters,
+        type_plan=type_plan,
+        request_url=kickoff_url(request),
+        now=now,
+        request=request,
     )
     status_url = absolute_url(request, f"/fhir/bulkstatus/{job.uuid}")
     outcome = operation_outcome(
@@ -138,9 +150,7 @@ def check_group_binding(client: Any, *, level: str, group_id: str) -> None:
             code=FORBIDDEN,
         )
     if group_id not in bound:
-        raise FhirError(
-            403, f"This client may not export Group/{group_id}.", code=FORBIDDEN
-        )
+        raise FhirError(403, f"This client may not export Group/{group_id}.", code=FORBIDDEN)
 
 
 def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -> None:
@@ -155,7 +165,8 @@ def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -
     if level == GROUP:
         known &= set(
             GroupMembership.objects.filter(
-                group__resource_type="Group", group__resource_id=group_id,
+                group__resource_type="Group",
+                group__resource_id=group_id,
                 patient_id__in=parameters.patients,
             ).values_list("patient_id", flat=True)
         )
@@ -180,8 +191,11 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
     now = timezone.now()
     if request.method == "DELETE":
         delete_export(
-            job=job, actor_type=AuditEvent.ActorType.CLIENT, actor=request.client.client_id,
-            now=now, request=request,
+            job=job,
+            actor_type=AuditEvent.ActorType.CLIENT,
+            actor=request.client.client_id,
+            now=now,
+            request=request,
         )
         outcome = operation_outcome(Issue("information", INFORMATIONAL, "Export deleted."))
         return fhir_json(outcome, status=202)
@@ -241,8 +255,10 @@ def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
     if file is None:
         raise FhirError(404, "No such file.", code=NOT_FOUND)
     record_event(
-        actor_type=AuditEvent.ActorType.CLIENT, actor=request.client.client_id,
-        action="export.download", request=request,
+        actor_type=AuditEvent.ActorType.CLIENT,
+        actor=request.client.client_id,
+        action="export.download",
+        request=request,
         details={"job": str(file.job.uuid), "file": file.storage_key},
     )
     storage = get_storage()
@@ -280,7 +296,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         start, end = max(0, size - int(match[2])), size - 1
     if start > end or start >= size:
         raise FhirError(
-            416, f"Range {header!r} is outside the file ({size} bytes).",
+            416,
+            f"Range {header!r} is outside the file ({size} bytes).",
             headers={"Content-Range": f"bytes */{size}"},
         )
     return start, end

@@ -65,8 +65,12 @@ def plan_export(job_id: int) -> list[int]:
 def create_partitions(job: ExportJob) -> None:
     partitions = [
         ExportPartition(
-            job=job, resource_type=resource_type, sequence=sequence,
-            lower_id=lower, upper_id=upper, rows_planned=rows,
+            job=job,
+            resource_type=resource_type,
+            sequence=sequence,
+            lower_id=lower,
+            upper_id=upper,
+            rows_planned=rows,
         )
         for resource_type in job.types
         for sequence, (lower, upper, rows) in enumerate(
@@ -169,8 +173,10 @@ def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPart
                 | Q(status=ExportPartition.Status.RUNNING, lease_until__lt=now)
             )
             .update(
-                status=ExportPartition.Status.RUNNING, lease_until=lease,
-                attempts=F("attempts") + 1, worker=worker,
+                status=ExportPartition.Status.RUNNING,
+                lease_until=lease,
+                attempts=F("attempts") + 1,
+                worker=worker,
             )
         )
         if claimed != 1:
@@ -202,9 +208,7 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     ]
     names = selected_elements(selections, partition.resource_type)
     output = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.ndjson", per_file)
-    deleted = RotatingNdjsonWriter(
-        storage, lambda n: f"{prefix}.{n:03d}.deleted.ndjson", per_file
-    )
+    deleted = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.deleted.ndjson", per_file)
     with output, deleted:
         for chunk in partition_rows(job, partition):
             exported = 0
@@ -260,13 +264,20 @@ def complete_partition(
         ExportFile.objects.bulk_create(
             [
                 ExportFile(
-                    job=job, partition=partition, kind=kind,
-                    resource_type="Bundle" if kind == ExportFile.Kind.DELETED
+                    job=job,
+                    partition=partition,
+                    kind=kind,
+                    resource_type="Bundle"
+                    if kind == ExportFile.Kind.DELETED
                     else partition.resource_type,
-                    storage_key=written.key, resource_count=written.resource_count,
+                    storage_key=written.key,
+                    resource_count=written.resource_count,
                     size_bytes=written.size_bytes,
                 )
-                for kind, files in ((ExportFile.Kind.OUTPUT, output), (ExportFile.Kind.DELETED, deleted))
+                for kind, files in (
+                    (ExportFile.Kind.OUTPUT, output),
+                    (ExportFile.Kind.DELETED, deleted),
+                )
                 for written in files
             ]
         )
@@ -309,8 +320,12 @@ def finalize_export(job_id: int) -> None:
                 size += len(line)
         error_files.append(
             ExportFile(
-                job=job, kind=ExportFile.Kind.ERROR, resource_type="OperationOutcome",
-                storage_key=key, resource_count=len(job.warnings), size_bytes=size,
+                job=job,
+                kind=ExportFile.Kind.ERROR,
+                resource_type="OperationOutcome",
+                storage_key=key,
+                resource_count=len(job.warnings),
+                size_bytes=size,
             )
         )
     now = timezone.now()
@@ -318,30 +333,40 @@ def finalize_export(job_id: int) -> None:
         ExportFile.objects.filter(job=job, kind=ExportFile.Kind.ERROR).delete()
         ExportFile.objects.bulk_create(error_files)
         updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.FINALIZING).update(
-            status=ExportJob.Status.COMPLETED, completed_at=now,
+            status=ExportJob.Status.COMPLETED,
+            completed_at=now,
             expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
         )
     if updated:
         job.refresh_from_db()
         record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM, actor=client_label(job),
+            actor_type=AuditEvent.ActorType.SYSTEM,
+            actor=client_label(job),
             action="export.completed",
-            details={"job": str(job.uuid), "resources": job.resources_exported,
-                     "files": job.files.count()},
+            details={
+                "job": str(job.uuid),
+                "resources": job.resources_exported,
+                "files": job.files.count(),
+            },
         )
         logger.info("export completed", extra={"job": job.uuid})
 
 
 def fail_export(job_id: int, reason: str) -> None:
     updated = ExportJob.objects.filter(pk=job_id, status__in=ExportJob.UNFINISHED).update(
-        status=ExportJob.Status.FAILED, failure_reason=reason[:2000], completed_at=timezone.now(),
+        status=ExportJob.Status.FAILED,
+        failure_reason=reason[:2000],
+        completed_at=timezone.now(),
         expires_at=timezone.now() + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
     )
     if updated:
         job = ExportJob.objects.get(pk=job_id)
         record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM, actor=client_label(job),
-            action="export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason,
+            actor_type=AuditEvent.ActorType.SYSTEM,
+            actor=client_label(job),
+            action="export.failed",
+            outcome=AuditEvent.Outcome.FAILURE,
+            reason=reason,
             details={"job": str(job.uuid)},
         )
         logger.warning("export failed", extra={"job": job.uuid})

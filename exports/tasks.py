@@ -26,7 +26,9 @@ class ExportTask(Task):
                 .first()
             )
         if job_id is not None:
-            fail_export(job_id, f"The export stopped after an internal error ({type(exc).__name__}).")
+            fail_export(
+                job_id, f"The export stopped after an internal error ({type(exc).__name__})."
+            )
 
 
 RETRYING = {
@@ -54,4 +56,3 @@ def run_partition_task(self: Task, partition_id: int) -> None:
 @shared_task
 def expire_exports_task() -> int:
     return expire_exports(now=timezone.now())
-

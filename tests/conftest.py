@@ -24,7 +24,7 @@ def celery_session_worker() -> Iterator[TestWorkController]:
     """
     celery_app.conf.update(
         broker_url="memory://",
-        broker_transport_options={},
+        broker_transport_options={"polling_interval": 0.05},
         result_backend="cache+memory://",
     )
     with start_worker(

@@ -66,9 +66,7 @@ def capability_statement(
                     "service": [SMART_SERVICE],
                 },
                 "resource": resources,
-                "operation": [
-                    {"name": "export", "definition": f"{OPERATION_DEFINITIONS}/export"}
-                ],
+                "operation": [{"name": "export", "definition": f"{OPERATION_DEFINITIONS}/export"}],
             }
         ],
     }

@@ -45,8 +45,15 @@ MANDATORY_ELEMENTS: dict[str, frozenset[str]] = {
     "EpisodeOfCare": frozenset({"status", "patient"}),
     "ExplanationOfBenefit": frozenset(
         {
-            "status", "type", "use", "patient", "created", "insurer", "provider",
-            "outcome", "insurance",
+            "status",
+            "type",
+            "use",
+            "patient",
+            "created",
+            "insurer",
+            "provider",
+            "outcome",
+            "insurance",
         }
     ),
     "FamilyMemberHistory": frozenset({"status", "patient", "relationship"}),

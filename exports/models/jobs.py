@@ -37,7 +37,10 @@ class ExportJob(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     client = models.ForeignKey(
-        "accounts.BackendClient", null=True, blank=True, on_delete=models.PROTECT,
+        "accounts.BackendClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="export_jobs",
     )
     level = models.CharField(max_length=16, choices=Level.choices)
@@ -165,4 +168,3 @@ class ExportFile(models.Model):
 
     def __str__(self) -> str:
         return self.storage_key
-

@@ -62,21 +62,38 @@ class FhirClient:
         assert response.status_code == 200, response.content
         return response.json()["access_token"]
 
-    def request(self, method: str, path: str, *, scope: str = "system/*.read",
-                headers: dict[str, str] | None = None, **kwargs: Any):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scope: str = "system/*.read",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ):
         all_headers = {"Authorization": f"Bearer {self.token(scope)}", **(headers or {})}
         return getattr(self.http, method)(path, headers=all_headers, **kwargs)
 
-    def kick_off(self, path: str = "/fhir/$export", *, scope: str = "system/*.read",
-                 prefer: str = "respond-async", **kwargs: Any):
+    def kick_off(
+        self,
+        path: str = "/fhir/$export",
+        *,
+        scope: str = "system/*.read",
+        prefer: str = "respond-async",
+        **kwargs: Any,
+    ):
         headers = {"Accept": "application/fhir+json", "Prefer": prefer}
         return self.request("get", path, scope=scope, headers=headers, **kwargs)
 
     def post_kick_off(self, path: str, parameters: list[dict[str, Any]], **kwargs: Any):
         body = {"resourceType": "Parameters", "parameter": parameters}
         return self.request(
-            "post", path, data=json.dumps(body), content_type="application/fhir+json",
-            headers={"Accept": "application/fhir+json", "Prefer": "respond-async"}, **kwargs,
+            "post",
+            path,
+            data=json.dumps(body),
+            content_type="application/fhir+json",
+            headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+            **kwargs,
         )
 
     def finished_manifest(self, kickoff_response, timeout: float = 60) -> dict[str, Any]:
@@ -125,8 +142,13 @@ def jwk_b() -> dict[str, Any]:
 
 @pytest.fixture
 def make_fhir_client(db) -> Callable[..., FhirClient]:
-    def make(jwk: dict[str, Any], *, name: str = "client", scopes: str = "system/*.read",
-             groups: tuple[str, ...] = ()) -> FhirClient:
+    def make(
+        jwk: dict[str, Any],
+        *,
+        name: str = "client",
+        scopes: str = "system/*.read",
+        groups: tuple[str, ...] = (),
+    ) -> FhirClient:
         backend_client = register_client(
             name=name, jwks=public_jwks(jwk), scopes=scopes, group_ids=list(groups)
         )
@@ -147,7 +169,9 @@ def client_b(make_fhir_client, jwk_b) -> FhirClient:
 
 def observation(oid: str, patient: str, code: str = "8867-4") -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": oid, "status": "final",
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
         "subject": {"reference": f"Patient/{patient}"},
         "valueQuantity": {"value": 72, "unit": "/min"},
@@ -161,16 +185,39 @@ def store(db) -> dict[str, Any]:
     Group g1 = {p1, p2}. Written an hour ago so exports' transactionTime covers them."""
     written = timezone.now() - timedelta(hours=1)
     for pid in ("p1", "p2", "p3"):
-        put_resource(resource_type="Patient", resource_id=pid,
-                     body={"resourceType": "Patient", "id": pid, "gender": "female",
-                           "name": [{"family": f"Fam-{pid}"}]}, now=written)
+        put_resource(
+            resource_type="Patient",
+            resource_id=pid,
+            body={
+                "resourceType": "Patient",
+                "id": pid,
+                "gender": "female",
+                "name": [{"family": f"Fam-{pid}"}],
+            },
+            now=written,
+        )
         for n in range(2):
-            put_resource(resource_type="Observation", resource_id=f"{pid}-o{n}",
-                         body=observation(f"{pid}-o{n}", pid), now=written)
-        put_resource(resource_type="Condition", resource_id=f"{pid}-c",
-                     body={"resourceType": "Condition", "id": f"{pid}-c",
-                           "subject": {"reference": f"Patient/{pid}"}}, now=written)
-    put_resource(resource_type="Practitioner", resource_id="dr1",
-                 body={"resourceType": "Practitioner", "id": "dr1"}, now=written)
+            put_resource(
+                resource_type="Observation",
+                resource_id=f"{pid}-o{n}",
+                body=observation(f"{pid}-o{n}", pid),
+                now=written,
+            )
+        put_resource(
+            resource_type="Condition",
+            resource_id=f"{pid}-c",
+            body={
+                "resourceType": "Condition",
+                "id": f"{pid}-c",
+                "subject": {"reference": f"Patient/{pid}"},
+            },
+            now=written,
+        )
+    put_resource(
+        resource_type="Practitioner",
+        resource_id="dr1",
+        body={"resourceType": "Practitioner", "id": "dr1"},
+        now=written,
+    )
     upsert_group(group_id="g1", name="Cohort 1", patient_ids=["p1", "p2"], actor="test")
     return {"written": written}

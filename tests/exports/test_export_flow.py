@@ -47,9 +47,7 @@ def test_system_export_contains_exactly_what_the_store_holds(client_a, store):
 
 
 def test_type_filter_in_both_forms(client_a, store):
-    joined = client_a.finished_manifest(
-        client_a.kick_off(data={"_type": "Patient,Condition"})
-    )
+    joined = client_a.finished_manifest(client_a.kick_off(data={"_type": "Patient,Condition"}))
     repeated = client_a.finished_manifest(
         client_a.kick_off("/fhir/$export?_type=Patient&_type=Condition")
     )
@@ -86,8 +84,10 @@ def test_unknown_group_is_404_outcome(client_a, store):
 def test_patient_parameter_limits_a_group_export(client_a, store):
     response = client_a.post_kick_off(
         "/fhir/Group/g1/$export",
-        [{"name": "patient", "valueReference": {"reference": "Patient/p2"}},
-         {"name": "_type", "valueString": "Patient,Condition"}],
+        [
+            {"name": "patient", "valueReference": {"reference": "Patient/p2"}},
+            {"name": "_type", "valueString": "Patient,Condition"},
+        ],
     )
     assert response.status_code == 202
     manifest = client_a.finished_manifest(response)
@@ -105,18 +105,26 @@ def test_patient_parameter_naming_a_non_member_is_refused(client_a, store):
 
 
 def test_since_export_lists_changes_and_deletions(client_a, store):
-    since = timezone.now()
-    later = since + timedelta(seconds=1)
-    put_resource(resource_type="Observation", resource_id="p1-o0",
-                 body={**observation("p1-o0", "p1"), "status": "amended"}, now=later)
+    since = timezone.now() - timedelta(minutes=30)  # the store was written an hour ago
+    later = since + timedelta(minutes=10)
+    put_resource(
+        resource_type="Observation",
+        resource_id="p1-o0",
+        body={**observation("p1-o0", "p1"), "status": "amended"},
+        now=later,
+    )
     delete_resource(resource_type="Condition", resource_id="p2-c", now=later)
     kickoff = client_a.kick_off(data={"_since": since.isoformat().replace("+00:00", "Z")})
     manifest = client_a.finished_manifest(kickoff)
-    assert exported_ids(client_a.resources(manifest)) == {"Observation": {"p1-o0"}}
+    # g1 was written when the test began, after `since`: a system export includes it.
+    assert exported_ids(client_a.resources(manifest)) == {"Observation": {"p1-o0"}, "Group": {"g1"}}
     deleted = client_a.resources(manifest, kind="deleted")
     assert deleted["Bundle"] == [
-        {"resourceType": "Bundle", "type": "transaction",
-         "entry": [{"request": {"method": "DELETE", "url": "Condition/p2-c"}}]}
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"request": {"method": "DELETE", "url": "Condition/p2-c"}}],
+        }
     ]
 
 
@@ -125,8 +133,9 @@ def test_elements_subset_resources_and_tag_them(client_a, store):
         client_a.kick_off(data={"_type": "Observation", "_elements": "subject"})
     )
     observations = client_a.resources(manifest)["Observation"]
-    assert all(set(o) == {"resourceType", "id", "meta", "status", "code", "subject"}
-               for o in observations)
+    assert all(
+        set(o) == {"resourceType", "id", "meta", "status", "code", "subject"} for o in observations
+    )
     assert all(any(t["code"] == "SUBSETTED" for t in o["meta"]["tag"]) for o in observations)
 
 

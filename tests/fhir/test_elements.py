@@ -19,8 +19,11 @@ OBSERVATION = {
 def test_subset_keeps_listed_and_mandatory_elements_and_tags_subsetted():
     subset = subset_resource(OBSERVATION, frozenset({"subject"}))
     assert set(subset) == {"resourceType", "id", "meta", "status", "code", "subject"}
-    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
-            "code": "SUBSETTED", "display": "subsetted"} in subset["meta"]["tag"]
+    assert {
+        "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+        "code": "SUBSETTED",
+        "display": "subsetted",
+    } in subset["meta"]["tag"]
     assert subset["meta"]["versionId"] == "1"
 
 

@@ -14,8 +14,10 @@ def only(*types):
 
 def test_dropped_types_get_a_plain_language_warning():
     plan = plan_export_types(
-        level="system", requested=["Patient", "Observation", "Condition"],
-        level_types=COMPARTMENT | {"Practitioner"}, can_read=only("Patient"),
+        level="system",
+        requested=["Patient", "Observation", "Condition"],
+        level_types=COMPARTMENT | {"Practitioner"},
+        can_read=only("Patient"),
         granted_scopes=["system/Patient.read"],
     )
     assert plan.types == ("Patient",)
@@ -27,8 +29,11 @@ def test_dropped_types_get_a_plain_language_warning():
 
 def test_without_type_the_scopes_narrow_silently():
     plan = plan_export_types(
-        level="patient", requested=None, level_types=COMPARTMENT,
-        can_read=only("Patient", "Encounter"), granted_scopes=["system/Patient.rs"],
+        level="patient",
+        requested=None,
+        level_types=COMPARTMENT,
+        can_read=only("Patient", "Encounter"),
+        granted_scopes=["system/Patient.rs"],
     )
     assert plan.types == ("Encounter", "Patient")
     assert plan.warnings == ()
@@ -37,8 +42,11 @@ def test_without_type_the_scopes_narrow_silently():
 def test_nothing_readable_is_403_naming_request_and_grant():
     with pytest.raises(FhirError) as caught:
         plan_export_types(
-            level="system", requested=["Observation"], level_types=COMPARTMENT,
-            can_read=only("Patient"), granted_scopes=["system/Patient.read"],
+            level="system",
+            requested=["Observation"],
+            level_types=COMPARTMENT,
+            can_read=only("Patient"),
+            granted_scopes=["system/Patient.read"],
         )
     assert caught.value.status == 403
     assert caught.value.diagnostics == (
@@ -50,13 +58,19 @@ def test_nothing_readable_is_403_naming_request_and_grant():
 def test_patient_level_refuses_only_non_compartment_types_and_warns_on_a_mix():
     with pytest.raises(FhirError) as caught:
         plan_export_types(
-            level="patient", requested=["Practitioner"], level_types=COMPARTMENT,
-            can_read=lambda name: True, granted_scopes=["system/*.read"],
+            level="patient",
+            requested=["Practitioner"],
+            level_types=COMPARTMENT,
+            can_read=lambda name: True,
+            granted_scopes=["system/*.read"],
         )
     assert caught.value.status == 400
     plan = plan_export_types(
-        level="group", requested=["Practitioner", "Patient"], level_types=COMPARTMENT,
-        can_read=lambda name: True, granted_scopes=["system/*.read"],
+        level="group",
+        requested=["Practitioner", "Patient"],
+        level_types=COMPARTMENT,
+        can_read=lambda name: True,
+        granted_scopes=["system/*.read"],
     )
     assert plan.types == ("Patient",)
     assert "Practitioner was requested but is not in the Patient compartment" in plan.warnings[0]

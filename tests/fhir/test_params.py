@@ -90,11 +90,15 @@ def test_nested_elements_are_refused():
 
 def test_patient_parameter_only_in_post_and_not_at_system_level():
     assert "POST" in refused([("patient", "Patient/1")], level=PATIENT).diagnostics
-    assert "Patient and Group" in refused(
-        [("patient", "Patient/1")], level=SYSTEM, method="POST"
-    ).diagnostics
-    assert parse([("patient", "Patient/1"), ("patient", "https://x/fhir/Patient/2")],
-                 level=GROUP, method="POST").patients == ("1", "2")
+    assert (
+        "Patient and Group"
+        in refused([("patient", "Patient/1")], level=SYSTEM, method="POST").diagnostics
+    )
+    assert parse(
+        [("patient", "Patient/1"), ("patient", "https://x/fhir/Patient/2")],
+        level=GROUP,
+        method="POST",
+    ).patients == ("1", "2")
 
 
 def test_unsupported_parameters_are_refused_strict_and_reported_lenient():
@@ -126,7 +130,9 @@ def test_parameters_resource_flattens_to_pairs():
         ],
     }
     assert pairs_from_parameters(body) == [
-        ("_type", "Patient"), ("_since", "2024-01-01T00:00:00Z"), ("patient", "Patient/7"),
+        ("_type", "Patient"),
+        ("_since", "2024-01-01T00:00:00Z"),
+        ("patient", "Patient/7"),
     ]
 
 

@@ -14,7 +14,9 @@ class Command(BaseCommand):
     help = "Run a Bulk Data export against a FHIR server: token, kick-off, poll, download."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", required=True, help="FHIR base, e.g. http://127.0.0.1:8000/fhir")
+        parser.add_argument(
+            "--base-url", required=True, help="FHIR base, e.g. http://127.0.0.1:8000/fhir"
+        )
         parser.add_argument("--token-url", help="default: <server>/auth/token")
         parser.add_argument("--client-id", required=True)
         parser.add_argument("--key", required=True, help="JWKS file holding the private key")
@@ -36,8 +38,11 @@ class Command(BaseCommand):
         tokens = TokenSource(str(token_url), str(options["client_id"]), jwk, str(options["scope"]))
         client = BulkExportClient(base_url, tokens, workers=int(options["workers"]))
         path = (
-            f"/Group/{options['group']}/$export" if options["group"]
-            else "/Patient/$export" if options["patient_level"] else "/$export"
+            f"/Group/{options['group']}/$export"
+            if options["group"]
+            else "/Patient/$export"
+            if options["patient_level"]
+            else "/$export"
         )
         params = [("_type", ",".join(options["types"]))] if options["types"] else []
         if options["since"]:
@@ -66,7 +71,9 @@ class Command(BaseCommand):
             resources[resource_type] += lines
         self.stdout.write(f"\n{'type':<28}{'files':>7}{'resources':>12}")
         for resource_type in sorted(files):
-            self.stdout.write(f"{resource_type:<28}{files[resource_type]:>7}{resources[resource_type]:>12}")
+            self.stdout.write(
+                f"{resource_type:<28}{files[resource_type]:>7}{resources[resource_type]:>12}"
+            )
         self.stdout.write(f"{'total':<28}{sum(files.values()):>7}{sum(resources.values()):>12}")
         for warning in outcome.warnings:
             self.stdout.write(f"warning: {warning}")
