@@ -15,18 +15,24 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from bulkops.celery import app as celery_app
 
 
-@pytest.fixture(scope="session")
-def celery_session_worker() -> Iterator[TestWorkController]:
-    """A real Celery worker running our app in this process, on an in-memory broker.
-
-    Tasks enqueued by the code under test (views, services) go through kombu to this
-    worker's threads exactly as they would to a separate worker process.
-    """
+@pytest.fixture(scope="session", autouse=True)
+def in_memory_broker() -> None:
+    """Tests never touch the filesystem broker under var/: a `make run` worker on the
+    same checkout must not see their tasks."""
     celery_app.conf.update(
         broker_url="memory://",
         broker_transport_options={"polling_interval": 0.05},
         result_backend="cache+memory://",
     )
+
+
+@pytest.fixture(scope="session")
+def celery_session_worker(in_memory_broker: None) -> Iterator[TestWorkController]:
+    """A real Celery worker running our app in this process, on the in-memory broker.
+
+    Tasks enqueued by the code under test (views, services) go through kombu to this
+    worker's threads exactly as they would to a separate worker process.
+    """
     with start_worker(
         celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
     ) as worker:

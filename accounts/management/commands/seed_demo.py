@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
@@ -19,8 +21,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--key-file",
+            type=Path,
+            help="where the demo client's private key goes (default: var/demo-client-key.json)",
+        )
 
-    def handle(self, *args: object, url: str, **options: object) -> None:
+    def handle(self, *args: object, url: str, key_file: Path | None, **options: object) -> None:
         lines = ["", "=" * 72, f"bulkops console: {url}/"]
         if get_user_model().objects.exists():
             lines += [
@@ -33,7 +40,7 @@ class Command(BaseCommand):
                 f"Log in as:  {DEMO_USERNAME}",
                 f"Password:   {password}   (shown only this once; keep it)",
             ]
-        key_path = settings.VAR_DIR / "demo-client-key.json"
+        key_path = key_file or settings.VAR_DIR / "demo-client-key.json"
         client = ensure_demo_client(key_path)
         lines += [
             "",

@@ -1,0 +1,69 @@
+"""`manage.py bulk_export`, the reference client, against a live server and worker."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.demo import generate_private_jwk, public_jwks
+from accounts.services import register_client
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+
+@pytest.fixture
+def demo_key(tmp_path):
+    jwk = generate_private_jwk("cli-key")
+    path = tmp_path / "key.json"
+    path.write_text(json.dumps({"keys": [jwk]}))
+    return jwk, path
+
+
+def test_bulk_export_downloads_every_file_and_prints_a_summary(
+    live_server, store, demo_key, tmp_path
+):
+    jwk, key_path = demo_key
+    client = register_client(
+        name="cli", jwks=public_jwks(jwk), scopes="system/Patient.read system/Condition.read"
+    )
+    out = StringIO()
+    call_command(
+        "bulk_export",
+        base_url=f"{live_server.url}/fhir",
+        client_id=client.client_id,
+        key=str(key_path),
+        group="g1",
+        types=["Patient", "Condition", "Observation"],
+        scope="system/Patient.read system/Condition.read",
+        out=tmp_path / "out",
+        stdout=out,
+    )
+    output = out.getvalue()
+    assert "Patient" in output and "Condition" in output
+    summary = {
+        line.split()[0]: line.split()[1:]
+        for line in output.splitlines()
+        if line.split() and line.split()[0] in ("Patient", "Condition", "total")
+    }
+    assert summary == {"Patient": ["1", "2"], "Condition": ["1", "2"], "total": ["2", "4"]}
+    assert "warning: Observation was requested but this client's token only grants" in output
+    downloaded = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(downloaded) == 3  # two output files and the warnings file
+
+
+def test_bulk_export_reports_a_refusal_in_words(live_server, store, demo_key, tmp_path):
+    jwk, key_path = demo_key
+    client = register_client(name="cli", jwks=public_jwks(jwk), scopes="system/*.read")
+    with pytest.raises(CommandError, match="kick-off refused: HTTP 404: Group/nope does not exist"):
+        call_command(
+            "bulk_export",
+            base_url=f"{live_server.url}/fhir",
+            client_id=client.client_id,
+            key=str(key_path),
+            group="nope",
+            out=tmp_path / "out",
+            stdout=StringIO(),
+        )

@@ -1,0 +1,132 @@
+"""Partitions, retries, failure, expiry and the audit trail of an export, driven through
+our services one step at a time (no worker: the test plays the worker)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from exports.models import ExportJob, ExportPartition
+from exports.partitions import claim_partition, fail_export, plan_export, run_partition
+from exports.services import expire_exports
+from exports.storage import get_storage
+
+pytestmark = pytest.mark.django_db
+
+
+def accepted_job(client, **data) -> ExportJob:
+    response = client.kick_off(data=data)
+    assert response.status_code == 202
+    return ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
+
+
+def run_all(job: ExportJob) -> None:
+    for partition_id in plan_export(job.pk):
+        run_partition(partition_id=partition_id, worker="test-worker")
+    job.refresh_from_db()
+
+
+def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a, store):
+    job = accepted_job(client_a, _type="Observation")
+    (partition_id,) = plan_export(job.pk)
+    # A first worker claims the partition, writes half a file and dies.
+    claimed = claim_partition(partition_id, "worker-1", timezone.now())
+    key = f"{job.uuid}/Observation.0000.000.ndjson"
+    with get_storage().open_writer(key) as handle:
+        handle.write(b'{"resourceType":"Observation","id":"half')
+    # While its lease lasts, nobody else may take the partition.
+    run_partition(partition_id=partition_id, worker="worker-2")
+    assert ExportPartition.objects.get(pk=partition_id).worker == "worker-1"
+    ExportPartition.objects.filter(pk=claimed.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    run_partition(partition_id=partition_id, worker="worker-2")
+    partition = ExportPartition.objects.get(pk=partition_id)
+    assert (partition.status, partition.attempts, partition.worker) == ("done", 2, "worker-2")
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    assert job.resources_exported == 6
+    (file,) = job.files.all()
+    lines = get_storage().open_reader(file.storage_key).read().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(
+        f"{p}-o{n}" for p in ("p1", "p2", "p3") for n in range(2)
+    )
+
+
+def test_a_redelivered_finished_partition_changes_nothing(client_a, store):
+    job = accepted_job(client_a, _type="Patient")
+    run_all(job)
+    files_before = list(job.files.values_list("uuid", "size_bytes"))
+    for partition in job.partitions.all():
+        run_partition(partition_id=partition.pk, worker="late-redelivery")
+    job.refresh_from_db()
+    assert list(job.files.values_list("uuid", "size_bytes")) == files_before
+    assert (job.partitions_done, job.resources_exported) == (1, 3)
+
+
+def test_progress_counts_types_and_resources(client_a, store, settings):
+    settings.BULKOPS_PARTITION_SIZE = 2
+    job = accepted_job(client_a, _type="Patient,Observation")
+    partition_ids = plan_export(job.pk)
+    job.refresh_from_db()
+    assert (job.partitions_total, job.types_total) == (5, 2)  # 3 patients + 6 observations
+    run_partition(partition_id=partition_ids[0], worker="w")
+    job.refresh_from_db()
+    assert job.progress_text == f"{job.percent_done}% - 0 of 2 types, 2 resources"
+    for partition_id in partition_ids[1:]:
+        run_partition(partition_id=partition_id, worker="w")
+    job.refresh_from_db()
+    assert job.progress_text == "100% - 2 of 2 types, 9 resources"
+
+
+def test_a_failed_job_answers_500_with_the_reason(client_a, store):
+    job = accepted_job(client_a)
+    fail_export(job.pk, "The export stopped after an internal error (OSError).")
+    response = client_a.request("get", f"/fhir/bulkstatus/{job.uuid}")
+    assert response.status_code == 500
+    issue = response.json()["issue"][0]
+    assert issue["code"] == "processing"
+    assert issue["diagnostics"] == "The export stopped after an internal error (OSError)."
+    assert AuditEvent.objects.filter(action="export.failed", outcome="failure").exists()
+
+
+def test_expired_jobs_lose_their_files_and_their_status_url(client_a, store):
+    job = accepted_job(client_a, _type="Patient")
+    run_all(job)
+    file_url = f"/fhir/bulkfiles/{job.files.get().uuid}"
+    assert client_a.request("get", file_url).status_code == 200
+    assert expire_exports(now=job.expires_at - timedelta(seconds=1)) == 0
+    assert expire_exports(now=job.expires_at) == 1
+    assert client_a.request("get", f"/fhir/bulkstatus/{job.uuid}").status_code == 404
+    assert client_a.request("get", file_url).status_code == 404
+    assert not (get_storage().root / str(job.uuid)).exists()
+    assert AuditEvent.objects.filter(action="export.deleted", actor="retention").exists()
+
+
+def test_the_audit_trail_tells_the_story_without_secrets(client_a, store):
+    job = accepted_job(client_a, _type="Patient,Observation")
+    run_all(job)
+    token = client_a.token()
+    for file in job.files.all():
+        client_a.http.get(
+            f"/fhir/bulkfiles/{file.uuid}", headers={"Authorization": f"Bearer {token}"}
+        )
+    client_a.request("delete", f"/fhir/bulkstatus/{job.uuid}")
+    events = list(AuditEvent.objects.filter(details__job=str(job.uuid)).order_by("pk"))
+    assert [e.action for e in events] == [
+        "export.kickoff",
+        "export.completed",
+        "export.download",
+        "export.download",
+        "export.deleted",
+    ]
+    kickoff = events[0]
+    assert kickoff.actor == client_a.backend_client.client_id
+    assert kickoff.details["types"] == ["Patient", "Observation"]
+    assert kickoff.details["level"] == "system"
+    assert events[1].details["resources"] == 9
+    assert all(token not in json.dumps(e.details) for e in events)
