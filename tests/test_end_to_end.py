@@ -1,0 +1,56 @@
+"""The whole product as `make run` starts it: gunicorn, a Celery worker process, the
+demo client, and the reference client exporting over HTTP. Once on the embedded
+filesystem broker, and once on Redis when CI provides one (BULKOPS_TEST_REDIS_URL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from tests.processes import celery_worker_process, manage, process_env, web_server
+
+BROKERS = [pytest.param("filesystem://", id="filesystem")]
+if os.environ.get("BULKOPS_TEST_REDIS_URL"):
+    BROKERS.append(pytest.param(os.environ["BULKOPS_TEST_REDIS_URL"], id="redis"))
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_demo_client_exports_the_seeded_data_end_to_end(tmp_path, broker):
+    env = process_env(tmp_path / "var", CELERY_BROKER_URL=broker)
+    for command in (
+        ["migrate", "--no-input"],
+        ["generate_fhir", "--patients", "3", "--seed", "7"],
+        ["seed_demo", "--url", "http://127.0.0.1"],
+    ):
+        result = manage(env, *command)
+        assert result.returncode == 0, result.stderr
+    client_id = re.search(r"--client-id (\S+)", result.stdout).group(1)
+    with celery_worker_process(env), web_server(env) as base:
+        export = manage(
+            env,
+            "bulk_export",
+            "--base-url",
+            f"{base}/fhir",
+            "--client-id",
+            client_id,
+            "--key",
+            str(tmp_path / "var" / "demo-client-key.json"),
+            "--patient-level",
+            "--out",
+            str(tmp_path / "out"),
+            timeout=120,
+        )
+    assert export.returncode == 0, export.stderr
+    table = dict(
+        (line.split()[0], int(line.split()[2]))
+        for line in export.stdout.splitlines()
+        if re.match(r"^\w+\s+\d+\s+\d+$", line)
+    )
+    assert table["Patient"] == 3
+    assert table["total"] == sum(v for k, v in table.items() if k != "total")
+    patients = (tmp_path / "out").glob("output-*-Patient.ndjson")
+    ids = {json.loads(line)["id"] for path in patients for line in path.read_text().splitlines()}
+    assert len(ids) == 3
