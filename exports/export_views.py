@@ -98,8 +98,7 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
         level=level,
         requested=parameters.types,
         level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
-        can_read=request.read_access.allows,
-        granted_scopes=request.token_scopes,
+        access=request.read_access,
     )
     job = start_export(
         client=client,

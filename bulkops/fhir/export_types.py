@@ -10,11 +10,13 @@ when the client asked for it by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bulkops.fhir.outcome import FORBIDDEN, FhirError
 from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
+from bulkops.fhir.scopes import ReadAccess
+from bulkops.fhir.text import plain_list
 
 LEVEL_NAMES = {SYSTEM: "system-level", PATIENT: "Patient-level", GROUP: "Group-level"}
 
@@ -25,24 +27,12 @@ class TypePlan:
     warnings: tuple[str, ...]
 
 
-def plain_list(names: Sequence[str]) -> str:
-    """'A', 'A and B', 'A, B and C'."""
-    if len(names) <= 1:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def _verb(names: Sequence[str]) -> str:
-    return "was" if len(names) == 1 else "were"
-
-
 def plan_export_types(
     *,
     level: str,
     requested: Sequence[str] | None,
     level_types: Collection[str],
-    can_read: Callable[[str], bool],
-    granted_scopes: Sequence[str],
+    access: ReadAccess,
 ) -> TypePlan:
     """Intersect requested, level-allowed and scope-allowed types; see module docstring.
 
@@ -62,27 +52,23 @@ def plan_export_types(
                 "only resource types in the Patient compartment can.",
             )
         if outside:
+            one = len(outside) == 1
             warnings.append(
-                f"{plain_list(outside)} {_verb(outside)} requested but "
-                f"{'is' if len(outside) == 1 else 'are'} not in the Patient compartment, so "
-                f"this {LEVEL_NAMES[level]} export left {'it' if len(outside) == 1 else 'them'} "
-                "out."
+                f"{plain_list(outside)} {'was' if one else 'were'} requested but "
+                f"{'is' if one else 'are'} not in the Patient compartment, so this "
+                f"{LEVEL_NAMES[level]} export left {'it' if one else 'them'} out."
             )
-    allowed = [name for name in candidates if can_read(name)]
-    denied = [name for name in candidates if not can_read(name)]
-    grants = ", ".join(granted_scopes) or "no read scope"
+    allowed = [name for name in candidates if access.allows(name)]
+    denied = [name for name in candidates if not access.allows(name)]
     if not allowed:
-        asked = plain_list(list(requested)) if requested is not None else "Every resource type"
-        raise FhirError(
-            403,
-            f"{asked} {_verb(list(requested or [1, 2]))} requested but this client's token "
-            f"only grants {grants}; nothing is left to export.",
-            code=FORBIDDEN,
+        reason = (
+            access.explain_withheld(requested)
+            if requested is not None
+            else f"This client's token grants {access.describe()}, which covers no resource "
+            f"type a {LEVEL_NAMES[level]} export can include"
         )
+        raise FhirError(403, f"{reason}; nothing is left to export.", code=FORBIDDEN)
     if denied and requested is not None:
-        warnings.append(
-            f"{plain_list(denied)} {_verb(denied)} requested but this client's token only "
-            f"grants {grants}; {'it was' if len(denied) == 1 else 'they were'} left out of "
-            "this export."
-        )
+        left_out = "it was" if len(denied) == 1 else "they were"
+        warnings.append(f"{access.explain_withheld(denied)}; {left_out} left out of this export.")
     return TypePlan(types=tuple(allowed), warnings=tuple(warnings))

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from bulkops.fhir.text import plain_list
 
 V2_ORDER = "cruds"
 V1_PERMISSIONS: dict[str, frozenset[str]] = {
@@ -133,12 +134,6 @@ def grant_scopes(requested: str, allowed: str) -> list[str]:
     return [str(scope) for scope in kept]
 
 
-def _join(names: list[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"
-
-
 @dataclass(frozen=True)
 class ReadAccess:
     """Which resource types a set of granted scopes lets a client read (and export)."""
@@ -152,16 +147,15 @@ class ReadAccess:
 
     def describe(self) -> str:
         """What is granted, in plain language: "system/Patient.read and system/Group.rs"."""
-        return _join(list(self.scopes)) if self.scopes else "no scopes"
+        return plain_list(list(self.scopes)) if self.scopes else "no scopes"
 
     def explain_withheld(self, resource_types: Iterable[str]) -> str:
         """Why `resource_types` are withheld, e.g. "Observation and Condition were
         requested but this client's token only grants system/Patient.read"."""
         names = list(dict.fromkeys(resource_types))
         verb = "was" if len(names) == 1 else "were"
-        return (
-            f"{_join(names)} {verb} requested but this client's token only grants {self.describe()}"
-        )
+        grants = self.describe()
+        return f"{plain_list(names)} {verb} requested but this client's token only grants {grants}"
 
 
 def read_scope(resource_type: str) -> str:

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from bulkops.fhir.export_types import plain_list, plan_export_types
+from bulkops.fhir.export_types import plan_export_types
 from bulkops.fhir.outcome import FhirError
+from bulkops.fhir.scopes import readable_types
+from bulkops.fhir.text import plain_list
 
 COMPARTMENT = {"Patient", "Observation", "Condition", "Encounter"}
-
-
-def only(*types):
-    return lambda name: name in types
+ALL = readable_types(["system/*.read"])
+PATIENT_ONLY = readable_types(["system/Patient.read"])
 
 
 def test_dropped_types_get_a_plain_language_warning():
@@ -17,8 +17,7 @@ def test_dropped_types_get_a_plain_language_warning():
         level="system",
         requested=["Patient", "Observation", "Condition"],
         level_types=COMPARTMENT | {"Practitioner"},
-        can_read=only("Patient"),
-        granted_scopes=["system/Patient.read"],
+        access=PATIENT_ONLY,
     )
     assert plan.types == ("Patient",)
     assert plan.warnings == (
@@ -32,8 +31,7 @@ def test_without_type_the_scopes_narrow_silently():
         level="patient",
         requested=None,
         level_types=COMPARTMENT,
-        can_read=only("Patient", "Encounter"),
-        granted_scopes=["system/Patient.rs"],
+        access=readable_types(["system/Patient.rs", "system/Encounter.rs"]),
     )
     assert plan.types == ("Encounter", "Patient")
     assert plan.warnings == ()
@@ -42,11 +40,7 @@ def test_without_type_the_scopes_narrow_silently():
 def test_nothing_readable_is_403_naming_request_and_grant():
     with pytest.raises(FhirError) as caught:
         plan_export_types(
-            level="system",
-            requested=["Observation"],
-            level_types=COMPARTMENT,
-            can_read=only("Patient"),
-            granted_scopes=["system/Patient.read"],
+            level="system", requested=["Observation"], level_types=COMPARTMENT, access=PATIENT_ONLY
         )
     assert caught.value.status == 403
     assert caught.value.diagnostics == (
@@ -55,22 +49,26 @@ def test_nothing_readable_is_403_naming_request_and_grant():
     )
 
 
-def test_patient_level_refuses_only_non_compartment_types_and_warns_on_a_mix():
+def test_no_readable_type_at_the_level_is_403_even_without_type():
     with pytest.raises(FhirError) as caught:
         plan_export_types(
             level="patient",
-            requested=["Practitioner"],
+            requested=None,
             level_types=COMPARTMENT,
-            can_read=lambda name: True,
-            granted_scopes=["system/*.read"],
+            access=readable_types(["system/Practitioner.read"]),
+        )
+    assert caught.value.status == 403
+    assert "system/Practitioner.read" in caught.value.diagnostics
+
+
+def test_patient_level_refuses_only_non_compartment_types_and_warns_on_a_mix():
+    with pytest.raises(FhirError) as caught:
+        plan_export_types(
+            level="patient", requested=["Practitioner"], level_types=COMPARTMENT, access=ALL
         )
     assert caught.value.status == 400
     plan = plan_export_types(
-        level="group",
-        requested=["Practitioner", "Patient"],
-        level_types=COMPARTMENT,
-        can_read=lambda name: True,
-        granted_scopes=["system/*.read"],
+        level="group", requested=["Practitioner", "Patient"], level_types=COMPARTMENT, access=ALL
     )
     assert plan.types == ("Patient",)
     assert "Practitioner was requested but is not in the Patient compartment" in plan.warnings[0]
