@@ -188,7 +188,7 @@ BULKOPS_LOCAL_STORAGE_DIR = Path(
     env_str("BULKOPS_LOCAL_STORAGE_DIR", str(VAR_DIR / "exports"))
 ).resolve()
 
-# Logging: one stderr handler, text or JSON, ids in `extra` so lines grep by job id.
+# Logging: one stdout handler, text or JSON, ids in `extra` so lines grep by job id.
 BULKOPS_LOG_LEVEL = env_str("BULKOPS_LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
@@ -198,12 +198,13 @@ LOGGING = {
         "json": {"()": "bulkops.logs.JsonFormatter"},
     },
     "handlers": {
-        "stderr": {
+        "stdout": {
             "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
             "formatter": env_choice("BULKOPS_LOG_FORMAT", "text", ("text", "json")),
         }
     },
-    "root": {"handlers": ["stderr"], "level": BULKOPS_LOG_LEVEL},
+    "root": {"handlers": ["stdout"], "level": BULKOPS_LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
     },
@@ -217,6 +218,7 @@ BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimu
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
 BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)
 BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=10)
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
 }
