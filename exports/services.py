@@ -17,6 +17,7 @@ from bulkops.fhir.outcome import THROTTLED, FhirError
 from bulkops.fhir.params import ExportParameters
 from exports.models import ExportJob
 from exports.partitions import discard_files
+from exports.storage import get_storage
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def start_export(
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
     kick-offs cannot both take the last slot.
     """
-    from exports.tasks import plan_export_task
+    from exports.tasks import plan_export_task  # tasks import this module: import late
 
     with transaction.atomic():
         BackendClient.objects.select_for_update().get(pk=client.pk)
@@ -120,8 +121,6 @@ def delete_export(
             details={"job": str(job.uuid)},
         )
     discard_files(job.files.all())
-    from exports.storage import get_storage
-
     get_storage().delete_prefix(str(job.uuid))
 
 
