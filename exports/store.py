@@ -172,10 +172,19 @@ def _reindex(
     writes: dict[tuple[str, str], ResourceWrite],
     now: datetime,
 ) -> None:
-    """Replace the compartment, group and identifier rows of every written resource."""
+    """Replace the compartment, group and identifier rows of every written resource.
+
+    A tombstone keeps its compartment rows: a Patient or Group `_since` export must
+    still find the deletion to list it in deleted[] (spec §2.3).
+    """
     if changed_rows:
         pks = [row.pk for row in changed_rows]
-        CompartmentMembership.objects.filter(resource_id__in=pks).delete()
+        rewritten = [
+            row.pk
+            for row in changed_rows
+            if writes[(row.resource_type, row.resource_id)].body is not None
+        ]
+        CompartmentMembership.objects.filter(resource_id__in=rewritten).delete()
         GroupMembership.objects.filter(group_id__in=pks).delete()
         ResourceIdentifier.objects.filter(resource_id__in=pks).delete()
     compartments: list[CompartmentMembership] = []

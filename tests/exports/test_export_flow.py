@@ -128,6 +128,19 @@ def test_since_export_lists_changes_and_deletions(client_a, store):
     ]
 
 
+def test_group_since_export_lists_a_members_deletion_but_not_an_outsiders(client_a, store):
+    since = timezone.now() - timedelta(minutes=30)
+    later = since + timedelta(minutes=10)
+    delete_resource(resource_type="Condition", resource_id="p2-c", now=later)
+    delete_resource(resource_type="Condition", resource_id="p3-c", now=later)
+    kickoff = client_a.kick_off(
+        "/fhir/Group/g1/$export", data={"_since": since.isoformat().replace("+00:00", "Z")}
+    )
+    manifest = client_a.finished_manifest(kickoff)
+    deleted = client_a.resources(manifest, kind="deleted")["Bundle"]
+    assert [b["entry"][0]["request"]["url"] for b in deleted] == ["Condition/p2-c"]
+
+
 def test_elements_subset_resources_and_tag_them(client_a, store):
     manifest = client_a.finished_manifest(
         client_a.kick_off(data={"_type": "Observation", "_elements": "subject"})
