@@ -56,30 +56,44 @@ def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
 
 
 @contextmanager
-def web_server(env: dict[str, str]) -> Iterator[str]:
-    """Start gunicorn on a free loopback port as `make run` does; yield its base URL."""
+def web_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
+    """Start gunicorn on a free loopback port as `make run` does; yield its base URL.
+
+    Its output goes to a file under the var dir: an undrained pipe would block it.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "bulkops.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    log = Path(env["BULKOPS_VAR_DIR"]) / f"gunicorn-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "bulkops.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--threads",
+                "4",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        _wait_for_port(port, process)
-        yield base
+        _wait_for_port(port, process, log)
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=20)
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited early: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"server exited early: {log.read_text()[-2000:]}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -88,7 +102,9 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) ->
 
 
 @contextmanager
-def celery_worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen]:
+def celery_worker_process(
+    env: dict[str, str], *, concurrency: int = 1
+) -> Iterator[subprocess.Popen]:
     """Start `celery -A bulkops worker` exactly as the Procfile does."""
     process = subprocess.Popen(
         [
@@ -99,7 +115,7 @@ def celery_worker_process(env: dict[str, str]) -> Iterator[subprocess.Popen]:
             "--loglevel",
             "INFO",
             "--concurrency",
-            "1",
+            str(concurrency),
         ],
         cwd=ROOT,
         env=env,

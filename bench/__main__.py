@@ -1,0 +1,115 @@
+"""`python -m bench`: bulkops throughput and latency, each beside a baseline from the same run.
+
+Figures on shared machines are noisy, so every throughput is reported with the time of
+the fastest raw dump of the same JSON bodies the database can do (SQLite: one SELECT
+streamed to a file; PostgreSQL: COPY ... TO STDOUT), measured minutes apart.
+
+    python -m bench                              # 100k and 1M resources, SQLite
+    DATABASE_URL=postgres://u:p@127.0.0.1/postgres python -m bench --workers 1 2 4
+    python -m bench --tiny                       # seconds; what the smoke test runs
+
+Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
+the reference client. Stores are generated once per size and reused (see --var-root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.measure import (  # noqa: E402 - needs ROOT on sys.path
+    BenchStore,
+    raw_dump_seconds,
+    run_export,
+    token_latency,
+)
+from tests.processes import celery_worker_process, web_server  # noqa: E402
+
+RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (bench_store.py)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--resources", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--workers", type=int, nargs="+", default=[2])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    parser.add_argument(
+        "--var-root", type=Path, default=Path(tempfile.gettempdir()) / "bulkops-bench"
+    )
+    parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-results.json")
+    parser.add_argument("--tiny", action="store_true", help="a few hundred resources, quick")
+    args = parser.parse_args()
+    if args.tiny:
+        args.resources, args.workers, args.concurrency = [300], [1], [2]
+
+    results: list[dict[str, Any]] = []
+    for target in args.resources:
+        store = BenchStore.prepare(args.var_root, max(2, round(target / RESOURCES_PER_PATIENT)))
+        baseline = raw_dump_seconds(store)
+        results.append(
+            {
+                "bench": "raw dump baseline",
+                "db": store.vendor,
+                "resources": store.resources,
+                "seconds": baseline,
+            }
+        )
+        for workers in args.workers:
+            with (
+                celery_worker_process(store.env, concurrency=workers),
+                web_server(store.env, workers=2) as base,
+            ):
+                row = run_export(store, base, "/$export")
+                row.update(
+                    bench=f"system export, {workers} worker(s)",
+                    ratio_to_baseline=row["seconds"] / baseline,
+                )
+                results.append(row)
+                if store.group_id:
+                    group = run_export(store, base, f"/Group/{store.group_id}/$export")
+                    group.update(
+                        bench=f"Group export, {store.group_size} members",
+                        store_resources=store.resources,
+                    )
+                    results.append(group)
+        with web_server(store.env, workers=2) as base:
+            for concurrency in args.concurrency:
+                results.append(token_latency(store, base, concurrency))
+    print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nresults written to {args.json}")
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'bench':<36}{'db':<12}{'resources':>11}{'seconds':>9}{'res/s':>10}"
+        f"{'MB/s':>7}{'x base':>8}{'worker MB':>10}{'web MB':>8}  latency p50/p95/p99 ms"
+    )
+    for row in results:
+        latency = row.get("latency_ms")
+        print(
+            f"{row['bench']:<36}{row.get('db', ''):<12}{row.get('resources', 0):>11,}"
+            f"{row.get('seconds', 0):>9.2f}{row.get('resources_per_s', 0):>10,.0f}"
+            f"{row.get('mb_per_s', 0):>7.1f}{row.get('ratio_to_baseline', 0):>8.2f}"
+            f"{row.get('worker_peak_rss_mb', 0):>10.0f}{row.get('web_peak_rss_mb', 0):>8.0f}"
+            + (
+                f"  {latency['p50']:.1f}/{latency['p95']:.1f}/{latency['p99']:.1f} "
+                f"({row['requests_per_s']:.0f} req/s)"
+                if latency
+                else ""
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""The measurements behind `python -m bench`, each against real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import statistics
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exports.bulk_client import (
+    ASSERTION_TYPE,
+    BulkExportClient,
+    TokenSource,
+    http,
+    make_client_assertion,
+)
+from tests.processes import manage, process_env
+
+GROUP_SIZE = 1000
+POLL_SECONDS = 0.25
+MAKE_GROUP = """
+from django.utils import timezone
+from exports.groups import upsert_group
+from exports.models import Resource
+ids = list(Resource.objects.live().filter(resource_type="Patient")
+           .order_by("pk").values_list("resource_id", flat=True)[:{size}])
+upsert_group(group_id="bench-group", name="Bench group", patient_ids=ids, actor="bench")
+print(len(ids))
+"""
+
+
+@dataclass
+class BenchStore:
+    """A generated store in its own var dir (and its own PostgreSQL database)."""
+
+    env: dict[str, str]
+    var_dir: Path
+    vendor: str
+    resources: int
+    client_id: str
+    key: dict[str, Any]
+    group_id: str
+    group_size: int
+
+    @classmethod
+    def prepare(cls, root: Path, patients: int) -> BenchStore:
+        base_url = os.environ.get("DATABASE_URL", "")
+        vendor = "postgresql" if base_url.startswith("postgres") else "sqlite"
+        var_dir = root / f"{vendor}-{patients}-patients"
+        overrides = {"BULKOPS_RETRY_AFTER": "1", "BULKOPS_POLL_BURST": "1000000"}
+        if vendor == "postgresql":
+            overrides["DATABASE_URL"] = _database(base_url, f"bulkops_bench_{patients}")
+        env = process_env(var_dir, **overrides)
+        ready = var_dir / "bench-store.json"
+        if not ready.exists():
+            _run(env, "migrate", "--no-input")
+            _run(env, "generate_fhir", "--patients", str(patients), "--seed", "1", timeout=3600)
+            seeded = _run(env, "seed_demo", "--key-file", str(var_dir / "bench-key.json"))
+            client_id = re.search(r"--client-id (\S+)", seeded).group(1)
+            members = int(
+                _run(
+                    env, "shell", "--no-imports", "-c", MAKE_GROUP.format(size=GROUP_SIZE)
+                ).split()[-1]
+            )
+            count = _run(
+                env,
+                "shell",
+                "--no-imports",
+                "-c",
+                "from exports.models import Resource; print(Resource.objects.live().count())",
+            ).split()[-1]
+            ready.write_text(
+                json.dumps({"client_id": client_id, "resources": int(count), "group_size": members})
+            )
+        facts = json.loads(ready.read_text())
+        key = json.loads((var_dir / "bench-key.json").read_text())["keys"][0]
+        return cls(
+            env,
+            var_dir,
+            vendor,
+            facts["resources"],
+            facts["client_id"],
+            key,
+            "bench-group",
+            facts["group_size"],
+        )
+
+    @property
+    def database_url(self) -> str:
+        return self.env.get("DATABASE_URL", "")
+
+
+def _database(base_url: str, name: str) -> str:
+    """A database `name` on the server of `base_url`, created if missing."""
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if not exists:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return urllib.parse.urlsplit(base_url)._replace(path=f"/{name}").geturl()
+
+
+def _run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
+    result = manage(env, *args, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed: {result.stderr[-2000:]}")
+    return result.stdout
+
+
+def raw_dump_seconds(store: BenchStore) -> float:
+    """The fastest plain dump of the same live bodies to a file, one per line."""
+    out = store.var_dir / "raw-dump.ndjson"
+    started = time.perf_counter()
+    if store.vendor == "postgresql":
+        import psycopg
+
+        query = "COPY (SELECT body FROM exports_resource WHERE NOT deleted) TO STDOUT"
+        with (
+            psycopg.connect(store.database_url) as connection,
+            out.open("wb") as handle,
+            connection.cursor().copy(query) as copy,
+        ):
+            for data in copy:
+                handle.write(data)
+    else:
+        connection = sqlite3.connect(store.var_dir / "bulkops.sqlite3")
+        with out.open("w") as handle:
+            for (body,) in connection.execute(
+                "SELECT body FROM exports_resource WHERE deleted = 0"
+            ):
+                handle.write(body)
+                handle.write("\n")
+        connection.close()
+    elapsed = time.perf_counter() - started
+    out.unlink()
+    return elapsed
+
+
+def tree_peak_rss_mb(pid: int) -> float:
+    """The largest peak RSS (VmHWM) among a process and its descendants."""
+    peak = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if match:
+            peak = max(peak, int(match[1]) / 1024)
+        pending += [int(child) for child in children]
+    return peak
+
+
+def _client(store: BenchStore, base: str) -> BulkExportClient:
+    tokens = TokenSource(f"{base}/auth/token", store.client_id, store.key, "system/*.read")
+    return BulkExportClient(f"{base}/fhir", tokens)
+
+
+def run_export(store: BenchStore, base: str, path: str) -> dict[str, Any]:
+    """Kick-off to complete manifest through the real path; the job is deleted after."""
+    client = _client(store, base)
+    client.tokens.token()
+    started = time.perf_counter()
+    status_url = client.kick_off(path, [])
+    while True:
+        result = http("GET", status_url, headers=client._auth())
+        if result.status == 200:
+            break
+        if result.status != 202:
+            raise RuntimeError(f"export failed: HTTP {result.status} {result.body[:300]!r}")
+        time.sleep(POLL_SECONDS)
+    seconds = time.perf_counter() - started
+    manifest = json.loads(result.body)
+    resources = sum(item["count"] for item in manifest["output"])
+    job_dir = store.var_dir / "exports" / status_url.rsplit("/", 1)[1]
+    size = sum(f.stat().st_size for f in job_dir.iterdir())
+    peaks = _process_peaks()
+    http("DELETE", status_url, headers=client._auth())
+    return {
+        "db": store.vendor,
+        "resources": resources,
+        "seconds": seconds,
+        "resources_per_s": resources / seconds,
+        "mb_per_s": size / 1e6 / seconds,
+        **peaks,
+    }
+
+
+def _process_peaks() -> dict[str, float]:
+    """Peak RSS of the bench's worker and web process trees (found by command line)."""
+    peaks = {"worker_peak_rss_mb": 0.0, "web_peak_rss_mb": 0.0}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            parent = int((proc / "stat").read_text().split()[3])
+        except OSError:
+            continue
+        if parent != os.getpid():
+            continue
+        key = "worker_peak_rss_mb" if "celery" in command else "web_peak_rss_mb"
+        peaks[key] = max(peaks[key], tree_peak_rss_mb(int(proc.name)))
+    return peaks
+
+
+def token_latency(
+    store: BenchStore, base: str, concurrency: int, seconds: float = 5.0
+) -> dict[str, Any]:
+    """Token requests from `concurrency` threads for `seconds`; signing is not timed."""
+    token_url = f"{base}/auth/token"
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def hammer() -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:
+            assertion = make_client_assertion(store.client_id, store.key, token_url)
+            form = urllib.parse.urlencode(
+                {
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion,
+                    "scope": "system/*.read",
+                }
+            ).encode()
+            started = time.perf_counter()
+            result = http(
+                "POST",
+                token_url,
+                data=form,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(elapsed)
+                errors += result.status != 200
+
+    threads = [threading.Thread(target=hammer) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "bench": f"token endpoint, {concurrency} concurrent",
+        "db": store.vendor,
+        "requests": len(latencies),
+        "errors": errors,
+        "requests_per_s": len(latencies) / seconds,
+        "latency_ms": {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]},
+    }

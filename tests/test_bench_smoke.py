@@ -1,0 +1,40 @@
+"""`python -m bench` keeps working: a tiny run through every measurement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.processes import ROOT
+
+
+def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--tiny",
+            "--var-root",
+            str(tmp_path / "stores"),
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["bench"]: row for row in json.loads(out.read_text())}
+    baseline = rows["raw dump baseline"]
+    export = rows["system export, 1 worker(s)"]
+    assert export["resources"] == baseline["resources"] > 0
+    assert export["ratio_to_baseline"] > 0 and export["worker_peak_rss_mb"] > 0
+    assert rows["Group export, 2 members"]["resources"] > 0
+    token = rows["token endpoint, 2 concurrent"]
+    assert token["requests"] > 0 and token["errors"] == 0
+    assert "system export" in result.stdout
