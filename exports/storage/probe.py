@@ -13,6 +13,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from botocore.exceptions import (
     ClientError,
@@ -35,6 +36,7 @@ WRONG_REGION = {
     "301",
 }
 _XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+T = TypeVar("T")
 
 
 class ProbeFailed(Exception):
@@ -56,7 +58,7 @@ def probe_storage(storage: ExportStorage, target: Target, report: Callable[[str]
     step that fails, calling `report` after each step that worked."""
     key = f"bulkops-probe-{uuid.uuid4()}.ndjson"
 
-    def step(name: str, action: Callable[[], object]) -> object:
+    def step(name: str, action: Callable[[], T]) -> T:
         try:
             result = action()
         except Exception as error:  # every failure is diagnosed, none is hidden
@@ -68,13 +70,18 @@ def probe_storage(storage: ExportStorage, target: Target, report: Callable[[str]
         with storage.open_writer(key) as handle:
             handle.write(PROBE_BODY)
 
+    def read() -> bytes:
+        with storage.open_reader(key) as handle:
+            return handle.read()
+
     step("put", put)
     try:
         if storage.requires_access_token:
-            body = step("read", lambda: storage.open_reader(key).read())
+            body = step("read", read)
         else:
-            signed = storage.signed_url(key, now=timezone.now(), not_after=None)
-            report("presign: ok")
+            signed = step(
+                "presign", lambda: storage.signed_url(key, now=timezone.now(), not_after=None)
+            )
             body = step("get (presigned URL, no token)", lambda: fetch(signed.url))
         if body != PROBE_BODY:
             raise ProbeFailed("get", "the object came back with different content")

@@ -10,6 +10,7 @@ Credentials come from boto3's default chain (environment, profile, instance role
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from botocore.config import Config
 from django.conf import settings
 
 from exports.storage import SignedUrl
+
+logger = logging.getLogger(__name__)
 
 FHIR_NDJSON = "application/fhir+ndjson"
 DELETE_BATCH = 1000  # the most keys DeleteObjects takes at once
@@ -79,7 +82,12 @@ class S3Storage:
             yield writer
             writer.complete()
         except BaseException:
-            writer.abort()
+            try:
+                writer.abort()
+            except Exception:
+                # Keep the original error; the bucket's lifecycle rule for incomplete
+                # uploads (README) removes what this abort could not.
+                logger.exception("multipart abort failed", extra={"key": key})
             raise
 
     def open_reader(self, key: str) -> BinaryIO:
