@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from bulkops.env import (
     env_bool,
@@ -182,11 +183,28 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_IMPORTS = ("bulkops.tasks",)
 
-# Local state for exports (the S3 backend arrives with its own settings).
+# Where export files live: local disk under var/, or an S3-compatible bucket
+# (README "Storing exports in S3 / IBM COS / MinIO"; credentials from boto3's chain).
 BULKOPS_STORAGE = env_choice("BULKOPS_STORAGE", "local", ("local", "s3"))
 BULKOPS_LOCAL_STORAGE_DIR = Path(
     env_str("BULKOPS_LOCAL_STORAGE_DIR", str(VAR_DIR / "exports"))
 ).resolve()
+BULKOPS_S3_BUCKET = env_str("BULKOPS_S3_BUCKET", "")
+BULKOPS_S3_ENDPOINT_URL = env_str("BULKOPS_S3_ENDPOINT_URL", "")
+BULKOPS_S3_REGION = env_str("BULKOPS_S3_REGION", "")
+BULKOPS_S3_PREFIX = env_str("BULKOPS_S3_PREFIX", "")
+# SigV4 presigned URLs live at most 7 days.
+BULKOPS_S3_PRESIGN_SECONDS = env_int("BULKOPS_S3_PRESIGN_SECONDS", 3600, minimum=60)
+if BULKOPS_S3_PRESIGN_SECONDS > 7 * 24 * 3600:
+    raise ImproperlyConfigured("BULKOPS_S3_PRESIGN_SECONDS must be at most 604800 (7 days)")
+# S3 refuses parts under 5 MiB (but the last); tests set the byte size directly.
+BULKOPS_S3_PART_SIZE = env_int("BULKOPS_S3_PART_MB", 16, minimum=5) * 1024 * 1024
+BULKOPS_S3_ADDRESSING_STYLE = env_choice(
+    "BULKOPS_S3_ADDRESSING_STYLE", "auto", ("auto", "path", "virtual")
+)
+BULKOPS_S3_SSE = env_str("BULKOPS_S3_SSE", "")
+if BULKOPS_STORAGE == "s3" and not BULKOPS_S3_BUCKET:
+    raise ImproperlyConfigured("BULKOPS_STORAGE=s3 needs BULKOPS_S3_BUCKET")
 
 # Logging: one stdout handler, text or JSON, ids in `extra` so lines grep by job id.
 BULKOPS_LOG_LEVEL = env_str("BULKOPS_LOG_LEVEL", "INFO").upper()

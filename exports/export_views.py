@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
@@ -217,24 +217,31 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
 
 
 def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:
+    """The manifest, re-signed on every request in S3 mode so a late reader still gets
+    working URLs; `Expires` is no later than the first URL or the files expire."""
+    storage = get_storage()
+    now = timezone.now()
+    expiries = [job.expires_at] if job.expires_at else []
     items: dict[str, list[ManifestItem]] = {kind: [] for kind in ExportFile.Kind.values}
     for file in job.files.order_by("resource_type", "storage_key"):
+        if storage.requires_access_token:
+            url = absolute_url(request, f"/fhir/bulkfiles/{file.uuid}")
+        else:
+            signed = storage.signed_url(file.storage_key, now=now, not_after=job.expires_at)
+            url = signed.url
+            expiries.append(signed.expires_at)
         items[file.kind].append(
-            {
-                "type": file.resource_type,
-                "url": absolute_url(request, f"/fhir/bulkfiles/{file.uuid}"),
-                "count": file.resource_count,
-            }
+            {"type": file.resource_type, "url": url, "count": file.resource_count}
         )
     manifest = build_manifest(
         transaction_time=job.transaction_time,
         request_url=job.request_url,
-        requires_access_token=get_storage().requires_access_token,
+        requires_access_token=storage.requires_access_token,
         output=items[ExportFile.Kind.OUTPUT],
         deleted=items[ExportFile.Kind.DELETED],
         error=items[ExportFile.Kind.ERROR],
     )
-    headers = {"Expires": http_date(job.expires_at.timestamp())} if job.expires_at else {}
+    headers = {"Expires": http_date(min(expiries).timestamp())} if expiries else {}
     return fhir_json(manifest, content_type="application/json", headers=headers)
 
 
@@ -245,7 +252,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 @require_GET
 @require_bearer
 def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
-    """Stream one NDJSON file to the job's client: Range requests, or gzip on request."""
+    """Stream one NDJSON file to the job's client: Range requests, or gzip on request.
+
+    In S3 mode the file is in the bucket: redirect to a presigned URL instead."""
     file = (
         ExportFile.objects.select_related("job")
         .filter(uuid=file_id, job__client=request.client, job__deleted_at__isnull=True)
@@ -261,6 +270,13 @@ def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
         details={"job": str(file.job.uuid), "file": file.storage_key},
     )
     storage = get_storage()
+    if not storage.requires_access_token:
+        # Interop notes: check the token here, then hand over a fresh presigned URL;
+        # clients drop the Authorization header on a cross-origin redirect.
+        signed = storage.signed_url(
+            file.storage_key, now=timezone.now(), not_after=file.job.expires_at
+        )
+        return HttpResponseRedirect(signed.url)
     size = file.size_bytes
     byte_range = parse_range(request.headers.get("Range", ""), size)
     handle = storage.open_reader(file.storage_key)

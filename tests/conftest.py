@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
+import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -143,3 +148,92 @@ def jwks_server(jwks_server_session: JwksServer, settings: Any) -> JwksServer:
     settings.BULKOPS_ALLOW_HTTP_JWKS = True
     jwks_server_session.reset()
     return jwks_server_session
+
+
+# --- A real S3 HTTP endpoint: moto's standalone server on 127.0.0.1 ------------------
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    @contextmanager
+    def credentials_checked(self) -> Iterator[None]:
+        """moto checks credentials only when asked to (its /moto-api/reset-auth)."""
+        self._reset_auth(b"0")
+        try:
+            yield
+        finally:
+            self._reset_auth(b"inf")
+
+    def _reset_auth(self, count: bytes) -> None:
+        url = f"{self.endpoint}/moto-api/reset-auth"
+        request = urllib.request.Request(url, data=count, headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    with pytest.MonkeyPatch.context() as patch:
+        # Read by moto at import: let tests use parts far below S3's 5 MiB minimum.
+        patch.setenv("S3_UPLOAD_PART_MIN_SIZE", "256")
+        from moto.server import ThreadedMotoServer
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+        server.start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request
+    host, port = server.get_host_and_port()
+    yield S3Server(f"http://{host}:{port}")
+    server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, settings: Any, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    """BULKOPS_STORAGE=s3 on a fresh bucket of the moto server, with credentials in the
+    environment as boto3's default chain finds them in production."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"bulkops-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    settings.BULKOPS_STORAGE = "s3"
+    settings.BULKOPS_S3_BUCKET = bucket
+    settings.BULKOPS_S3_ENDPOINT_URL = s3_server.endpoint
+    settings.BULKOPS_S3_REGION = "us-east-1"
+    settings.BULKOPS_S3_ADDRESSING_STYLE = "path"
+    settings.BULKOPS_S3_PREFIX = ""
+    settings.BULKOPS_S3_SSE = ""
+    return S3Bucket(s3_server, bucket)
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    server: S3Server
+    name: str
+
+    def keys(self, prefix: str = "") -> list[str]:
+        listing = self.server.client().list_objects_v2(Bucket=self.name, Prefix=prefix)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def open_uploads(self) -> list[dict[str, Any]]:
+        return self.server.client().list_multipart_uploads(Bucket=self.name).get("Uploads", [])
+
+    def head(self, key: str) -> dict[str, Any]:
+        return self.server.client().head_object(Bucket=self.name, Key=key)

@@ -12,8 +12,11 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
+
+from exports.storage import SignedUrl
 
 _SAFE_KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./")
 
@@ -56,3 +59,6 @@ class LocalStorage:
 
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
+
+    def signed_url(self, key: str, *, now: datetime, not_after: datetime | None) -> SignedUrl:
+        raise NotImplementedError("local files are served by the app to token holders")

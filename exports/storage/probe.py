@@ -1,0 +1,134 @@
+"""`check_storage`: prove the configured storage works end to end, or say why not.
+
+The probe does what an export and a client do: write an object, sign a URL for it,
+fetch that URL with plain HTTP and no token, delete the object. Each failure is turned
+into one sentence an operator can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from django.utils import timezone
+
+from exports.storage import ExportStorage
+
+PROBE_BODY = b'{"resourceType":"Basic","id":"bulkops-storage-probe"}\n'
+
+BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+WRONG_REGION = {
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "IllegalLocationConstraintException",
+    "301",
+}
+_XML_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+T = TypeVar("T")
+
+
+class ProbeFailed(Exception):
+    def __init__(self, step: str, diagnosis: str) -> None:
+        super().__init__(f"{step} failed: {diagnosis}")
+        self.step, self.diagnosis = step, diagnosis
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the operator configured, for messages: bucket and endpoint."""
+
+    bucket: str
+    endpoint: str
+
+
+def probe_storage(storage: ExportStorage, target: Target, report: Callable[[str], None]) -> None:
+    """Run put, presign, get and delete of a probe object; raise ProbeFailed at the first
+    step that fails, calling `report` after each step that worked."""
+    key = f"bulkops-probe-{uuid.uuid4()}.ndjson"
+
+    def step(name: str, action: Callable[[], T]) -> T:
+        try:
+            result = action()
+        except Exception as error:  # every failure is diagnosed, none is hidden
+            raise ProbeFailed(name, diagnose(error, target)) from error
+        report(f"{name}: ok")
+        return result
+
+    def put() -> None:
+        with storage.open_writer(key) as handle:
+            handle.write(PROBE_BODY)
+
+    def read() -> bytes:
+        with storage.open_reader(key) as handle:
+            return handle.read()
+
+    step("put", put)
+    try:
+        if storage.requires_access_token:
+            body = step("read", read)
+        else:
+            signed = step(
+                "presign", lambda: storage.signed_url(key, now=timezone.now(), not_after=None)
+            )
+            body = step("get (presigned URL, no token)", lambda: fetch(signed.url))
+        if body != PROBE_BODY:
+            raise ProbeFailed("get", "the object came back with different content")
+    finally:
+        step("delete", lambda: storage.delete(key))
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own URL
+        return response.read()
+
+
+def error_code(error: Exception) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    if isinstance(error, urllib.error.HTTPError):
+        match = _XML_CODE.search(error.read() or b"")
+        return match[1].decode() if match else str(error.code)
+    return ""
+
+
+def diagnose(error: Exception, target: Target) -> str:
+    where = f"bucket {target.bucket!r} at {target.endpoint}"
+    code = error_code(error)
+    if isinstance(error, NoCredentialsError):
+        return (
+            "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(HMAC keys on IBM COS) or AWS_PROFILE"
+        )
+    if code in BAD_CREDENTIALS:
+        return (
+            f"bad credentials ({code}): the access key is unknown or the secret key "
+            "does not match it; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if code == "NoSuchBucket":
+        return f"missing bucket: {where} does not exist; create it or fix BULKOPS_S3_BUCKET"
+    if code in WRONG_REGION:
+        return (
+            f"wrong region or endpoint ({code}): {where} lives elsewhere; check "
+            "BULKOPS_S3_REGION and BULKOPS_S3_ENDPOINT_URL"
+        )
+    if code == "RequestTimeTooSkewed":
+        return "clock skew: this machine's clock differs too much from the server's; run NTP"
+    if code == "AccessDenied":
+        return f"access denied: the credentials work but may not use {where}"
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return f"endpoint unreachable: no answer from {target.endpoint}; check the URL"
+    if isinstance(error, urllib.error.URLError):
+        return f"endpoint unreachable from this machine: {error.reason}"
+    return f"unexpected error ({code or type(error).__name__}): {error}"
