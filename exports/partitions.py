@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import record_event
@@ -74,7 +74,7 @@ def create_partitions(job: ExportJob) -> None:
         )
         for resource_type in job.types
         for sequence, (lower, upper, rows) in enumerate(
-            id_ranges(candidate_rows(job, resource_type), settings.BULKOPS_PARTITION_SIZE)
+            id_ranges(*id_source(job, resource_type), settings.BULKOPS_PARTITION_SIZE)
         )
     ]
     ExportPartition.objects.bulk_create(partitions)
@@ -100,16 +100,15 @@ def candidate_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
     return rows.filter(deleted=False)
 
 
-def id_ranges(rows: QuerySet[Resource], size: int) -> Iterator[tuple[int, int, int]]:
-    """(lower exclusive, upper inclusive, row count) ranges of about `size` rows each,
-    found by keyset steps along the (resource_type, id) index."""
+def id_ranges(ids: QuerySet, field: str, size: int) -> Iterator[tuple[int, int, int]]:
+    """(lower exclusive, upper inclusive, row count) ranges of about `size` resource ids
+    each, found by keyset steps along an index on `field`."""
     lower = 0
     while True:
-        boundary = list(
-            rows.filter(id__gt=lower).order_by("id").values_list("id", flat=True)[size - 1 : size]
-        )
+        after = ids.filter(**{f"{field}__gt": lower}).order_by(field)
+        boundary = list(after.values_list(field, flat=True).distinct()[size - 1 : size])
         if not boundary:
-            remaining = rows.filter(id__gt=lower).count()
+            remaining = after.values(field).distinct().count()
             if remaining:
                 yield lower, LAST_ID, remaining
             return
@@ -117,45 +116,62 @@ def id_ranges(rows: QuerySet[Resource], size: int) -> Iterator[tuple[int, int, i
         lower = boundary[0]
 
 
-def compartment_filter(job: ExportJob) -> Q | None:
-    """Patient/Group exports keep rows in the compartments of the chosen patients only."""
-    if job.level == SYSTEM:
-        return None
-    memberships = CompartmentMembership.objects.filter(resource=OuterRef("pk"))
+def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[CompartmentMembership]:
+    """Compartment-index rows of one type for the job's patients.
+
+    Patient and Group exports walk this index rather than the resource table, so their
+    cost follows the chosen patients' data, not the size of the store.
+    """
+    rows = CompartmentMembership.objects.filter(resource_type=resource_type)
     patients = job.parameters.get("patient") or []
     if patients:
-        memberships = memberships.filter(
+        rows = rows.filter(
             patient_id__in=[reference.removeprefix("Patient/") for reference in patients]
         )
     if job.level == ExportJob.Level.GROUP:
         members = GroupMembership.objects.filter(
             group__resource_type="Group", group__resource_id=job.group_id, inactive=False
         ).values("patient_id")
-        memberships = memberships.filter(patient_id__in=members)
-    return Q(Exists(memberships))
+        rows = rows.filter(patient_id__in=members)
+    return rows
 
 
-def partition_rows(
-    job: ExportJob, partition: ExportPartition
-) -> Iterator[list[tuple[int, bool, str, str]]]:
+def id_source(job: ExportJob, resource_type: str) -> tuple[QuerySet, str]:
+    """Where a partition's resource ids come from, and the column that holds them."""
+    if job.level == SYSTEM:
+        return candidate_rows(job, resource_type), "id"
+    return member_resource_ids(job, resource_type), "resource_id"
+
+
+Row = tuple[int, bool, str, str]
+
+
+def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[Row]]:
     """Chunks of (id, deleted, resource_id, body) in id order; keyset, never OFFSET."""
-    rows = candidate_rows(job, partition.resource_type).filter(
-        id__gt=partition.lower_id, id__lte=partition.upper_id
-    )
-    membership = compartment_filter(job)
-    if membership is not None:
-        rows = rows.filter(membership)
+    ids, field = id_source(job, partition.resource_type)
+    rows = candidate_rows(job, partition.resource_type)
+    columns = ("id", "deleted", "resource_id", "body")
     last = partition.lower_id
     while True:
-        chunk = list(
-            rows.filter(id__gt=last)
-            .order_by("id")
-            .values_list("id", "deleted", "resource_id", "body")[:CHUNK_SIZE]
-        )
-        if not chunk:
-            return
-        yield chunk
-        last = chunk[-1][0]
+        window = {f"{field}__gt": last, f"{field}__lte": partition.upper_id}
+        if field == "id":
+            chunk = list(rows.filter(**window).order_by("id").values_list(*columns)[:CHUNK_SIZE])
+            if not chunk:
+                return
+            last = chunk[-1][0]
+        else:
+            page = list(
+                ids.filter(**window)
+                .order_by(field)
+                .values_list(field, flat=True)
+                .distinct()[:CHUNK_SIZE]
+            )
+            if not page:
+                return
+            chunk = list(rows.filter(id__in=page).order_by("id").values_list(*columns))
+            last = page[-1]
+        if chunk:
+            yield chunk
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:

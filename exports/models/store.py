@@ -67,7 +67,11 @@ class CompartmentMembership(models.Model):
         ]
         indexes = [
             models.Index(fields=["patient_id", "resource_type"], name="compartment_patient_type"),
-            models.Index(fields=["resource_type", "patient_id"], name="compartment_type_patient"),
+            # Patient/Group exports page by resource id within each patient's rows.
+            models.Index(
+                fields=["resource_type", "patient_id", "resource"],
+                name="compartment_type_patient_res",
+            ),
         ]
 
     def __str__(self) -> str:
