@@ -196,6 +196,24 @@ def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> Backend
     return client
 
 
+@transaction.atomic
+def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Enable a disabled client again; it must request new tokens (old ones were revoked)."""
+    client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
+    if client is None:
+        raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
+    client.status = BackendClient.Status.ACTIVE
+    client.save(update_fields=["status", "updated_at"])
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.enabled",
+        details={"client_id": client.client_id},
+    )
+    return client
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """A new access token; `raw` is handed to the client once and never stored."""

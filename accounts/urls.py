@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from accounts import views
 
@@ -8,4 +8,22 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("audit/", views.audit_trail, name="audit-trail"),
     path("operators/", views.operator_list, name="operator-list"),
+    path("clients/", views.client_list, name="client-list"),
+    path("clients/new/", views.client_register, name="client-register"),
+    path("clients/check-keys/", views.client_keys_check, name="client-keys-check"),
+    path("clients/<str:client_id>/", views.client_detail, name="client-detail"),
+    path(
+        "clients/<str:client_id>/disable/",
+        views.client_set_status,
+        {"action": "disable"},
+        name="client-disable",
+    ),
+    path(
+        "clients/<str:client_id>/enable/",
+        views.client_set_status,
+        {"action": "enable"},
+        name="client-enable",
+    ),
+    # Export and data pages live in the exports app but share the console namespace.
+    path("", include("exports.urls")),
 ]

@@ -1,17 +1,28 @@
-"""Console pages owned by accounts: dashboard, audit trail, operators."""
+"""Console pages owned by accounts: dashboard, backend clients, audit trail, operators."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.audit import record_event
 from accounts.decorators import permission_required
-from accounts.models import AuditEvent
-from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
+from accounts.forms import ClientForm
+from accounts.jwks import JwksError, fetch_jwks, key_bits, registered_keys, validate_jwks
+from accounts.models import AccessToken, AuditEvent, BackendClient
+from accounts.roles import MANAGE_CLIENTS, MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
+from accounts.services import disable_client, enable_client, register_client
+from bulkops.fhir.scopes import readable_types
 
 AUDIT_PAGE_SIZE = 100
+RECENT = 10
 
 
 @require_GET
@@ -32,3 +43,133 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 def operator_list(request: HttpRequest) -> HttpResponse:
     operators = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(request, "accounts/operator_list.html", {"operators": operators})
+
+
+# --- Backend clients ------------------------------------------------------------------
+
+
+def get_client_for_user(request: HttpRequest, client_id: str) -> BackendClient:
+    """The client addressed by its public client_id; 404 when there is none. Every
+    console user may read clients; changes are checked by the views' permissions."""
+    return get_object_or_404(BackendClient, client_id=client_id)
+
+
+def exportable(client: BackendClient) -> bool:
+    """Whether the client's registered scopes let it read (so export) any type."""
+    access = readable_types(client.scopes.split())
+    return access.all_types or bool(access.types)
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def client_list(request: HttpRequest) -> HttpResponse:
+    clients = BackendClient.objects.prefetch_related("bound_groups")
+    status = request.GET.get("status", "")
+    if status in BackendClient.Status.values:
+        clients = clients.filter(status=status)
+    if query := request.GET.get("q", "").strip():
+        clients = clients.filter(Q(name__icontains=query) | Q(client_id__icontains=query))
+    rows = [{"client": c, "exportable": exportable(c)} for c in clients]
+    return render(
+        request,
+        "accounts/client_list.html",
+        {"rows": rows, "status": status, "q": query, "statuses": BackendClient.Status.values},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(MANAGE_CLIENTS)
+def client_register(request: HttpRequest) -> HttpResponse:
+    form = ClientForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        jwks, jwks_uri, _ = form.key_source()
+        try:
+            client = register_client(
+                name=form.cleaned_data["name"],
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                scopes=form.scopes(),
+                group_ids=form.group_ids(),
+                created_by=request.user,
+            )
+        except ValidationError as error:
+            for key, problems in error.message_dict.items():
+                for problem in problems:
+                    form.add_error(form.field_for(key), problem)
+        else:
+            messages.success(request, f"Registered {client.name}. Its client_id is shown below.")
+            return redirect("console:client-detail", client_id=client.client_id)
+    return render(request, "accounts/client_register.html", {"form": form})
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def client_keys_check(request: HttpRequest) -> HttpResponse:
+    """ "Fetch and check": list every key of the pasted, uploaded or linked JWK Set with
+    what bulkops can use it for, before anything is registered."""
+    form = ClientForm(request.POST, request.FILES)
+    form.is_valid()  # only the key fields matter here
+    context: dict[str, Any] = {"keys": [], "problem": ""}
+    jwks, jwks_uri, key_field = (
+        form.key_source() if not form.has_error("jwks") else (None, None, "")
+    )
+    try:
+        if jwks_uri:
+            jwks, _ = fetch_jwks(jwks_uri)
+        elif jwks is None:
+            raise JwksError(
+                form.errors.get("jwks", ["Paste a JWK Set, upload one, or give its URL."])[0]
+            )
+        infos = validate_jwks(jwks)
+        context["keys"] = [
+            {"info": info, "bits": key_bits(jwk)}
+            for info, jwk in zip(infos, jwks["keys"], strict=True)
+        ]
+    except JwksError as error:
+        context["problem"] = str(error)
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=request.user.get_username(),
+        action="client.keys_checked",
+        outcome=AuditEvent.Outcome.FAILURE if context["problem"] else AuditEvent.Outcome.SUCCESS,
+        reason=context["problem"],
+        request=request,
+        details={"jwks_uri": jwks_uri or "", "kids": [k["info"].kid for k in context["keys"]]},
+    )
+    return render(request, "accounts/partials/jwks_check.html", context)
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = get_client_for_user(request, client_id)
+    try:
+        keys, key_problem = registered_keys(client), ""
+    except JwksError as error:
+        keys, key_problem = [], str(error)
+    context = {
+        "client": client,
+        "keys": keys,
+        "key_problem": key_problem,
+        "exportable": exportable(client),
+        "groups": client.bound_groups.order_by("group_id"),
+        "tokens": AccessToken.objects.filter(client=client).order_by("-created_at")[:RECENT],
+        "jobs": client.export_jobs.order_by("-created_at")[:RECENT],
+        "events": AuditEvent.objects.filter(
+            Q(actor=client.client_id) | Q(details__client_id=client.client_id)
+        )[:RECENT],
+    }
+    return render(request, "accounts/client_detail.html", context)
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def client_set_status(request: HttpRequest, client_id: str, action: str) -> HttpResponse:
+    """Disable (tokens revoked at once) or enable a client; the service audits it."""
+    client = get_client_for_user(request, client_id)
+    change = disable_client if action == "disable" else enable_client
+    client = change(client_id=client.client_id, actor=request.user)
+    if request.htmx:
+        return render(request, "accounts/partials/client_status.html", {"client": client})
+    messages.success(request, f"{client.name} is now {client.status}.")
+    return redirect("console:client-detail", client_id=client.client_id)

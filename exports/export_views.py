@@ -16,7 +16,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.audit import record_event
 from accounts.bearer import require_bearer
 from accounts.models import AuditEvent
-from bulkops.fhir.manifest import ManifestItem, build_manifest
 from bulkops.fhir.outcome import (
     INFORMATIONAL,
     NOT_FOUND,
@@ -35,6 +34,7 @@ from bulkops.fhir.params import (
 )
 from exports.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
 from exports.kickoff import plan_export
+from exports.manifests import job_manifest
 from exports.models import ExportFile, ExportJob
 from exports.services import delete_export, register_poll, start_export
 from exports.storage import get_storage
@@ -160,23 +160,7 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
 
 
 def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:
-    items: dict[str, list[ManifestItem]] = {kind: [] for kind in ExportFile.Kind.values}
-    for file in job.files.order_by("resource_type", "storage_key"):
-        items[file.kind].append(
-            {
-                "type": file.resource_type,
-                "url": absolute_url(request, f"/fhir/bulkfiles/{file.uuid}"),
-                "count": file.resource_count,
-            }
-        )
-    manifest = build_manifest(
-        transaction_time=job.transaction_time,
-        request_url=job.request_url,
-        requires_access_token=get_storage().requires_access_token,
-        output=items[ExportFile.Kind.OUTPUT],
-        deleted=items[ExportFile.Kind.DELETED],
-        error=items[ExportFile.Kind.ERROR],
-    )
+    manifest = job_manifest(job, lambda path: absolute_url(request, path))
     headers = {"Expires": http_date(job.expires_at.timestamp())} if job.expires_at else {}
     return fhir_json(manifest, content_type="application/json", headers=headers)
 
