@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from accounts.models import AuditEvent
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 
 MAX_JWKS_UPLOAD = 64 * 1024
@@ -110,3 +111,21 @@ def _parse_json(text: str, what: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise forms.ValidationError(f"{what} is not valid JSON.") from None
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False)
+    client = forms.CharField(label="client_id", required=False)
+    action = forms.ChoiceField(required=False)
+    outcome = forms.ChoiceField(choices=[("", "any"), *AuditEvent.Outcome.choices], required=False)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
+        self.fields["action"].choices = [("", "any")] + [(a, a) for a in actions.distinct()]

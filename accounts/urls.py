@@ -7,6 +7,7 @@ app_name = "console"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("audit/", views.audit_trail, name="audit-trail"),
+    path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", views.operator_list, name="operator-list"),
     path("clients/", views.client_list, name="client-list"),
     path("clients/new/", views.client_register, name="client-register"),
