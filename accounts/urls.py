@@ -6,6 +6,7 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("running/", views.dashboard_running, name="dashboard-running"),
     path("audit/", views.audit_trail, name="audit-trail"),
     path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", views.operator_list, name="operator-list"),

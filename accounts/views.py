@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.audit import record_event
@@ -24,6 +26,8 @@ from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
 from accounts.services import disable_client, enable_client, register_client
 from bulkops.fhir.scopes import readable_types
+from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
+from exports.models import ExportJob
 
 AUDIT_PAGE_SIZE = 50
 RECENT = 10
@@ -32,7 +36,33 @@ RECENT = 10
 @require_GET
 @permission_required(VIEW_CONSOLE)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/dashboard.html")
+    now = timezone.now()
+    clients = list(BackendClient.objects.all())
+    context = {
+        **running_context(),
+        "windows": [window(now, 7), window(now, 30)],
+        "bars": daily_bars(now),
+        "chart_width": CHART_DAYS * (BAR_WIDTH + 4),
+        "chart_height": CHART_HEIGHT,
+        "failures": ExportJob.objects.filter(
+            status=ExportJob.Status.FAILED, created_at__gte=now - timedelta(days=7)
+        ).select_related("client")[:RECENT],
+        "inventory": inventory(),
+        "disabled_clients": [c for c in clients if not c.is_active],
+        "idle_clients": [c for c in clients if c.is_active and not exportable(c)],
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+def running_context() -> dict[str, Any]:
+    return {"running": ExportJob.objects.unfinished().select_related("client")[:RECENT]}
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def dashboard_running(request: HttpRequest) -> HttpResponse:
+    """The dashboard's running-jobs panel alone; it polls itself while jobs run."""
+    return render(request, "console/partials/running_jobs.html", running_context())
 
 
 def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
