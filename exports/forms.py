@@ -13,8 +13,15 @@ LEVEL_CHOICES = [(GROUP, "Group"), (PATIENT, "Patient"), (SYSTEM, "System")]
 OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
 
 
+class ClientChoiceField(forms.ModelChoiceField):
+    """Clients by name (the client_id is the submitted value, not the label)."""
+
+    def label_from_instance(self, obj: BackendClient) -> str:  # type: ignore[override]
+        return obj.name
+
+
 class LaunchForm(forms.Form):
-    client = forms.ModelChoiceField(
+    client = ClientChoiceField(
         queryset=BackendClient.objects.filter(status=BackendClient.Status.ACTIVE),
         to_field_name="client_id",
         empty_label=None,
@@ -79,7 +86,7 @@ def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
 
 class JobFilterForm(forms.Form):
     q = forms.CharField(label="Search", required=False)
-    client = forms.ModelChoiceField(
+    client = ClientChoiceField(
         queryset=BackendClient.objects.all(), to_field_name="client_id", required=False
     )
     status = forms.ChoiceField(choices=[("", "any")] + ExportJob.Status.choices, required=False)

@@ -251,7 +251,11 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 @require_GET
 @permission_required(VIEW_CONSOLE)
 def job_progress(request: HttpRequest, job_id: str) -> HttpResponse:
+    """The polled fragment. The poll that finds the job finished reloads the page once,
+    so the manifest and file list appear; a finished fragment never polls again."""
     job = get_job_for_user(request, job_id)
+    if request.htmx and job.is_finished:
+        return HttpResponseClientRefresh()
     return render(request, "exports/partials/job_progress.html", progress_context(job))
 
 

@@ -205,6 +205,8 @@ def test_finished_export_manifest_preview_download_and_delete(
     job = wait_for_job(str(ExportJob.objects.get().uuid))
     assert job.status == "completed"
 
+    poll = browser.get(f"/exports/{job.uuid}/progress/", headers={"HX-Request": "true"})
+    assert poll["HX-Refresh"] == "true"  # the page reloads once to show the manifest
     page = browser.get(f"/exports/{job.uuid}/").content.decode()
     assert 'hx-trigger="every 2s"' not in page
     assert "100%" in page and "Manifest JSON" in page and "transactionTime" in page
