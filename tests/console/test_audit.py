@@ -90,3 +90,19 @@ def test_csv_export_follows_the_filters_and_is_audited(console_client, trail) ->
     ]
     event = AuditEvent.objects.get(action="audit.exported")
     assert (event.actor, event.details["filters"]) == ("auditor-user", {"outcome": "failure"})
+
+
+def test_sign_ins_failed_sign_ins_and_sign_outs_are_audited(client) -> None:
+    from accounts.services import create_operator
+
+    _, password = create_operator(username="olivia", role="operator")
+    client.post("/accounts/login/", {"login": "olivia", "password": "nope"})
+    client.post("/accounts/login/", {"login": "olivia", "password": password})
+    client.post("/accounts/logout/")
+    events = AuditEvent.objects.filter(action__startswith="operator.log").order_by("pk")
+    assert [(e.action, e.actor, e.outcome) for e in events] == [
+        ("operator.login", "olivia", "failure"),
+        ("operator.login", "olivia", "success"),
+        ("operator.logout", "olivia", "success"),
+    ]
+    assert password not in str([e.details for e in events])
