@@ -129,3 +129,36 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
         self.fields["action"].choices = [("", "any")] + [(a, a) for a in actions.distinct()]
+
+
+class ClientEditForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    scopes = forms.CharField(
+        help_text="Space-separated, v1 or v2: system/Patient.read system/Observation.rs"
+    )
+    groups = forms.CharField(
+        label="Bound groups",
+        required=False,
+        help_text="Group ids, space- or comma-separated; empty lets it export any data.",
+    )
+
+    def group_ids(self) -> list[str]:
+        return self.cleaned_data["groups"].replace(",", " ").split()
+
+
+class KeyForm(forms.Form):
+    jwk = forms.CharField(
+        label="New public key (JWK)",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='One public JWK, or a JWK Set holding one key: {"kty": "RSA", "kid": ...}',
+    )
+
+    def clean_jwk(self) -> Any:
+        value = _parse_json(self.cleaned_data["jwk"], "The key")
+        if isinstance(value, dict) and isinstance(value.get("keys"), list):
+            if len(value["keys"]) != 1:
+                raise forms.ValidationError("Add one key at a time.")
+            value = value["keys"][0]
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A JWK is a JSON object.")
+        return value

@@ -14,6 +14,9 @@ urlpatterns = [
     path("clients/new/", views.client_register, name="client-register"),
     path("clients/check-keys/", views.client_keys_check, name="client-keys-check"),
     path("clients/<str:client_id>/", views.client_detail, name="client-detail"),
+    path("clients/<str:client_id>/edit/", views.client_edit, name="client-edit"),
+    path("clients/<str:client_id>/keys/", views.client_key_add, name="client-key-add"),
+    path("clients/<str:client_id>/keys/retire/", views.client_key_retire, name="client-key-retire"),
     path(
         "clients/<str:client_id>/disable/",
         views.client_set_status,

@@ -20,11 +20,18 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
-from accounts.forms import AuditFilterForm, ClientForm
+from accounts.forms import AuditFilterForm, ClientEditForm, ClientForm, KeyForm
 from accounts.jwks import JwksError, fetch_jwks, key_bits, registered_keys, validate_jwks
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
-from accounts.services import disable_client, enable_client, register_client
+from accounts.services import (
+    add_client_key,
+    disable_client,
+    enable_client,
+    register_client,
+    retire_client_key,
+    update_client,
+)
 from bulkops.fhir.scopes import readable_types
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
 from exports.models import ExportJob
@@ -268,6 +275,12 @@ def client_keys_check(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_CONSOLE)
 def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
     client = get_client_for_user(request, client_id)
+    return render_client_detail(request, client, KeyForm())
+
+
+def render_client_detail(
+    request: HttpRequest, client: BackendClient, key_form: KeyForm, status: int = 200
+) -> HttpResponse:
     try:
         keys, key_problem = registered_keys(client), ""
     except JwksError as error:
@@ -283,8 +296,72 @@ def client_detail(request: HttpRequest, client_id: str) -> HttpResponse:
         "events": AuditEvent.objects.filter(
             Q(actor=client.client_id) | Q(details__client_id=client.client_id)
         )[:RECENT],
+        "key_form": key_form,
     }
-    return render(request, "accounts/client_detail.html", context)
+    return render(request, "accounts/client_detail.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(MANAGE_CLIENTS)
+def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = get_client_for_user(request, client_id)
+    initial = {
+        "name": client.name,
+        "scopes": client.scopes,
+        "groups": " ".join(client.bound_groups.values_list("group_id", flat=True)),
+    }
+    form = ClientEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            update_client(
+                client_id=client.client_id,
+                name=form.cleaned_data["name"],
+                scopes=form.cleaned_data["scopes"],
+                group_ids=form.group_ids(),
+                actor=request.user,
+            )
+        except ValidationError as error:
+            for key, problems in error.message_dict.items():
+                for problem in problems:
+                    form.add_error("groups" if key == "group_ids" else key, problem)
+        else:
+            messages.success(
+                request, f"Saved {form.cleaned_data['name']}; its tokens were revoked."
+            )
+            return redirect("console:client-detail", client_id=client.client_id)
+    return render(request, "accounts/client_edit.html", {"client": client, "form": form})
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def client_key_add(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = get_client_for_user(request, client_id)
+    form = KeyForm(request.POST)
+    if form.is_valid():
+        try:
+            add_client_key(
+                client_id=client.client_id, jwk=form.cleaned_data["jwk"], actor=request.user
+            )
+        except ValidationError as error:
+            form.add_error("jwk", error.message_dict["jwk"])
+        else:
+            messages.success(request, "Key added.")
+            return redirect("console:client-detail", client_id=client.client_id)
+    return render_client_detail(request, client, form, status=400)
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def client_key_retire(request: HttpRequest, client_id: str) -> HttpResponse:
+    client = get_client_for_user(request, client_id)
+    kid = request.POST.get("kid", "")
+    try:
+        retire_client_key(client_id=client.client_id, kid=kid, actor=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.message_dict["kid"]))
+    else:
+        messages.success(request, f"Retired key {kid}.")
+    return redirect("console:client-detail", client_id=client.client_id)
 
 
 @require_POST

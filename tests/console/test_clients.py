@@ -195,3 +195,95 @@ def test_list_filters_and_flags_clients_that_export_nothing(console_client, rsa_
     page = console_client("operator").get("/clients/?q=writ").content.decode()
     assert "Writer" in page and "Reader" not in page
     assert "exports nothing" in page
+
+
+def test_admin_edits_name_scopes_and_groups_and_tokens_are_revoked(
+    console_client, registered, store
+) -> None:
+    from django.utils import timezone
+
+    from accounts.services import issue_access_token
+
+    issue_access_token(client=registered, scopes=["system/*.read"], now=timezone.now())
+    browser = console_client("admin")
+    page = browser.get(f"/clients/{registered.client_id}/edit/").content.decode()
+    assert 'value="Analytics"' in page and 'value="system/*.read"' in page
+    response = browser.post(
+        f"/clients/{registered.client_id}/edit/",
+        {"name": "Analytics 2", "scopes": "system/Patient.rs", "groups": "g1"},
+    )
+    assert response.status_code == 302
+    registered.refresh_from_db()
+    assert (registered.name, registered.scopes) == ("Analytics 2", "system/Patient.rs")
+    assert list(registered.bound_groups.values_list("group_id", flat=True)) == ["g1"]
+    assert not AccessToken.objects.filter(client=registered).exists()
+    event = AuditEvent.objects.get(action="client.updated")
+    assert event.details["changed"]["scopes"] == ["system/*.read", "system/Patient.rs"]
+
+
+def test_bad_edit_is_explained_next_to_the_field(console_client, registered) -> None:
+    response = console_client("admin").post(
+        f"/clients/{registered.client_id}/edit/",
+        {"name": "x", "scopes": "launch/patient", "groups": "missing"},
+    )
+    page = response.content.decode()
+    scopes = page.split('id="field-scopes"')[1].split("</div>")[0]
+    groups = page.split('id="field-groups"')[1].split("</div>")[0]
+    assert "Not a system/ resource scope: launch/patient" in scopes
+    assert "No such Group: missing." in groups
+    registered.refresh_from_db()
+    assert registered.name == "Analytics"
+
+
+@pytest.mark.parametrize("role", ["operator", "auditor"])
+def test_only_admins_edit_and_rotate(console_client, registered, ec_key, role) -> None:
+    browser = console_client(role)
+    url = f"/clients/{registered.client_id}"
+    assert browser.get(f"{url}/edit/").status_code == 403
+    assert browser.post(f"{url}/keys/", {"jwk": json.dumps(ec_key.public_jwk)}).status_code == 403
+    assert browser.post(f"{url}/keys/retire/", {"kid": "rsa-1"}).status_code == 403
+    registered.refresh_from_db()
+    assert [k["kid"] for k in registered.jwks["keys"]] == ["rsa-1"]
+
+
+def test_rotate_keys_add_new_then_retire_old(console_client, registered, ec_key) -> None:
+    browser = console_client("admin")
+    url = f"/clients/{registered.client_id}"
+    refused = browser.post(f"{url}/keys/retire/", {"kid": "rsa-1"}, follow=True)
+    assert "would leave no usable key" in refused.content.decode().replace("&#x27;", "'")
+    browser.post(f"{url}/keys/", {"jwk": json.dumps(ec_key.jwks())})
+    response = browser.post(f"{url}/keys/retire/", {"kid": "rsa-1"}, follow=True)
+    assert "Retired key rsa-1." in response.content.decode()
+    registered.refresh_from_db()
+    assert [k["kid"] for k in registered.jwks["keys"]] == ["ec-1"]
+    actions = AuditEvent.objects.filter(action__startswith="client.key").order_by("pk")
+    assert [(e.action, e.details["kid"]) for e in actions] == [
+        ("client.key_added", "ec-1"),
+        ("client.key_retired", "rsa-1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("jwk", "message"),
+    [
+        ("private", "contains private key material"),
+        ("duplicate", "Every key needs its own kid"),
+        ("{oops", "The key is not valid JSON."),
+    ],
+)
+def test_bad_new_key_is_explained_next_to_the_field(
+    console_client, registered, rsa_key, jwk, message
+) -> None:
+    value = {
+        "private": json.dumps(rsa_key.private_jwk),
+        "duplicate": json.dumps(rsa_key.public_jwk),
+        "{oops": "{oops",
+    }[jwk]
+    response = console_client("admin").post(
+        f"/clients/{registered.client_id}/keys/", {"jwk": value}
+    )
+    assert response.status_code == 400
+    field = response.content.decode().split('id="field-jwk"')[1].split("</div>")[0]
+    assert message in field.replace("&#x27;", "'")
+    registered.refresh_from_db()
+    assert len(registered.jwks["keys"]) == 1
