@@ -89,7 +89,7 @@ class ClientForm(forms.Form):
     def scopes(self) -> str:
         data = self.cleaned_data
         return scope_string(
-            data.get("scope_types", []), data.get("syntax", "v1"), data["extra_scopes"]
+            data.get("scope_types", []), data.get("syntax") or "v1", data.get("extra_scopes", "")
         )
 
     def field_for(self, service_key: str) -> str | None:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("clients/", views.client_list, name="client-list"),
     path("clients/new/", views.client_register, name="client-register"),
     path("clients/check-keys/", views.client_keys_check, name="client-keys-check"),
+    path("clients/scope-preview/", views.client_scope_preview, name="client-scope-preview"),
     path("clients/<str:client_id>/", views.client_detail, name="client-detail"),
     path("clients/<str:client_id>/edit/", views.client_edit, name="client-edit"),
     path("clients/<str:client_id>/keys/", views.client_key_add, name="client-key-add"),

@@ -231,7 +231,19 @@ def client_register(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Registered {client.name}. Its client_id is shown below.")
             return redirect("console:client-detail", client_id=client.client_id)
-    return render(request, "accounts/client_register.html", {"form": form})
+    scope_preview = form.scopes() if hasattr(form, "cleaned_data") else ""
+    return render(
+        request, "accounts/client_register.html", {"form": form, "scope_preview": scope_preview}
+    )
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def client_scope_preview(request: HttpRequest) -> HttpResponse:
+    """The scopes the checklist and syntax choice stand for, as they will be registered."""
+    form = ClientForm(request.POST)
+    form.is_valid()  # scopes() reads only the scope fields, which always clean
+    return render(request, "accounts/partials/scope_preview.html", {"scopes": form.scopes()})
 
 
 @require_POST

@@ -40,6 +40,7 @@ from exports.storage import get_storage
 JOBS_PER_PAGE = 25
 PREVIEW_LINES = 50
 MAX_PREVIEW_LINES = 500
+PARTITIONS_SHOWN = 50  # the polled fragment stays small whatever the job's size
 SORTS = {
     "created": "created_at",
     "-created": "-created_at",
@@ -201,6 +202,7 @@ def progress_context(job: ExportJob) -> dict[str, Any]:
         .order_by("resource_type")
     )
     workers = sorted({w for w in job.partitions.values_list("worker", flat=True) if w})
+    partitions = list(job.partitions.all()[: PARTITIONS_SHOWN + 1])
     end = job.completed_at or timezone.now()
     elapsed = end - job.created_at
     percent = job.percent_done
@@ -209,6 +211,9 @@ def progress_context(job: ExportJob) -> dict[str, Any]:
         "job": job,
         "by_type": by_type,
         "workers": workers,
+        "partitions": partitions[:PARTITIONS_SHOWN],
+        "partitions_more": len(partitions) > PARTITIONS_SHOWN,
+        "partitions_total": job.partitions_total,
         "elapsed": _duration(elapsed),
         "eta": _duration(eta) if eta is not None else "",
     }

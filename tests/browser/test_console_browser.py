@@ -111,6 +111,7 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     expect(page.locator("#jwks-check")).to_contain_text("usable")
     expect(page.locator("#jwks-check")).to_contain_text("2048 bits")
     page.check("input[name=scope_types][value='*']")
+    expect(page.locator("#scope-preview")).to_contain_text("system/*.read")
     page.screenshot(path=shots / "client-register.png", full_page=True)
     page.click("button:text('Register client')")
     expect(page.locator("h1")).to_have_text("Cohort registry")

@@ -287,3 +287,15 @@ def test_bad_new_key_is_explained_next_to_the_field(
     assert message in field.replace("&#x27;", "'")
     registered.refresh_from_db()
     assert len(registered.jwks["keys"]) == 1
+
+
+def test_scope_preview_shows_the_chosen_syntax(console_client) -> None:
+    browser = console_client("admin")
+    data = {"scope_types": ["*", "Patient"], "syntax": "v2", "extra_scopes": "system/Group.r"}
+    response = browser.post("/clients/scope-preview/", data, headers={"HX-Request": "true"})
+    text = response.content.decode()
+    assert text.startswith('<p id="scope-preview"')
+    assert "system/*.rs system/Patient.rs system/Group.r" in text
+    v1 = browser.post("/clients/scope-preview/", {**data, "syntax": "v1"}).content.decode()
+    assert "system/*.read system/Patient.read" in v1
+    assert console_client("operator").post("/clients/scope-preview/", data).status_code == 403
