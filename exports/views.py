@@ -15,13 +15,12 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet, Sum
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
@@ -32,14 +31,10 @@ from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import job_manifest
-from exports.models import ExportFile, ExportJob
-from exports.preview import read_page
+from exports.models import ExportJob
 from exports.services import delete_export, start_export
-from exports.storage import get_storage
 
 JOBS_PER_PAGE = 25
-PREVIEW_LINES = 50
-MAX_PREVIEW_LINES = 500
 PARTITIONS_SHOWN = 50  # the polled fragment stays small whatever the job's size
 SORTS = {
     "created": "created_at",
@@ -52,13 +47,6 @@ SORTS = {
 def get_job_for_user(request: HttpRequest, job_id: str) -> ExportJob:
     """The job by its public uuid, deleted ones included (the console keeps history)."""
     return get_object_or_404(ExportJob.objects.select_related("client"), uuid=job_id)
-
-
-def get_file_for_user(request: HttpRequest, file_id: str) -> ExportFile:
-    """A file of a job whose files still exist; deleted jobs' files are gone (404)."""
-    return get_object_or_404(
-        ExportFile.objects.select_related("job"), uuid=file_id, job__deleted_at__isnull=True
-    )
 
 
 def _operator(request: HttpRequest) -> str:
@@ -118,7 +106,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 # --- Launch and scope lint ----------------------------------------------------------------
 
 
-def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
+def plan_for_form(form: LaunchForm) -> ExportPlan:
     """What the API would do with this request from this client (raises FhirError)."""
     client = form.cleaned_data["client"]
     return plan_export(
@@ -139,11 +127,11 @@ def kickoff_path(level: str, group_id: str) -> str:
     return "/fhir/Patient/$export" if level == PATIENT else "/fhir/$export"
 
 
-def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:
+def lint_context(form: LaunchForm) -> dict[str, Any]:
     if not form.is_valid():
         return {"form": form, "plan": None, "refusal": ""}
     try:
-        plan = plan_for_form(request, form)
+        plan = plan_for_form(form)
     except FhirError as error:
         return {"form": form, "plan": None, "refusal": error.diagnostics}
     return {"form": form, "plan": plan, "refusal": "", "client": form.cleaned_data["client"]}
@@ -154,7 +142,7 @@ def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:
 def job_lint(request: HttpRequest) -> HttpResponse:
     """The launch form's live preview: what would be exported, what dropped and why."""
     return render(
-        request, "exports/partials/scope_lint.html", lint_context(request, LaunchForm(request.POST))
+        request, "exports/partials/scope_lint.html", lint_context(LaunchForm(request.POST))
     )
 
 
@@ -162,7 +150,7 @@ def job_lint(request: HttpRequest) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def job_launch(request: HttpRequest) -> HttpResponse:
     form = LaunchForm(request.POST or None, initial={"client": request.GET.get("client")})
-    context = lint_context(request, form) if request.method == "POST" else {"form": form}
+    context = lint_context(form) if request.method == "POST" else {"form": form}
     if request.method == "POST" and context.get("plan") is not None:
         data = form.cleaned_data
         level, group_id = data["level"], form.group()
@@ -325,67 +313,3 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
         return redirect("console:job-detail", job_id=job.uuid)
     messages.success(request, "Export started again.")
     return redirect("console:job-detail", job_id=new_job.uuid)
-
-
-# --- Files --------------------------------------------------------------------------------
-
-
-def _int_param(request: HttpRequest, name: str, default: int, maximum: int) -> int:
-    try:
-        return max(0, min(int(request.GET.get(name, default)), maximum))
-    except ValueError:
-        return default
-
-
-@require_GET
-@permission_required(VIEW_CONSOLE)
-def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
-    """One page of an NDJSON file from a byte offset: a 5 GB file reads only the page."""
-    file = get_file_for_user(request, file_id)
-    offset = _int_param(request, "offset", 0, file.size_bytes)
-    first_line = max(1, _int_param(request, "line", 1, file.resource_count + 1))
-    count = max(1, _int_param(request, "n", PREVIEW_LINES, MAX_PREVIEW_LINES))
-    with get_storage().open_reader(file.storage_key) as handle:
-        page = read_page(handle, offset=offset, first_line=first_line, count=count)
-    query = request.GET.get("q", "").strip()
-    lines = (
-        [line for line in page.lines if query.lower() in line.text.lower()] if query else page.lines
-    )
-    next_query = (
-        urlencode({"offset": page.next_offset, "line": first_line + len(page.lines), "n": count})
-        if page.next_offset is not None
-        else ""
-    )
-    context = {
-        "file": file,
-        "job": file.job,
-        "lines": lines,
-        "page": page,
-        "q": query,
-        "n": count,
-        "offset": offset,
-        "first_line": first_line,
-        "last_line": first_line + len(page.lines) - 1,
-        "next_query": next_query,
-    }
-    return render(request, "exports/file_preview.html", context)
-
-
-@require_GET
-@permission_required(RUN_EXPORTS)
-def file_download(request: HttpRequest, file_id: str) -> HttpResponse:
-    file = get_file_for_user(request, file_id)
-    record_event(
-        actor_type=AuditEvent.ActorType.OPERATOR,
-        actor=_operator(request),
-        action="export.download",
-        request=request,
-        details={"job": str(file.job.uuid), "file": file.storage_key},
-    )
-    name = f"{file.resource_type}-{file.uuid}.ndjson"
-    return FileResponse(
-        get_storage().open_reader(file.storage_key),
-        as_attachment=True,
-        filename=name,
-        content_type="application/fhir+ndjson",
-    )
