@@ -124,6 +124,16 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 CSV_COLUMNS = ("created_at", "actor_type", "actor", "action", "outcome", "reason", "ip_address")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text: actor names can come from an
+    unverified `iss`, and a leading = would run as a formula (OWASP CSV injection)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -147,11 +157,9 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     def rows() -> Iterator[str]:
         yield writer.writerow([*CSV_COLUMNS, "details"])
         for event in events.iterator(chunk_size=1000):
-            values = [getattr(event, name) for name in CSV_COLUMNS]
-            values[0] = event.created_at.isoformat()
-            yield writer.writerow(
-                [*(v if v is not None else "" for v in values), json.dumps(event.details)]
-            )
+            values = [getattr(event, name) for name in CSV_COLUMNS[1:]]
+            cells = [event.created_at.isoformat(), *values, json.dumps(event.details)]
+            yield writer.writerow([spreadsheet_safe(cell) for cell in cells])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="bulkops-audit.csv"'

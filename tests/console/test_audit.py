@@ -106,3 +106,16 @@ def test_sign_ins_failed_sign_ins_and_sign_outs_are_audited(client) -> None:
         ("operator.logout", "olivia", "success"),
     ]
     assert password not in str([e.details for e in events])
+
+
+def test_csv_cells_never_start_a_formula(console_client) -> None:
+    record_event(
+        actor_type="client",
+        actor='=HYPERLINK("http://evil.example","x")',
+        action="token.request",
+        outcome="failure",
+        reason="unknown client",
+    )
+    response = console_client("auditor").get("/audit/export.csv", {"action": "token.request"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0]["actor"] == '\'=HYPERLINK("http://evil.example","x")'
