@@ -27,8 +27,10 @@ class LaunchForm(forms.Form):
     client = ClientChoiceField(
         queryset=BackendClient.objects.filter(status=BackendClient.Status.ACTIVE),
         to_field_name="client_id",
-        empty_label=None,
-        help_text="The export runs with this client's registered scopes and group binding.",
+        required=False,
+        empty_label="The console itself (every type, no group binding)",
+        help_text="The export runs with this client's registered scopes and group binding; "
+        "the console's own exports are reachable only here.",
     )
     level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=GROUP)
     group_id = forms.ChoiceField(label="Group", required=False)

@@ -45,8 +45,10 @@ def plan_export(
     method: str,
     access: ReadAccess,
 ) -> ExportPlan:
-    """Check a kick-off for `client` with read `access`; raise FhirError like the API."""
-    check_group_binding(client, level=level, group_id=group_id)
+    """Check a kick-off for `client` with read `access`; raise FhirError like the API.
+    `client` None is the console exporting on its own behalf: no group binding."""
+    if client is not None:
+        check_group_binding(client, level=level, group_id=group_id)
     if (
         level == GROUP
         and not Resource.objects.filter(

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def start_export(
     *,
-    client: BackendClient,
+    client: BackendClient | None,
     level: str,
     group_id: str,
     parameters: ExportParameters,
@@ -36,8 +36,9 @@ def start_export(
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
 
-    `operator` is the console user launching it on the client's behalf: the audit
-    event names them, so the trail tells client kick-offs from console launches.
+    `operator` is the console user launching it on the client's behalf, or on the
+    console's own behalf when `client` is None (such jobs are reachable only through the
+    console): the audit event names them, so the trail tells the two apart.
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
@@ -45,8 +46,12 @@ def start_export(
     """
     from exports.tasks import plan_export_task
 
+    client_id = client.client_id if client is not None else ""
+    if client is None and operator is None:
+        raise ValueError("An export is started by a client or by an operator.")
     with transaction.atomic():
-        BackendClient.objects.select_for_update().get(pk=client.pk)
+        if client is not None:
+            BackendClient.objects.select_for_update().get(pk=client.pk)
         running = ExportJob.objects.filter(client=client).unfinished().count()
         if running >= settings.BULKOPS_MAX_CONCURRENT_EXPORTS:
             raise FhirError(
@@ -68,12 +73,12 @@ def start_export(
         )
         record_event(
             actor_type=AuditEvent.ActorType.OPERATOR if operator else AuditEvent.ActorType.CLIENT,
-            actor=operator.get_username() if operator else client.client_id,
+            actor=operator.get_username() if operator else client_id,
             action="export.kickoff",
             request=request,
             details={
                 "job": str(job.uuid),
-                "client_id": client.client_id,
+                "client_id": client_id,
                 "level": level,
                 "group": group_id,
                 "parameters": job.parameters,
@@ -82,7 +87,7 @@ def start_export(
             },
         )
         transaction.on_commit(lambda: plan_export_task.delay(job_id=job.pk))
-    logger.info("export accepted", extra={"job": job.uuid, "client_id": client.client_id})
+    logger.info("export accepted", extra={"job": job.uuid, "client_id": client_id})
     return job
 
 

@@ -22,11 +22,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.decorators import permission_required
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, BackendClient
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
-from bulkops.fhir.scopes import readable_types
+from bulkops.fhir.scopes import ReadAccess, readable_types
 from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
@@ -106,6 +106,15 @@ def job_list(request: HttpRequest) -> HttpResponse:
 # --- Launch and scope lint ----------------------------------------------------------------
 
 
+# The console exporting on its own behalf reads every type (no scopes, no binding).
+CONSOLE_ACCESS = readable_types(["system/*.read"])
+
+
+def access_for(client: BackendClient | None) -> ReadAccess:
+    """What a token with all of the client's registered scopes could read."""
+    return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
+
+
 def plan_for_form(form: LaunchForm) -> ExportPlan:
     """What the API would do with this request from this client (raises FhirError)."""
     client = form.cleaned_data["client"]
@@ -117,7 +126,7 @@ def plan_for_form(form: LaunchForm) -> ExportPlan:
         handling=STRICT,
         now=timezone.now(),
         method="POST",
-        access=readable_types(client.scopes.split()),
+        access=access_for(client),
     )
 
 
@@ -170,7 +179,8 @@ def job_launch(request: HttpRequest) -> HttpResponse:
         except FhirError as error:
             context["refusal"] = error.diagnostics
         else:
-            messages.success(request, f"Export started for {data['client'].name}.")
+            who = data["client"].name if data["client"] else "the console"
+            messages.success(request, f"Export started for {who}.")
             return redirect("console:job-detail", job_id=job.uuid)
     return render(request, "exports/job_launch.html", context)
 
@@ -282,8 +292,8 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
     have changed since)."""
     job = get_job_for_user(request, job_id)
     client = job.client
-    if client is None or not client.is_active:
-        messages.error(request, "This job's client is disabled or gone; it cannot run again.")
+    if client is not None and not client.is_active:
+        messages.error(request, "This job's client is disabled; it cannot run again.")
         return redirect("console:job-detail", job_id=job.uuid)
     now = timezone.now()
     try:
@@ -295,7 +305,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             handling=STRICT,
             now=now,
             method="POST",
-            access=readable_types(client.scopes.split()),
+            access=access_for(client),
         )
         new_job = start_export(
             client=client,

@@ -18,7 +18,7 @@ from tests.exports.conftest import wait_for_job
 
 def launch_data(client, **fields: str) -> dict[str, str]:
     data = {
-        "client": client.client_id,
+        "client": client.client_id if client else "",
         "level": "group",
         "group_id": "g1",
         "types": "",
@@ -241,3 +241,23 @@ def test_finished_export_manifest_preview_download_and_delete(
     new_job = ExportJob.objects.exclude(pk=job.pk).get()
     assert rerun["Location"] == f"/exports/{new_job.uuid}/"
     assert wait_for_job(str(new_job.uuid)).status == "completed"
+
+
+@pytest.mark.django_db
+def test_console_exports_on_its_own_behalf(console_client, store):
+    browser = console_client("operator")
+    lint = browser.post("/exports/new/lint/", launch_data(None)).content.decode()
+    assert "Acting as <strong>the console itself</strong>" in lint
+    assert "Nothing requested is left out." in lint
+    response = browser.post("/exports/new/", launch_data(None, types="Patient"))
+    job = ExportJob.objects.get()
+    assert response["Location"] == f"/exports/{job.uuid}/"
+    assert (job.client, job.types) == (None, ["Patient"])
+    event = AuditEvent.objects.get(action="export.kickoff")
+    assert (event.actor_type, event.actor, event.details["client_id"]) == (
+        "operator",
+        "operator-user",
+        "",
+    )
+    rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
+    assert "console" in rows
