@@ -198,13 +198,15 @@ def test_preview_reads_only_the_page_it_shows():
 
 @pytest.mark.django_db(transaction=True)
 def test_finished_export_manifest_preview_download_and_delete(
-    console_client, store, client_a, celery_worker
+    console_client, store, client_a, celery_worker, django_assert_max_num_queries
 ):
     browser = console_client("operator")
     browser.post("/exports/new/", launch_data(client_a.backend_client))
     job = wait_for_job(str(ExportJob.objects.get().uuid))
     assert job.status == "completed"
 
+    with django_assert_max_num_queries(9):  # session, user, perms, job, 3 partition reads
+        assert browser.get(f"/exports/{job.uuid}/progress/").status_code == 200
     poll = browser.get(f"/exports/{job.uuid}/progress/", headers={"HX-Request": "true"})
     assert poll["HX-Refresh"] == "true"  # the page reloads once to show the manifest
     page = browser.get(f"/exports/{job.uuid}/").content.decode()
