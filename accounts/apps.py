@@ -5,3 +5,13 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "accounts"
     verbose_name = "Operators, clients and audit"
+
+    def ready(self) -> None:
+        """Sign-ins, failed sign-ins and sign-outs go to the audit trail."""
+        from django.contrib.auth import signals
+
+        from accounts.audit import record_login, record_login_failed, record_logout
+
+        signals.user_logged_in.connect(record_login, dispatch_uid="audit-login")
+        signals.user_login_failed.connect(record_login_failed, dispatch_uid="audit-login-failed")
+        signals.user_logged_out.connect(record_logout, dispatch_uid="audit-logout")

@@ -35,3 +35,39 @@ def record_event(
         ip_address=client_ip(request),
         details=details or {},
     )
+
+
+def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """Receiver for `user_logged_in`: a console sign-in is an audit event."""
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="operator.login",
+        request=request,
+    )
+
+
+def record_login_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    """Receiver for `user_login_failed`: the name tried, never the password (Django has
+    already masked it)."""
+    tried = str(credentials.get("username") or credentials.get("login") or "")
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=tried,
+        action="operator.login",
+        outcome=AuditEvent.Outcome.FAILURE,
+        reason="wrong username or password",
+        request=request,
+    )
+
+
+def record_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    if user is not None:
+        record_event(
+            actor_type=AuditEvent.ActorType.OPERATOR,
+            actor=user.get_username(),
+            action="operator.logout",
+            request=request,
+        )

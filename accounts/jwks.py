@@ -108,6 +108,17 @@ def _usability_problem(jwk: dict[str, Any], kty: str) -> str:
     return ""
 
 
+def key_bits(jwk: Any) -> int | None:
+    """The key size in bits (RSA modulus, EC curve order), None if it does not parse."""
+    kty = jwk.get("kty") if isinstance(jwk, dict) else None
+    if kty not in KEY_ALGORITHMS:
+        return None
+    try:
+        return int(jwt.PyJWK(jwk, KEY_ALGORITHMS[kty]).key.key_size)
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def check_jwks_uri(url: str) -> None:
     """Only https jwks_uri values, unless BULKOPS_ALLOW_HTTP_JWKS (local testing)."""
     scheme = urlsplit(url).scheme

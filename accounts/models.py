@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.roles import PERMISSIONS
+from bulkops.fhir.scopes import readable_types
 
 
 class ConsolePermissions(models.Model):  # noqa: DJ008 - never instantiated
@@ -106,6 +107,12 @@ class BackendClient(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    @property
+    def exports_anything(self) -> bool:
+        """Whether its registered scopes let it read, so export, any resource type."""
+        access = readable_types(self.scopes.split())
+        return access.all_types or bool(access.types)
 
 
 class BackendClientGroup(models.Model):

@@ -119,6 +119,24 @@ def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
     )
 
 
+def _scope_text(scopes: str | Sequence[str]) -> str:
+    return " ".join(scopes.split() if isinstance(scopes, str) else scopes)
+
+
+def _check_profile(name: str, scope_text: str, group_ids: Sequence[str]) -> dict[str, str]:
+    """Errors by field for a client's name, scopes and bound groups."""
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "Give the client a name."
+    if problem := _check_scopes(scope_text):
+        errors["scopes"] = problem
+    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
+        errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
+    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
+        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
+    return errors
+
+
 @transaction.atomic
 def register_client(
     *,
@@ -135,16 +153,9 @@ def register_client(
     P-384 key for RS384/ES384 and no private key material, a jwks_uri is https (see
     BULKOPS_ALLOW_HTTP_JWKS) and reachable, and every scope is a system/ scope.
     """
-    scope_text = " ".join(scopes.split() if isinstance(scopes, str) else scopes)
+    scope_text = _scope_text(scopes)
     errors, fetched, cache_for = _check_keys(jwks, jwks_uri)
-    if not name.strip():
-        errors["name"] = "Give the client a name."
-    if problem := _check_scopes(scope_text):
-        errors["scopes"] = problem
-    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
-        errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
-    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
-        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
+    errors.update(_check_profile(name, scope_text, group_ids))
     if errors:
         raise ValidationError(errors)
     client = BackendClient.objects.create(
@@ -177,12 +188,17 @@ def register_client(
     return client
 
 
-@transaction.atomic
-def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
-    """Disable a client: its tokens stop working at once and it gets no new ones."""
+def _locked_client(client_id: str) -> BackendClient:
     client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
     if client is None:
         raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
+    return client
+
+
+@transaction.atomic
+def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Disable a client: its tokens stop working at once and it gets no new ones."""
+    client = _locked_client(client_id)
     client.status = BackendClient.Status.DISABLED
     client.save(update_fields=["status", "updated_at"])
     revoked, _ = AccessToken.objects.filter(client=client).delete()
@@ -192,6 +208,124 @@ def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> Backend
         actor=actor_name,
         action="client.disabled",
         details={"client_id": client.client_id, "revoked_tokens": revoked},
+    )
+    return client
+
+
+@transaction.atomic
+def update_client(
+    *,
+    client_id: str,
+    name: str,
+    scopes: str | Sequence[str],
+    group_ids: Sequence[str],
+    actor: AbstractBaseUser | None,
+) -> BackendClient:
+    """Change a client's name, scopes and bound groups, checked as at registration.
+
+    Its access tokens are revoked, so narrower scopes or groups apply at once; the
+    client simply requests a new token.
+    """
+    client = _locked_client(client_id)
+    scope_text = _scope_text(scopes)
+    if errors := _check_profile(name, scope_text, group_ids):
+        raise ValidationError(errors)
+    before = {
+        "name": client.name,
+        "scopes": client.scopes,
+        "groups": sorted(client.bound_groups.values_list("group_id", flat=True)),
+    }
+    client.name, client.scopes = name.strip(), scope_text
+    client.save(update_fields=["name", "scopes", "updated_at"])
+    client.bound_groups.all().delete()
+    BackendClientGroup.objects.bulk_create(
+        BackendClientGroup(client=client, group_id=g) for g in dict.fromkeys(group_ids)
+    )
+    revoked, _ = AccessToken.objects.filter(client=client).delete()
+    after = {"name": client.name, "scopes": scope_text, "groups": sorted(set(group_ids))}
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.updated",
+        details={
+            "client_id": client.client_id,
+            "changed": {k: [before[k], after[k]] for k in after if before[k] != after[k]},
+            "revoked_tokens": revoked,
+        },
+    )
+    return client
+
+
+def _inline_keys(client: BackendClient) -> list[dict[str, Any]]:
+    if client.jwks is None:
+        raise ValidationError(
+            {"jwk": "This client publishes its keys at its JWKS URL; rotate them there."}
+        )
+    return list(client.jwks["keys"])
+
+
+@transaction.atomic
+def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
+    """Add a public key to an inline JWK Set (rotation: add the new key, then retire the
+    old kid once the client signs with the new one)."""
+    client = _locked_client(client_id)
+    keys = _inline_keys(client)
+    try:
+        (info,) = validate_jwks({"keys": [jwk]})
+        validate_jwks({"keys": [*keys, jwk]})
+    except JwksError as error:
+        raise ValidationError({"jwk": str(error)}) from None
+    client.jwks = {**client.jwks, "keys": [*keys, jwk]}
+    client.save(update_fields=["jwks", "updated_at"])
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.key_added",
+        details={"client_id": client.client_id, "kid": info.kid},
+    )
+    return client
+
+
+@transaction.atomic
+def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Remove key `kid` from an inline JWK Set; the last usable key cannot be retired."""
+    client = _locked_client(client_id)
+    keys = _inline_keys(client)
+    remaining = [key for key in keys if key.get("kid") != kid]
+    if len(remaining) == len(keys):
+        raise ValidationError({"kid": f"This client has no key with kid {kid!r}."})
+    try:
+        validate_jwks({"keys": remaining})
+    except JwksError:
+        raise ValidationError(
+            {"kid": f"Retiring {kid!r} would leave no usable key; add the new key first."}
+        ) from None
+    client.jwks = {**client.jwks, "keys": remaining}
+    client.save(update_fields=["jwks", "updated_at"])
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.key_retired",
+        details={"client_id": client.client_id, "kid": kid},
+    )
+    return client
+
+
+@transaction.atomic
+def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Enable a disabled client again; it must request new tokens (old ones were revoked)."""
+    client = _locked_client(client_id)
+    client.status = BackendClient.Status.ACTIVE
+    client.save(update_fields=["status", "updated_at"])
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.enabled",
+        details={"client_id": client.client_id},
     )
     return client
 

@@ -1,11 +1,39 @@
-from django.urls import path
+from django.urls import include, path
 
-from accounts import views
+from accounts import client_views, views
 
 app_name = "console"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("running/", views.dashboard_running, name="dashboard-running"),
     path("audit/", views.audit_trail, name="audit-trail"),
+    path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", views.operator_list, name="operator-list"),
+    path("clients/", client_views.client_list, name="client-list"),
+    path("clients/new/", client_views.client_register, name="client-register"),
+    path("clients/check-keys/", client_views.client_keys_check, name="client-keys-check"),
+    path("clients/scope-preview/", client_views.client_scope_preview, name="client-scope-preview"),
+    path("clients/<str:client_id>/", client_views.client_detail, name="client-detail"),
+    path("clients/<str:client_id>/edit/", client_views.client_edit, name="client-edit"),
+    path("clients/<str:client_id>/keys/", client_views.client_key_add, name="client-key-add"),
+    path(
+        "clients/<str:client_id>/keys/retire/",
+        client_views.client_key_retire,
+        name="client-key-retire",
+    ),
+    path(
+        "clients/<str:client_id>/disable/",
+        client_views.client_set_status,
+        {"action": "disable"},
+        name="client-disable",
+    ),
+    path(
+        "clients/<str:client_id>/enable/",
+        client_views.client_set_status,
+        {"action": "enable"},
+        name="client-enable",
+    ),
+    # Export and data pages live in the exports app but share the console namespace.
+    path("", include("exports.urls")),
 ]

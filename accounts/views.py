@@ -1,30 +1,169 @@
-"""Console pages owned by accounts: dashboard, audit trail, operators."""
+"""Console pages owned by accounts: dashboard, audit trail, operators (clients: client_views)."""
 
 from __future__ import annotations
 
+import csv
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts.audit import record_event
 from accounts.decorators import permission_required
-from accounts.models import AuditEvent
+from accounts.forms import AuditFilterForm
+from accounts.models import AuditEvent, BackendClient
 from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
+from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
+from exports.models import ExportJob
 
-AUDIT_PAGE_SIZE = 100
+AUDIT_PAGE_SIZE = 50
+RECENT = 10
 
 
 @require_GET
 @permission_required(VIEW_CONSOLE)
 def dashboard(request: HttpRequest) -> HttpResponse:
-    return render(request, "console/dashboard.html")
+    now = timezone.now()
+    clients = list(BackendClient.objects.all())
+    context = {
+        **running_context(),
+        "windows": [window(now, 7), window(now, 30)],
+        "bars": daily_bars(now),
+        "chart_width": CHART_DAYS * (BAR_WIDTH + 4),
+        "chart_height": CHART_HEIGHT,
+        "failures": ExportJob.objects.filter(
+            status=ExportJob.Status.FAILED, created_at__gte=now - timedelta(days=7)
+        ).select_related("client")[:RECENT],
+        "inventory": inventory(),
+        "disabled_clients": [c for c in clients if not c.is_active],
+        "idle_clients": [c for c in clients if c.is_active and not c.exports_anything],
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+def running_context() -> dict[str, Any]:
+    return {"running": ExportJob.objects.unfinished().select_related("client")[:RECENT]}
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def dashboard_running(request: HttpRequest) -> HttpResponse:
+    """The dashboard's running-jobs panel alone; it polls itself while jobs run."""
+    return render(request, "console/partials/running_jobs.html", running_context())
+
+
+def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if not form.is_valid():
+        return events
+    data = form.cleaned_data
+    if data["actor"]:
+        events = events.filter(actor__icontains=data["actor"])
+    if data["client"]:
+        events = events.filter(Q(actor=data["client"]) | Q(details__client_id=data["client"]))
+    if data["action"]:
+        events = events.filter(action=data["action"])
+    if data["outcome"]:
+        events = events.filter(outcome=data["outcome"])
+    if data["date_from"]:
+        events = events.filter(created_at__date__gte=data["date_from"])
+    if data["date_to"]:
+        events = events.filter(created_at__date__lte=data["date_to"])
+    return events
+
+
+def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
+    """Each event with the job and the (registered) client it is about, for links.
+
+    A refused token request names an unverified client_id: only ids that exist link.
+    """
+    named = {e.details.get("client_id") or e.actor for e in events}
+    known = set(
+        BackendClient.objects.filter(client_id__in=named).values_list("client_id", flat=True)
+    )
+    rows = []
+    for event in events:
+        client_id = event.details.get("client_id") or (
+            event.actor if event.actor_type == AuditEvent.ActorType.CLIENT else ""
+        )
+        rows.append(
+            {
+                "event": event,
+                "job": event.details.get("job", ""),
+                "client_id": client_id if client_id in known else "",
+            }
+        )
+    return rows
 
 
 @require_GET
 @permission_required(VIEW_AUDIT)
 def audit_trail(request: HttpRequest) -> HttpResponse:
-    events = AuditEvent.objects.all()[:AUDIT_PAGE_SIZE]
-    return render(request, "accounts/audit_trail.html", {"events": events})
+    """Read-only by construction: this app has no view that changes an AuditEvent."""
+    form = AuditFilterForm(request.GET or None)
+    page = Paginator(filtered_events(form), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page": page,
+        "rows": event_links(list(page.object_list)),
+        "filter_query": query.urlencode(),
+    }
+    return render(request, "accounts/audit_trail.html", context)
+
+
+CSV_COLUMNS = ("created_at", "actor_type", "actor", "action", "outcome", "reason", "ip_address")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text: actor names can come from an
+    unverified `iss`, and a leading = would run as a formula (OWASP CSV injection)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@permission_required(VIEW_AUDIT)
+def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered trail as CSV, streamed in pk order; the export itself is audited."""
+    form = AuditFilterForm(request.GET or None)
+    events = filtered_events(form).order_by("created_at", "pk")
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=request.user.get_username(),
+        action="audit.exported",
+        request=request,
+        details={"filters": {k: v for k, v in request.GET.items() if v}},
+    )
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow([*CSV_COLUMNS, "details"])
+        for event in events.iterator(chunk_size=1000):
+            values = [getattr(event, name) for name in CSV_COLUMNS[1:]]
+            cells = [event.created_at.isoformat(), *values, json.dumps(event.details)]
+            yield writer.writerow([spreadsheet_safe(cell) for cell in cells])
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="bulkops-audit.csv"'
+    return response
 
 
 @require_GET

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def start_export(
     *,
-    client: BackendClient,
+    client: BackendClient | None,
     level: str,
     group_id: str,
     parameters: ExportParameters,
@@ -32,8 +33,13 @@ def start_export(
     request_url: str,
     now: datetime,
     request: HttpRequest | None = None,
+    operator: AbstractBaseUser | None = None,
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
+
+    `operator` is the console user launching it on the client's behalf, or on the
+    console's own behalf when `client` is None (such jobs are reachable only through the
+    console): the audit event names them, so the trail tells the two apart.
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
@@ -41,8 +47,12 @@ def start_export(
     """
     from exports.tasks import plan_export_task  # tasks import this module: import late
 
+    client_id = client.client_id if client is not None else ""
+    if client is None and operator is None:
+        raise ValueError("An export is started by a client or by an operator.")
     with transaction.atomic():
-        BackendClient.objects.select_for_update().get(pk=client.pk)
+        if client is not None:
+            BackendClient.objects.select_for_update().get(pk=client.pk)
         running = ExportJob.objects.filter(client=client).unfinished().count()
         if running >= settings.BULKOPS_MAX_CONCURRENT_EXPORTS:
             raise FhirError(
@@ -63,12 +73,13 @@ def start_export(
             transaction_time=now,
         )
         record_event(
-            actor_type=AuditEvent.ActorType.CLIENT,
-            actor=client.client_id,
+            actor_type=AuditEvent.ActorType.OPERATOR if operator else AuditEvent.ActorType.CLIENT,
+            actor=operator.get_username() if operator else client_id,
             action="export.kickoff",
             request=request,
             details={
                 "job": str(job.uuid),
+                "client_id": client_id,
                 "level": level,
                 "group": group_id,
                 "parameters": job.parameters,
@@ -77,7 +88,7 @@ def start_export(
             },
         )
         transaction.on_commit(lambda: plan_export_task.delay(job_id=job.pk))
-    logger.info("export accepted", extra={"job": job.uuid, "client_id": client.client_id})
+    logger.info("export accepted", extra={"job": job.uuid, "client_id": client_id})
     return job
 
 

@@ -1,0 +1,164 @@
+"""Console forms for backend clients. They only collect input: `register_client`
+validates keys, scopes and groups, and its errors are put back next to the fields."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from accounts.models import AuditEvent
+from bulkops.fhir.compartment import COMPARTMENT_TYPES
+
+MAX_JWKS_UPLOAD = 64 * 1024
+ALL_TYPES = "*"
+# The types operators pick most: the Patient compartment, plus what Group exports add.
+SCOPE_TYPE_CHOICES = [(ALL_TYPES, "All types (*)")] + [
+    (name, name) for name in sorted(COMPARTMENT_TYPES | {"Group", "Patient"})
+]
+SYNTAX_CHOICES = [("v1", "SMART v1 (system/Patient.read)"), ("v2", "SMART v2 (system/Patient.rs)")]
+# register_client's error keys → the form field the message belongs beside.
+SERVICE_FIELDS = {
+    "name": "name",
+    "jwks": "jwks",
+    "jwks_uri": "jwks_uri",
+    "scopes": "scope_types",
+    "group_ids": "groups",
+}
+
+
+def scope_string(types: list[str], syntax: str, extra: str) -> str:
+    """The space-separated scopes a checklist selection stands for, plus typed extras."""
+    permission = "read" if syntax == "v1" else "rs"
+    chosen = [f"system/{name}.{permission}" for name in types]
+    return " ".join(dict.fromkeys([*chosen, *extra.split()]))
+
+
+class ClientForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    jwks = forms.CharField(
+        label="JWK Set (paste)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text="Public keys only, as a JSON object with a keys array.",
+    )
+    jwks_file = forms.FileField(label="…or upload a JWKS file", required=False)
+    jwks_uri = forms.CharField(
+        label="…or a JWKS URL",
+        required=False,
+        max_length=500,
+        help_text="https URL where the client publishes its public keys.",
+    )
+    scope_types = forms.MultipleChoiceField(
+        label="Resource types the client may export",
+        choices=SCOPE_TYPE_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    syntax = forms.ChoiceField(choices=SYNTAX_CHOICES, initial="v1", widget=forms.RadioSelect)
+    extra_scopes = forms.CharField(
+        label="Other scopes",
+        required=False,
+        help_text="Space-separated, e.g. system/Observation.rs?category=laboratory",
+    )
+    groups = forms.CharField(
+        label="Bound groups",
+        required=False,
+        help_text="Group ids, space- or comma-separated; the client may export only these.",
+    )
+
+    def clean_jwks(self) -> Any:
+        return _parse_json(self.cleaned_data["jwks"], "The pasted JWK Set")
+
+    def clean_jwks_file(self) -> Any:
+        upload = self.cleaned_data["jwks_file"]
+        if upload is None:
+            return None
+        if upload.size > MAX_JWKS_UPLOAD:
+            raise forms.ValidationError(f"The file is larger than {MAX_JWKS_UPLOAD} bytes.")
+        return _parse_json(upload.read().decode("utf-8", "replace"), "The uploaded file")
+
+    def key_source(self) -> tuple[Any, str | None, str]:
+        """(inline JWK Set, jwks_uri, the field a key error belongs to)."""
+        data = self.cleaned_data
+        if data.get("jwks_file") is not None:
+            return data["jwks_file"], data.get("jwks_uri") or None, "jwks_file"
+        return data.get("jwks"), data.get("jwks_uri") or None, "jwks"
+
+    def scopes(self) -> str:
+        data = self.cleaned_data
+        return scope_string(
+            data.get("scope_types", []), data.get("syntax") or "v1", data.get("extra_scopes", "")
+        )
+
+    def field_for(self, service_key: str) -> str | None:
+        """The field a `register_client` error belongs beside."""
+        if service_key == "jwks":
+            return self.key_source()[2]
+        if service_key == "scopes" and self.cleaned_data.get("extra_scopes"):
+            return "extra_scopes"  # checklist scopes are always well-formed
+        return SERVICE_FIELDS.get(service_key)
+
+    def group_ids(self) -> list[str]:
+        return self.cleaned_data["groups"].replace(",", " ").split()
+
+
+def _parse_json(text: str, what: str) -> Any:
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise forms.ValidationError(f"{what} is not valid JSON.") from None
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False)
+    client = forms.CharField(label="client_id", required=False)
+    action = forms.ChoiceField(required=False)
+    outcome = forms.ChoiceField(choices=[("", "any"), *AuditEvent.Outcome.choices], required=False)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
+        self.fields["action"].choices = [("", "any")] + [(a, a) for a in actions.distinct()]
+
+
+class ClientEditForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    scopes = forms.CharField(
+        help_text="Space-separated, v1 or v2: system/Patient.read system/Observation.rs"
+    )
+    groups = forms.CharField(
+        label="Bound groups",
+        required=False,
+        help_text="Group ids, space- or comma-separated; empty lets it export any data.",
+    )
+
+    def group_ids(self) -> list[str]:
+        return self.cleaned_data["groups"].replace(",", " ").split()
+
+
+class KeyForm(forms.Form):
+    jwk = forms.CharField(
+        label="New public key (JWK)",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='One public JWK, or a JWK Set holding one key: {"kty": "RSA", "kid": ...}',
+    )
+
+    def clean_jwk(self) -> Any:
+        value = _parse_json(self.cleaned_data["jwk"], "The key")
+        if isinstance(value, dict) and isinstance(value.get("keys"), list):
+            if len(value["keys"]) != 1:
+                raise forms.ValidationError("Add one key at a time.")
+            value = value["keys"][0]
+        if not isinstance(value, dict):
+            raise forms.ValidationError("A JWK is a JSON object.")
+        return value

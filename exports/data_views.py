@@ -1,0 +1,117 @@
+"""Console data page: what the store holds, Groups from patient ids, and uploads that
+go through the same loader as `manage.py load_fhir` (one file, one transaction)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.audit import record_event
+from accounts.decorators import permission_required
+from accounts.models import AuditEvent
+from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from exports.forms import GroupForm, UploadForm
+from exports.groups import GroupError, upsert_group
+from exports.loaders import FileReport, load_file
+from exports.models import GroupMembership, Resource
+
+
+def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, Any]:
+    groups = (
+        Resource.objects.live()
+        .filter(resource_type="Group")
+        .annotate(members=Count("memberships", filter=Q(memberships__inactive=False)))
+        .order_by("resource_id")
+    )
+    per_type = (
+        Resource.objects.live()
+        .values("resource_type")
+        .annotate(n=Count("pk"))
+        .order_by("resource_type")
+    )
+    return {
+        "groups": groups,
+        "per_type": per_type,
+        "group_form": group_form,
+        "upload_form": upload_form,
+    }
+
+
+def _group_initial(group_id: str) -> dict[str, str]:
+    group = Resource.objects.live().filter(resource_type="Group", resource_id=group_id).first()
+    if group is None:
+        return {}
+    members = GroupMembership.objects.filter(group=group).values_list("patient_id", flat=True)
+    name = json.loads(group.body).get("name", "") if group.body else ""
+    return {"group_id": group_id, "name": name, "patients": "\n".join(sorted(members))}
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def data_page(request: HttpRequest) -> HttpResponse:
+    group_form = GroupForm(initial=_group_initial(request.GET.get("group", "")))
+    return render(request, "exports/data.html", data_context(group_form, UploadForm()))
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def group_save(request: HttpRequest) -> HttpResponse:
+    form = GroupForm(request.POST)
+    if form.is_valid():
+        try:
+            group = upsert_group(
+                group_id=form.cleaned_data["group_id"] or None,
+                name=form.cleaned_data["name"],
+                patient_ids=form.patient_ids(),
+                actor=request.user.get_username(),
+            )
+        except GroupError as error:
+            form.add_error("patients", str(error))
+        else:
+            messages.success(request, f"Saved Group/{group.resource_id}.")
+            return redirect("console:data")
+    return render(request, "exports/data.html", data_context(form, UploadForm()), status=400)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def data_upload(request: HttpRequest) -> HttpResponse:
+    """Load each uploaded file with `load_file`; a bad file changes nothing and says why."""
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return render(request, "exports/data.html", data_context(GroupForm(), form), status=400)
+    uploads = form.cleaned_data["files"]
+    reports: list[FileReport] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for upload in uploads:
+            path = Path(folder) / Path(upload.name or "upload").name
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            reports.append(load_file(path, now=timezone.now()))
+    failed = [r for r in reports if r.error]
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=request.user.get_username(),
+        action="data.uploaded",
+        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
+        request=request,
+        details={
+            "files": [
+                {"name": r.path.name, "error": r.error or "", "created": r.result.created.total()}
+                for r in reports
+            ]
+        },
+    )
+    context = data_context(GroupForm(), UploadForm())
+    context["reports"] = reports
+    return render(request, "exports/data.html", context)

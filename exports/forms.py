@@ -1,0 +1,153 @@
+"""Console forms for exports. They collect what a kick-off URL would carry; the rules
+(parameter syntax, scopes, group binding) stay in `exports.kickoff.plan_export`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from accounts.models import BackendClient
+from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
+from bulkops.fhir.references import is_valid_id
+from exports.models import ExportJob, Resource
+
+LEVEL_CHOICES = [(GROUP, "Group"), (PATIENT, "Patient"), (SYSTEM, "System")]
+OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
+
+
+class ClientChoiceField(forms.ModelChoiceField):
+    """Clients by name (the client_id is the submitted value, not the label)."""
+
+    def label_from_instance(self, obj: BackendClient) -> str:  # type: ignore[override]
+        return obj.name
+
+
+class LaunchForm(forms.Form):
+    client = ClientChoiceField(
+        queryset=BackendClient.objects.filter(status=BackendClient.Status.ACTIVE),
+        to_field_name="client_id",
+        required=False,
+        empty_label="The console itself (every type, no group binding)",
+        help_text="The export runs with this client's registered scopes and group binding; "
+        "the console's own exports are reachable only here.",
+    )
+    level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=GROUP)
+    group_id = forms.ChoiceField(label="Group", required=False)
+    types = forms.CharField(
+        label="_type",
+        required=False,
+        help_text="Comma-separated resource types; empty exports every type the level allows.",
+    )
+    since = forms.CharField(
+        label="_since", required=False, help_text="FHIR instant, e.g. 2024-01-01T00:00:00Z"
+    )
+    elements = forms.CharField(
+        label="_elements", required=False, help_text="e.g. id,meta,Patient.name"
+    )
+    output_format = forms.ChoiceField(
+        label="_outputFormat", choices=[(f, f) for f in OUTPUT_FORMATS], initial=OUTPUT_FORMATS[0]
+    )
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        groups = (
+            Resource.objects.live().filter(resource_type="Group").order_by("resource_id")
+        ).values_list("resource_id", flat=True)
+        self.fields["group_id"].choices = [("", "—")] + [(g, g) for g in groups]
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("level") == GROUP and not data.get("group_id"):
+            self.add_error("group_id", "Choose the Group to export.")
+        return data
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """The kick-off parameters, as the API would read them from a query string."""
+        data = self.cleaned_data
+        names = {"types": "_type", "since": "_since", "elements": "_elements"}
+        pairs = [
+            (param, data[field].strip()) for field, param in names.items() if data[field].strip()
+        ]
+        return [*pairs, ("_outputFormat", data["output_format"])]
+
+    def group(self) -> str:
+        return self.cleaned_data["group_id"] if self.cleaned_data["level"] == GROUP else ""
+
+
+def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
+    """A finished job's stored parameters as kick-off pairs, to launch it again."""
+    stored = job.parameters
+    pairs: list[tuple[str, str]] = []
+    if stored.get("_type") is not None:
+        pairs.append(("_type", ",".join(stored["_type"])))
+    if stored.get("_since"):
+        pairs.append(("_since", stored["_since"]))
+    if stored.get("_elements"):
+        pairs.append(("_elements", ",".join(stored["_elements"])))
+    pairs.extend(("patient", ref) for ref in stored.get("patient", []))
+    return pairs
+
+
+class JobFilterForm(forms.Form):
+    q = forms.CharField(label="Search", required=False)
+    client = ClientChoiceField(
+        queryset=BackendClient.objects.all(), to_field_name="client_id", required=False
+    )
+    status = forms.ChoiceField(choices=[("", "any")] + ExportJob.Status.choices, required=False)
+    level = forms.ChoiceField(choices=[("", "any"), *LEVEL_CHOICES], required=False)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class GroupForm(forms.Form):
+    group_id = forms.CharField(
+        label="Group id",
+        required=False,
+        max_length=64,
+        help_text="Leave empty for a new id; an existing id replaces that Group.",
+    )
+    name = forms.CharField(max_length=200)
+    patients = forms.CharField(
+        label="Patient ids",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Space-, comma- or line-separated ids of existing patients.",
+    )
+
+    def clean_group_id(self) -> str:
+        value = self.cleaned_data["group_id"].strip()
+        if value and not is_valid_id(value):
+            raise forms.ValidationError(f"{value!r} is not a FHIR id (A-Z a-z 0-9 - ., ≤ 64).")
+        return value
+
+    def patient_ids(self) -> list[str]:
+        return self.cleaned_data["patients"].replace(",", " ").split()
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field (Django's documented recipe)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> Any:
+        if isinstance(data, list | tuple) and data:
+            return [super(MultipleFileField, self).clean(item, initial) for item in data]
+        return [super().clean(data, initial)]
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(
+        label="Bundles or NDJSON",
+        help_text=".json (a Bundle or one resource), .ndjson or .ndjson.gz; "
+        "each file loads whole or not at all.",
+    )

@@ -1,0 +1,84 @@
+"""The data page: inventory, Groups from patient ids, uploads through load_fhir's loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from accounts.models import AuditEvent
+from exports.models import GroupMembership, Resource
+
+pytestmark = pytest.mark.django_db
+DATA = Path(__file__).parents[1] / "data"
+
+
+def upload(path: Path) -> SimpleUploadedFile:
+    return SimpleUploadedFile(path.name, path.read_bytes())
+
+
+@pytest.mark.parametrize(
+    ("role", "read", "write"),
+    [("admin", 200, 302), ("operator", 200, 302), ("auditor", 200, 403), (None, 403, 403)],
+)
+def test_who_reads_and_changes_data(console_client, store, role, read, write) -> None:
+    browser = console_client(role)
+    assert browser.get("/data/").status_code == read
+    response = browser.post("/data/groups/", {"name": "Pair", "patients": "p1 p3"})
+    assert response.status_code == write
+    assert Resource.objects.filter(resource_type="Group").count() == (2 if write == 302 else 1)
+
+
+def test_page_lists_types_and_group_members(console_client, store) -> None:
+    page = console_client("auditor").get("/data/").content.decode()
+    assert '<td>Observation</td><td class="num">6</td>' in page
+    assert '<td class="mono">g1</td><td class="num">2</td>' in page
+
+
+def test_edit_group_prefills_and_replaces_members(console_client, store) -> None:
+    browser = console_client("operator")
+    page = browser.get("/data/", {"group": "g1"}).content.decode()
+    assert 'value="g1"' in page and "p1\np2" in page
+    browser.post("/data/groups/", {"group_id": "g1", "name": "Cohort 1", "patients": "p3, p1"})
+    members = GroupMembership.objects.filter(group__resource_id="g1")
+    assert sorted(members.values_list("patient_id", flat=True)) == ["p1", "p3"]
+    event = AuditEvent.objects.filter(action="group.upserted", details__group="g1").first()
+    assert event.actor == "operator-user"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"patients": "p1 nobody"}, "patients", "no such patients: nobody"),
+        ({"group_id": "bad id!"}, "group_id", "is not a FHIR id"),
+        ({"name": ""}, "name", "This field is required."),
+    ],
+)
+def test_bad_group_input_is_explained_and_changes_nothing(
+    console_client, store, fields, field, message
+) -> None:
+    data = {"group_id": "", "name": "New", "patients": "p1", **fields}
+    response = console_client("operator").post("/data/groups/", data)
+    assert response.status_code == 400
+    html = response.content.decode().split(f'id="field-{field}"')[1].split("</div>")[0]
+    assert message in html.replace("&#x27;", "'")
+    assert Resource.objects.filter(resource_type="Group").count() == 1
+
+
+def test_upload_loads_good_files_and_reports_bad_ones(console_client) -> None:
+    files = [upload(DATA / "ndjson" / "Observation.ndjson"), upload(DATA / "bad" / "invalid.json")]
+    response = console_client("operator").post("/data/upload/", {"files": files})
+    report = response.content.decode().split('id="upload-report"')[1].split("</section>")[0]
+    assert "Observation.ndjson" in report and "loaded" in report
+    assert "invalid.json" in report and "not loaded" in report and "invalid JSON" in report
+    assert Resource.objects.filter(resource_type="Observation").exists()
+    event = AuditEvent.objects.get(action="data.uploaded")
+    assert (event.actor, event.outcome) == ("operator-user", "failure")
+    assert [f["name"] for f in event.details["files"]] == ["Observation.ndjson", "invalid.json"]
+
+
+def test_upload_needs_a_file(console_client) -> None:
+    response = console_client("operator").post("/data/upload/", {})
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()

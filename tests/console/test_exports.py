@@ -1,0 +1,265 @@
+"""Export pages: list and filters, launch with scope lint, live progress, cancel,
+delete, re-run, manifest, NDJSON preview and download, per role."""
+
+from __future__ import annotations
+
+import html
+import io
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from accounts.services import register_client
+from exports.models import ExportFile, ExportJob
+from exports.preview import read_page
+from tests.exports.conftest import wait_for_job
+
+
+def launch_data(client, **fields: str) -> dict[str, str]:
+    data = {
+        "client": client.client_id if client else "",
+        "level": "group",
+        "group_id": "g1",
+        "types": "",
+        "since": "",
+        "elements": "",
+        "output_format": "application/fhir+ndjson",
+    }
+    return {**data, **fields}
+
+
+@pytest.fixture
+def patient_reader(db, rsa_key):
+    return register_client(name="Patient reader", jwks=rsa_key.jwks(), scopes="system/Patient.read")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "list_status", "launch_status"),
+    [("admin", 200, 200), ("operator", 200, 200), ("auditor", 200, 403), (None, 403, 403)],
+)
+def test_who_sees_exports_and_who_launches(console_client, role, list_status, launch_status):
+    browser = console_client(role)
+    assert browser.get("/exports/").status_code == list_status
+    assert browser.get("/exports/new/").status_code == launch_status
+
+
+@pytest.mark.django_db
+def test_auditor_cannot_launch_lint_cancel_or_download(console_client, store, client_a):
+    job = client_a.backend_client.export_jobs.create(
+        level="system", request_url="x", transaction_time=timezone.now()
+    )
+    browser = console_client("auditor")
+    assert browser.post("/exports/new/", launch_data(client_a.backend_client)).status_code == 403
+    assert browser.post("/exports/new/lint/", {}).status_code == 403
+    assert browser.post(f"/exports/{job.uuid}/delete/").status_code == 403
+    assert browser.post(f"/exports/{job.uuid}/rerun/").status_code == 403
+    job.refresh_from_db()
+    assert job.deleted_at is None
+    assert ExportJob.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_scope_lint_shows_the_warning_the_api_writes(
+    console_client, store, make_fhir_client, jwk_a, patient_reader
+):
+    api_client = make_fhir_client(jwk_a, scopes="system/Patient.read")
+    api_client.kick_off("/fhir/Group/g1/$export?_type=Patient,Observation,Practitioner")
+    api_warnings = ExportJob.objects.get().warnings
+    assert len(api_warnings) == 2
+
+    response = console_client("operator").post(
+        "/exports/new/lint/",
+        launch_data(patient_reader, types="Patient,Observation,Practitioner"),
+        headers={"HX-Request": "true"},
+    )
+    page = response.content.decode()
+    assert page.lstrip().startswith('<div id="scope-lint">')
+    assert "1 resource type would be exported" in page
+    for warning in api_warnings:
+        assert html.escape(warning) in page
+
+
+@pytest.mark.django_db
+def test_scope_lint_explains_a_refusal(console_client, store, patient_reader):
+    response = console_client("operator").post(
+        "/exports/new/lint/", launch_data(patient_reader, types="Observation")
+    )
+    page = html.unescape(response.content.decode())
+    assert "The API would refuse this export:" in page
+    assert "Observation was requested but this client's token only grants system/Patient.read" in (
+        page
+    )
+
+
+@pytest.mark.django_db
+def test_launch_with_bad_since_is_refused_and_starts_nothing(console_client, store, client_a):
+    response = console_client("operator").post(
+        "/exports/new/", launch_data(client_a.backend_client, since="yesterday")
+    )
+    assert response.status_code == 200
+    assert "The API would refuse this export:" in response.content.decode()
+    assert not ExportJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_group_level_needs_a_group(console_client, store, client_a):
+    response = console_client("operator").post(
+        "/exports/new/", launch_data(client_a.backend_client, group_id="")
+    )
+    field = response.content.decode().split('id="field-group_id"')[1].split("</div>")[0]
+    assert "Choose the Group to export." in field
+    assert not ExportJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_launch_records_operator_and_shows_polling_progress(console_client, store, client_a):
+    browser = console_client("operator")
+    response = browser.post("/exports/new/", launch_data(client_a.backend_client, types="Patient"))
+    job = ExportJob.objects.get()
+    assert response["Location"] == f"/exports/{job.uuid}/"
+    assert (job.client, job.level, job.group_id, job.types) == (
+        client_a.backend_client,
+        "group",
+        "g1",
+        ["Patient"],
+    )
+    assert job.request_url.endswith(
+        "/fhir/Group/g1/$export?_type=Patient&_outputFormat=application%2Ffhir%2Bndjson"
+    )
+    event = AuditEvent.objects.get(action="export.kickoff")
+    assert (event.actor_type, event.actor) == ("operator", "operator-user")
+    assert event.details["client_id"] == client_a.backend_client.client_id
+
+    fragment = browser.get(f"/exports/{job.uuid}/progress/", headers={"HX-Request": "true"})
+    text = fragment.content.decode()
+    assert text.lstrip().startswith(f'<section id="job-{job.uuid}-progress"')
+    assert 'hx-trigger="every 2s"' in text
+    assert "0% - planning" in text
+
+
+@pytest.mark.django_db
+def test_cancel_from_the_console_frees_the_job_and_is_audited(console_client, store, client_a):
+    browser = console_client("operator")
+    browser.post("/exports/new/", launch_data(client_a.backend_client))
+    job = ExportJob.objects.get()
+    response = browser.post(f"/exports/{job.uuid}/delete/", headers={"HX-Request": "true"})
+    text = response.content.decode()
+    assert text.lstrip().startswith(f'<section id="job-{job.uuid}-progress"')
+    assert "cancelled" in text and "every 2s" not in text
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.deleted_at is not None
+    event = AuditEvent.objects.get(action="export.cancelled")
+    assert (event.actor, event.details["job"]) == ("operator-user", str(job.uuid))
+    page = browser.get(f"/exports/{job.uuid}/").content.decode()
+    assert "export.kickoff" in page and "export.cancelled" in page
+
+
+@pytest.mark.django_db
+def test_job_list_filters(console_client, store, client_a, client_b):
+    for client, level in ((client_a, "system"), (client_b, "patient")):
+        client.backend_client.export_jobs.create(
+            level=level, request_url="x", transaction_time=timezone.now()
+        )
+    browser = console_client("auditor")
+
+    def listed(**filters: str) -> str:
+        page = browser.get("/exports/", filters).content.decode()
+        return page.split("<tbody>")[1].split("</tbody>")[0]
+
+    rows = listed(client=client_b.backend_client.client_id)
+    assert "client-b" in rows and "client-a" not in rows
+    rows = listed(level="system")
+    assert "client-a" in rows and "client-b" not in rows
+    assert "No exports match these filters." in listed(status="failed")
+    rows = listed(q="client-b", sort="client")
+    assert "client-b" in rows and "client-a" not in rows
+
+
+@pytest.mark.django_db
+def test_unknown_job_and_file_are_404(console_client):
+    browser = console_client("operator")
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert browser.get(f"/exports/{missing}/").status_code == 404
+    assert browser.get(f"/files/{missing}/").status_code == 404
+
+
+def test_preview_reads_only_the_page_it_shows():
+    line = b'{"resourceType":"Observation","id":"o","note":"' + b"x" * 1000 + b'"}\n'
+    handle = io.BytesIO(line * 5000)  # 5 MB
+    page = read_page(handle, offset=0, first_line=1, count=3)
+    assert [entry.number for entry in page.lines] == [1, 2, 3]
+    assert page.next_offset == 3 * len(line)
+    assert handle.tell() <= 3 * len(line) + 1
+    later = read_page(handle, offset=page.next_offset, first_line=4, count=2)
+    assert [entry.number for entry in later.lines] == [4, 5]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finished_export_manifest_preview_download_and_delete(
+    console_client, store, client_a, celery_worker, django_assert_max_num_queries
+):
+    browser = console_client("operator")
+    browser.post("/exports/new/", launch_data(client_a.backend_client))
+    job = wait_for_job(str(ExportJob.objects.get().uuid))
+    assert job.status == "completed"
+
+    with django_assert_max_num_queries(9):  # session, user, perms, job, 3 partition reads
+        assert browser.get(f"/exports/{job.uuid}/progress/").status_code == 200
+    poll = browser.get(f"/exports/{job.uuid}/progress/", headers={"HX-Request": "true"})
+    assert poll["HX-Refresh"] == "true"  # the page reloads once to show the manifest
+    page = browser.get(f"/exports/{job.uuid}/").content.decode()
+    assert 'hx-trigger="every 2s"' not in page
+    assert "100%" in page and "Manifest JSON" in page and "transactionTime" in page
+    assert "Partitions (3)" in page and "done" in page
+    observations = ExportFile.objects.get(job=job, resource_type="Observation")
+    assert f"/files/{observations.uuid}/" in page
+
+    preview = browser.get(f"/files/{observations.uuid}/", {"n": 2}).content.decode()
+    assert "<script>alert" not in preview
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in preview
+    assert "Lines 1–2 of 4" in preview
+    assert "Next 2 lines" in preview
+    filtered = browser.get(f"/files/{observations.uuid}/", {"q": "p2-o1"}).content.decode()
+    assert "1 match" in filtered and "p2-o1" in filtered and "p1-o0" not in filtered
+    nothing = browser.get(f"/files/{observations.uuid}/", {"q": "zzz"}).content.decode()
+    assert "No line on this page contains" in nothing
+
+    download = browser.get(f"/files/{observations.uuid}/download/")
+    body = b"".join(download.streaming_content)
+    assert body.count(b"\n") == observations.resource_count == 4
+    assert AuditEvent.objects.filter(action="export.download", actor="operator-user").exists()
+    auditor = console_client("auditor")
+    assert auditor.get(f"/files/{observations.uuid}/").status_code == 200
+    assert auditor.get(f"/files/{observations.uuid}/download/").status_code == 403
+
+    response = browser.post(f"/exports/{job.uuid}/delete/", headers={"HX-Request": "true"})
+    assert response["HX-Refresh"] == "true"
+    assert browser.get(f"/files/{observations.uuid}/").status_code == 404
+    assert AuditEvent.objects.filter(action="export.deleted", actor="operator-user").exists()
+
+    rerun = browser.post(f"/exports/{job.uuid}/rerun/")
+    new_job = ExportJob.objects.exclude(pk=job.pk).get()
+    assert rerun["Location"] == f"/exports/{new_job.uuid}/"
+    assert wait_for_job(str(new_job.uuid)).status == "completed"
+
+
+@pytest.mark.django_db
+def test_console_exports_on_its_own_behalf(console_client, store):
+    browser = console_client("operator")
+    lint = browser.post("/exports/new/lint/", launch_data(None)).content.decode()
+    assert "Acting as <strong>the console itself</strong>" in lint
+    assert "Nothing requested is left out." in lint
+    response = browser.post("/exports/new/", launch_data(None, types="Patient"))
+    job = ExportJob.objects.get()
+    assert response["Location"] == f"/exports/{job.uuid}/"
+    assert (job.client, job.types) == (None, ["Patient"])
+    event = AuditEvent.objects.get(action="export.kickoff")
+    assert (event.actor_type, event.actor, event.details["client_id"]) == (
+        "operator",
+        "operator-user",
+        "",
+    )
+    rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
+    assert "console" in rows

@@ -1,0 +1,58 @@
+"""Every console page against every role: who gets the page, who gets 403, and
+anonymous visitors go to the login page."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.services import register_client
+from exports.models import ExportJob
+
+pytestmark = pytest.mark.django_db
+
+READ_ALL = {"admin", "operator", "auditor"}
+ADMIN = {"admin"}
+AUDIT = {"admin", "auditor"}
+RUN = {"admin", "operator"}
+
+
+@pytest.fixture
+def urls(store, rsa_key) -> dict[str, set[str]]:
+    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
+    job = ExportJob.objects.create(
+        client=client, level="system", request_url="x", transaction_time=timezone.now()
+    )
+    cid = client.client_id
+    return {
+        "/": READ_ALL,
+        "/running/": READ_ALL,
+        "/clients/": READ_ALL,
+        f"/clients/{cid}/": READ_ALL,
+        "/clients/new/": ADMIN,
+        f"/clients/{cid}/edit/": ADMIN,
+        "/exports/": READ_ALL,
+        f"/exports/{job.uuid}/": READ_ALL,
+        f"/exports/{job.uuid}/progress/": READ_ALL,
+        "/exports/new/": RUN,
+        "/data/": READ_ALL,
+        "/audit/": AUDIT,
+        "/audit/export.csv": AUDIT,
+        "/operators/": ADMIN,
+    }
+
+
+@pytest.mark.parametrize("role", ["admin", "operator", "auditor", None])
+def test_each_page_answers_each_role(console_client, urls, role) -> None:
+    browser = console_client(role)
+    for url, allowed in urls.items():
+        expected = 200 if role in allowed else 403
+        assert browser.get(url).status_code == expected, (url, role)
+
+
+def test_anonymous_visitors_are_sent_to_login(urls) -> None:
+    for url in urls:
+        response = Client().get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith("/accounts/login/"), url
