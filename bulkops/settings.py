@@ -83,7 +83,10 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'bulkops.sqlite3'}"),
-        conn_max_age=env_int("BULKOPS_DB_CONN_MAX_AGE", 0),
+        # Persistent connections: opening one per request dominated token latency on
+        # PostgreSQL (docs/performance.md).
+        conn_max_age=env_int("BULKOPS_DB_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
