@@ -16,11 +16,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.audit import record_event
 from accounts.bearer import require_bearer
 from accounts.models import AuditEvent
-from bulkops.fhir.compartment import COMPARTMENT_TYPES
-from bulkops.fhir.export_types import plan_export_types
 from bulkops.fhir.manifest import ManifestItem, build_manifest
 from bulkops.fhir.outcome import (
-    FORBIDDEN,
     INFORMATIONAL,
     NOT_FOUND,
     PROCESSING,
@@ -33,14 +30,12 @@ from bulkops.fhir.params import (
     GROUP,
     PATIENT,
     SYSTEM,
-    ExportParameters,
     pairs_from_parameters,
-    parse_export_parameters,
     parse_prefer,
 )
-from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from exports.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
-from exports.models import ExportFile, ExportJob, GroupMembership, Resource
+from exports.kickoff import plan_export
+from exports.models import ExportFile, ExportJob
 from exports.services import delete_export, register_poll, start_export
 from exports.storage import get_storage
 
@@ -77,35 +72,22 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
     prefer = parse_prefer(request.headers.get("Prefer", ""))
     if not prefer.respond_async:
         raise FhirError(400, "$export runs asynchronously: send 'Prefer: respond-async'.")
-    client = request.client
-    check_group_binding(client, level=level, group_id=group_id)
-    if (
-        level == GROUP
-        and not Resource.objects.filter(
-            resource_type="Group", resource_id=group_id, deleted=False
-        ).exists()
-    ):
-        raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
-    parameters = parse_export_parameters(
-        request_pairs(request),
+    plan = plan_export(
+        client=request.client,
         level=level,
+        group_id=group_id,
+        pairs=request_pairs(request),
         handling=prefer.handling,
         now=now,
         method=request.method or "GET",
-    )
-    check_patients(parameters, level=level, group_id=group_id)
-    type_plan = plan_export_types(
-        level=level,
-        requested=parameters.types,
-        level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         access=request.read_access,
     )
     job = start_export(
-        client=client,
+        client=request.client,
         level=level,
         group_id=group_id,
-        parameters=parameters,
-        type_plan=type_plan,
+        parameters=plan.parameters,
+        type_plan=plan.type_plan,
         request_url=kickoff_url(request),
         now=now,
         request=request,
@@ -134,45 +116,6 @@ def kickoff_url(request: HttpRequest) -> str:
     """The manifest's `request`: the full GET URL, or the POST URL without a body."""
     path = request.get_full_path() if request.method == "GET" else request.path
     return absolute_url(request, path)
-
-
-def check_group_binding(client: Any, *, level: str, group_id: str) -> None:
-    """A client bound to groups may export only those groups (issue: group binding)."""
-    bound = set(client.bound_groups.values_list("group_id", flat=True))
-    if not bound:
-        return
-    if level != GROUP:
-        raise FhirError(
-            403,
-            f"This client may export only its groups ({', '.join(sorted(bound))}); "
-            f"{'system-level' if level == SYSTEM else 'Patient-level'} exports are refused.",
-            code=FORBIDDEN,
-        )
-    if group_id not in bound:
-        raise FhirError(403, f"This client may not export Group/{group_id}.", code=FORBIDDEN)
-
-
-def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -> None:
-    """`patient` must name existing patients (and, for a Group, its members): spec §1.3."""
-    if not parameters.patients:
-        return
-    known = set(
-        Resource.objects.filter(
-            resource_type="Patient", resource_id__in=parameters.patients, deleted=False
-        ).values_list("resource_id", flat=True)
-    )
-    if level == GROUP:
-        known &= set(
-            GroupMembership.objects.filter(
-                group__resource_type="Group",
-                group__resource_id=group_id,
-                patient_id__in=parameters.patients,
-            ).values_list("patient_id", flat=True)
-        )
-    missing = [f"Patient/{pid}" for pid in parameters.patients if pid not in known]
-    if missing:
-        where = f"members of Group/{group_id}" if level == GROUP else "known patients"
-        raise FhirError(400, f"{', '.join(missing)} are not {where}.")
 
 
 def job_for_client(request: HttpRequest, job_id: str) -> ExportJob:

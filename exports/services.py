@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
 
@@ -31,8 +32,12 @@ def start_export(
     request_url: str,
     now: datetime,
     request: HttpRequest | None = None,
+    operator: AbstractBaseUser | None = None,
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
+
+    `operator` is the console user launching it on the client's behalf: the audit
+    event names them, so the trail tells client kick-offs from console launches.
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
@@ -62,12 +67,13 @@ def start_export(
             transaction_time=now,
         )
         record_event(
-            actor_type=AuditEvent.ActorType.CLIENT,
-            actor=client.client_id,
+            actor_type=AuditEvent.ActorType.OPERATOR if operator else AuditEvent.ActorType.CLIENT,
+            actor=operator.get_username() if operator else client.client_id,
             action="export.kickoff",
             request=request,
             details={
                 "job": str(job.uuid),
+                "client_id": client.client_id,
                 "level": level,
                 "group": group_id,
                 "parameters": job.parameters,
