@@ -25,6 +25,7 @@ from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks,
 from accounts.models import (
     TOKEN_REQUEST,
     AccessToken,
+    ApiToken,
     AuditEvent,
     BackendClient,
     BackendClientGroup,
@@ -196,6 +197,24 @@ def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> Backend
     return client
 
 
+@transaction.atomic
+def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Enable a disabled client again; it must request new tokens (old ones were revoked)."""
+    client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
+    if client is None:
+        raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
+    client.status = BackendClient.Status.ACTIVE
+    client.save(update_fields=["status", "updated_at"])
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action="client.enabled",
+        details={"client_id": client.client_id},
+    )
+    return client
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """A new access token; `raw` is handed to the client once and never stored."""
@@ -248,3 +267,68 @@ def refuse_token_request(
         request=request,
         details={"error": error.error, "scope": scope[:500]},
     )
+
+
+@dataclass(frozen=True)
+class IssuedApiToken:
+    """A new operator API token; `raw` is shown once and never stored or logged."""
+
+    raw: str
+    token: ApiToken
+
+
+API_TOKEN_PREFIX_LENGTH = 8
+
+
+@transaction.atomic
+def create_api_token(
+    *, user: AbstractBaseUser, name: str, request: HttpRequest | None = None
+) -> IssuedApiToken:
+    """Create a personal API token for `user`; the caller shows `raw` once.
+
+    Raises ValidationError by field when the name is empty or too long.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name, e.g. the script that uses it."})
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise ValidationError({"name": "Keep the name under 100 characters."})
+    raw = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=raw[:API_TOKEN_PREFIX_LENGTH], token_hash=hash_token(raw)
+    )
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="api_token.created",
+        request=request,
+        details={"token": token.pk, "name": name, "prefix": token.prefix},
+    )
+    return IssuedApiToken(raw, token)
+
+
+@transaction.atomic
+def revoke_api_token(
+    *, user: AbstractBaseUser, token_id: int, request: HttpRequest | None = None
+) -> ApiToken:
+    """Revoke one of `user`'s own tokens; it stops authenticating at once.
+
+    Another operator's token is reported as missing, so ids leak nothing.
+    """
+    token = (
+        ApiToken.objects.select_for_update()
+        .filter(pk=token_id, user=user, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None:
+        raise ValidationError({"token": f"You have no active API token {token_id}."})
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="api_token.revoked",
+        request=request,
+        details={"token": token.pk, "name": token.name, "prefix": token.prefix},
+    )
+    return token
