@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import token_views
+from accounts.api_urls import urlpatterns as accounts_api
 from bulkops.health import healthz
+from exports.api_urls import urlpatterns as exports_api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,6 +16,10 @@ urlpatterns = [
         name="smart-configuration",
     ),
     path("fhir/", include("exports.fhir_urls")),
+    path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from accounts import api
+
+urlpatterns = [
+    path("tokens/", api.ApiTokenListApi.as_view(), name="token-list"),
+    path("tokens/create", api.ApiTokenCreateApi.as_view(), name="token-create"),
+    path("tokens/<int:token_id>/revoke", api.ApiTokenRevokeApi.as_view(), name="token-revoke"),
+    path("clients/", api.ClientListApi.as_view(), name="client-list"),
+    path("clients/create", api.ClientCreateApi.as_view(), name="client-create"),
+    path("clients/<str:client_id>", api.ClientDetailApi.as_view(), name="client-detail"),
+    path("clients/<str:client_id>/disable", api.ClientDisableApi.as_view(), name="client-disable"),
+    path("clients/<str:client_id>/enable", api.ClientEnableApi.as_view(), name="client-enable"),
+    path("audit-events/", api.AuditEventListApi.as_view(), name="audit-event-list"),
+]
