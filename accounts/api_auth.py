@@ -65,6 +65,8 @@ class RolePermission(permissions.BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
+        if not hasattr(view, request.method.lower()):
+            return True  # DRF answers 405 Method Not Allowed next
         needed = (
             view.read_permission  # type: ignore[attr-defined]
             if request.method in permissions.SAFE_METHODS
