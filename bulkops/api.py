@@ -14,7 +14,8 @@ from typing import Any, TypedDict
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, generics
@@ -136,6 +137,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             response[name] = value
     response.data = body
     return response
+
+
+@csrf_exempt
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any /api/ URL no view matches (e.g. a malformed uuid in a path): the API's 404
+    body, not the HTML page, so scripts can always parse what they get."""
+    body: ErrorBody = {"status": 404, "code": "not_found", "detail": "No such API endpoint."}
+    return JsonResponse(body, status=404)
 
 
 class PagePagination(PageNumberPagination):
