@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from accounts.models import ApiToken, AuditEvent
@@ -113,3 +115,14 @@ def test_token_calls_need_no_csrf_token(api_as):
     client = api_as("operator")
     client.http = Client(enforce_csrf_checks=True)
     assert client.post("/api/v1/tokens/create", {"name": "x"}).status_code == 201
+
+
+def test_command_prints_a_working_token_once():
+    create_operator(username="olivia", role="auditor")
+    out = StringIO()
+    call_command("create_api_token", "--username", "olivia", "--name", "siem", stdout=out)
+    raw = out.getvalue().rsplit(" ", 1)[1].strip()
+    response = Client().get("/api/v1/audit-events/", headers={"Authorization": f"Token {raw}"})
+    assert response.status_code == 200
+    with pytest.raises(CommandError, match="No active operator"):
+        call_command("create_api_token", "--username", "nobody", "--name", "x")
