@@ -21,11 +21,14 @@ from accounts.jwks import registered_keys
 from accounts.models import ApiToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, VIEW_AUDIT, VIEW_CONSOLE
 from accounts.services import (
+    add_client_key,
     create_api_token,
     disable_client,
     enable_client,
     register_client,
+    retire_client_key,
     revoke_api_token,
+    update_client,
 )
 from bulkops.api import NewestFirstCursorPagination, OperatorApi, OperatorListApi, PagePagination
 
@@ -181,6 +184,60 @@ class ClientCreateApi(OperatorApi):
             ClientDetailOutputSerializer(_client(client.client_id)).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+class ClientUpdateApi(OperatorApi):
+    """Change a client's name, scopes and/or bound groups; omitted fields stay."""
+
+    write_permission = MANAGE_CLIENTS
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False)
+        scopes = serializers.ListField(
+            child=serializers.CharField(max_length=100), max_length=50, required=False
+        )
+        group_ids = serializers.ListField(
+            child=serializers.CharField(max_length=64), required=False, max_length=100
+        )
+
+    @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
+    def post(self, request: Request, client_id: str) -> Response:
+        client = _client(client_id)
+        data = _valid(self.InputSerializer, request)
+        update_client(client_id=client.client_id, actor=request.user, **data)
+        return Response(ClientDetailOutputSerializer(_client(client_id)).data)
+
+
+class ClientKeyAddApi(OperatorApi):
+    """Add a public key (JWK) to a client's inline key set, e.g. to rotate keys."""
+
+    write_permission = MANAGE_CLIENTS
+
+    class InputSerializer(serializers.Serializer):
+        jwk = serializers.DictField(help_text="A public RSA (≥ 2048) or EC P-384 JWK with kid.")
+
+    @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
+    def post(self, request: Request, client_id: str) -> Response:
+        client = _client(client_id)
+        data = _valid(self.InputSerializer, request)
+        add_client_key(client_id=client.client_id, jwk=data["jwk"], actor=request.user)
+        return Response(ClientDetailOutputSerializer(_client(client_id)).data)
+
+
+class ClientKeyRetireApi(OperatorApi):
+    """Remove a key by kid; refused if no usable key would remain."""
+
+    write_permission = MANAGE_CLIENTS
+
+    class InputSerializer(serializers.Serializer):
+        kid = serializers.CharField(max_length=255)
+
+    @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
+    def post(self, request: Request, client_id: str) -> Response:
+        client = _client(client_id)
+        data = _valid(self.InputSerializer, request)
+        retire_client_key(client_id=client.client_id, kid=data["kid"], actor=request.user)
+        return Response(ClientDetailOutputSerializer(_client(client_id)).data)
 
 
 class ClientDisableApi(OperatorApi):

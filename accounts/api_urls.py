@@ -11,5 +11,12 @@ urlpatterns = [
     path("clients/<str:client_id>", api.ClientDetailApi.as_view(), name="client-detail"),
     path("clients/<str:client_id>/disable", api.ClientDisableApi.as_view(), name="client-disable"),
     path("clients/<str:client_id>/enable", api.ClientEnableApi.as_view(), name="client-enable"),
+    path("clients/<str:client_id>/update", api.ClientUpdateApi.as_view(), name="client-update"),
+    path("clients/<str:client_id>/keys/add", api.ClientKeyAddApi.as_view(), name="client-key-add"),
+    path(
+        "clients/<str:client_id>/keys/retire",
+        api.ClientKeyRetireApi.as_view(),
+        name="client-key-retire",
+    ),
     path("audit-events/", api.AuditEventListApi.as_view(), name="audit-event-list"),
 ]

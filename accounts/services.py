@@ -112,6 +112,15 @@ def _check_scopes(scopes: str) -> str:
     return ""
 
 
+def _check_groups(group_ids: Sequence[str]) -> str:
+    """Why `group_ids` cannot be bound to a client, or ""."""
+    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
+        return f"Not a FHIR Group id: {', '.join(bad_groups)}."
+    if missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
+        return f"No such Group: {', '.join(missing)}."
+    return ""
+
+
 def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
     return set(
         Resource.objects.live()
@@ -142,10 +151,8 @@ def register_client(
         errors["name"] = "Give the client a name."
     if problem := _check_scopes(scope_text):
         errors["scopes"] = problem
-    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
-        errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
-    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
-        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
+    if problem := _check_groups(group_ids):
+        errors["group_ids"] = problem
     if errors:
         raise ValidationError(errors)
     client = BackendClient.objects.create(
@@ -194,6 +201,110 @@ def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> Backend
         action="client.disabled",
         details={"client_id": client.client_id, "revoked_tokens": revoked},
     )
+    return client
+
+
+def _locked_client(client_id: str) -> BackendClient:
+    client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
+    if client is None:
+        raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
+    return client
+
+
+@transaction.atomic
+def update_client(
+    *,
+    client_id: str,
+    actor: AbstractBaseUser | None,
+    name: str | None = None,
+    scopes: Sequence[str] | None = None,
+    group_ids: Sequence[str] | None = None,
+) -> BackendClient:
+    """Change a client's name, allowed scopes and/or bound groups (None: unchanged).
+
+    Narrower scopes apply to tokens issued from now on; tokens already issued keep
+    theirs until they expire (at most BULKOPS_ACCESS_TOKEN_LIFETIME).
+    """
+    client = _locked_client(client_id)
+    errors: dict[str, str] = {}
+    if name is not None and not name.strip():
+        errors["name"] = "Give the client a name."
+    if scopes is not None and (problem := _check_scopes(" ".join(scopes))):
+        errors["scopes"] = problem
+    if group_ids is not None and (problem := _check_groups(group_ids)):
+        errors["group_ids"] = problem
+    if errors:
+        raise ValidationError(errors)
+    changed: dict[str, Any] = {}
+    if name is not None:
+        client.name = changed["name"] = name.strip()
+    if scopes is not None:
+        client.scopes = changed["scopes"] = " ".join(scopes)
+    client.save(update_fields=["name", "scopes", "updated_at"])
+    if group_ids is not None:
+        changed["groups"] = list(dict.fromkeys(group_ids))
+        client.bound_groups.all().delete()
+        BackendClientGroup.objects.bulk_create(
+            BackendClientGroup(client=client, group_id=g) for g in changed["groups"]
+        )
+    _record_client_change(actor, "client.updated", client, changed)
+    return client
+
+
+def _record_client_change(
+    actor: AbstractBaseUser | None, action: str, client: BackendClient, details: dict[str, Any]
+) -> None:
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action=action,
+        details={"client_id": client.client_id, **details},
+    )
+
+
+def _inline_keys(client: BackendClient) -> list[dict[str, Any]]:
+    if client.jwks is None:
+        raise ValidationError(
+            {"jwks_uri": "This client's keys come from its jwks_uri; change them there."}
+        )
+    return list(client.jwks["keys"])
+
+
+@transaction.atomic
+def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
+    """Add a public key to a client's inline JWK Set (key rotation: add, then retire)."""
+    client = _locked_client(client_id)
+    keys = [*_inline_keys(client), jwk]
+    try:
+        infos = validate_jwks({"keys": keys})
+    except JwksError as exc:
+        raise ValidationError({"jwk": str(exc)}) from None
+    if infos[-1].problem:
+        raise ValidationError({"jwk": infos[-1].describe()})
+    client.jwks = {"keys": keys}
+    client.save(update_fields=["jwks", "updated_at"])
+    _record_client_change(actor, "client.key_added", client, {"kid": infos[-1].kid})
+    return client
+
+
+@transaction.atomic
+def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """Remove the key `kid` from a client's inline JWK Set; at least one usable key stays."""
+    client = _locked_client(client_id)
+    keys = _inline_keys(client)
+    remaining = [key for key in keys if key.get("kid") != kid]
+    if len(remaining) == len(keys):
+        raise ValidationError({"kid": f"This client has no key {kid!r}."})
+    try:
+        validate_jwks({"keys": remaining})
+    except JwksError:
+        raise ValidationError(
+            {"kid": "Retiring it would leave no usable key; add the new key first."}
+        ) from None
+    client.jwks = {"keys": remaining}
+    client.save(update_fields=["jwks", "updated_at"])
+    _record_client_change(actor, "client.key_retired", client, {"kid": kid})
     return client
 
 

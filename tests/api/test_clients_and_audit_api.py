@@ -101,3 +101,53 @@ def test_calls_beyond_the_rate_limit_get_429(api_as, monkeypatch):
     limited = auditor.get("/api/v1/exports/")
     assert limited.json()["code"] == "throttled"
     assert int(limited["Retry-After"]) > 0
+
+
+def test_admin_updates_a_clients_name_scopes_and_groups(api_as, rsa_key, store):
+    admin = api_as("admin")
+    client_id = register(admin, rsa_key).json()["client_id"]
+    response = admin.post(
+        f"/api/v1/clients/{client_id}/update",
+        {"name": "renamed", "scopes": ["system/Patient.rs"], "group_ids": ["g1"]},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["name"], body["scopes"], body["groups"]) == (
+        "renamed",
+        ["system/Patient.rs"],
+        ["g1"],
+    )
+    event = AuditEvent.objects.get(action="client.updated")
+    assert (event.actor, event.details["name"]) == ("admin-api", "renamed")
+    bad = admin.post(f"/api/v1/clients/{client_id}/update", {"scopes": ["user/*.read"]})
+    assert bad.status_code == 400
+    assert list(bad.json()["errors"]) == ["scopes"]
+
+
+def test_keys_rotate_by_adding_then_retiring(api_as, rsa_key, ec_key):
+    admin = api_as("admin")
+    client_id = register(admin, rsa_key).json()["client_id"]
+    lonely = admin.post(f"/api/v1/clients/{client_id}/keys/retire", {"kid": "rsa-1"})
+    assert lonely.status_code == 400
+    assert list(lonely.json()["errors"]) == ["kid"]
+    added = admin.post(f"/api/v1/clients/{client_id}/keys/add", {"jwk": ec_key.public_jwk})
+    assert [k["kid"] for k in added.json()["keys"]] == ["rsa-1", "ec-1"]
+    again = admin.post(f"/api/v1/clients/{client_id}/keys/add", {"jwk": ec_key.public_jwk})
+    assert list(again.json()["errors"]) == ["jwk"]
+    private = admin.post(f"/api/v1/clients/{client_id}/keys/add", {"jwk": ec_key.private_jwk})
+    assert private.status_code == 400
+    retired = admin.post(f"/api/v1/clients/{client_id}/keys/retire", {"kid": "rsa-1"})
+    assert [k["kid"] for k in retired.json()["keys"]] == ["ec-1"]
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"client.key_added", "client.key_retired"} <= actions
+
+
+def test_keys_of_a_jwks_uri_client_are_changed_at_the_uri(api_as, rsa_key, jwks_server):
+    jwks_server.jwks = rsa_key.jwks()
+    admin = api_as("admin")
+    created = register(admin, rsa_key, jwks=None, jwks_uri=jwks_server.url)
+    assert created.status_code == 201, created.content
+    client_id = created.json()["client_id"]
+    response = admin.post(f"/api/v1/clients/{client_id}/keys/retire", {"kid": "rsa-1"})
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["jwks_uri"]
