@@ -30,7 +30,13 @@ from accounts.services import (
     revoke_api_token,
     update_client,
 )
-from bulkops.api import NewestFirstCursorPagination, OperatorApi, OperatorListApi, PagePagination
+from bulkops.api import (
+    NewestFirstCursorPagination,
+    OperatorApi,
+    OperatorListApi,
+    PagePagination,
+    validated,
+)
 
 # --- Personal API tokens --------------------------------------------------------------
 
@@ -69,7 +75,7 @@ class ApiTokenCreateApi(OperatorApi):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request.data)
         issued = create_api_token(user=request.user, name=data["name"], request=request)
         body = {**ApiTokenOutputSerializer(issued.token).data, "token": issued.raw}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -83,13 +89,6 @@ class ApiTokenRevokeApi(OperatorApi):
         token = get_object_or_404(ApiToken.objects.active(), pk=token_id, user=request.user)
         revoke_api_token(user=request.user, token_id=token.pk, request=request)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _valid(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
-    """The validated input, or a 400 with field errors."""
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
 
 
 # --- Backend clients ------------------------------------------------------------------
@@ -178,7 +177,7 @@ class ClientCreateApi(OperatorApi):
 
     @extend_schema(request=InputSerializer, responses={201: ClientDetailOutputSerializer})
     def post(self, request: Request) -> Response:
-        data = _valid(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request.data)
         client = register_client(**data, created_by=request.user)
         return Response(
             ClientDetailOutputSerializer(_client(client.client_id)).data,
@@ -203,7 +202,7 @@ class ClientUpdateApi(OperatorApi):
     @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
     def post(self, request: Request, client_id: str) -> Response:
         client = _client(client_id)
-        data = _valid(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request.data)
         update_client(client_id=client.client_id, actor=request.user, **data)
         return Response(ClientDetailOutputSerializer(_client(client_id)).data)
 
@@ -219,7 +218,7 @@ class ClientKeyAddApi(OperatorApi):
     @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
     def post(self, request: Request, client_id: str) -> Response:
         client = _client(client_id)
-        data = _valid(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request.data)
         add_client_key(client_id=client.client_id, jwk=data["jwk"], actor=request.user)
         return Response(ClientDetailOutputSerializer(_client(client_id)).data)
 
@@ -235,7 +234,7 @@ class ClientKeyRetireApi(OperatorApi):
     @extend_schema(request=InputSerializer, responses=ClientDetailOutputSerializer)
     def post(self, request: Request, client_id: str) -> Response:
         client = _client(client_id)
-        data = _valid(self.InputSerializer, request)
+        data = validated(self.InputSerializer, request.data)
         retire_client_key(client_id=client.client_id, kid=data["kid"], actor=request.user)
         return Response(ClientDetailOutputSerializer(_client(client_id)).data)
 

@@ -18,7 +18,7 @@ from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from rest_framework import exceptions, generics
+from rest_framework import exceptions, generics, serializers
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
@@ -80,6 +80,14 @@ class OperatorAutoSchema(AutoSchema):
         if outer:
             return outer.rsplit(".", 1)[-1].removesuffix("Api") + inner
         return super().get_serializer_name(serializer, direction)
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+    """`data` checked by `serializer_class`; a ValidationError (400 with field errors)
+    otherwise. Views call this first, then a service."""
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 def _translate(exc: Exception) -> Exception:

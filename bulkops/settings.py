@@ -248,7 +248,6 @@ REST_FRAMEWORK = {
         "user": env_str("BULKOPS_API_THROTTLE_USER", "1200/minute"),
     },
     "EXCEPTION_HANDLER": "bulkops.api.api_exception_handler",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "bulkops operator API",

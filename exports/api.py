@@ -22,7 +22,13 @@ from rest_framework.response import Response
 
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import RUN_EXPORTS
-from bulkops.api import NewestFirstCursorPagination, OperatorApi, OperatorListApi, PagePagination
+from bulkops.api import (
+    NewestFirstCursorPagination,
+    OperatorApi,
+    OperatorListApi,
+    PagePagination,
+    validated,
+)
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, LENIENT, STRICT
 from bulkops.fhir.scopes import readable_types
@@ -207,9 +213,7 @@ class JobLaunchApi(OperatorApi):
 
     @extend_schema(request=InputSerializer, responses={201: JobDetailOutputSerializer})
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.InputSerializer, request.data)
         client = BackendClient.objects.filter(client_id=data["client_id"]).first()
         if client is None or not client.is_active:
             raise exceptions.ValidationError({"client_id": "No active client has this id."})
@@ -305,10 +309,9 @@ class FilePreviewApi(OperatorApi):
 
     @extend_schema(parameters=[QuerySerializer], responses=OutputSerializer)
     def get(self, request: Request, file_id: str) -> Response:
-        query = self.QuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = validated(self.QuerySerializer, request.query_params)
         file = get_object_or_404(ExportFile, uuid=file_id, job__deleted_at__isnull=True)
-        lines, truncated = read_first_lines(file, query.validated_data["lines"])
+        lines, truncated = read_first_lines(file, query["lines"])
         body = {
             "uuid": file.uuid,
             "type": file.resource_type,
@@ -397,9 +400,7 @@ class GroupCreateApi(OperatorApi):
 
     @extend_schema(request=InputSerializer, responses={201: GroupDetailOutputSerializer})
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validated(self.InputSerializer, request.data)
         if data.get("id") and _groups().filter(resource_id=data["id"]).exists():
             raise exceptions.ValidationError({"id": "A Group with this id exists; PUT to it."})
         group = upsert_group(
@@ -425,11 +426,8 @@ class GroupUpdateApi(OperatorApi):
     @extend_schema(request=GroupInputSerializer, responses=GroupDetailOutputSerializer)
     def post(self, request: Request, group_id: str) -> Response:
         get_object_or_404(_groups(), resource_id=group_id)
-        serializer = GroupInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        upsert_group(
-            group_id=group_id, **serializer.validated_data, actor=request.user.get_username()
-        )
+        data = validated(GroupInputSerializer, request.data)
+        upsert_group(group_id=group_id, **data, actor=request.user.get_username())
         return Response(_group_detail(group_id))
 
 

@@ -67,6 +67,9 @@ def test_cancel_stops_a_running_export_and_is_audited(api_as, client_a, store):
     event = AuditEvent.objects.get(action="export.cancelled")
     assert (event.actor, event.details["job"]) == ("operator-api", job["uuid"])
     assert operator.post(f"/api/v1/exports/{job['uuid']}/cancel").status_code == 404
+    deleted = operator.get("/api/v1/exports/", deleted="true").json()["results"]
+    assert [j["uuid"] for j in deleted] == [job["uuid"]]
+    assert operator.get("/api/v1/exports/", deleted="false").json()["results"] == []
 
 
 @pytest.mark.django_db
