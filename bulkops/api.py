@@ -199,4 +199,7 @@ def add_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]
             responses = operation.setdefault("responses", {})
             for status in ERROR_STATUSES:
                 responses.setdefault(status, error)
+            for status, response in responses.items():
+                if status.startswith("4") and "content" not in response:
+                    response["content"] = error["content"]  # e.g. a view's own 409
     return result

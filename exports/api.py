@@ -15,7 +15,7 @@ import django_filters
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -169,7 +169,13 @@ class JobCancelApi(OperatorApi):
 
     write_permission = RUN_EXPORTS
 
-    @extend_schema(request=None, responses=JobDetailOutputSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: JobDetailOutputSerializer,
+            409: OpenApiResponse(description="The export has already finished."),
+        },
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = get_object_or_404(_jobs(), uuid=job_id, deleted_at__isnull=True)
         if job.is_finished:

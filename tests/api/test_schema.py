@@ -33,6 +33,10 @@ def test_schema_is_served_to_operators_and_validates(api_as, anonymous):
     schema = response.json()
     validate_schema(schema)  # drf-spectacular's OpenAPI 3 JSON Schema check
     assert "/api/v1/exports/launch" in schema["paths"]
+    cancel = schema["paths"]["/api/v1/exports/{job_id}/cancel"]["post"]["responses"]
+    assert cancel["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorBody"
+    }
     assert schema["components"]["securitySchemes"]["apiToken"]["in"] == "header"
     assert anonymous.get("/api/schema/").status_code == 401
 
