@@ -20,6 +20,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import RUN_EXPORTS
 from bulkops.api import (
@@ -316,8 +317,18 @@ class FilePreviewApi(OperatorApi):
     @extend_schema(parameters=[QuerySerializer], responses=OutputSerializer)
     def get(self, request: Request, file_id: str) -> Response:
         query = validated(self.QuerySerializer, request.query_params)
-        file = get_object_or_404(ExportFile, uuid=file_id, job__deleted_at__isnull=True)
+        file = get_object_or_404(
+            ExportFile.objects.select_related("job"), uuid=file_id, job__deleted_at__isnull=True
+        )
         lines, truncated = read_first_lines(file, query["lines"])
+        # Like a FHIR download, reading resource bodies is on the record.
+        record_event(
+            actor_type=AuditEvent.ActorType.OPERATOR,
+            actor=request.user.get_username(),
+            action="export.preview",
+            request=request,
+            details={"job": str(file.job.uuid), "file": file.storage_key, "lines": len(lines)},
+        )
         body = {
             "uuid": file.uuid,
             "type": file.resource_type,

@@ -7,7 +7,9 @@ import pytest
 
 from accounts.models import AuditEvent
 from accounts.services import disable_client
-from exports.models import ExportJob
+from exports.api import PREVIEW_MAX_BYTES
+from exports.models import ExportFile, ExportJob
+from exports.storage import get_storage
 from tests.exports.conftest import wait_for_job
 
 
@@ -46,6 +48,8 @@ def test_launched_export_runs_and_shows_progress_files_and_previews(
     assert preview["lines"][0]["resourceType"] == "Observation"
     whole = operator.get(f"/api/v1/files/{observations['uuid']}/preview", lines=100).json()
     assert (len(whole["lines"]), whole["truncated"]) == (4, False)
+    previews = AuditEvent.objects.filter(action="export.preview", actor="operator-api")
+    assert sorted(e.details["lines"] for e in previews) == [1, 4]
 
     deleted = operator.post(f"/api/v1/exports/{job['uuid']}/delete")
     assert deleted.status_code == 204
@@ -216,3 +220,27 @@ def test_preview_line_count_is_bounded(api_as):
     assert response.json()["errors"] == {
         "lines": ["Ensure this value is less than or equal to 100."]
     }
+
+
+@pytest.mark.django_db
+def test_preview_never_reads_past_its_byte_budget(api_as, client_a, store):
+    operator = api_as("operator")
+    job = ExportJob.objects.get(
+        uuid=launch(operator, client_a.backend_client.client_id, level="system").json()["uuid"]
+    )
+    key = f"{job.uuid}/Patient-big.ndjson"
+    small = b'{"resourceType":"Patient","id":"a"}\n'
+    huge = b'{"resourceType":"Patient","id":"b","text":"' + b"x" * (PREVIEW_MAX_BYTES + 10)
+    with get_storage().open_writer(key) as writer:
+        writer.write(small + huge + b'"}\n')
+    file = ExportFile.objects.create(
+        job=job,
+        kind=ExportFile.Kind.OUTPUT,
+        resource_type="Patient",
+        storage_key=key,
+        resource_count=2,
+        size_bytes=len(small + huge) + 3,
+    )
+    preview = operator.get(f"/api/v1/files/{file.uuid}/preview", lines=2).json()
+    assert preview["lines"] == [{"resourceType": "Patient", "id": "a"}]
+    assert preview["truncated"] is True
