@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import token_views
 from accounts.api_urls import urlpatterns as accounts_api
@@ -20,7 +20,6 @@ urlpatterns = [
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     re_path(r"^api/", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from io import StringIO
 
 import pytest
@@ -126,3 +127,15 @@ def test_command_prints_a_working_token_once():
     assert response.status_code == 200
     with pytest.raises(CommandError, match="No active operator"):
         call_command("create_api_token", "--username", "nobody", "--name", "x")
+
+
+def test_token_values_never_reach_the_logs(console_client, caplog):
+    caplog.set_level(logging.DEBUG)
+    browser = console_client("operator")
+    raw = browser.post(
+        "/api/v1/tokens/create", {"name": "ci"}, content_type="application/json"
+    ).json()["token"]
+    Client().get("/api/v1/exports/", headers={"Authorization": f"Token {raw}"})
+    Client().get("/api/v1/exports/", headers={"Authorization": f"Token {raw}x"})
+    assert caplog.records
+    assert raw not in caplog.text
