@@ -35,6 +35,7 @@ from bulkops.api import (
     OperatorApi,
     OperatorListApi,
     PagePagination,
+    UtcDateTimeFilter,
     validated,
 )
 
@@ -269,8 +270,8 @@ class AuditEventFilter(django_filters.FilterSet):
     actor_type = django_filters.ChoiceFilter(choices=AuditEvent.ActorType.choices)
     action = django_filters.CharFilter()
     outcome = django_filters.ChoiceFilter(choices=AuditEvent.Outcome.choices)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

@@ -1,6 +1,9 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from accounts import api
+from bulkops.api import ClientIdConverter
+
+register_converter(ClientIdConverter, "cid")
 
 urlpatterns = [
     path("tokens/", api.ApiTokenListApi.as_view(), name="token-list"),
@@ -8,13 +11,21 @@ urlpatterns = [
     path("tokens/<int:token_id>/revoke", api.ApiTokenRevokeApi.as_view(), name="token-revoke"),
     path("clients/", api.ClientListApi.as_view(), name="client-list"),
     path("clients/create", api.ClientCreateApi.as_view(), name="client-create"),
-    path("clients/<str:client_id>", api.ClientDetailApi.as_view(), name="client-detail"),
-    path("clients/<str:client_id>/disable", api.ClientDisableApi.as_view(), name="client-disable"),
-    path("clients/<str:client_id>/enable", api.ClientEnableApi.as_view(), name="client-enable"),
-    path("clients/<str:client_id>/update", api.ClientUpdateApi.as_view(), name="client-update"),
-    path("clients/<str:client_id>/keys/add", api.ClientKeyAddApi.as_view(), name="client-key-add"),
+    path("clients/<cid:client_id>", api.ClientDetailApi.as_view(), name="client-detail"),
     path(
-        "clients/<str:client_id>/keys/retire",
+        "clients/<cid:client_id>/disable",
+        api.ClientDisableApi.as_view(),
+        name="client-disable",
+    ),
+    path("clients/<cid:client_id>/enable", api.ClientEnableApi.as_view(), name="client-enable"),
+    path("clients/<cid:client_id>/update", api.ClientUpdateApi.as_view(), name="client-update"),
+    path(
+        "clients/<cid:client_id>/keys/add",
+        api.ClientKeyAddApi.as_view(),
+        name="client-key-add",
+    ),
+    path(
+        "clients/<cid:client_id>/keys/retire",
         api.ClientKeyRetireApi.as_view(),
         name="client-key-retire",
     ),

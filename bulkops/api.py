@@ -10,12 +10,15 @@ try/except and bad input is a 400 with field errors, never a 500.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
+import django_filters
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import exceptions, generics, serializers
@@ -147,12 +150,44 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     return response
 
 
+class ClientIdConverter:
+    """A client_id in a path: URL-safe base64 (see accounts.models.new_client_id). Other
+    text never reaches the database (PostgreSQL refuses NUL bytes with a 500)."""
+
+    regex = r"[A-Za-z0-9_-]{1,64}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
 @csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any /api/ URL no view matches (e.g. a malformed uuid in a path): the API's 404
     body, not the HTML page, so scripts can always parse what they get."""
     body: ErrorBody = {"status": 404, "code": "not_found", "detail": "No such API endpoint."}
     return JsonResponse(body, status=404)
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, normalised to UTC. Python accepts offsets PostgreSQL
+    refuses (e.g. +16:13), and near year 1 an offset can leave the calendar; both are
+    the caller's input errors (400), not the database's (500)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise DjangoValidationError("This date-time is out of range.", code="invalid") from None
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class PagePagination(PageNumberPagination):

@@ -28,6 +28,7 @@ from bulkops.api import (
     OperatorApi,
     OperatorListApi,
     PagePagination,
+    UtcDateTimeFilter,
     validated,
 )
 from bulkops.fhir.outcome import FhirError
@@ -118,8 +119,8 @@ class JobFilter(django_filters.FilterSet):
     deleted = django_filters.BooleanFilter(
         field_name="deleted_at", lookup_expr="isnull", exclude=True
     )
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = ExportJob

@@ -151,3 +151,21 @@ def test_keys_of_a_jwks_uri_client_are_changed_at_the_uri(api_as, rsa_key, jwks_
     response = admin.post(f"/api/v1/clients/{client_id}/keys/retire", {"kid": "rsa-1"})
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["jwks_uri"]
+
+
+@pytest.mark.parametrize(
+    ("since", "status"),
+    [
+        ("1546-07-27T14:07:19+16:13", 200),  # PostgreSQL refuses offsets beyond ±15:59
+        ("0001-01-01T00:00:00+10:00", 400),  # before year 1 in UTC
+        ("9999-12-31T23:00-05:00", 400),  # after year 9999 in UTC
+    ],
+)
+def test_date_time_filters_are_normalised_to_utc_or_refused(api_as, since, status):
+    """Found by schemathesis on PostgreSQL, where the first case was a 500."""
+    admin = api_as("admin")
+    for path in ("/api/v1/audit-events/", "/api/v1/exports/"):
+        response = admin.get(path, since=since, before=since)
+        assert response.status_code == status, (path, response.content)
+        if status == 400:
+            assert set(response.json()["errors"]) == {"since", "before"}

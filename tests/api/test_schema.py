@@ -104,3 +104,13 @@ def test_unknown_api_urls_answer_404_in_the_error_shape():
         "code": "not_found",
         "detail": "No such API endpoint.",
     }
+
+
+@pytest.mark.django_db
+def test_ids_outside_their_grammar_never_reach_the_database(api_as):
+    """PostgreSQL refuses NUL bytes with an error; path converters keep them out."""
+    admin = api_as("admin")
+    for path in ("/api/v1/clients/a%00b", "/api/v1/groups/a%00b", "/api/v1/clients/a b/disable"):
+        response = admin.get(path) if "disable" not in path else admin.post(path)
+        assert response.status_code == 404, path
+        assert response.json()["detail"] == "No such API endpoint."
