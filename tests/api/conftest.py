@@ -28,6 +28,13 @@ def fresh_throttles() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Every API test creates operators; the API never checks their passwords, so the
+    slow production hasher would only cost time (Django's testing advice)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 class ApiClient:
     """A script calling the operator API with a personal token (or none)."""
 
