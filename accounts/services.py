@@ -25,6 +25,7 @@ from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks,
 from accounts.models import (
     TOKEN_REQUEST,
     AccessToken,
+    ApiToken,
     AuditEvent,
     BackendClient,
     BackendClientGroup,
@@ -111,6 +112,15 @@ def _check_scopes(scopes: str) -> str:
     return ""
 
 
+def _check_groups(group_ids: Sequence[str]) -> str:
+    """Why `group_ids` cannot be bound to a client, or ""."""
+    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
+        return f"Not a FHIR Group id: {', '.join(bad_groups)}."
+    if missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
+        return f"No such Group: {', '.join(missing)}."
+    return ""
+
+
 def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
     return set(
         Resource.objects.live()
@@ -130,10 +140,8 @@ def _check_profile(name: str, scope_text: str, group_ids: Sequence[str]) -> dict
         errors["name"] = "Give the client a name."
     if problem := _check_scopes(scope_text):
         errors["scopes"] = problem
-    if bad_groups := [g for g in group_ids if not FHIR_ID.fullmatch(g)]:
-        errors["group_ids"] = f"Not a FHIR Group id: {', '.join(bad_groups)}."
-    elif missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
-        errors["group_ids"] = f"No such Group: {', '.join(missing)}."
+    if problem := _check_groups(group_ids):
+        errors["group_ids"] = problem
     return errors
 
 
@@ -382,3 +390,68 @@ def refuse_token_request(
         request=request,
         details={"error": error.error, "scope": scope[:500]},
     )
+
+
+@dataclass(frozen=True)
+class IssuedApiToken:
+    """A new operator API token; `raw` is shown once and never stored or logged."""
+
+    raw: str
+    token: ApiToken
+
+
+API_TOKEN_PREFIX_LENGTH = 8
+
+
+@transaction.atomic
+def create_api_token(
+    *, user: AbstractBaseUser, name: str, request: HttpRequest | None = None
+) -> IssuedApiToken:
+    """Create a personal API token for `user`; the caller shows `raw` once.
+
+    Raises ValidationError by field when the name is empty or too long.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "Give the token a name, e.g. the script that uses it."})
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise ValidationError({"name": "Keep the name under 100 characters."})
+    raw = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=raw[:API_TOKEN_PREFIX_LENGTH], token_hash=hash_token(raw)
+    )
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="api_token.created",
+        request=request,
+        details={"token": token.pk, "name": name, "prefix": token.prefix},
+    )
+    return IssuedApiToken(raw, token)
+
+
+@transaction.atomic
+def revoke_api_token(
+    *, user: AbstractBaseUser, token_id: int, request: HttpRequest | None = None
+) -> ApiToken:
+    """Revoke one of `user`'s own tokens; it stops authenticating at once.
+
+    Another operator's token is reported as missing, so ids leak nothing.
+    """
+    token = (
+        ApiToken.objects.select_for_update()
+        .filter(pk=token_id, user=user, revoked_at__isnull=True)
+        .first()
+    )
+    if token is None:
+        raise ValidationError({"token": f"You have no active API token {token_id}."})
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="api_token.revoked",
+        request=request,
+        details={"token": token.pk, "name": token.name, "prefix": token.prefix},
+    )
+    return token

@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     "allauth.account",
     "django_htmx",
     "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "exports",
 ]
@@ -242,4 +245,48 @@ BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=10)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
+}
+
+# Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's
+# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", per process
+# unless a shared CACHES backend is configured.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api_auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api_auth.RolePermission"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "bulkops.api.OperatorAutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("BULKOPS_API_THROTTLE_ANON", "60/minute"),
+        "user": env_str("BULKOPS_API_THROTTLE_USER", "1200/minute"),
+    },
+    "EXCEPTION_HANDLER": "bulkops.api.api_exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "bulkops operator API",
+    "DESCRIPTION": "Manage backend clients, groups and exports; read the audit trail.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["accounts.api_auth.RolePermission"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ClientStatusEnum": "accounts.models.BackendClient.Status",
+        "ExportStatusEnum": "exports.models.ExportJob.Status",
+        "ExportLevelEnum": "exports.models.ExportJob.Level",
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "bulkops.api.add_error_responses",
+    ],
 }

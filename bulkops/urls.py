@@ -1,8 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import token_views
+from accounts.api_urls import urlpatterns as accounts_api
+from bulkops.api import api_not_found
 from bulkops.health import healthz
+from exports.api_urls import urlpatterns as exports_api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -13,6 +17,10 @@ urlpatterns = [
         name="smart-configuration",
     ),
     path("fhir/", include("exports.fhir_urls")),
+    path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
