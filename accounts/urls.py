@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from accounts import client_views, views
+from accounts import api_token_views, client_views, views
 
 app_name = "console"
 
@@ -10,6 +10,12 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit-trail"),
     path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", views.operator_list, name="operator-list"),
+    path("tokens/", api_token_views.api_tokens, name="api-tokens"),
+    path(
+        "tokens/<int:token_id>/revoke/",
+        api_token_views.api_token_revoke,
+        name="api-token-revoke",
+    ),
     path("clients/", client_views.client_list, name="client-list"),
     path("clients/new/", client_views.client_register, name="client-register"),
     path("clients/check-keys/", client_views.client_keys_check, name="client-keys-check"),

@@ -38,6 +38,7 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         "/exports/new/": RUN,
         "/data/": READ_ALL,
         "/audit/": AUDIT,
+        "/tokens/": READ_ALL,
         "/audit/export.csv": AUDIT,
         "/operators/": ADMIN,
     }
