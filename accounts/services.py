@@ -203,6 +203,19 @@ def _locked_client(client_id: str) -> BackendClient:
     return client
 
 
+def _record_client_change(
+    actor: AbstractBaseUser | None, action: str, client: BackendClient, **details: Any
+) -> None:
+    """Audit one change to a backend client, naming who made it."""
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action=action,
+        details={"client_id": client.client_id, **details},
+    )
+
+
 @transaction.atomic
 def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
     """Disable a client: its tokens stop working at once and it gets no new ones."""
@@ -210,13 +223,7 @@ def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> Backend
     client.status = BackendClient.Status.DISABLED
     client.save(update_fields=["status", "updated_at"])
     revoked, _ = AccessToken.objects.filter(client=client).delete()
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="client.disabled",
-        details={"client_id": client.client_id, "revoked_tokens": revoked},
-    )
+    _record_client_change(actor, "client.disabled", client, revoked_tokens=revoked)
     return client
 
 
@@ -251,16 +258,12 @@ def update_client(
     )
     revoked, _ = AccessToken.objects.filter(client=client).delete()
     after = {"name": client.name, "scopes": scope_text, "groups": sorted(set(group_ids))}
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="client.updated",
-        details={
-            "client_id": client.client_id,
-            "changed": {k: [before[k], after[k]] for k in after if before[k] != after[k]},
-            "revoked_tokens": revoked,
-        },
+    _record_client_change(
+        actor,
+        "client.updated",
+        client,
+        changed={k: [before[k], after[k]] for k in after if before[k] != after[k]},
+        revoked_tokens=revoked,
     )
     return client
 
@@ -286,13 +289,7 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
         raise ValidationError({"jwk": str(error)}) from None
     client.jwks = {**client.jwks, "keys": [*keys, jwk]}
     client.save(update_fields=["jwks", "updated_at"])
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="client.key_added",
-        details={"client_id": client.client_id, "kid": info.kid},
-    )
+    _record_client_change(actor, "client.key_added", client, kid=info.kid)
     return client
 
 
@@ -312,13 +309,7 @@ def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | Non
         ) from None
     client.jwks = {**client.jwks, "keys": remaining}
     client.save(update_fields=["jwks", "updated_at"])
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="client.key_retired",
-        details={"client_id": client.client_id, "kid": kid},
-    )
+    _record_client_change(actor, "client.key_retired", client, kid=kid)
     return client
 
 
@@ -328,13 +319,7 @@ def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendC
     client = _locked_client(client_id)
     client.status = BackendClient.Status.ACTIVE
     client.save(update_fields=["status", "updated_at"])
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="client.enabled",
-        details={"client_id": client.client_id},
-    )
+    _record_client_change(actor, "client.enabled", client)
     return client
 
 
