@@ -218,10 +218,7 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     prefix = f"{job.uuid}/{partition.resource_type}.{partition.sequence:04d}"
     storage = get_storage()
     per_file = settings.BULKOPS_MAX_RESOURCES_PER_FILE
-    selections = [
-        ElementSelection(*entry.split(".", 1)) if "." in entry else ElementSelection(None, entry)
-        for entry in job.parameters.get("_elements", [])
-    ]
+    selections = [ElementSelection.from_text(e) for e in job.parameters.get("_elements", [])]
     names = selected_elements(selections, partition.resource_type)
     output = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.ndjson", per_file)
     deleted = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.deleted.ndjson", per_file)

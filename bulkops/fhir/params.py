@@ -52,6 +52,16 @@ class ElementSelection:
     resource_type: str | None
     element: str
 
+    def as_text(self) -> str:
+        """The entry as a client writes it: `Type.element` or `element`."""
+        return f"{self.resource_type}.{self.element}" if self.resource_type else self.element
+
+    @classmethod
+    def from_text(cls, text: str) -> ElementSelection:
+        """The inverse of `as_text`, for entries already validated and stored on a job."""
+        resource_type, dot, element = text.partition(".")
+        return cls(resource_type, element) if dot else cls(None, text)
+
 
 @dataclass(frozen=True)
 class ExportParameters:
@@ -68,10 +78,7 @@ class ExportParameters:
             "_outputFormat": self.output_format,
             "_since": self.since.isoformat() if self.since else None,
             "_type": list(self.types) if self.types is not None else None,
-            "_elements": [
-                f"{e.resource_type}.{e.element}" if e.resource_type else e.element
-                for e in self.elements
-            ],
+            "_elements": [e.as_text() for e in self.elements],
             "patient": [f"Patient/{p}" for p in self.patients],
         }
 

@@ -149,3 +149,10 @@ def test_malformed_parameters_bodies_are_refused(body):
     with pytest.raises(FhirError) as caught:
         pairs_from_parameters(body)
     assert caught.value.status == 400
+
+
+def test_element_entries_round_trip_through_their_stored_text():
+    parsed = parse([("_elements", "Patient.name,id")])
+    stored = parsed.as_json()["_elements"]
+    assert stored == ["Patient.name", "id"]
+    assert tuple(ElementSelection.from_text(text) for text in stored) == parsed.elements
