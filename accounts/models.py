@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import string
 from datetime import datetime
 
 from django.conf import settings
@@ -62,9 +63,14 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.outcome}"
 
 
+CLIENT_ID_ALPHABET = string.ascii_letters + string.digits
+
+
 def new_client_id() -> str:
-    """A random, URL-safe client_id; it is public (it is the assertion's `iss`)."""
-    return secrets.token_urlsafe(24)
+    """A random client_id of letters and digits (190 bits); it is public (the assertion's
+    `iss`). No `-` or `_`: an id starting with `-` reads as an option on a command line
+    (`bulk_export --client-id -x…`, `disable_client -x…`)."""
+    return "".join(secrets.choice(CLIENT_ID_ALPHABET) for _ in range(32))
 
 
 class BackendClient(models.Model):

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from accounts.models import AuditEvent, BackendClient, CachedJwks
+from accounts.models import AuditEvent, BackendClient, CachedJwks, new_client_id
 from accounts.services import register_client
 from exports.groups import upsert_group
 from exports.store import put_resource
@@ -276,3 +276,9 @@ def test_binding_a_client_to_an_unknown_group_is_refused(ec_key: KeyPair) -> Non
         register_client(name="x", jwks=ec_key.jwks(), scopes="system/*.read", group_ids=["nope"])
     assert caught.value.message_dict == {"group_ids": ["No such Group: nope."]}
     assert not BackendClient.objects.exists()
+
+
+def test_client_ids_are_letters_and_digits_so_they_never_read_as_cli_options() -> None:
+    ids = {new_client_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and i.isascii() and i.isalnum() for i in ids)
