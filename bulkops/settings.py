@@ -24,6 +24,9 @@ VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env_secret("SECRET_KEY") or persistent_secret(VAR_DIR / "secret_key")
+# Fernet keys for secrets stored encrypted (remotes.crypto), newest first; empty: derived
+# from SECRET_KEY.
+BULKOPS_ENCRYPTION_KEYS = [k for k in (env_secret("BULKOPS_ENCRYPTION_KEYS") or "").split(",") if k]
 DEBUG = env_bool("BULKOPS_DEBUG", False)
 ALLOWED_HOSTS = env_str("BULKOPS_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("BULKOPS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "accounts",
     "exports",
+    "remotes",
 ]
 
 MIDDLEWARE = [

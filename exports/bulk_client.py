@@ -6,6 +6,8 @@ any Bulk Data 2.0 server over HTTP and knows nothing of bulkops' internals.
 from __future__ import annotations
 
 import json
+import re
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -37,6 +39,51 @@ class HttpResult:
         return json.loads(self.body or b"null")
 
 
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer as an exchange log shows it: credentials redacted."""
+
+    method: str
+    url: str
+    status: int
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    seconds: float
+
+
+# Query parameters of presigned URLs that work as credentials on their own.
+_SECRET_QUERY = re.compile(
+    r"(?i)^(x-amz-signature|x-amz-credential|x-amz-security-token|"
+    r"signature|sig|token|access_token)$"
+)
+
+
+def redact_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = [
+        (name, "REDACTED" if _SECRET_QUERY.match(name) else value)
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return parts._replace(query=urllib.parse.urlencode(query, safe="/:")).geturl()
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {
+        name: "REDACTED" if name.lower() in ("authorization", "cookie", "set-cookie") else value
+        for name, value in headers.items()
+    }
+
+
+def tls_context(verify_tls: bool) -> ssl.SSLContext:
+    """The default verifying context, or (when an operator switched verification off for
+    a test server with a self-signed certificate) one that accepts any certificate."""
+    context = ssl.create_default_context()
+    if not verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def http(
     method: str,
     url: str,
@@ -44,13 +91,33 @@ def http(
     headers: dict[str, str] | None = None,
     data: bytes | None = None,
     timeout: float = 60,
+    verify_tls: bool = True,
+    on_exchange: Callable[[Exchange], None] | None = None,
 ) -> HttpResult:
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    """One request, the whole answer read. `on_exchange` receives a redacted record of it
+    (for the exchange logs of remote exports and server checks)."""
+    headers = headers or {}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+    started = time.monotonic()
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return HttpResult(response.status, dict(response.headers.items()), response.read())
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=timeout, context=tls_context(verify_tls)
+        ) as response:
+            result = HttpResult(response.status, dict(response.headers.items()), response.read())
     except urllib.error.HTTPError as error:
-        return HttpResult(error.code, dict(error.headers.items()), error.read())
+        result = HttpResult(error.code, dict(error.headers.items()), error.read())
+    if on_exchange:
+        on_exchange(
+            Exchange(
+                method=method,
+                url=redact_url(url),
+                status=result.status,
+                request_headers=redact_headers(headers),
+                response_headers=redact_headers(result.headers),
+                seconds=time.monotonic() - started,
+            )
+        )
+    return result
 
 
 def describe_error(result: HttpResult) -> str:
