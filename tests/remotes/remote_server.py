@@ -1,0 +1,75 @@
+"""A second bulkops, started as real processes on 127.0.0.1, playing the remote Bulk Data
+server for remote exports and server checks: its own var dir and SQLite database, a
+generated store, gunicorn and a Celery worker process."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bulkops.fhir.synthetic import NAMESPACE
+from tests.processes import celery_worker_process, manage, process_env, web_server
+
+PATIENTS = 4
+SEED = 23
+GROUP_ID = str(uuid.uuid5(NAMESPACE, f"{SEED}/group"))
+
+
+@dataclass
+class RemoteBulkops:
+    base_url: str  # the FHIR base, e.g. http://127.0.0.1:PORT/fhir
+    env: dict[str, str]
+
+    @property
+    def var_dir(self) -> Path:
+        return Path(self.env["BULKOPS_VAR_DIR"])
+
+    def register(self, public_jwks: dict[str, Any], scopes: str = "system/*.read") -> str:
+        """Register a backend client (our side's public keys) there; its client_id."""
+        path = self.var_dir / f"jwks-{uuid.uuid4().hex}.json"
+        path.write_text(json.dumps(public_jwks))
+        result = manage(
+            self.env, "register_client", "--name", "bulkops under test",
+            "--jwks-file", str(path), "--scopes", scopes, "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["client_id"]
+
+    def resource_ids(self) -> dict[str, set[str]]:
+        """Every live resource id per type in the remote store, read from its database."""
+        with sqlite3.connect(self.var_dir / "bulkops.sqlite3") as db:
+            rows = db.execute(
+                "SELECT resource_type, resource_id FROM exports_resource WHERE NOT deleted"
+            ).fetchall()
+        ids: dict[str, set[str]] = {}
+        for resource_type, resource_id in rows:
+            ids.setdefault(resource_type, set()).add(resource_id)
+        return ids
+
+
+@contextmanager
+def remote_bulkops(var_dir: Path, **settings: str) -> Iterator[RemoteBulkops]:
+    """Start a remote bulkops with `settings` as extra environment (e.g. throttling or
+    S3 mode); the store holds PATIENTS generated patients and the Group GROUP_ID."""
+    env = process_env(
+        var_dir,
+        CELERY_BROKER_URL="filesystem://",
+        BULKOPS_ALLOW_HTTP_JWKS="true",
+        **settings,
+    )
+    for command in (
+        ["migrate", "--no-input"],
+        ["generate_fhir", "--patients", str(PATIENTS), "--seed", str(SEED)],
+    ):
+        result = manage(env, *command)
+        assert result.returncode == 0, result.stderr
+    with ExitStack() as stack:
+        stack.enter_context(celery_worker_process(env))
+        base = stack.enter_context(web_server(env))
+        yield RemoteBulkops(base_url=f"{base}/fhir", env=env)
