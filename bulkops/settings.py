@@ -162,6 +162,9 @@ BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
 # (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).
 BULKOPS_ACCESS_TOKEN_LIFETIME = env_int("BULKOPS_ACCESS_TOKEN_LIFETIME", 300, minimum=1)
 BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
+# Server-side fetches (jwks_uri) refuse loopback, private, link-local and other
+# non-public addresses (SSRF guard, bulkops/outbound.py) unless this says otherwise.
+BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.
