@@ -21,11 +21,15 @@ from bulkops.fhir.smart import SIGNING_ALGORITHMS
 CLOCK_SKEW = 60  # seconds either way (spec §7.5 step 7)
 MAX_LIFETIME = 300  # an assertion's exp may be at most this far ahead
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "jti"]
+# An RS384/ES384 assertion is under 1 KiB; anything far longer is refused unparsed.
+MAX_ASSERTION_CHARS = 8 * 1024
 
 
 def claimed_issuer(assertion: str) -> str:
     """The assertion's unverified `iss`, to name the caller in the audit trail and to
     rate-limit by client before anything is verified; "" if there is none."""
+    if len(assertion) > MAX_ASSERTION_CHARS:
+        return ""
     try:
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.InvalidTokenError:
@@ -61,6 +65,11 @@ def authenticate_client(
 
 def _parse(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and unverified claims of a well-formed RS384/ES384 JWT (step 2)."""
+    if len(assertion) > MAX_ASSERTION_CHARS:
+        raise invalid_client(
+            "oversized_assertion",
+            f"The client_assertion is longer than {MAX_ASSERTION_CHARS} characters.",
+        )
     try:
         header = jwt.get_unverified_header(assertion)
         claims = jwt.decode(assertion, options={"verify_signature": False})
