@@ -135,7 +135,10 @@ def _instant(claims: dict[str, Any], name: str) -> datetime | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_client(f"bad_{name}", f"{name} must be a number of seconds since 1970.")
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, ±inf, before year 1 or after 9999
+        raise invalid_client(f"bad_{name}", f"{name} is not a time bulkops can read.") from None
 
 
 def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
