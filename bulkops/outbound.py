@@ -149,7 +149,8 @@ def _read_capped(response: Any, max_bytes: int, deadline: float) -> bytes:
     drips one byte per second cannot hold a token request for minutes."""
     chunks: list[bytes] = []
     size = 0
-    while chunk := response.read(min(16 * 1024, max_bytes + 1 - size)):
+    # read1: whatever has arrived; read(n) would wait for all n bytes.
+    while chunk := response.read1(min(16 * 1024, max_bytes + 1 - size)):
         chunks.append(chunk)
         size += len(chunk)
         if size > max_bytes:
