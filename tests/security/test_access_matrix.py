@@ -266,3 +266,26 @@ def test_every_form_post_without_the_csrf_token_is_refused(url_of) -> None:
     for url in urls[:-1]:  # logging out last would end the session for the others
         response = post(browser, url, headers={"X-CSRFToken": token})
         assert response.status_code != 403 or b"CSRF" not in response.content, url
+
+
+INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\ssrc=)[^>]*>", re.IGNORECASE)
+EVENT_HANDLER = re.compile(rb"<[^>]+\son[a-z]+\s*=", re.IGNORECASE)
+
+
+def test_no_page_carries_inline_script(url_of, console_client) -> None:
+    """The Content-Security-Policy forbids inline script, so no page may rely on one:
+    every console page the admin can open, scanned for <script> without src and for
+    on*= handler attributes (the browser test checks htmx still works under the CSP)."""
+    admin = console_client("admin")
+    pages = [url_of(r) for r, (get, _) in matrix_routes() if table_for(r) is CONSOLE and get]
+    pages += ["/api/docs/"]
+    offending = []
+    for url in pages:
+        response = admin.get(url)
+        assert response.status_code == 200, url
+        content = b"".join(response) if response.streaming else response.content
+        if INLINE_SCRIPT.search(content) or EVENT_HANDLER.search(content):
+            offending.append(url)
+    assert offending == []
+    anonymous_login = Client().get("/accounts/login/").content
+    assert not INLINE_SCRIPT.search(anonymous_login) and not EVENT_HANDLER.search(anonymous_login)
