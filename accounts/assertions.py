@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 from django.db import IntegrityError, transaction
 
+from accounts.audit import storable
 from accounts.jwks import JwksError, verification_key
 from accounts.models import BackendClient, UsedAssertion
 from accounts.oauth import UNAUTHORIZED_CLIENT, OAuthError, invalid_client
@@ -35,7 +36,8 @@ def claimed_issuer(assertion: str) -> str:
     except jwt.InvalidTokenError:
         return ""
     issuer = claims.get("iss")
-    return issuer if isinstance(issuer, str) else ""
+    # As the audit trail stores it, so rate-limit counts find the rows it wrote.
+    return storable(issuer) if isinstance(issuer, str) else ""
 
 
 def authenticate_client(
@@ -95,7 +97,8 @@ def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendCli
         raise invalid_client("sub_not_iss", "The assertion's sub must equal its iss.")
     if client_id is not None and client_id != issuer:
         raise invalid_client("client_id_mismatch", "client_id does not match the assertion.")
-    client = BackendClient.objects.filter(client_id=issuer).first()
+    # A NUL cannot be in a client_id, and PostgreSQL refuses it even in a query.
+    client = None if "\x00" in issuer else BackendClient.objects.filter(client_id=issuer).first()
     if client is None:
         raise invalid_client("unknown_client", "No client is registered with this iss.")
     return client
@@ -159,8 +162,10 @@ def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
 
 def _spend_jti(client: BackendClient, jti: Any, exp: datetime, now: datetime) -> None:
     """Remember `jti` until the assertion could no longer be accepted (step 8)."""
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
-        raise invalid_client("bad_jti", "jti must be a non-empty string of at most 255 chars.")
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
+        raise invalid_client(
+            "bad_jti", "jti must be a non-empty string of at most 255 chars, without NUL."
+        )
     UsedAssertion.objects.filter(expires_at__lte=now).delete()
     try:
         with transaction.atomic():

@@ -407,3 +407,20 @@ def test_token_requests_via_query_string_do_not_count(client_a) -> None:
 
 def sign_assertion_for(fhir_client: Any) -> str:
     return make_client_assertion(fhir_client.backend_client.client_id, fhir_client.jwk, TOKEN_URL)
+
+
+@pytest.mark.parametrize("where", ["scope", "iss", "jti"])
+def test_nul_characters_in_token_requests_get_rfc6749_errors(rsa_key, client_a, where) -> None:
+    """PostgreSQL refuses NUL in text and jsonb: a NUL in what a caller sends, stored in
+    the audit trail or used in a lookup, was a 500 there (SQLite stored it)."""
+    client_id = client_a.backend_client.client_id
+    if where == "scope":
+        form = token_form(sign_assertion(rsa_key, client_id), scope="system/\x00.read")
+    elif where == "iss":
+        form = token_form(sign_assertion(rsa_key, "evil\x00"))
+    else:
+        form = token_form(sign_assertion(rsa_key, client_id, jti="j\x00"))
+    response = post_form(form)
+    assert_oauth_error(response)
+    event = AuditEvent.objects.get(action=TOKEN_REQUEST)
+    assert "\x00" not in event.actor + json.dumps(event.details)
