@@ -83,8 +83,18 @@ def page(chromium: Any, live_server: Any) -> Iterator[Any]:
         dialog.accept()
 
     browser_page.on("dialog", on_dialog)
+    # Anything the Content-Security-Policy blocked means a page relies on what the
+    # policy forbids (inline script, eval, a <style> element): htmx would misbehave.
+    blocked: list[str] = []
+    browser_page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield browser_page
     context.close()
+    assert blocked == []
 
 
 def log_in(page: Any) -> None:

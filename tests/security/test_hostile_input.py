@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from accounts.jwks import MAX_JWKS_BYTES, MAX_JWKS_KEYS, JwksError, fetch_jwks, validate_jwks
 from accounts.models import TOKEN_REQUEST, AuditEvent, BackendClient
 from accounts.services import register_client
+from bulkops.logs import TextFormatter
 from exports.bulk_client import make_client_assertion
 from tests.smart import FORM, TOKEN_URL, post_form, sign_assertion, token_form
 
@@ -424,3 +426,13 @@ def test_nul_characters_in_token_requests_get_rfc6749_errors(rsa_key, client_a, 
     assert_oauth_error(response)
     event = AuditEvent.objects.get(action=TOKEN_REQUEST)
     assert "\x00" not in event.actor + json.dumps(event.details)
+
+
+def test_a_newline_in_an_unverified_iss_cannot_forge_a_log_line(rsa_key, caplog) -> None:
+    forged = "x\n2026-01-01T00:00:00.000Z INFO accounts.token_views: token issued client_id=a"
+    with caplog.at_level(logging.INFO, logger="accounts.token_views"):
+        assert post_form(token_form(sign_assertion(rsa_key, forged))).status_code == 401
+    (record,) = [r for r in caplog.records if r.name == "accounts.token_views"]
+    line = TextFormatter().format(record)
+    assert "\n" not in line
+    assert line.endswith(f"client_id={json.dumps(forged)} status=401")
