@@ -12,6 +12,8 @@ import base64
 import json
 import logging
 import time
+import urllib.error
+import urllib.request
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -436,3 +438,32 @@ def test_a_newline_in_an_unverified_iss_cannot_forge_a_log_line(rsa_key, caplog)
     line = TextFormatter().format(record)
     assert "\n" not in line
     assert line.endswith(f"client_id={json.dumps(forged)} status=401")
+
+
+def test_an_oversized_operator_api_body_gets_413_in_the_error_shape(api_as, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    body = {"resourceType": "Group", "id": "big", "member": ["Patient/p"] * 1000}
+    response = api_as("admin").post("/api/v1/groups/create", body)
+    assert response.status_code == 413
+    assert response.json() == {
+        "status": 413,
+        "code": "too_large",
+        "detail": "The request body is larger than 4096 bytes.",
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_oversized_api_body_over_real_http_gets_413(live_server, api_as, settings) -> None:
+    """The same over a real socket, where the body arrives as a stream."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    token = api_as("admin").headers["Authorization"]
+    body = json.dumps({"resourceType": "Group", "id": "big", "member": ["Patient/p"] * 1000})
+    request = urllib.request.Request(
+        f"{live_server.url}/api/v1/groups/create",
+        data=body.encode(),
+        headers={"Authorization": token, "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 413
+    assert json.loads(refused.value.read())["code"] == "too_large"
