@@ -29,6 +29,7 @@ from accounts.models import TOKEN_REQUEST, AuditEvent, BackendClient
 from accounts.services import register_client
 from bulkops.logs import TextFormatter
 from exports.bulk_client import make_client_assertion
+from tests.accounts.conftest import ensure_role_groups
 from tests.smart import FORM, TOKEN_URL, post_form, sign_assertion, token_form
 
 pytestmark = pytest.mark.django_db
@@ -456,6 +457,7 @@ def test_an_oversized_operator_api_body_gets_413_in_the_error_shape(api_as, sett
 def test_an_oversized_api_body_over_real_http_gets_413(live_server, api_as, settings) -> None:
     """The same over a real socket, where the body arrives as a stream."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+    ensure_role_groups()  # a transactional test starts from flushed tables
     token = api_as("admin").headers["Authorization"]
     body = json.dumps({"resourceType": "Group", "id": "big", "member": ["Patient/p"] * 1000})
     request = urllib.request.Request(
