@@ -4,6 +4,8 @@ BULKOPS_ALLOW_PRIVATE_FETCH says so, and a fetch has a size cap and a deadline."
 
 from __future__ import annotations
 
+import datetime as dt
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -11,6 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 
 from accounts.models import CachedJwks
@@ -133,3 +139,49 @@ def test_a_server_that_drips_forever_is_cut_off(drip_url, settings) -> None:
     settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
     with pytest.raises(FetchError, match="took too long"):
         fetch(drip_url, accept="application/json", max_bytes=1_000_000, timeout=0.5)
+
+
+@pytest.fixture
+def self_signed_https_url(tmp_path) -> Iterator[str]:
+    """An https server on 127.0.0.1 whose certificate no trust store vouches for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/jwks.json"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_guarded_https_connection_still_verifies_certificates(
+    self_signed_https_url, settings
+) -> None:
+    """The guard replaces only how the socket is opened; TLS still checks the chain."""
+    settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
+    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch(self_signed_https_url, accept="application/json", max_bytes=100, timeout=5)
