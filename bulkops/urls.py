@@ -1,3 +1,5 @@
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -19,8 +21,15 @@ urlpatterns = [
     path("fhir/", include("exports.fhir_urls")),
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    # The split view serves Swagger UI's start-up script as a file: no inline script (CSP).
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script
+    # (CSP). Swagger UI does add <style> elements, so this page alone allows those.
+    path(
+        "api/docs/",
+        csp_update({"style-src": [SELF, UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     re_path(r"^api/", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
