@@ -11,12 +11,14 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import ClientEditForm, ClientForm, KeyForm
 from accounts.jwks import JwksError, fetch_jwks, key_bits, registered_keys, validate_jwks
+from accounts.key_health import key_expiries, key_state
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, VIEW_CONSOLE
 from accounts.services import (
@@ -141,9 +143,12 @@ def render_client_detail(
         keys, key_problem = registered_keys(client), ""
     except JwksError as error:
         keys, key_problem = [], str(error)
+    expiries, now = key_expiries(client), timezone.now()
     context = {
         "client": client,
-        "keys": keys,
+        "keys": [
+            (key, expiries.get(key.kid), key_state(expiries.get(key.kid), now)) for key in keys
+        ],
         "key_problem": key_problem,
         "exportable": client.exports_anything,
         "groups": client.bound_groups.order_by("group_id"),

@@ -29,6 +29,7 @@ from accounts.models import (
     AuditEvent,
     BackendClient,
     BackendClientGroup,
+    ClientKey,
     hash_token,
 )
 from accounts.oauth import OAuthError
@@ -179,6 +180,8 @@ def register_client(
     now = timezone.now()
     if fetched is not None:
         remember_jwks(client, fetched, cache_for, now)
+    else:
+        ClientKey.objects.sync(client, jwks, now)
     actor_type, actor = _actor(created_by)
     record_event(
         actor_type=actor_type,
@@ -276,6 +279,13 @@ def _inline_keys(client: BackendClient) -> list[dict[str, Any]]:
     return list(client.jwks["keys"])
 
 
+def _save_inline_keys(client: BackendClient, keys: list[dict[str, Any]]) -> None:
+    """Store a changed inline key set and date its new keys (the rotation policy's clock)."""
+    client.jwks = {**client.jwks, "keys": keys}
+    client.save(update_fields=["jwks", "updated_at"])
+    ClientKey.objects.sync(client, client.jwks, timezone.now())
+
+
 @transaction.atomic
 def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
     """Add a public key to an inline JWK Set (rotation: add the new key, then retire the
@@ -287,8 +297,7 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
         validate_jwks({"keys": [*keys, jwk]})
     except JwksError as error:
         raise ValidationError({"jwk": str(error)}) from None
-    client.jwks = {**client.jwks, "keys": [*keys, jwk]}
-    client.save(update_fields=["jwks", "updated_at"])
+    _save_inline_keys(client, [*keys, jwk])
     _record_client_change(actor, "client.key_added", client, kid=info.kid)
     return client
 
@@ -307,8 +316,7 @@ def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | Non
         raise ValidationError(
             {"kid": f"Retiring {kid!r} would leave no usable key; add the new key first."}
         ) from None
-    client.jwks = {**client.jwks, "keys": remaining}
-    client.save(update_fields=["jwks", "updated_at"])
+    _save_inline_keys(client, remaining)
     _record_client_change(actor, "client.key_retired", client, kid=kid)
     return client
 

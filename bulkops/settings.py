@@ -162,6 +162,10 @@ BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
 # (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).
 BULKOPS_ACCESS_TOKEN_LIFETIME = env_int("BULKOPS_ACCESS_TOKEN_LIFETIME", 300, minimum=1)
 BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
+# Client keys: rotate within this many days of adding one (0: no such policy); the
+# dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
+BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)
+BULKOPS_KEY_EXPIRY_WARNING_DAYS = env_int("BULKOPS_KEY_EXPIRY_WARNING_DAYS", 30, minimum=0)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.
