@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,8 +30,17 @@ from accounts.services import (
     retire_client_key,
     update_client,
 )
+from accounts.tables import sorted_page
 
 RECENT = 10
+CLIENTS_PER_PAGE = 50
+CLIENT_SORTS = {
+    "name": Lower("name"),
+    "-name": Lower("name").desc(),
+    "status": "status",
+    "created": "created_at",
+    "-created": "-created_at",
+}
 
 
 def get_client_for_user(request: HttpRequest, client_id: str) -> BackendClient:
@@ -48,11 +58,20 @@ def client_list(request: HttpRequest) -> HttpResponse:
         clients = clients.filter(status=status)
     if query := request.GET.get("q", "").strip():
         clients = clients.filter(Q(name__icontains=query) | Q(client_id__icontains=query))
-    rows = [{"client": c, "exportable": c.exports_anything} for c in clients]
+    table = sorted_page(
+        request, clients, sorts=CLIENT_SORTS, default="name", per_page=CLIENTS_PER_PAGE
+    )
+    rows = [{"client": c, "exportable": c.exports_anything} for c in table["page"].object_list]
     return render(
         request,
         "accounts/client_list.html",
-        {"rows": rows, "status": status, "q": query, "statuses": BackendClient.Status.values},
+        {
+            "rows": rows,
+            "status": status,
+            "q": query,
+            "statuses": BackendClient.Status.values,
+            **table,
+        },
     )
 
 

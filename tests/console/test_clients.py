@@ -28,6 +28,32 @@ def test_client_list_is_for_console_roles(console_client, role, status) -> None:
     assert console_client(role).get("/clients/").status_code == status
 
 
+def test_client_list_sorts_and_pages(console_client, rsa_key, settings) -> None:
+    for name in ("Bravo", "alpha", "Charlie"):
+        register_client(name=name, jwks=rsa_key.jwks(), scopes="system/*.read")
+    browser = console_client("auditor")
+
+    def names(**query: str) -> list[str]:
+        page = browser.get("/clients/", query).content.decode().split("<tbody>")[1]
+        return [cell.split("</a>")[0].split(">")[-1] for cell in page.split("<tr>")[1:]]
+
+    assert names() == ["alpha", "Bravo", "Charlie"]  # by name, ignoring case
+    assert names(sort="-name") == ["Charlie", "Bravo", "alpha"]
+    assert names(sort="-created") == ["Charlie", "alpha", "Bravo"]
+    assert names(sort="name; DROP TABLE") == ["alpha", "Bravo", "Charlie"]  # unknown: default
+    page = browser.get("/clients/", {"sort": "-name", "q": "a"}).content.decode()
+    assert 'href="?q=a&sort=name"' in page  # sorting keeps the filter
+
+    BackendClient.objects.bulk_create(
+        BackendClient(name=f"Zulu {n:02d}", jwks=rsa_key.jwks(), scopes="system/*.read")
+        for n in range(48)
+    )
+    assert names()[-1] == "Zulu 46" and len(names()) == 50
+    assert names(page="2") == ["Zulu 47"]
+    second = browser.get("/clients/", {"page": "2", "sort": "name"}).content.decode()
+    assert "Page 2 of 2 · 51 clients" in second and 'href="?sort=name&page=1"' in second
+
+
 def test_anonymous_visitor_is_sent_to_login(client) -> None:
     response = client.get("/clients/")
     assert response.status_code == 302
