@@ -3,14 +3,10 @@ the rotation policy only warns. Real self-signed certificates, real signed asser
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -19,28 +15,9 @@ from django.utils import timezone
 from accounts.models import AuditEvent, BackendClient, ClientKey
 from accounts.services import add_client_key, register_client, retire_client_key
 from tests.conftest import JwksServer, KeyPair
-from tests.smart import post_token, sign_assertion
+from tests.smart import certified, post_token, sign_assertion
 
 pytestmark = pytest.mark.django_db
-
-
-def certified(key: KeyPair, kid: str, not_after: datetime) -> tuple[KeyPair, dict[str, Any]]:
-    """`key` under `kid`, and its public JWK carrying a self-signed x5c leaf certificate
-    valid until `not_after`."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bulkops test {kid}")])
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.private.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - timedelta(days=90))
-        .not_valid_after(not_after)
-        .sign(key.private, hashes.SHA256())
-    )
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    pair = KeyPair(key.private, kid, key.alg)
-    return pair, {**pair.public_jwk, "x5c": [base64.b64encode(der).decode()]}
 
 
 def renamed(key: KeyPair, kid: str, **members: Any) -> tuple[KeyPair, dict[str, Any]]:

@@ -16,16 +16,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from accounts.services import create_operator
 from bulkops.celery import app as celery_app
 from exports.models import ExportJob
 from tests.accounts.conftest import ensure_role_groups
 from tests.exports.conftest import store  # noqa: F401 - the linked patients and Group g1
+from tests.smart import certified
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -172,7 +175,9 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     # Register a client by pasting its public JWKS; check the keys first.
     page.goto("/clients/new/")
     page.fill("input[name=name]", "Cohort registry")
-    page.fill("textarea[name=jwks]", json.dumps(rsa_key.jwks()))
+    # Its key's certificate runs out in 20 days: usable, and flagged on the dashboard.
+    _, certified_jwk = certified(rsa_key, rsa_key.kid, timezone.now() + timedelta(days=20))
+    page.fill("textarea[name=jwks]", json.dumps({"keys": [certified_jwk]}))
     page.click("text=Fetch and check keys")
     expect(page.locator("#jwks-check")).to_contain_text("usable")
     expect(page.locator("#jwks-check")).to_contain_text("2048 bits")
@@ -248,6 +253,11 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.screenshot(path=shots / "audit-trail.png", full_page=True)
 
     page.goto("/")
+    expiring = page.locator("#expiring-keys tbody tr")
+    expect(expiring).to_have_count(1)
+    expect(expiring).to_contain_text("Cohort registry")
+    expect(expiring).to_contain_text("expires soon")
+    expect(expiring).to_contain_text("x5c certificate")
     page.screenshot(path=shots / "dashboard.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/exports/{ExportJob.objects.order_by('created_at').first().uuid}/")
