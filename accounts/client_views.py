@@ -4,6 +4,7 @@ accounts.services, which validate and audit them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -18,7 +19,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import ClientEditForm, ClientForm, KeyForm
-from accounts.jwks import JwksError, fetch_jwks, key_bits, registered_keys, validate_jwks
+from accounts.jwks import (
+    JwksError,
+    KeyInfo,
+    fetch_jwks,
+    key_bits,
+    registered_keys,
+    validate_jwks,
+)
+from accounts.key_expiry import key_expiry
 from accounts.key_health import key_expiries, key_state
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, VIEW_CONSOLE
@@ -129,10 +138,9 @@ def client_keys_check(request: HttpRequest) -> HttpResponse:
             raise JwksError(
                 unreadable[0] if unreadable else "Paste a JWK Set, upload one, or give its URL."
             )
-        infos = validate_jwks(jwks)
+        infos, now = validate_jwks(jwks), timezone.now()
         context["keys"] = [
-            {"info": info, "bits": key_bits(jwk)}
-            for info, jwk in zip(infos, jwks["keys"], strict=True)
+            key_check(info, jwk, now) for info, jwk in zip(infos, jwks["keys"], strict=True)
         ]
     except JwksError as error:
         context["problem"] = str(error)
@@ -146,6 +154,12 @@ def client_keys_check(request: HttpRequest) -> HttpResponse:
         details={"jwks_uri": jwks_uri or "", "kids": [k["info"].kid for k in context["keys"]]},
     )
     return render(request, "accounts/partials/jwks_check.html", context)
+
+
+def key_check(info: KeyInfo, jwk: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """One row of "Fetch and check": the key's size and, were it added now, its expiry."""
+    expiry = key_expiry(jwk, now) if info.algorithm else None
+    return {"info": info, "bits": key_bits(jwk), "expiry": expiry, "state": key_state(expiry, now)}
 
 
 @require_GET

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
+from accounts.key_expiry import issuer_expiry
 from accounts.models import (
     TOKEN_REQUEST,
     AccessToken,
@@ -79,6 +80,22 @@ def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
     return AuditEvent.ActorType.OPERATOR, user.get_username()
 
 
+def _require_current_key(jwks: Any) -> None:
+    """JwksError unless the set validates and one of its usable keys is still within its
+    certificate's notAfter and its exp: a set of ended keys could never sign in."""
+    now = timezone.now()
+    infos = validate_jwks(jwks)
+    usable = [jwk for info, jwk in zip(infos, jwks["keys"], strict=True) if info.algorithm]
+    ended = [
+        (jwk["kid"], expiry.at)
+        for jwk in usable
+        if (expiry := issuer_expiry(jwk)) is not None and expiry.at <= now
+    ]
+    if len(ended) == len(usable):
+        listed = ", ".join(f"{kid!r} on {at:%Y-%m-%d}" for kid, at in ended)
+        raise JwksError(f"Every usable key has expired ({listed}); submit a current key.")
+
+
 def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, int]:
     """Errors by field, plus the JWK Set fetched from `jwks_uri` and its cache time."""
     if (jwks is None) == (not jwks_uri):
@@ -89,10 +106,11 @@ def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, i
         )
     try:
         if jwks is not None:
-            validate_jwks(jwks)
+            _require_current_key(jwks)
             return {}, None, 0
         URLValidator(schemes=["https", "http"])(jwks_uri)
         fetched, seconds = fetch_jwks(str(jwks_uri))
+        _require_current_key(fetched)
     except ValidationError:
         return {"jwks_uri": f"{jwks_uri!r} is not a URL."}, None, 0
     except JwksError as exc:
@@ -294,6 +312,7 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
     keys = _inline_keys(client)
     try:
         (info,) = validate_jwks({"keys": [jwk]})
+        _require_current_key({"keys": [jwk]})
         validate_jwks({"keys": [*keys, jwk]})
     except JwksError as error:
         raise ValidationError({"jwk": str(error)}) from None

@@ -58,16 +58,17 @@ def test_expired_certificate_or_exp_refuses_the_key_and_says_when(rsa_key, ec_ke
 
 
 def test_a_renewed_certificate_at_the_jwks_uri_is_fetched_again(
-    rsa_key, jwks_server: JwksServer
+    rsa_key, ec_key, jwks_server: JwksServer
 ) -> None:
     now = timezone.now()
     old, old_jwk = certified(rsa_key, "rotating", now - timedelta(days=1))
-    jwks_server.jwks, jwks_server.cache_control = {"keys": [old_jwk]}, "max-age=3600"
+    current = {"keys": [old_jwk, ec_key.public_jwk]}
+    jwks_server.jwks, jwks_server.cache_control = current, "max-age=3600"
     client = register_client(name="By URL", jwks_uri=jwks_server.url, scopes="system/*.read")
     assert token_response(old, client).status_code == 401
 
     _, renewed_jwk = certified(rsa_key, "rotating", now + timedelta(days=300))
-    jwks_server.jwks = {"keys": [renewed_jwk]}
+    jwks_server.jwks = {"keys": [renewed_jwk, ec_key.public_jwk]}
     assert token_response(old, client).status_code == 200  # same kid, renewed certificate
 
 
@@ -92,6 +93,30 @@ def test_a_certificate_for_another_key_is_refused(rsa_key, other_rsa_key) -> Non
     with pytest.raises(ValidationError) as refused:
         register_client(name="Mixed", jwks={"keys": [jwk]}, scopes="system/*.read")
     assert "its x5c certificate is for another key" in refused.value.message_dict["jwks"][0]
+
+
+def test_keys_that_already_ended_are_refused_where_they_are_given(
+    rsa_key, ec_key, jwks_server
+) -> None:
+    yesterday = timezone.now() - timedelta(days=1)
+    _, gone = certified(rsa_key, "gone", yesterday)
+    _, lapsed = renamed(ec_key, "lapsed", exp=int(yesterday.timestamp()))
+    expected = f"Every usable key has expired ('gone' on {yesterday:%Y-%m-%d}"
+    with pytest.raises(ValidationError) as refused:
+        register_client(name="Stale", jwks={"keys": [gone, lapsed]}, scopes="system/*.read")
+    assert refused.value.message_dict["jwks"][0].startswith(expected)
+    jwks_server.jwks = {"keys": [gone]}
+    with pytest.raises(ValidationError) as refused:
+        register_client(name="Stale", jwks_uri=jwks_server.url, scopes="system/*.read")
+    assert refused.value.message_dict["jwks_uri"][0].startswith(expected)
+    assert not BackendClient.objects.exists()
+
+    client = register_client(name="Fresh", jwks=ec_key.jwks(), scopes="system/*.read")
+    with pytest.raises(ValidationError) as refused:
+        add_client_key(client_id=client.client_id, jwk=gone, actor=None)
+    assert refused.value.message_dict["jwk"][0].startswith(expected)
+    client.refresh_from_db()
+    assert [key["kid"] for key in client.jwks["keys"]] == ["ec-1"]
 
 
 def added_dates(client: BackendClient) -> dict[str, datetime]:
@@ -158,9 +183,11 @@ def test_dashboard_and_client_page_list_keys_near_expiry(console_client, rsa_key
     assert "plain-old" not in panel and "cert-gone" in panel
 
 
-def test_disabled_clients_keys_are_not_listed(console_client, rsa_key) -> None:
+def test_disabled_clients_keys_are_not_listed(console_client, rsa_key, ec_key) -> None:
     _, gone = certified(rsa_key, "cert-gone", datetime.now(UTC) - timedelta(days=3))
-    client = register_client(name="Off", jwks={"keys": [gone]}, scopes="system/*.read")
+    client = register_client(
+        name="Off", jwks={"keys": [gone, ec_key.public_jwk]}, scopes="system/*.read"
+    )
     BackendClient.objects.filter(pk=client.pk).update(status=BackendClient.Status.DISABLED)
     page = console_client("auditor").get("/").content.decode()
     assert 'id="expiring-keys"' not in page

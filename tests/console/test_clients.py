@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.utils import timezone
 from jwt.algorithms import RSAAlgorithm
 
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.services import register_client
+from tests.smart import certified
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +157,19 @@ def test_fetch_and_check_reports_a_private_key(console_client, rsa_key) -> None:
         "/clients/check-keys/", {"jwks": json.dumps({"keys": [rsa_key.private_jwk]})}
     )
     assert "contains private key material" in response.content.decode().replace("&#x27;", "'")
+
+
+def test_fetch_and_check_says_when_each_key_expires(console_client, rsa_key, ec_key) -> None:
+    now = timezone.now()
+    _, gone = certified(rsa_key, "cert-gone", now - timedelta(days=1))
+    _, soon = certified(ec_key, "cert-soon", now + timedelta(days=5))
+    jwks = {"keys": [gone, soon, rsa_key.public_jwk]}
+    response = console_client("admin").post("/clients/check-keys/", {"jwks": json.dumps(jwks)})
+    rows = response.content.decode().split("<tbody>")[1].split("<tr>")[1:]
+    assert ">expired</span>" in rows[0] and "expired: refused" in rows[0]
+    assert ">usable</span>" in rows[1] and "expires soon" in rows[1]
+    assert ">usable</span>" in rows[2] and "rotation policy: 365 days" in rows[2]
+    assert (now + timedelta(days=365)).strftime("%Y-%m-%d") in rows[2]
 
 
 @pytest.fixture
