@@ -14,7 +14,7 @@ import jwt
 from django.db import IntegrityError, transaction
 
 from accounts.audit import storable
-from accounts.jwks import JwksError, verification_key
+from accounts.jwks import JwksError, KeyExpired, verification_key
 from accounts.models import BackendClient, UsedAssertion
 from accounts.oauth import UNAUTHORIZED_CLIENT, OAuthError, invalid_client
 from bulkops.fhir.smart import SIGNING_ALGORITHMS
@@ -55,6 +55,8 @@ def authenticate_client(
         raise invalid_client("jku_mismatch", "The jku header is not this client's JWKS URL.")
     try:
         key = verification_key(client, header["kid"], algorithm, now)
+    except KeyExpired as exc:
+        raise invalid_client("key_expired", str(exc)) from None
     except JwksError as exc:
         raise invalid_client("no_key", str(exc)) from None
     verified = _verify(assertion, key, algorithm, token_url)

@@ -4,19 +4,31 @@ accounts.services, which validate and audit them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import ClientEditForm, ClientForm, KeyForm
-from accounts.jwks import JwksError, fetch_jwks, key_bits, registered_keys, validate_jwks
+from accounts.jwks import (
+    JwksError,
+    KeyInfo,
+    fetch_jwks,
+    key_bits,
+    registered_keys,
+    validate_jwks,
+)
+from accounts.key_expiry import key_expiry
+from accounts.key_health import key_expiries, key_state
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.roles import MANAGE_CLIENTS, VIEW_CONSOLE
 from accounts.services import (
@@ -27,8 +39,17 @@ from accounts.services import (
     retire_client_key,
     update_client,
 )
+from accounts.tables import sorted_page
 
 RECENT = 10
+CLIENTS_PER_PAGE = 50
+CLIENT_SORTS = {
+    "name": Lower("name"),
+    "-name": Lower("name").desc(),
+    "status": "status",
+    "created": "created_at",
+    "-created": "-created_at",
+}
 
 
 def get_client_for_user(request: HttpRequest, client_id: str) -> BackendClient:
@@ -47,11 +68,20 @@ def client_list(request: HttpRequest) -> HttpResponse:
     # NUL cannot be in a name or client_id, and PostgreSQL refuses it in a query.
     if query := request.GET.get("q", "").replace("\x00", "").strip():
         clients = clients.filter(Q(name__icontains=query) | Q(client_id__icontains=query))
-    rows = [{"client": c, "exportable": c.exports_anything} for c in clients]
+    table = sorted_page(
+        request, clients, sorts=CLIENT_SORTS, default="name", per_page=CLIENTS_PER_PAGE
+    )
+    rows = [{"client": c, "exportable": c.exports_anything} for c in table["page"].object_list]
     return render(
         request,
         "accounts/client_list.html",
-        {"rows": rows, "status": status, "q": query, "statuses": BackendClient.Status.values},
+        {
+            "rows": rows,
+            "status": status,
+            "q": query,
+            "statuses": BackendClient.Status.values,
+            **table,
+        },
     )
 
 
@@ -109,10 +139,9 @@ def client_keys_check(request: HttpRequest) -> HttpResponse:
             raise JwksError(
                 unreadable[0] if unreadable else "Paste a JWK Set, upload one, or give its URL."
             )
-        infos = validate_jwks(jwks)
+        infos, now = validate_jwks(jwks), timezone.now()
         context["keys"] = [
-            {"info": info, "bits": key_bits(jwk)}
-            for info, jwk in zip(infos, jwks["keys"], strict=True)
+            key_check(info, jwk, now) for info, jwk in zip(infos, jwks["keys"], strict=True)
         ]
     except JwksError as error:
         context["problem"] = str(error)
@@ -126,6 +155,12 @@ def client_keys_check(request: HttpRequest) -> HttpResponse:
         details={"jwks_uri": jwks_uri or "", "kids": [k["info"].kid for k in context["keys"]]},
     )
     return render(request, "accounts/partials/jwks_check.html", context)
+
+
+def key_check(info: KeyInfo, jwk: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """One row of "Fetch and check": the key's size and, were it added now, its expiry."""
+    expiry = key_expiry(jwk, now) if info.algorithm else None
+    return {"info": info, "bits": key_bits(jwk), "expiry": expiry, "state": key_state(expiry, now)}
 
 
 @require_GET
@@ -142,9 +177,12 @@ def render_client_detail(
         keys, key_problem = registered_keys(client), ""
     except JwksError as error:
         keys, key_problem = [], str(error)
+    expiries, now = key_expiries(client), timezone.now()
     context = {
         "client": client,
-        "keys": keys,
+        "keys": [
+            (key, expiries.get(key.kid), key_state(expiries.get(key.kid), now)) for key in keys
+        ],
         "key_problem": key_problem,
         "exportable": client.exports_anything,
         "groups": client.bound_groups.order_by("group_id"),

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import jwt
 from django.conf import settings
 
-from accounts.models import BackendClient, CachedJwks
+from accounts.key_expiry import expiry_problem, issuer_expiry
+from accounts.models import BackendClient, CachedJwks, ClientKey
 from bulkops.outbound import FetchError, fetch
 
 FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
@@ -34,6 +35,10 @@ _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNOR
 
 class JwksError(Exception):
     """A JWK Set (or its URL) that cannot be used; the message says why, for people."""
+
+
+class KeyExpired(JwksError):
+    """The key named by an assertion is past its certificate's notAfter or its exp."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def _usability_problem(jwk: dict[str, Any], kty: str) -> str:
         return "its key values do not parse"
     if kty == "RSA" and key.key_size < MIN_RSA_BITS:
         return f"RSA key is {key.key_size} bits; at least {MIN_RSA_BITS} are required"
-    return ""
+    return expiry_problem(jwk, key)
 
 
 def key_bits(jwk: Any) -> int | None:
@@ -166,10 +171,12 @@ def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
 
 
 def remember_jwks(client: BackendClient, jwks: dict[str, Any], seconds: int, now: datetime) -> None:
+    """Cache a fetched set; a kid seen for the first time is recorded as added `now`."""
     CachedJwks.objects.update_or_create(
         client=client,
         defaults={"jwks": jwks, "fetched_at": now, "expires_at": now + timedelta(seconds=seconds)},
     )
+    ClientKey.objects.sync(client, jwks, now)
 
 
 def _client_jwks(client: BackendClient, now: datetime, *, refresh: bool) -> tuple[Any, bool]:
@@ -185,8 +192,8 @@ def _client_jwks(client: BackendClient, now: datetime, *, refresh: bool) -> tupl
     return jwks, True
 
 
-def _matching_key(jwks: Any, kid: str, algorithm: str) -> jwt.PyJWK | None:
-    """The one key with `kid` whose type fits `algorithm` (spec §7.5 step 4)."""
+def _matching_key(jwks: Any, kid: str, algorithm: str) -> dict[str, Any] | None:
+    """The one usable key with `kid` whose type fits `algorithm` (spec §7.5 step 4)."""
     matches = [
         key
         for key in jwks.get("keys", [])
@@ -198,20 +205,33 @@ def _matching_key(jwks: Any, kid: str, algorithm: str) -> jwt.PyJWK | None:
         return None
     if _usability_problem(matches[0], matches[0]["kty"]) or PRIVATE_MEMBERS & matches[0].keys():
         return None
-    return jwt.PyJWK(matches[0], algorithm)
+    return matches[0]
+
+
+def _expired(jwk: dict[str, Any] | None, now: datetime) -> bool:
+    expiry = issuer_expiry(jwk) if jwk is not None else None
+    return expiry is not None and expiry.at <= now
 
 
 def verification_key(client: BackendClient, kid: str, algorithm: str, now: datetime) -> jwt.PyJWK:
     """The key that must have signed an assertion; a cached jwks_uri set is refetched
-    once when it lacks `kid`, so a client can rotate keys without waiting for us."""
+    once when it lacks `kid` or holds it expired, so a client can rotate keys (or renew
+    a certificate) without waiting for us. A key past its certificate's notAfter or its
+    exp raises KeyExpired."""
     jwks, fresh = _client_jwks(client, now, refresh=False)
-    key = _matching_key(jwks, kid, algorithm)
-    if key is None and not fresh and client.jwks_uri:
+    jwk = _matching_key(jwks, kid, algorithm)
+    if (jwk is None or _expired(jwk, now)) and not fresh and client.jwks_uri:
         jwks, _ = _client_jwks(client, now, refresh=True)
-        key = _matching_key(jwks, kid, algorithm)
-    if key is None:
+        jwk = _matching_key(jwks, kid, algorithm)
+    if jwk is None:
         raise JwksError(f"The client has no usable {algorithm} key with kid {kid!r}.")
-    return key
+    expiry = issuer_expiry(jwk)
+    if expiry is not None and expiry.at <= now:
+        raise KeyExpired(
+            f"Key {kid!r} expired on {expiry.at:%Y-%m-%d %H:%M:%S} UTC ({expiry.describe()}); "
+            "sign with a current key."
+        )
+    return jwt.PyJWK(jwk, algorithm)
 
 
 def registered_keys(client: BackendClient) -> list[KeyInfo]:

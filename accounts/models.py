@@ -4,6 +4,7 @@ import hashlib
 import secrets
 import string
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -134,6 +135,36 @@ class BackendClientGroup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client.client_id} → Group/{self.group_id}"
+
+
+class ClientKeyQuerySet(models.QuerySet["ClientKey"]):
+    def sync(self, client: BackendClient, jwks: Any, now: datetime) -> None:
+        """Match the records to the kids of `jwks`: new kids are added `now`, kids no
+        longer in the set are forgotten, kept kids keep their date."""
+        keys = jwks.get("keys", [])
+        kids = {key["kid"] for key in keys if isinstance(key, dict) and "kid" in key}
+        self.filter(client=client).exclude(kid__in=kids).delete()
+        known = set(self.filter(client=client).values_list("kid", flat=True))
+        self.bulk_create(ClientKey(client=client, kid=kid, added_at=now) for kid in kids - known)
+
+
+class ClientKey(models.Model):
+    """When bulkops first held one of a client's keys: the start of the rotation policy's
+    clock (accounts/key_expiry.py). Inline keys are recorded by accounts.services as
+    they are registered, added or retired; keys behind a jwks_uri when a fetched set
+    first shows them."""
+
+    client = models.ForeignKey(BackendClient, on_delete=models.CASCADE, related_name="key_records")
+    kid = models.CharField(max_length=255)
+    added_at = models.DateTimeField()
+
+    objects = ClientKeyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["client", "kid"], name="client_key_once")]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.kid} since {self.added_at:%Y-%m-%d}"
 
 
 def hash_token(raw: str) -> str:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
+from accounts.key_expiry import issuer_expiry
 from accounts.models import (
     TOKEN_REQUEST,
     AccessToken,
@@ -29,6 +30,7 @@ from accounts.models import (
     AuditEvent,
     BackendClient,
     BackendClientGroup,
+    ClientKey,
     hash_token,
 )
 from accounts.oauth import OAuthError
@@ -78,6 +80,22 @@ def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
     return AuditEvent.ActorType.OPERATOR, user.get_username()
 
 
+def _require_current_key(jwks: Any) -> None:
+    """JwksError unless the set validates and one of its usable keys is still within its
+    certificate's notAfter and its exp: a set of ended keys could never sign in."""
+    now = timezone.now()
+    infos = validate_jwks(jwks)
+    usable = [jwk for info, jwk in zip(infos, jwks["keys"], strict=True) if info.algorithm]
+    ended = [
+        (jwk["kid"], expiry.at)
+        for jwk in usable
+        if (expiry := issuer_expiry(jwk)) is not None and expiry.at <= now
+    ]
+    if len(ended) == len(usable):
+        listed = ", ".join(f"{kid!r} on {at:%Y-%m-%d}" for kid, at in ended)
+        raise JwksError(f"Every usable key has expired ({listed}); submit a current key.")
+
+
 def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, int]:
     """Errors by field, plus the JWK Set fetched from `jwks_uri` and its cache time."""
     if (jwks is None) == (not jwks_uri):
@@ -88,10 +106,11 @@ def _check_keys(jwks: Any, jwks_uri: str | None) -> tuple[dict[str, str], Any, i
         )
     try:
         if jwks is not None:
-            validate_jwks(jwks)
+            _require_current_key(jwks)
             return {}, None, 0
         URLValidator(schemes=["https", "http"])(jwks_uri)
         fetched, seconds = fetch_jwks(str(jwks_uri))
+        _require_current_key(fetched)
     except ValidationError:
         return {"jwks_uri": f"{jwks_uri!r} is not a URL."}, None, 0
     except JwksError as exc:
@@ -179,6 +198,8 @@ def register_client(
     now = timezone.now()
     if fetched is not None:
         remember_jwks(client, fetched, cache_for, now)
+    else:
+        ClientKey.objects.sync(client, jwks, now)
     actor_type, actor = _actor(created_by)
     record_event(
         actor_type=actor_type,
@@ -276,6 +297,13 @@ def _inline_keys(client: BackendClient) -> list[dict[str, Any]]:
     return list(client.jwks["keys"])
 
 
+def _save_inline_keys(client: BackendClient, keys: list[dict[str, Any]]) -> None:
+    """Store a changed inline key set and date its new keys (the rotation policy's clock)."""
+    client.jwks = {**client.jwks, "keys": keys}
+    client.save(update_fields=["jwks", "updated_at"])
+    ClientKey.objects.sync(client, client.jwks, timezone.now())
+
+
 @transaction.atomic
 def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
     """Add a public key to an inline JWK Set (rotation: add the new key, then retire the
@@ -284,11 +312,11 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
     keys = _inline_keys(client)
     try:
         (info,) = validate_jwks({"keys": [jwk]})
+        _require_current_key({"keys": [jwk]})
         validate_jwks({"keys": [*keys, jwk]})
     except JwksError as error:
         raise ValidationError({"jwk": str(error)}) from None
-    client.jwks = {**client.jwks, "keys": [*keys, jwk]}
-    client.save(update_fields=["jwks", "updated_at"])
+    _save_inline_keys(client, [*keys, jwk])
     _record_client_change(actor, "client.key_added", client, kid=info.kid)
     return client
 
@@ -307,8 +335,7 @@ def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | Non
         raise ValidationError(
             {"kid": f"Retiring {kid!r} would leave no usable key; add the new key first."}
         ) from None
-    client.jwks = {**client.jwks, "keys": remaining}
-    client.save(update_fields=["jwks", "updated_at"])
+    _save_inline_keys(client, remaining)
     _record_client_change(actor, "client.key_retired", client, kid=kid)
     return client
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import AuditFilterForm
+from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
@@ -45,6 +46,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "inventory": inventory(),
         "disabled_clients": [c for c in clients if not c.is_active],
         "idle_clients": [c for c in clients if c.is_active and not c.exports_anything],
+        "expiring_keys": keys_near_expiry(now),
     }
     return render(request, "console/dashboard.html", context)
 

@@ -195,6 +195,10 @@ BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
 # Server-side fetches (jwks_uri) refuse loopback, private, link-local and other
 # non-public addresses (SSRF guard, bulkops/outbound.py) unless this says otherwise.
 BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
+# Client keys: rotate within this many days of adding one (0: no such policy); the
+# dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
+BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)
+BULKOPS_KEY_EXPIRY_WARNING_DAYS = env_int("BULKOPS_KEY_EXPIRY_WARNING_DAYS", 30, minimum=0)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.
@@ -274,6 +278,14 @@ LOGGING = {
 # Bulk export behaviour (README "Exports").
 BULKOPS_MAX_CONCURRENT_EXPORTS = env_int("BULKOPS_MAX_CONCURRENT_EXPORTS", 3, minimum=1)
 BULKOPS_MAX_RESOURCES_PER_FILE = env_int("BULKOPS_MAX_RESOURCES_PER_FILE", 100_000, minimum=1)
+# Console uploads (README "Data"): one request at most this many bytes; every file
+# streams to a temporary file, never into memory; other fields stay Django's 2.5 MB.
+BULKOPS_MAX_UPLOAD_BYTES = env_int("BULKOPS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
+FILE_UPLOAD_HANDLERS = [
+    "exports.uploads.UploadLimitHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)

@@ -345,7 +345,7 @@ def read_first_lines(file: ExportFile, wanted: int) -> tuple[list[Any], bool]:
     line and never more than PREVIEW_MAX_BYTES, so a huge file costs one small read."""
     lines: list[Any] = []
     budget = PREVIEW_MAX_BYTES
-    with get_storage().open_reader(file.storage_key) as handle:
+    with get_storage().open_range(file.storage_key, 0, PREVIEW_MAX_BYTES + 1) as handle:
         while len(lines) < wanted and budget > 0:
             raw = handle.readline(budget)
             if not raw:

@@ -23,6 +23,7 @@ from exports.forms import GroupForm, UploadForm
 from exports.groups import GroupError, upsert_group
 from exports.loaders import FileReport, load_file
 from exports.models import GroupMembership, Resource
+from exports.uploads import upload_refusal
 
 
 def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def group_save(request: HttpRequest) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def data_upload(request: HttpRequest) -> HttpResponse:
     """Load each uploaded file with `load_file`; a bad file changes nothing and says why."""
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, refusal=upload_refusal(request))
     if not form.is_valid():
         return render(request, "exports/data.html", data_context(GroupForm(), form), status=400)
     uploads = form.cleaned_data["files"]

@@ -14,7 +14,7 @@ from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from exports.models import ExportFile
-from exports.preview import read_page
+from exports.preview import PAGE_WINDOW, read_page
 from exports.storage import get_storage
 
 PREVIEW_LINES = 50
@@ -43,8 +43,10 @@ def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
     offset = _int_param(request, "offset", 0, file.size_bytes)
     first_line = max(1, _int_param(request, "line", 1, file.resource_count + 1))
     count = max(1, _int_param(request, "n", PREVIEW_LINES, MAX_PREVIEW_LINES))
-    with get_storage().open_reader(file.storage_key) as handle:
-        page = read_page(handle, offset=offset, first_line=first_line, count=count)
+    with get_storage().open_range(file.storage_key, offset, PAGE_WINDOW) as handle:
+        page = read_page(
+            handle, offset=offset, size=file.size_bytes, first_line=first_line, count=count
+        )
     query = request.GET.get("q", "").strip()
     lines = (
         [line for line in page.lines if query.lower() in line.text.lower()] if query else page.lines

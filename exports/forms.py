@@ -151,3 +151,15 @@ class UploadForm(forms.Form):
         help_text=".json (a Bundle or one resource), .ndjson or .ndjson.gz; "
         "each file loads whole or not at all.",
     )
+
+    def __init__(self, *args: Any, refusal: str = "", **kwargs: Any) -> None:
+        """`refusal`: why the request's files were skipped (exports/uploads.py)."""
+        super().__init__(*args, **kwargs)
+        self.refusal = refusal
+        if refusal:
+            self.fields["files"].required = False
+
+    def clean(self) -> dict[str, Any]:
+        if self.refusal:
+            self.add_error("files", self.refusal)
+        return super().clean()

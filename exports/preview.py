@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 MAX_PAGE_BYTES = 1024 * 1024  # a page never reads more than this, whatever N is
 MAX_LINE_BYTES = 256 * 1024  # a longer line is shown cut, not read in full
+PAGE_WINDOW = MAX_PAGE_BYTES + MAX_LINE_BYTES  # the bytes one page may fetch at most
 _TOKEN = re.compile(
     r'(?P<string>"(?:[^"\\]|\\.)*")(?P<colon>\s*:)?'
     r"|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)"
@@ -43,15 +44,21 @@ class PreviewPage:
     bytes_read: int
 
 
-def read_page(handle: BinaryIO, *, offset: int, first_line: int, count: int) -> PreviewPage:
-    """Up to `count` lines starting at byte `offset` (the start of line `first_line`)."""
-    handle.seek(offset)
+def read_page(
+    handle: BinaryIO, *, offset: int, size: int, first_line: int, count: int
+) -> PreviewPage:
+    """Up to `count` lines from `handle`, a reader that starts at byte `offset` (the start
+    of line `first_line`) of a `size`-byte file and holds at most PAGE_WINDOW bytes.
+
+    A line cut at MAX_LINE_BYTES is skipped to its end within the window; one longer
+    than the window continues on the next page.
+    """
     lines: list[PreviewLine] = []
     read = 0
     while len(lines) < count and read < MAX_PAGE_BYTES:
         raw = handle.readline(MAX_LINE_BYTES)
         if not raw:
-            return PreviewPage(lines, None, read)
+            break
         read += len(raw)
         truncated = not raw.endswith(b"\n")
         if truncated:  # skip the rest of an over-long line without keeping it
@@ -60,8 +67,7 @@ def read_page(handle: BinaryIO, *, offset: int, first_line: int, count: int) -> 
             read += len(chunk)
         if raw.strip():
             lines.append(_line(first_line + len(lines), raw, truncated))
-    more = handle.read(1)
-    return PreviewPage(lines, offset + read if more else None, read)
+    return PreviewPage(lines, offset + read if offset + read < size else None, read)
 
 
 def _line(number: int, raw: bytes, truncated: bool) -> PreviewLine:

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,6 +23,7 @@ from django_htmx.http import HttpResponseClientRefresh
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
@@ -85,21 +85,10 @@ def filtered_jobs(form: JobFilterForm) -> QuerySet[ExportJob]:
 @permission_required(VIEW_CONSOLE)
 def job_list(request: HttpRequest) -> HttpResponse:
     form = JobFilterForm(request.GET or None)
-    sort = request.GET.get("sort", "-created")
-    jobs = filtered_jobs(form).order_by(SORTS.get(sort, "-created_at"), "-pk")
-    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    base_query = query.urlencode()
-    query.pop("sort", None)
-    context = {
-        "form": form,
-        "page": page,
-        "jobs": page.object_list,
-        "sort": sort,
-        "base_query": base_query,
-        "filter_query": query.urlencode(),
-    }
+    table = sorted_page(
+        request, filtered_jobs(form), sorts=SORTS, default="-created", per_page=JOBS_PER_PAGE
+    )
+    context = {"form": form, "jobs": table["page"].object_list, **table}
     return render(request, "exports/job_list.html", context)
 
 

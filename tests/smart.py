@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from django.test import Client
 
 from tests.conftest import KeyPair
@@ -70,3 +75,22 @@ def get_token(key: KeyPair, client_id: str, scope: str = "system/*.read") -> str
     response = post_token(sign_assertion(key, client_id), scope)
     assert response.status_code == 200, response.content
     return response.json()["access_token"]
+
+
+def certified(key: KeyPair, kid: str, not_after: datetime) -> tuple[KeyPair, dict[str, Any]]:
+    """`key` under `kid`, and its public JWK carrying a self-signed x5c leaf certificate
+    valid until `not_after`."""
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bulkops test {kid}")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_after - timedelta(days=90))
+        .not_valid_after(not_after)
+        .sign(key.private, hashes.SHA256())
+    )
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    pair = KeyPair(key.private, kid, key.alg)
+    return pair, {**pair.public_jwk, "x5c": [base64.b64encode(der).decode()]}

@@ -7,6 +7,7 @@ half-written file and a retried partition replaces its file atomically.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import tempfile
@@ -51,6 +52,11 @@ class LocalStorage:
     def open_reader(self, key: str) -> BinaryIO:
         return self._path(key).open("rb")
 
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        handle = self._path(key).open("rb", buffering=0)
+        handle.seek(start)
+        return io.BufferedReader(_RangeReader(handle, length))
+
     def size(self, key: str) -> int:
         return self._path(key).stat().st_size
 
@@ -62,3 +68,26 @@ class LocalStorage:
 
     def signed_url(self, key: str, *, now: datetime, not_after: datetime | None) -> SignedUrl:
         raise NotImplementedError("local files are served by the app to token holders")
+
+
+class _RangeReader(io.RawIOBase):
+    """Reads through `handle` but stops after `remaining` bytes, as a ranged GET would."""
+
+    def __init__(self, handle: io.FileIO, remaining: int) -> None:
+        self.handle = handle
+        self.remaining = max(0, remaining)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        wanted = min(len(buffer), self.remaining)
+        if wanted == 0:
+            return 0
+        got = self.handle.readinto(memoryview(buffer)[:wanted]) or 0
+        self.remaining -= got
+        return got
+
+    def close(self) -> None:
+        self.handle.close()
+        super().close()

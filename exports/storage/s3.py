@@ -10,6 +10,7 @@ Credentials come from boto3's default chain (environment, profile, instance role
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.conf import settings
 
 from exports.storage import SignedUrl
@@ -92,6 +94,22 @@ class S3Storage:
 
     def open_reader(self, key: str) -> BinaryIO:
         return self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))["Body"]
+
+    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
+        """One GET with `Range: bytes=start-end`: the bucket sends only those bytes."""
+        if length <= 0:
+            return io.BytesIO()
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket,
+                Key=self.object_key(key),
+                Range=f"bytes={start}-{start + length - 1}",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "InvalidRange":
+                return io.BytesIO()  # starts past the end of the object
+            raise
+        return response["Body"]
 
     def size(self, key: str) -> int:
         head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))

@@ -11,7 +11,10 @@ from django.core.cache import cache
 from django.test import Client
 
 from accounts.services import create_api_token, create_operator
-from tests.accounts.conftest import console_client  # noqa: F401 - shared fixtures
+from tests.accounts.conftest import (
+    console_client,  # noqa: F401 - shared fixtures
+    ensure_role_groups,
+)
 from tests.exports.conftest import (  # noqa: F401
     client_a,
     client_b,
@@ -57,6 +60,8 @@ class ApiClient:
 @pytest.fixture
 def api_as(db) -> Callable[[str | None], ApiClient]:
     """An API client holding a fresh token of an operator with `role` (None: no role)."""
+
+    ensure_role_groups()  # a transactional test before this one flushed them
 
     def make(role: str | None) -> ApiClient:
         username = f"{role or 'nobody'}-api"

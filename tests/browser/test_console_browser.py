@@ -2,8 +2,9 @@
 
 One journey, as an admin would make it: log in, register a client by pasting its JWKS,
 launch a Group export and watch its progress bar reach complete, open the manifest,
-preview an NDJSON file (the resource text stays text), cancel a second job, and find
-all of it in the audit trail. Screenshots go to BULKOPS_SCREENSHOT_DIR (README:
+preview an NDJSON file (the resource text stays text), cancel a second export launched
+through the form while its partitions wait for the (held) worker, and find all of it in
+the audit trail. Screenshots go to BULKOPS_SCREENSHOT_DIR (README:
 `BULKOPS_SCREENSHOT_DIR=docs/screenshots make test` refreshes docs/screenshots/).
 """
 
@@ -11,7 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,11 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import create_operator
+from bulkops.celery import app as celery_app
 from exports.models import ExportJob
 from tests.accounts.conftest import ensure_role_groups
 from tests.exports.conftest import store  # noqa: F401 - the linked patients and Group g1
+from tests.smart import certified
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -107,6 +114,68 @@ def log_in(page: Any) -> None:
     page.wait_for_url("**/")
 
 
+def launch_group_export(page: Any, types: str, *, submit: bool = True) -> None:
+    """Fill the launch form for Cohort registry's Group/g1 export (and launch it)."""
+    page.goto("/exports/new/")
+    page.select_option("select[name=client]", label="Cohort registry")
+    page.select_option("select[name=level]", "group")
+    page.select_option("select[name=group_id]", "g1")
+    page.fill("input[name=types]", types)
+    if submit:
+        page.click("button:text('Launch export')")
+        sync_api.expect(page.locator("h1")).to_have_text("Group export of Group/g1")
+
+
+# A gate per held worker thread: the task says when it holds its thread, then waits.
+_gates: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+
+@celery_app.task(name="tests.browser.hold_worker_thread")
+def hold_worker_thread(gate: str) -> None:
+    started, release = _gates[gate]
+    started.set()
+    release.wait(timeout=120)
+
+
+class HeldWorker:
+    """Holds every thread of the test Celery worker with a waiting task, so tasks queued
+    meanwhile wait their turn; every hold is released on exit, whatever happened."""
+
+    def __init__(self, worker: Any) -> None:
+        self.threads = worker.concurrency
+        self.gates: list[str] = []
+
+    def _hold(self) -> tuple[threading.Event, threading.Event]:
+        gate = uuid.uuid4().hex
+        _gates[gate] = (threading.Event(), threading.Event())
+        self.gates.append(gate)
+        hold_worker_thread.delay(gate)
+        return _gates[gate]
+
+    def __enter__(self) -> HeldWorker:
+        for started, _ in [self._hold() for _ in range(self.threads)]:
+            assert started.wait(timeout=30), "the test worker did not take the holding task"
+        return self
+
+    def hold_one_more(self) -> None:
+        self._hold()
+
+    def release_first(self) -> None:
+        _gates[self.gates[0]][1].set()
+
+    def __exit__(self, *exc: object) -> None:
+        for gate in self.gates:
+            _gates.pop(gate)[1].set()
+
+
+def wait_until_claimed(job: ExportJob, timeout: float = 30) -> None:
+    """Until the worker has taken every partition of `job` (it claims, then stops)."""
+    deadline = time.monotonic() + timeout
+    while job.partitions.filter(attempts=0).exists():
+        assert time.monotonic() < deadline, "the worker never reached the job's partitions"
+        time.sleep(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  # noqa: F811
     expect = sync_api.expect
@@ -116,7 +185,9 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     # Register a client by pasting its public JWKS; check the keys first.
     page.goto("/clients/new/")
     page.fill("input[name=name]", "Cohort registry")
-    page.fill("textarea[name=jwks]", json.dumps(rsa_key.jwks()))
+    # Its key's certificate runs out in 20 days: usable, and flagged on the dashboard.
+    _, certified_jwk = certified(rsa_key, rsa_key.kid, timezone.now() + timedelta(days=20))
+    page.fill("textarea[name=jwks]", json.dumps({"keys": [certified_jwk]}))
     page.click("text=Fetch and check keys")
     expect(page.locator("#jwks-check")).to_contain_text("usable")
     expect(page.locator("#jwks-check")).to_contain_text("2048 bits")
@@ -129,11 +200,7 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.screenshot(path=shots / "client-detail.png", full_page=True)
 
     # Launch a Group export; the lint preview explains what is left out before launch.
-    page.goto("/exports/new/")
-    page.select_option("select[name=client]", label="Cohort registry")
-    page.select_option("select[name=level]", "group")
-    page.select_option("select[name=group_id]", "g1")
-    page.fill("input[name=types]", "Patient,Observation,Practitioner")
+    launch_group_export(page, "Patient,Observation,Practitioner", submit=False)
     page.click("text=Preview what it exports")
     lint = page.locator("#scope-lint")
     expect(lint).to_contain_text("2 resource types would be exported")
@@ -159,20 +226,24 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     expect(page.locator("table.ndjson")).to_contain_text("Observation/p1-o0")
     page.screenshot(path=shots / "ndjson-preview.png", full_page=True)
 
-    # Cancel a second job that is still running.
-    client = ExportJob.objects.get().client
-    second = ExportJob.objects.create(
-        client=client,
-        level="system",
-        request_url="http://testserver/fhir/$export",
-        transaction_time=timezone.now(),
-        status=ExportJob.Status.RUNNING,
-    )
-    page.goto(f"/exports/{second.uuid}/")
-    page.click("button:text('Cancel export')")
-    expect(page.locator(".job-progress [data-status]")).to_have_text("cancelled")
+    # Cancel a second job, launched through the form, while it is still running: the
+    # worker's threads are held so its partitions wait in the queue until it is cancelled.
+    with HeldWorker(celery_worker) as held:
+        launch_group_export(page, "Patient,Observation")
+        second = ExportJob.objects.order_by("-created_at").first()
+        held.hold_one_more()  # queued behind the planning task, so it takes that thread next
+        held.release_first()  # one thread plans the job (running), then waits again
+        status = page.locator(".job-progress [data-status]")
+        expect(status).to_have_text("running", timeout=30_000)
+        page.click("button:text('Cancel export')")
+        expect(status).to_have_text("cancelled")
+    # Released, the worker reaches every partition of the cancelled job and exports nothing.
     second.refresh_from_db()
-    assert second.status == "cancelled"
+    assert (second.status, second.partitions_total) == ("cancelled", 2)
+    wait_until_claimed(second)
+    second.refresh_from_db()
+    assert (second.status, second.partitions_done, second.resources_exported) == ("cancelled", 0, 0)
+    assert not second.files.exists()
 
     page.goto("/exports/")
     page.screenshot(path=shots / "export-list.png", full_page=True)
@@ -186,13 +257,38 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
         "client.keys_checked",
     ):
         expect(trail).to_contain_text(action)
+    cancelled = trail.locator("tr", has_text="export.cancelled")
+    expect(cancelled).to_have_count(1)
+    expect(cancelled.locator(f"a[href='/exports/{second.uuid}/']")).to_have_count(1)
     page.screenshot(path=shots / "audit-trail.png", full_page=True)
 
     page.goto("/")
+    expiring = page.locator("#expiring-keys tbody tr")
+    expect(expiring).to_have_count(1)
+    expect(expiring).to_contain_text("Cohort registry")
+    expect(expiring).to_contain_text("expires soon")
+    expect(expiring).to_contain_text("x5c certificate")
     page.screenshot(path=shots / "dashboard.png", full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"/exports/{ExportJob.objects.order_by('created_at').first().uuid}/")
     page.screenshot(path=shots / "export-detail-phone.png", full_page=True)
+
+    # On a phone every page fits the screen's width: wide tables scroll inside their box.
+    first = ExportJob.objects.order_by("created_at").first()
+    for path in (
+        "/",
+        "/clients/",
+        f"/clients/{first.client.client_id}/",
+        "/exports/",
+        "/exports/new/",
+        f"/exports/{first.uuid}/",
+        f"/files/{first.files.filter(resource_type='Observation').get().uuid}/",
+        "/data/",
+        "/audit/",
+    ):
+        page.goto(path)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than a 390px phone screen"
 
 
 @pytest.mark.django_db(transaction=True)

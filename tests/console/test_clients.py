@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.utils import timezone
 from jwt.algorithms import RSAAlgorithm
 
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.services import register_client
+from tests.smart import certified
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +29,32 @@ def form(jwks: Any = "", **fields: str) -> dict[str, Any]:
 )
 def test_client_list_is_for_console_roles(console_client, role, status) -> None:
     assert console_client(role).get("/clients/").status_code == status
+
+
+def test_client_list_sorts_and_pages(console_client, rsa_key, settings) -> None:
+    for name in ("Bravo", "alpha", "Charlie"):
+        register_client(name=name, jwks=rsa_key.jwks(), scopes="system/*.read")
+    browser = console_client("auditor")
+
+    def names(**query: str) -> list[str]:
+        page = browser.get("/clients/", query).content.decode().split("<tbody>")[1]
+        return [cell.split("</a>")[0].split(">")[-1] for cell in page.split("<tr>")[1:]]
+
+    assert names() == ["alpha", "Bravo", "Charlie"]  # by name, ignoring case
+    assert names(sort="-name") == ["Charlie", "Bravo", "alpha"]
+    assert names(sort="-created") == ["Charlie", "alpha", "Bravo"]
+    assert names(sort="name; DROP TABLE") == ["alpha", "Bravo", "Charlie"]  # unknown: default
+    page = browser.get("/clients/", {"sort": "-name", "q": "a"}).content.decode()
+    assert 'href="?q=a&sort=name"' in page  # sorting keeps the filter
+
+    BackendClient.objects.bulk_create(
+        BackendClient(name=f"Zulu {n:02d}", jwks=rsa_key.jwks(), scopes="system/*.read")
+        for n in range(48)
+    )
+    assert names()[-1] == "Zulu 46" and len(names()) == 50
+    assert names(page="2") == ["Zulu 47"]
+    second = browser.get("/clients/", {"page": "2", "sort": "name"}).content.decode()
+    assert "Page 2 of 2 · 51 clients" in second and 'href="?sort=name&page=1"' in second
 
 
 def test_anonymous_visitor_is_sent_to_login(client) -> None:
@@ -128,6 +157,19 @@ def test_fetch_and_check_reports_a_private_key(console_client, rsa_key) -> None:
         "/clients/check-keys/", {"jwks": json.dumps({"keys": [rsa_key.private_jwk]})}
     )
     assert "contains private key material" in response.content.decode().replace("&#x27;", "'")
+
+
+def test_fetch_and_check_says_when_each_key_expires(console_client, rsa_key, ec_key) -> None:
+    now = timezone.now()
+    _, gone = certified(rsa_key, "cert-gone", now - timedelta(days=1))
+    _, soon = certified(ec_key, "cert-soon", now + timedelta(days=5))
+    jwks = {"keys": [gone, soon, rsa_key.public_jwk]}
+    response = console_client("admin").post("/clients/check-keys/", {"jwks": json.dumps(jwks)})
+    rows = response.content.decode().split("<tbody>")[1].split("<tr>")[1:]
+    assert ">expired</span>" in rows[0] and "expired: refused" in rows[0]
+    assert ">usable</span>" in rows[1] and "expires soon" in rows[1]
+    assert ">usable</span>" in rows[2] and "rotation policy: 365 days" in rows[2]
+    assert (now + timedelta(days=365)).strftime("%Y-%m-%d") in rows[2]
 
 
 @pytest.fixture

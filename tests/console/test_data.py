@@ -78,6 +78,31 @@ def test_upload_loads_good_files_and_reports_bad_ones(console_client) -> None:
     assert [f["name"] for f in event.details["files"]] == ["Observation.ndjson", "invalid.json"]
 
 
+def test_upload_over_the_size_limit_is_refused_next_to_the_field(console_client, settings) -> None:
+    settings.BULKOPS_MAX_UPLOAD_BYTES = 1000
+    files = [
+        upload(DATA / "ndjson" / "Observation.ndjson"),
+        upload(DATA / "ndjson" / "Patient.ndjson.gz"),
+    ]
+    browser = console_client("operator")
+    response = browser.post("/data/upload/", {"files": files})
+    assert response.status_code == 400
+    field = response.content.decode().split('id="field-files"')[1].split("</div>")[0]
+    assert "at most 1000\xa0bytes can be uploaded at once" in field
+    assert "This field is required." not in field
+    assert not Resource.objects.filter(resource_type="Observation").exists()
+    assert not AuditEvent.objects.filter(action="data.uploaded").exists()
+
+    settings.BULKOPS_MAX_UPLOAD_BYTES = 100_000  # the same files fit under a larger limit
+    files = [
+        upload(DATA / "ndjson" / "Observation.ndjson"),
+        upload(DATA / "ndjson" / "Patient.ndjson.gz"),
+    ]
+    response = browser.post("/data/upload/", {"files": files})
+    assert response.status_code == 200
+    assert Resource.objects.filter(resource_type="Observation").exists()
+
+
 def test_upload_needs_a_file(console_client) -> None:
     response = console_client("operator").post("/data/upload/", {})
     assert response.status_code == 400

@@ -4,7 +4,6 @@ delete, re-run, manifest, NDJSON preview and download, per role."""
 from __future__ import annotations
 
 import html
-import io
 
 import pytest
 from django.utils import timezone
@@ -12,7 +11,9 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from accounts.services import register_client
 from exports.models import ExportFile, ExportJob
-from exports.preview import read_page
+from exports.preview import PAGE_WINDOW, read_page
+from exports.storage import get_storage
+from exports.storage.local import LocalStorage
 from tests.exports.conftest import wait_for_job
 
 
@@ -185,15 +186,72 @@ def test_unknown_job_and_file_are_404(console_client):
     assert browser.get(f"/files/{missing}/").status_code == 404
 
 
-def test_preview_reads_only_the_page_it_shows():
+def test_preview_reads_only_the_page_it_shows(tmp_path):
     line = b'{"resourceType":"Observation","id":"o","note":"' + b"x" * 1000 + b'"}\n'
-    handle = io.BytesIO(line * 5000)  # 5 MB
-    page = read_page(handle, offset=0, first_line=1, count=3)
+    storage = LocalStorage(tmp_path)
+    with storage.open_writer("job/Observation.ndjson") as writer:
+        writer.write(line * 5000)  # 5 MB
+    size = storage.size("job/Observation.ndjson")
+    with storage.open_range("job/Observation.ndjson", 0, PAGE_WINDOW) as handle:
+        page = read_page(handle, offset=0, size=size, first_line=1, count=3)
     assert [entry.number for entry in page.lines] == [1, 2, 3]
-    assert page.next_offset == 3 * len(line)
-    assert handle.tell() <= 3 * len(line) + 1
-    later = read_page(handle, offset=page.next_offset, first_line=4, count=2)
+    assert page.next_offset == page.bytes_read == 3 * len(line)
+    with storage.open_range("job/Observation.ndjson", page.next_offset, PAGE_WINDOW) as handle:
+        later = read_page(handle, offset=page.next_offset, size=size, first_line=4, count=2)
     assert [entry.number for entry in later.lines] == [4, 5]
+    last = size - len(line)
+    with storage.open_range("job/Observation.ndjson", last, PAGE_WINDOW) as handle:
+        end = read_page(handle, offset=last, size=size, first_line=5000, count=50)
+    assert [entry.number for entry in end.lines] == [5000]
+    assert end.next_offset is None
+
+
+def test_local_range_reader_stops_at_its_length(tmp_path):
+    storage = LocalStorage(tmp_path)
+    with storage.open_writer("job/a.ndjson") as writer:
+        writer.write(b"0123456789")
+    with storage.open_range("job/a.ndjson", 3, 4) as handle:
+        assert handle.read() == b"3456"
+    with storage.open_range("job/a.ndjson", 20, 4) as handle:
+        assert handle.read() == b""
+
+
+@pytest.mark.django_db
+def test_s3_preview_fetches_only_the_page_from_a_middle_offset(console_client, s3, patient_reader):
+    """A 6 MB object previewed from its middle: one ranged GET of one page's bytes."""
+    line = b'{"resourceType":"Patient","id":"p%05d","note":"' + b"y" * 2000 + b'"}\n'
+    body = b"".join(line % n for n in range(3000))
+    job = ExportJob.objects.create(
+        client=patient_reader, level="system", request_url="x", transaction_time=timezone.now()
+    )
+    key = f"{job.uuid}/Patient-1.ndjson"
+    s3.server.client().put_object(Bucket=s3.name, Key=key, Body=body)
+    file = ExportFile.objects.create(
+        job=job,
+        kind=ExportFile.Kind.OUTPUT,
+        resource_type="Patient",
+        storage_key=key,
+        resource_count=3000,
+        size_bytes=len(body),
+    )
+    fetched: list[dict] = []
+
+    def record(parsed: dict, **_: object) -> None:
+        fetched.append(parsed)
+
+    events = get_storage().client.meta.events
+    events.register("after-call.s3.GetObject", record)
+    middle = 1500 * len(line % 0)
+    page = console_client("operator").get(
+        f"/files/{file.uuid}/", {"offset": middle, "line": 1501, "n": 3}
+    )
+    events.unregister("after-call.s3.GetObject", record)
+    text = page.content.decode()
+    assert "p01500" in text and "p01502" in text and "p01503" not in text
+    assert "p01499" not in text
+    assert len(fetched) == 1
+    assert fetched[0]["ContentRange"] == f"bytes {middle}-{middle + PAGE_WINDOW - 1}/{len(body)}"
+    assert fetched[0]["ContentLength"] == PAGE_WINDOW < len(body) // 4
 
 
 @pytest.mark.django_db(transaction=True)
