@@ -222,6 +222,14 @@ def test_each_role_gets_exactly_what_it_may(role, url_of, console_client, api_as
     assert expectation_failures(call, role, url_of) == []
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_no_console_role_reaches_the_django_admin(role, console_client) -> None:
+    """Operators are not staff: the admin site sends every one of them to its login."""
+    response = console_client(role).get("/admin/accounts/backendclient/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
 def test_anonymous_visitors_get_login_or_401(url_of) -> None:
     browser = Client()
     for route, (get_roles, post_roles) in matrix_routes():
