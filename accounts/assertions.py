@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 from django.db import IntegrityError, transaction
 
+from accounts.audit import storable
 from accounts.jwks import JwksError, KeyExpired, verification_key
 from accounts.models import BackendClient, UsedAssertion
 from accounts.oauth import UNAUTHORIZED_CLIENT, OAuthError, invalid_client
@@ -21,17 +22,22 @@ from bulkops.fhir.smart import SIGNING_ALGORITHMS
 CLOCK_SKEW = 60  # seconds either way (spec §7.5 step 7)
 MAX_LIFETIME = 300  # an assertion's exp may be at most this far ahead
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "jti"]
+# An RS384/ES384 assertion is under 1 KiB; anything far longer is refused unparsed.
+MAX_ASSERTION_CHARS = 8 * 1024
 
 
 def claimed_issuer(assertion: str) -> str:
     """The assertion's unverified `iss`, to name the caller in the audit trail and to
     rate-limit by client before anything is verified; "" if there is none."""
+    if len(assertion) > MAX_ASSERTION_CHARS:
+        return ""
     try:
         claims = jwt.decode(assertion, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         return ""
     issuer = claims.get("iss")
-    return issuer if isinstance(issuer, str) else ""
+    # As the audit trail stores it, so rate-limit counts find the rows it wrote.
+    return storable(issuer) if isinstance(issuer, str) else ""
 
 
 def authenticate_client(
@@ -63,6 +69,11 @@ def authenticate_client(
 
 def _parse(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and unverified claims of a well-formed RS384/ES384 JWT (step 2)."""
+    if len(assertion) > MAX_ASSERTION_CHARS:
+        raise invalid_client(
+            "oversized_assertion",
+            f"The client_assertion is longer than {MAX_ASSERTION_CHARS} characters.",
+        )
     try:
         header = jwt.get_unverified_header(assertion)
         claims = jwt.decode(assertion, options={"verify_signature": False})
@@ -88,7 +99,8 @@ def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendCli
         raise invalid_client("sub_not_iss", "The assertion's sub must equal its iss.")
     if client_id is not None and client_id != issuer:
         raise invalid_client("client_id_mismatch", "client_id does not match the assertion.")
-    client = BackendClient.objects.filter(client_id=issuer).first()
+    # A NUL cannot be in a client_id, and PostgreSQL refuses it even in a query.
+    client = None if "\x00" in issuer else BackendClient.objects.filter(client_id=issuer).first()
     if client is None:
         raise invalid_client("unknown_client", "No client is registered with this iss.")
     return client
@@ -128,7 +140,10 @@ def _instant(claims: dict[str, Any], name: str) -> datetime | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_client(f"bad_{name}", f"{name} must be a number of seconds since 1970.")
-    return datetime.fromtimestamp(value, UTC)
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):  # NaN, ±inf, before year 1 or after 9999
+        raise invalid_client(f"bad_{name}", f"{name} is not a time bulkops can read.") from None
 
 
 def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
@@ -149,8 +164,10 @@ def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
 
 def _spend_jti(client: BackendClient, jti: Any, exp: datetime, now: datetime) -> None:
     """Remember `jti` until the assertion could no longer be accepted (step 8)."""
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
-        raise invalid_client("bad_jti", "jti must be a non-empty string of at most 255 chars.")
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
+        raise invalid_client(
+            "bad_jti", "jti must be a non-empty string of at most 255 chars, without NUL."
+        )
     UsedAssertion.objects.filter(expires_at__lte=now).delete()
     try:
         with transaction.atomic():

@@ -28,13 +28,26 @@ def record_event(
 ) -> AuditEvent:
     return AuditEvent.objects.create(
         actor_type=actor_type,
-        actor=actor[:255],
+        actor=storable(actor)[:255],
         action=action,
         outcome=outcome,
-        reason=reason[:255],
+        reason=storable(reason)[:255],
         ip_address=client_ip(request),
-        details=details or {},
+        details=storable(details or {}),
     )
+
+
+def storable(value: Any) -> Any:
+    """`value` with every NUL character replaced by U+FFFD. Callers record what callers
+    sent (an unverified iss, a requested scope); PostgreSQL refuses NUL in text and in
+    jsonb, which would turn a refused request into a 500 and lose its audit line."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def record_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:

@@ -65,7 +65,8 @@ def client_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status in BackendClient.Status.values:
         clients = clients.filter(status=status)
-    if query := request.GET.get("q", "").strip():
+    # NUL cannot be in a name or client_id, and PostgreSQL refuses it in a query.
+    if query := request.GET.get("q", "").replace("\x00", "").strip():
         clients = clients.filter(Q(name__icontains=query) | Q(client_id__icontains=query))
     table = sorted_page(
         request, clients, sorts=CLIENT_SORTS, default="name", per_page=CLIENTS_PER_PAGE

@@ -8,11 +8,8 @@ ES384 with EC P-384; anything else in a set is listed as ignored and never used.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,9 +20,11 @@ from django.conf import settings
 
 from accounts.key_expiry import expiry_problem, issuer_expiry
 from accounts.models import BackendClient, CachedJwks, ClientKey
+from bulkops.outbound import FetchError, fetch
 
 FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
-MAX_JWKS_BYTES = 64 * 1024
+MAX_JWKS_BYTES = 64 * 1024  # pasted or fetched: a real set is a few kilobytes
+MAX_JWKS_KEYS = 20  # every key is parsed to check it; a client rotates a handful
 MAX_CACHE_SECONDS = 24 * 3600  # even a generous max-age cannot hide a rotation for long
 MIN_RSA_BITS = 2048
 KEY_ALGORITHMS = {"RSA": "RS384", "EC": "ES384"}
@@ -62,6 +61,12 @@ def validate_jwks(data: Any) -> list[KeyInfo]:
     material, or has no key usable for RS384/ES384."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list) or not data["keys"]:
         raise JwksError('A JWK Set is a JSON object with a non-empty "keys" array.')
+    if len(data["keys"]) > MAX_JWKS_KEYS:
+        raise JwksError(
+            f"The JWK Set has {len(data['keys'])} keys; at most {MAX_JWKS_KEYS} are accepted."
+        )
+    if len(json.dumps(data)) > MAX_JWKS_BYTES:
+        raise JwksError(f"The JWK Set is larger than {MAX_JWKS_BYTES} bytes.")
     infos = [_inspect(key) for key in data["keys"]]
     kids = [info.kid for info in infos]
     if len(set(kids)) != len(kids):
@@ -135,16 +140,6 @@ def check_jwks_uri(url: str) -> None:
         )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect could leave https or the registered host: refuse to follow it."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def cache_seconds(cache_control: str) -> int:
     """How long a response may be reused: its `max-age`, none with `no-store` or
     `no-cache`, and none when the server says nothing (spec §7.2: never longer)."""
@@ -156,23 +151,23 @@ def cache_seconds(cache_control: str) -> int:
 
 
 def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
-    """GET the JWK Set at `url`: the parsed set and its cache lifetime in seconds."""
+    """GET the JWK Set at `url`: the parsed set and its cache lifetime in seconds.
+
+    Through `bulkops.outbound`: public addresses only, no redirects, a size cap and
+    one deadline for the whole response."""
     check_jwks_uri(url)
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
-        with _opener.open(request, timeout=FETCH_TIMEOUT) as response:
-            body = response.read(MAX_JWKS_BYTES + 1)
-            cache_control = response.headers.get("Cache-Control", "")
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        fetched = fetch(
+            url, accept="application/json", max_bytes=MAX_JWKS_BYTES, timeout=FETCH_TIMEOUT
+        )
+    except FetchError as exc:
         raise JwksError(f"Could not fetch the JWKS URL {url}: {exc}.") from None
-    if len(body) > MAX_JWKS_BYTES:
-        raise JwksError(f"The JWK Set at {url} is larger than {MAX_JWKS_BYTES} bytes.")
     try:
-        data = json.loads(body)
+        data = json.loads(fetched.body)
     except (ValueError, UnicodeDecodeError):
         raise JwksError(f"The JWKS URL {url} did not return JSON.") from None
     validate_jwks(data)
-    return data, cache_seconds(cache_control)
+    return data, cache_seconds(fetched.headers.get("Cache-Control", ""))
 
 
 def remember_jwks(client: BackendClient, jwks: dict[str, Any], seconds: int, now: datetime) -> None:

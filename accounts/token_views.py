@@ -10,7 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -29,7 +30,7 @@ from accounts.services import issue_access_token, refuse_token_request
 from accounts.throttle import check_token_rate
 from bulkops.fhir.scopes import grant_scopes
 from bulkops.fhir.smart import smart_configuration as smart_document
-from exports.fhir_http import absolute_url
+from exports.fhir_http import absolute_url, oversized_text
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,19 @@ class TokenRequest:
     assertion: str
     scope: str
     client_id: str | None
+
+
+def request_form(request: HttpRequest) -> QueryDict | dict[str, str]:
+    """The POSTed form, or OAuthError when the body is over Django's DATA_UPLOAD_* limits
+    (BULKOPS_MAX_BODY_BYTES): such a request is refused before it is read."""
+    if request.method != "POST":
+        return {}
+    try:
+        return request.POST
+    except (RequestDataTooBig, TooManyFieldsSent):
+        raise OAuthError(
+            INVALID_REQUEST, oversized_text(), "oversized_request", status=413
+        ) from None
 
 
 def parse_token_request(request: HttpRequest) -> TokenRequest:
@@ -98,9 +112,11 @@ def oauth_json(
 def token(request: HttpRequest) -> HttpResponse:
     """POST /auth/token: a signed assertion in, a short-lived bearer token out."""
     now = timezone.now()
-    form = request.POST if request.method == "POST" else {}
-    claimed = claimed_issuer(form.get("client_assertion", ""))
+    claimed = scope = ""
     try:
+        form = request_form(request)
+        claimed = claimed_issuer(form.get("client_assertion", ""))
+        scope = form.get("scope", "")
         check_token_rate(claimed_client_id=claimed, address=client_ip(request), now=now)
         parsed = parse_token_request(request)
         client = authenticate_client(
@@ -119,9 +135,7 @@ def token(request: HttpRequest) -> HttpResponse:
             )
         issued = issue_access_token(client=client, scopes=scopes, now=now, request=request)
     except OAuthError as error:
-        refuse_token_request(
-            claimed_client_id=claimed, error=error, request=request, scope=form.get("scope", "")
-        )
+        refuse_token_request(claimed_client_id=claimed, error=error, request=request, scope=scope)
         logger.info(
             "token request refused",
             extra={"client_id": claimed, "status": error.status, "reason": error.reason},

@@ -1,5 +1,6 @@
 from django.urls import include, path
 
+import accounts.api_urls  # noqa: F401 - registers the cid path converter
 from accounts import api_token_views, client_views, views
 
 app_name = "console"
@@ -20,22 +21,22 @@ urlpatterns = [
     path("clients/new/", client_views.client_register, name="client-register"),
     path("clients/check-keys/", client_views.client_keys_check, name="client-keys-check"),
     path("clients/scope-preview/", client_views.client_scope_preview, name="client-scope-preview"),
-    path("clients/<str:client_id>/", client_views.client_detail, name="client-detail"),
-    path("clients/<str:client_id>/edit/", client_views.client_edit, name="client-edit"),
-    path("clients/<str:client_id>/keys/", client_views.client_key_add, name="client-key-add"),
+    path("clients/<cid:client_id>/", client_views.client_detail, name="client-detail"),
+    path("clients/<cid:client_id>/edit/", client_views.client_edit, name="client-edit"),
+    path("clients/<cid:client_id>/keys/", client_views.client_key_add, name="client-key-add"),
     path(
-        "clients/<str:client_id>/keys/retire/",
+        "clients/<cid:client_id>/keys/retire/",
         client_views.client_key_retire,
         name="client-key-retire",
     ),
     path(
-        "clients/<str:client_id>/disable/",
+        "clients/<cid:client_id>/disable/",
         client_views.client_set_status,
         {"action": "disable"},
         name="client-disable",
     ),
     path(
-        "clients/<str:client_id>/enable/",
+        "clients/<cid:client_id>/enable/",
         client_views.client_set_status,
         {"action": "enable"},
         name="client-enable",

@@ -17,10 +17,20 @@ def _context(record: logging.LogRecord) -> dict[str, object]:
     return {key: getattr(record, key) for key in CONTEXT_KEYS if hasattr(record, key)}
 
 
+def _text_value(value: object) -> str:
+    """A context value as one token: quoted and escaped (JSON string syntax) when it has
+    spaces, quotes or control characters. A client_id can be a caller's unverified iss,
+    and a newline in it must not forge a log line of its own."""
+    text = str(value)
+    if text and text.isprintable() and not any(c in text for c in ' "='):
+        return text
+    return json.dumps(text)
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-        context = " ".join(f"{key}={value}" for key, value in _context(record).items())
+        context = " ".join(f"{key}={_text_value(value)}" for key, value in _context(record).items())
         line = f"{stamp[:-3]}Z {record.levelname} {record.name}: {record.getMessage()}"
         if context:
             line = f"{line} {context}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from bulkops.env import (
@@ -30,10 +31,6 @@ BULKOPS_ENCRYPTION_KEYS = [k for k in (env_secret("BULKOPS_ENCRYPTION_KEYS") or 
 DEBUG = env_bool("BULKOPS_DEBUG", False)
 ALLOWED_HOSTS = env_str("BULKOPS_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("BULKOPS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-if env_bool("BULKOPS_BEHIND_TLS_PROXY", False):
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -149,10 +147,42 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not _STATIC_COLLECTED
 
-SESSION_COOKIE_HTTPONLY = True
-CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
+# Security headers and cookies (docs/security.md). BULKOPS_TLS=true when people and
+# clients reach bulkops over https (BULKOPS_BEHIND_TLS_PROXY implies it): cookies are
+# then Secure, plain http is redirected (but /healthz, for load balancers) and HSTS is
+# sent. Both cookies are HttpOnly: htmx sends the CSRF token from the page's hx-headers.
+BULKOPS_BEHIND_TLS_PROXY = env_bool("BULKOPS_BEHIND_TLS_PROXY", False)
+if BULKOPS_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+BULKOPS_TLS = env_bool("BULKOPS_TLS", False) or BULKOPS_BEHIND_TLS_PROXY
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT = BULKOPS_TLS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("BULKOPS_HSTS_SECONDS", 365 * 24 * 3600) if BULKOPS_TLS else 0
+SESSION_COOKIE_HTTPONLY = CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline script anywhere: htmx and Swagger UI load from our static files. Inline
+# style attributes stay allowed (the progress bars' widths); <style> elements do not.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Request bodies (form fields, JSON, a POST $export Parameters body) above this many
+# bytes are refused before they are read; uploaded files have their own limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("BULKOPS_MAX_BODY_BYTES", 2_621_440, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 
 # Public base URL used to build absolute links (status URLs, token endpoint). Empty means
 # "derive from the request", which is right behind a proxy that sets Host correctly.
@@ -162,6 +192,9 @@ BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
 # (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).
 BULKOPS_ACCESS_TOKEN_LIFETIME = env_int("BULKOPS_ACCESS_TOKEN_LIFETIME", 300, minimum=1)
 BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
+# Server-side fetches (jwks_uri) refuse loopback, private, link-local and other
+# non-public addresses (SSRF guard, bulkops/outbound.py) unless this says otherwise.
+BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
 # Client keys: rotate within this many days of adding one (0: no such policy); the
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)

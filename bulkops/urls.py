@@ -1,6 +1,8 @@
+from csp.constants import SELF, UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from accounts import token_views
 from accounts.api_urls import urlpatterns as accounts_api
@@ -19,7 +21,15 @@ urlpatterns = [
     path("fhir/", include("exports.fhir_urls")),
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script
+    # (CSP). Swagger UI does add <style> elements, so this page alone allows those.
+    path(
+        "api/docs/",
+        csp_update({"style-src": [SELF, UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     re_path(r"^api/", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

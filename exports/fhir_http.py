@@ -9,10 +9,11 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from bulkops.fhir.outcome import FhirError
+from bulkops.fhir.outcome import TOO_LONG, FhirError
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +41,34 @@ def fhir_json(
 
 def fhir_endpoint(view: View) -> View:
     """Mark a FHIR API view: no CSRF (bearer-token API), and a raised `FhirError`
-    becomes an OperationOutcome with its status and headers."""
+    becomes an OperationOutcome with its status and headers, as does a request body or
+    query string over Django's DATA_UPLOAD_* limits (BULKOPS_MAX_BODY_BYTES)."""
 
     @csrf_exempt
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
-        except FhirError as error:
-            logger.info(
-                "fhir request refused", extra={"path": request.path, "status": error.status}
-            )
-            return fhir_json(error.outcome(), status=error.status, headers=error.headers)
+        except (RequestDataTooBig, TooManyFieldsSent):
+            error = oversized_request()
+        except FhirError as raised:
+            error = raised
+        logger.info("fhir request refused", extra={"path": request.path, "status": error.status})
+        return fhir_json(error.outcome(), status=error.status, headers=error.headers)
 
     return wrapped
+
+
+def oversized_text() -> str:
+    """What to tell a client whose request passed Django's DATA_UPLOAD_* limits."""
+    return (
+        f"The request is too large: at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes of "
+        f"body and {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} parameters are accepted."
+    )
+
+
+def oversized_request() -> FhirError:
+    return FhirError(413, oversized_text(), code=TOO_LONG)
 
 
 def absolute_url(request: HttpRequest, path: str) -> str:

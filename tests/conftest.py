@@ -144,8 +144,10 @@ def jwks_server_session() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def jwks_server(jwks_server_session: JwksServer, settings: Any) -> JwksServer:
-    """The local JWKS server, emptied, with plain-http jwks_uri allowed for this test."""
+    """The local JWKS server, emptied. It listens on 127.0.0.1 over plain http, so this
+    test opts in to both: http jwks_uri and fetches from a loopback address."""
     settings.BULKOPS_ALLOW_HTTP_JWKS = True
+    settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
     jwks_server_session.reset()
     return jwks_server_session
 

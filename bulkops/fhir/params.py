@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from bulkops.fhir.outcome import NOT_SUPPORTED, FhirError
@@ -111,7 +111,11 @@ def parse_instant(value: str, *, now: datetime, name: str = "_since") -> datetim
             f"{name} must be a FHIR instant with a time zone, e.g. 2024-01-31T12:00:00Z; "
             f"got {value!r}.",
         )
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(":60", ":59"))
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace(":60", ":59"))
+        parsed.astimezone(UTC)  # what the database stores; year 1 at +14:00 is year 0
+    except (ValueError, OverflowError):  # 2020-02-30, year 0000, or off the calendar
+        raise FhirError(400, f"{name} {value!r} is not a date and time that exists.") from None
     if parsed > now:
         raise FhirError(400, f"{name} {value!r} is in the future.")
     return parsed

@@ -58,6 +58,14 @@ def test_since_that_is_not_an_instant_is_refused(value):
     assert "FHIR instant" in refused([("_since", value)]).diagnostics
 
 
+@pytest.mark.parametrize(
+    "value", ["2020-02-30T00:00:00Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"]
+)
+def test_since_on_a_day_that_does_not_exist_is_400_not_a_crash(value):
+    """Found by fuzzing: these match the instant pattern, then broke datetime (a 500)."""
+    assert "not a date and time that exists" in refused([("_since", value)]).diagnostics
+
+
 def test_since_in_the_future_is_refused():
     assert "future" in refused([("_since", "2030-01-01T00:00:00Z")]).diagnostics
 
