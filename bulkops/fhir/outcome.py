@@ -21,6 +21,7 @@ THROTTLED = "throttled"
 PROCESSING = "processing"
 EXCEPTION = "exception"
 INFORMATIONAL = "informational"
+TRANSIENT = "transient"
 
 
 @dataclass(frozen=True)
