@@ -110,6 +110,12 @@ class Deployment:
 
     # --- processes ----------------------------------------------------------------------
 
+    def start(self, concurrency: int = 1) -> subprocess.Popen:
+        """Web, beat and one worker, as `make run` starts them; the worker."""
+        self.start_web()
+        self.start_beat()
+        return self.start_worker(concurrency)
+
     def start_web(self) -> str:
         self.base_url = self.stack.enter_context(web_server(self.env, workers=2))
         return self.base_url

@@ -72,9 +72,7 @@ def test_requests_during_an_outage_get_503_in_their_own_format(deployment):
 
 
 def test_export_running_through_an_outage_retries_and_completes(deployment):
-    deployment.start_web()
-    deployment.start_beat()
-    deployment.start_worker()
+    deployment.start()
     client = deployment.client()
     status_url = client.kick_off("/Patient/$export", [])
     deployment.wait_for(

@@ -71,9 +71,8 @@ def test_fifty_clients_each_complete_an_export_cycle(deployment, tmp_path):
     registered = manage(deployment.env, "shell", "-c", REGISTER, timeout=300)
     assert registered.returncode == 0, registered.stderr
     clients = json.loads(registered.stdout.strip().splitlines()[-1])
-    base = deployment.start_web()
-    deployment.start_beat()
-    deployment.start_worker(concurrency=WORKER_CONCURRENCY)
+    deployment.start(concurrency=WORKER_CONCURRENCY)
+    base = deployment.base_url
 
     def cycle(index: int) -> tuple[int, int]:
         client_id, key = clients[index]

@@ -27,9 +27,7 @@ def test_web_restart_loses_no_export(deployment):
 
 
 def test_broker_outage_that_loses_every_queued_message_loses_no_export(deployment, redis):
-    deployment.start_web()
-    deployment.start_beat()
-    deployment.start_worker()
+    deployment.start()
     client = deployment.client()
     before = client.kick_off("/Patient/$export", [])
     redis.kill()  # no persistence: every queued task is gone

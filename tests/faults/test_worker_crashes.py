@@ -27,9 +27,7 @@ def _manifest_files(manifest):
 
 
 def test_export_whose_worker_was_killed_matches_an_undisturbed_run(deployment, tmp_path):
-    deployment.start_web()
-    deployment.start_beat()
-    first = deployment.start_worker()
+    first = deployment.start()
     client = deployment.client()
     undisturbed = client.kick_off("/Patient/$export", [])
     reference = ids_by_type(client, client.wait(undisturbed, print, 120), tmp_path / "ref")
@@ -51,9 +49,7 @@ def test_export_whose_worker_was_killed_matches_an_undisturbed_run(deployment, t
 
 
 def test_cancelled_export_stays_cancelled_when_its_worker_dies(deployment):
-    deployment.start_web()
-    deployment.start_beat()
-    worker = deployment.start_worker()
+    worker = deployment.start()
     client = deployment.client()
     status_url = client.kick_off("/Patient/$export", [])
     deployment.wait_for(status_url, **running_with_output)
@@ -70,9 +66,7 @@ def test_cancelled_export_stays_cancelled_when_its_worker_dies(deployment):
 
 def test_export_fails_with_a_reason_when_its_work_keeps_losing_workers(tmp_path, redis):
     for deployment in deploy(tmp_path, redis, patients=10, BULKOPS_PARTITION_MAX_ATTEMPTS="1"):
-        deployment.start_web()
-        deployment.start_beat()
-        worker = deployment.start_worker()
+        worker = deployment.start()
         client = deployment.client()
         status_url = client.kick_off("/Patient/$export", [])
         deployment.wait_for(status_url, **running_with_output)
