@@ -140,7 +140,7 @@ class Deployment:
 
         Partitions of a small store take milliseconds, so the worker is frozen (SIGSTOP)
         and the database asked before the kill; if no partition is running at that
-        instant, it is thawed and tried again a moment later.
+        instant (not planned yet, or between two partitions), it is thawed and asked again.
         """
         job = uuid.UUID(status_url.rsplit("/", 1)[1])
         deadline = time.monotonic() + 60
@@ -150,7 +150,7 @@ class Deployment:
                 self.kill_worker(worker)
                 return
             os.killpg(worker.pid, signal.SIGCONT)
-            time.sleep(0.01)
+            time.sleep(0.002)
         raise AssertionError("the worker never held a running partition of the job")
 
     def running_partitions(self, job: uuid.UUID) -> int:

@@ -33,7 +33,6 @@ def test_export_whose_worker_was_killed_matches_an_undisturbed_run(deployment, t
     reference = ids_by_type(client, client.wait(undisturbed, print, 120), tmp_path / "ref")
 
     status_url = client.kick_off("/Patient/$export", [])
-    deployment.wait_for(status_url, **running_with_output)
     deployment.kill_worker_mid_partition(first, status_url)
     assert deployment.status(status_url)[0] == 202, "the export ended before the kill"
     deployment.start_worker()
@@ -69,7 +68,6 @@ def test_export_fails_with_a_reason_when_its_work_keeps_losing_workers(tmp_path,
         worker = deployment.start()
         client = deployment.client()
         status_url = client.kick_off("/Patient/$export", [])
-        deployment.wait_for(status_url, **running_with_output)
         deployment.kill_worker_mid_partition(worker, status_url)
         deployment.start_worker()
 
