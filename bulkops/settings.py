@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "bulkops.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "bulkops.urls"
@@ -290,10 +291,17 @@ BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
 BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)
-BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=10)
+BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=5)
+# A partition started this many times without finishing fails its job (exports.recovery).
+BULKOPS_PARTITION_MAX_ATTEMPTS = env_int("BULKOPS_PARTITION_MAX_ATTEMPTS", 3, minimum=1)
+BULKOPS_REAPER_INTERVAL = env_int("BULKOPS_REAPER_INTERVAL", 60, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
+    "reap-stalled-exports": {
+        "task": "exports.tasks.reap_stalled_exports_task",
+        "schedule": float(BULKOPS_REAPER_INTERVAL),
+    },
 }
 
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's

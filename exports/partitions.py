@@ -35,6 +35,7 @@ from exports.models import (
     Resource,
 )
 from exports.ndjson_files import RotatingNdjsonWriter, WrittenFile
+from exports.orphans import sweep_orphans
 from exports.storage import get_storage
 
 logger = logging.getLogger(__name__)
@@ -351,6 +352,7 @@ def finalize_export(job_id: int) -> None:
             expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
         )
     if updated:
+        sweep_orphans(job)
         job.refresh_from_db()
         record_event(
             actor_type=AuditEvent.ActorType.SYSTEM,

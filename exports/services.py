@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
@@ -45,8 +46,6 @@ def start_export(
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
     kick-offs cannot both take the last slot.
     """
-    from exports.tasks import plan_export_task  # tasks import this module: import late
-
     client_id = client.client_id if client is not None else ""
     if client is None and operator is None:
         raise ValueError("An export is started by a client or by an operator.")
@@ -87,9 +86,20 @@ def start_export(
                 "warnings": job.warnings,
             },
         )
-        transaction.on_commit(lambda: plan_export_task.delay(job_id=job.pk))
+        transaction.on_commit(lambda: queue_planning(job.pk))
     logger.info("export accepted", extra={"job": job.uuid, "client_id": client_id})
     return job
+
+
+def queue_planning(job_id: int) -> None:
+    """Queue the job's planning. With the broker down the job is still accepted: it is
+    recorded, and the reaper (exports.recovery) queues it once the broker is back."""
+    from exports.tasks import plan_export_task  # tasks import this module: import late
+
+    try:
+        plan_export_task.delay(job_id=job_id)
+    except KombuOperationalError:
+        logger.warning("broker unavailable: planning left to the reaper", extra={"job": job_id})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from exports.models import ExportPartition
-from exports.partitions import fail_export, plan_export, run_partition
+from exports.partitions import fail_export, finalize_export, plan_export, run_partition
+from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 
 
@@ -51,6 +52,16 @@ def plan_export_task(self: Task, job_id: int) -> None:
 @shared_task(**RETRYING)
 def run_partition_task(self: Task, partition_id: int) -> None:
     run_partition(partition_id=partition_id, worker=self.request.hostname or "worker")
+
+
+@shared_task(**RETRYING)
+def finalize_export_task(self: Task, job_id: int) -> None:
+    finalize_export(job_id)
+
+
+@shared_task
+def reap_stalled_exports_task() -> dict[str, int]:
+    return reap_stalled_exports(timezone.now()).__dict__
 
 
 @shared_task

@@ -22,6 +22,7 @@ TOO_LONG = "too-long"
 PROCESSING = "processing"
 EXCEPTION = "exception"
 INFORMATIONAL = "informational"
+TRANSIENT = "transient"
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ cleanup never know which one is configured.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -48,6 +49,10 @@ class ExportStorage(Protocol):
     def delete(self, key: str) -> None: ...
 
     def delete_prefix(self, prefix: str) -> None: ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under `prefix/`, including leftovers of interrupted writes."""
+        ...
 
     def signed_url(self, key: str, *, now: datetime, not_after: datetime | None) -> SignedUrl:
         """Only for backends with requires_access_token False."""

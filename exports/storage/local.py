@@ -66,6 +66,12 @@ class LocalStorage:
     def delete_prefix(self, prefix: str) -> None:
         shutil.rmtree(self._path(prefix), ignore_errors=True)
 
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        folder = self._path(prefix.rstrip("/"))
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else ():
+            if path.is_file():
+                yield path.relative_to(self.root).as_posix()
+
     def signed_url(self, key: str, *, now: datetime, not_after: datetime | None) -> SignedUrl:
         raise NotImplementedError("local files are served by the app to token holders")
 

@@ -118,6 +118,17 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix/`. Uploads a killed worker never completed are not objects;
+        the bucket's AbortIncompleteMultipartUpload lifecycle rule removes them."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.object_key(prefix.rstrip("/") + "/")
+        )
+        root = self.object_key("")
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"].removeprefix(root)
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under `prefix/` (one job's folder) and nothing else."""
         pages = self.client.get_paginator("list_objects_v2").paginate(

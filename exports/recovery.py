@@ -1,0 +1,83 @@
+"""Finding exports whose worker went away, and finishing or failing them.
+
+bulkops does not count on the broker to redeliver a task whose worker died: Redis does
+so only after its visibility timeout, and the embedded filesystem broker never does. A
+running partition renews its lease at every chunk (exports.partitions.record_chunk); a
+periodic reaper (Celery beat, BULKOPS_REAPER_INTERVAL) re-queues work whose lease ran
+out, and fails the job with a readable reason once a partition has been started
+BULKOPS_PARTITION_MAX_ATTEMPTS times without finishing. Re-queued work is idempotent:
+claiming decides who runs a partition, and its files have deterministic names.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+
+from exports.models import ExportJob, ExportPartition
+from exports.partitions import fail_export
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReapReport:
+    replanned: int = 0
+    requeued: int = 0
+    refinalized: int = 0
+    failed: int = 0
+
+
+def reap_stalled_exports(now: datetime) -> ReapReport:
+    from exports.tasks import finalize_export_task, plan_export_task, run_partition_task
+
+    lease = timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
+    report = ReapReport()
+    live = ExportJob.objects.filter(deleted_at__isnull=True)
+
+    for job_id in live.filter(
+        status=ExportJob.Status.ACCEPTED, created_at__lt=now - lease
+    ).values_list("pk", flat=True):
+        plan_export_task.delay(job_id=job_id)
+        report.replanned += 1
+
+    running = ExportPartition.objects.filter(
+        job__status=ExportJob.Status.RUNNING, job__deleted_at__isnull=True
+    )
+    # A pending partition gets a deadline the first time the reaper sees it; if it is
+    # still pending after that, its queued message was lost.
+    running.filter(status=ExportPartition.Status.PENDING, lease_until__isnull=True).update(
+        lease_until=now + lease
+    )
+    stalled = running.filter(
+        Q(status=ExportPartition.Status.PENDING) | Q(status=ExportPartition.Status.RUNNING),
+        lease_until__lt=now,
+    )
+    for partition in stalled.select_related("job"):
+        if partition.attempts >= settings.BULKOPS_PARTITION_MAX_ATTEMPTS:
+            fail_export(
+                partition.job_id,
+                f"The {partition.resource_type} part of this export was started "
+                f"{partition.attempts} times and its worker stopped responding each time, "
+                "so the export was stopped. Check the workers' logs, then run it again.",
+            )
+            report.failed += 1
+            continue
+        if partition.status == ExportPartition.Status.PENDING:
+            ExportPartition.objects.filter(pk=partition.pk).update(lease_until=now + lease)
+        run_partition_task.delay(partition_id=partition.pk)
+        report.requeued += 1
+
+    for job_id in live.filter(
+        status=ExportJob.Status.FINALIZING, created_at__lt=now - lease
+    ).values_list("pk", flat=True):
+        finalize_export_task.delay(job_id=job_id)
+        report.refinalized += 1
+
+    if report != ReapReport():
+        logger.warning("stalled exports found", extra={"reaped": report.__dict__})
+    return report
