@@ -17,6 +17,7 @@ urlpatterns = [
         name="smart-configuration",
     ),
     path("fhir/", include("exports.fhir_urls")),
+    path("remotes/", include("remotes.check_urls")),
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
