@@ -6,7 +6,8 @@ IG in its CapabilityStatement, accepts kick-offs without Prefer or a token, poll
 Retry-After, sends a manifest without transactionTime or error[], a Patient file of
 Observations with a wrong count, serves that file without a token although
 requiresAccessToken is true, and has no DELETE. With `content_location=False` its
-kick-off gives no status URL.
+kick-off gives no status URL; with `presigned=True` its manifest says requiresAccessToken
+false and lists file URLs on another host name (localhost), like presigned URLs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ TOKEN = "stub-access-token-never-in-evidence"  # noqa: S105 - a value the tests 
 
 class BrokenRemote(ThreadingHTTPServer):
     content_location = True
+    presigned = False
     polls = 0
+    file_authorizations: list[str | None]
 
     @property
     def base_url(self) -> str:
@@ -71,12 +74,14 @@ class Handler(BaseHTTPRequestHandler):
             if self.server.polls == 1:
                 self._send(202)
             else:
+                files = base.replace("127.0.0.1", "localhost") if self.server.presigned else base
                 self._send(200, {
                     "request": f"{base}/Patient/$export?_type=Patient",
-                    "requiresAccessToken": True,
-                    "output": [{"type": "Patient", "url": f"{base}/files/1.ndjson", "count": 3}],
+                    "requiresAccessToken": not self.server.presigned,
+                    "output": [{"type": "Patient", "url": f"{files}/files/1.ndjson", "count": 3}],
                 })  # fmt: skip
         elif path == "/fhir/files/1.ndjson":
+            self.server.file_authorizations.append(self.headers.get("Authorization"))
             lines = [json.dumps({"resourceType": "Observation", "id": str(n)}) for n in (1, 2)]
             self._send(200, ("\n".join(lines) + "\n").encode(), "application/fhir+ndjson")
         else:
@@ -92,9 +97,12 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def broken_remote(*, content_location: bool = True) -> Iterator[BrokenRemote]:
+def broken_remote(
+    *, content_location: bool = True, presigned: bool = False
+) -> Iterator[BrokenRemote]:
     server = BrokenRemote(("127.0.0.1", 0), Handler)
-    server.content_location = content_location
+    server.content_location, server.presigned = content_location, presigned
+    server.file_authorizations = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

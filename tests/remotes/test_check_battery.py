@@ -90,3 +90,13 @@ def test_a_kickoff_without_status_url_skips_what_depends_on_it():
     for name in ("status-polling", "manifest-fields", "ndjson-files", "delete"):
         assert results[name].status == "skip", name
         assert "the kick-off gave no status URL" in results[name].summary
+
+
+def test_files_on_another_host_never_get_our_token():
+    with broken_remote(presigned=True) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert results["requires-access-token"].status == "pass"
+    assert "without a token" in results["requires-access-token"].summary
+    assert results["ndjson-files"].exchanges[0]["url"].startswith("http://localhost:")
+    assert stub.file_authorizations == [None, None]  # the download and the no-token probe
