@@ -25,7 +25,7 @@ def check_list(request: HttpRequest, name: str) -> HttpResponse:
     if request.method == "POST":
         if not request.user.has_perm(perm(RUN_EXPORTS)):
             raise PermissionDenied
-        check = start_check(server, user=request.user, request=request)
+        check = start_check(server=server, user=request.user, request=request)
         return redirect("remote-checks:detail", name=server.name, check_id=check.pk)
     checks = server.checks.select_related("requested_by")[:50]
     return render(request, "remotes/checks/list.html", {"server": server, "checks": checks})
@@ -37,7 +37,7 @@ def check_self(request: HttpRequest) -> HttpResponse:
     """Check this bulkops itself: its RemoteServer (created with a registered client on
     first use) gets a run like any other server."""
     server = self_server(request.build_absolute_uri("/fhir"), user=request.user, request=request)
-    check = start_check(server, user=request.user, request=request)
+    check = start_check(server=server, user=request.user, request=request)
     return redirect("remote-checks:detail", name=server.name, check_id=check.pk)
 
 

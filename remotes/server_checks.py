@@ -16,7 +16,7 @@ from remotes.models import RemoteServer, ServerCheck
 
 
 def start_check(
-    server: RemoteServer, *, user: AbstractBaseUser | None, request: HttpRequest | None = None
+    *, server: RemoteServer, user: AbstractBaseUser | None, request: HttpRequest | None = None
 ) -> ServerCheck:
     """Queue a run; the Celery worker picks it up once this transaction commits."""
     from remotes.tasks import run_server_check_task
@@ -34,10 +34,11 @@ def start_check(
     return check
 
 
-def run_check(check: ServerCheck) -> ServerCheck:
-    """Run the battery, saving each result as it arrives so pages can show progress."""
-    check.status, check.started_at = ServerCheck.Status.RUNNING, timezone.now()
-    check.save(update_fields=["status", "started_at"])
+def run_check(*, check: ServerCheck) -> ServerCheck:
+    """Run the battery, saving each result as it arrives so pages can show progress.
+    A rerun (a redelivered task) starts its results afresh."""
+    check.status, check.started_at, check.results = ServerCheck.Status.RUNNING, timezone.now(), []
+    check.save(update_fields=["status", "started_at", "results"])
 
     def save_result(result) -> None:
         check.results.append(result.as_json())

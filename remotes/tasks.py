@@ -10,4 +10,5 @@ from remotes.server_checks import run_check
 
 @shared_task
 def run_server_check_task(check_id: int) -> str:
-    return run_check(ServerCheck.objects.select_related("server").get(pk=check_id)).status
+    check = ServerCheck.objects.select_related("server").get(pk=check_id)
+    return run_check(check=check).status

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         server = RemoteServer.objects.filter(name=options["name"]).first()
         if server is None:
             raise CommandError(f"No remote server is named {options['name']!r}.")
-        check = run_check(ServerCheck.objects.create(server=server))
+        check = run_check(check=ServerCheck.objects.create(server=server))
         if check.error:
             raise CommandError(check.error)
         width = max(len(result["name"]) for result in check.results)
