@@ -79,12 +79,12 @@ def capability_statement(rec: Recorder, facts: Facts) -> str:
     if not isinstance(statement, dict) or statement.get("resourceType") != "CapabilityStatement":
         rec.fail("The metadata answer is not a CapabilityStatement.")
         return ""
-    instantiates = statement.get("instantiates") or []
     if not any(str(url).split("|")[0] == f"{BULK_IG}/CapabilityStatement/bulk-data"
-               for url in instantiates):  # fmt: skip
+               for url in _listed(statement, "instantiates")):  # fmt: skip
         rec.fail("instantiates does not name the Bulk Data CapabilityStatement.")
-    rest = (statement.get("rest") or [{}])[0]
-    resources = {r.get("type"): r for r in rest.get("resource", []) if isinstance(r, dict)}
+    rest = next(iter(_listed(statement, "rest")), None)
+    rest = rest if isinstance(rest, dict) else {}
+    resources = {r.get("type"): r for r in _listed(rest, "resource") if isinstance(r, dict)}
     declared = {
         "system": _operation(rest.get("operation"), OPERATIONS["system"]),
         "Patient": _operation(resources.get("Patient", {}).get("operation"), OPERATIONS["Patient"]),

@@ -27,10 +27,16 @@ def manifest_fields(rec: Recorder, facts: Facts) -> str:
         if not isinstance(manifest.get(kind), list):
             rec.fail(f"{kind}[] is missing.")
     for kind in ("output", "error", "deleted"):
-        for index, item in enumerate(manifest.get(kind) or []):
+        for index, item in enumerate(_items(manifest, kind)):
             _check_item(rec, f"{kind}[{index}]", item)
-    outputs = manifest.get("output") or []
-    return f"All required fields are there; {len(outputs)} output file(s) listed."
+    return (
+        f"All required fields are there; {len(_items(manifest, 'output'))} output file(s) listed."
+    )
+
+
+def _items(manifest: dict[str, Any], kind: str) -> list[Any]:
+    value = manifest.get(kind)
+    return value if isinstance(value, list) else []
 
 
 def _check_item(rec: Recorder, where: str, item: Any) -> None:
@@ -46,7 +52,7 @@ def _outputs(facts: Facts) -> list[dict[str, Any]]:
     manifest = facts.need("manifest")
     outputs = [
         item
-        for item in (manifest.get("output") or [])
+        for item in _items(manifest, "output")
         if isinstance(item, dict) and is_absolute(item.get("url"))
     ]
     if not outputs:

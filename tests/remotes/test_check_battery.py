@@ -100,3 +100,16 @@ def test_files_on_another_host_never_get_our_token():
     assert "without a token" in results["requires-access-token"].summary
     assert results["ndjson-files"].exchanges[0]["url"].startswith("http://localhost:")
     assert stub.file_authorizations == [None, None]  # the download and the no-token probe
+
+
+def test_an_unreachable_server_fails_its_checks_with_the_reason():
+    with broken_remote() as stub:
+        base_url = stub.base_url  # the port is closed once the stub has stopped
+
+    results = {r.name: r for r in run_battery(stub_target(base_url))}
+
+    assert results["smart-configuration"].status == "fail"
+    assert results["smart-configuration"].summary.startswith("The request failed:")
+    assert results["kickoff-without-token"].status == "fail"
+    assert results["token-request"].status == "skip"
+    assert results["delete"].status == "skip"
