@@ -19,6 +19,7 @@ urlpatterns = [
         name="smart-configuration",
     ),
     path("fhir/", include("exports.fhir_urls")),
+    path("remotes/", include("remotes.check_urls")),
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script

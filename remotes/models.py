@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.db import models
 
 from remotes import crypto
@@ -65,3 +66,46 @@ class RemoteServer(models.Model):
             group_id=self.default_group_id,
             verify_tls=self.verify_tls,
         )
+
+
+class ServerCheck(models.Model):
+    """One run of the conformance battery (remotes.checks) against a RemoteServer.
+
+    `results` holds one JSON object per check (name, group, status, summary, redacted
+    exchanges and excerpts), appended as the checks finish so the page shows them live.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PASS = "pass"  # noqa: S105 - a check outcome
+        WARN = "warn"
+        FAIL = "fail"
+        ERROR = "error"  # the battery itself could not run
+
+    server = models.ForeignKey(RemoteServer, on_delete=models.CASCADE, related_name="checks")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    results = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"check {self.pk} of {self.server}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("pass", "warn", "fail", "skip"), 0)
+        for result in self.results:
+            counts[result["status"]] += 1
+        return counts

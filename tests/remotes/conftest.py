@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.accounts.conftest import console_client  # noqa: F401 - for the check pages
+from tests.exports.conftest import store  # noqa: F401
 from tests.remotes.remote_server import RemoteBulkops, remote_bulkops
 
 

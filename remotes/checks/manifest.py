@@ -1,0 +1,152 @@
+"""Manifest and file checks (spec §2.3, §4; checklist 34–40, 45–47): the manifest's
+fields, every output file parsing as NDJSON of its declared type with the declared
+count, requiresAccessToken honoured, the Expires header."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
+
+MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
+MAX_PROBLEMS = 3  # per file, so one broken file does not flood the summary
+
+
+def manifest_fields(rec: Recorder, facts: Facts) -> str:
+    manifest = facts.need("manifest")
+    if not isinstance(manifest.get("transactionTime"), str):
+        rec.fail("transactionTime is missing.")
+    if not isinstance(manifest.get("request"), str):
+        rec.fail("request is missing.")
+    if not isinstance(manifest.get("requiresAccessToken"), bool):
+        rec.fail("requiresAccessToken is missing or not a boolean.")
+    for kind in ("output", "error"):
+        if not isinstance(manifest.get(kind), list):
+            rec.fail(f"{kind}[] is missing.")
+    for kind in ("output", "error", "deleted"):
+        for index, item in enumerate(_items(manifest, kind)):
+            _check_item(rec, f"{kind}[{index}]", item)
+    return (
+        f"All required fields are there; {len(_items(manifest, 'output'))} output file(s) listed."
+    )
+
+
+def _items(manifest: dict[str, Any], kind: str) -> list[Any]:
+    value = manifest.get(kind)
+    return value if isinstance(value, list) else []
+
+
+def _check_item(rec: Recorder, where: str, item: Any) -> None:
+    if not isinstance(item, dict) or not isinstance(item.get("type"), str):
+        rec.fail(f"{where} has no type.")
+    elif not is_absolute(item.get("url")):
+        rec.fail(f"{where} has no absolute url.")
+    elif "count" in item and not isinstance(item["count"], int | float):
+        rec.fail(f"{where} has a count that is not a number.")
+
+
+def _outputs(facts: Facts) -> list[dict[str, Any]]:
+    manifest = facts.need("manifest")
+    outputs = [
+        item
+        for item in _items(manifest, "output")
+        if isinstance(item, dict) and is_absolute(item.get("url"))
+    ]
+    if not outputs:
+        raise Skip("the manifest lists no downloadable output files.")
+    return outputs[:MAX_FILES]
+
+
+def _same_host(url: str, base_url: str) -> bool:
+    return urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(base_url).netloc
+
+
+def _file_headers(rec: Recorder, facts: Facts, url: str, *, token: bool) -> dict[str, str]:
+    """Our token goes only to the server's own host, never to presigned URLs elsewhere."""
+    headers = {"Accept": "application/fhir+ndjson"}
+    if token and _same_host(url, rec.target.base_url) and facts.access_token:
+        headers["Authorization"] = f"Bearer {facts.access_token}"
+    return headers
+
+
+def ndjson_files(rec: Recorder, facts: Facts) -> str:
+    requires_token = bool(facts.need("manifest").get("requiresAccessToken"))
+    for item in _outputs(facts):
+        headers = _file_headers(rec, facts, item["url"], token=requires_token)
+        result = rec.http("GET", item["url"], headers=headers)
+        if result.status != 200:
+            rec.fail(f"{item['type']} file download answered {result.status}.")
+            continue
+        if media_type(result.headers) != "application/fhir+ndjson":
+            rec.warn(f"{item['type']} file is served as {media_type(result.headers) or 'no type'}.")
+        lines = result.body.splitlines()
+        rec.excerpt(f"{item['type']} file, first line", lines[0][:400] if lines else b"")
+        facts.files.append({"type": item["type"], "count": item.get("count"), "lines": len(lines)})
+        problems = [
+            p
+            for p in (_line_problem(item["type"], n, line) for n, line in enumerate(lines, 1))
+            if p
+        ]
+        for problem in problems[:MAX_PROBLEMS]:
+            rec.fail(problem)
+    return f"{len(facts.files)} file(s) downloaded; every line is a resource of the file's type."
+
+
+def _line_problem(expected: str, number: int, line: bytes) -> str:
+    try:
+        resource = json.loads(line)
+    except ValueError:
+        return f"{expected} file line {number} is not JSON."
+    found = resource.get("resourceType") if isinstance(resource, dict) else None
+    if found != expected:
+        return f"{expected} file line {number} holds a {found or 'non-resource'}."
+    return ""
+
+
+def output_counts(rec: Recorder, facts: Facts) -> str:
+    files = facts.need("files")
+    for file in files:
+        if file["count"] is None:
+            rec.warn(f"The {file['type']} item has no count.")
+        elif file["count"] != file["lines"]:
+            rec.fail(
+                f"The {file['type']} item says count {file['count']}; "
+                f"the file has {file['lines']} lines."
+            )
+    return "Every count matches the lines in its file."
+
+
+def requires_access_token(rec: Recorder, facts: Facts) -> str:
+    requires_token = facts.need("manifest").get("requiresAccessToken")
+    url = _outputs(facts)[0]["url"]
+    result = rec.http("GET", url, headers=_file_headers(rec, facts, url, token=False))
+    if requires_token is True:
+        if result.status < 400:
+            rec.fail(
+                f"requiresAccessToken is true, yet a download without a token got {result.status}."
+            )
+        return (
+            "requiresAccessToken is true and a download without a token "
+            f"was refused ({result.status})."
+        )
+    if result.status != 200:
+        rec.fail(
+            f"requiresAccessToken is false, yet a download without a token got {result.status}."
+        )
+    return "requiresAccessToken is false and the files download without a token (none was sent)."
+
+
+def expires_header(rec: Recorder, facts: Facts) -> str:
+    facts.need("manifest")
+    expires = header(facts.completion_headers, "Expires")
+    if not expires:
+        rec.warn("The completed status answer has no Expires header (SHOULD).")
+        return ""
+    try:
+        parsedate_to_datetime(expires)
+    except (TypeError, ValueError):
+        rec.fail(f"Expires {expires!r} is not an HTTP date.")
+    return f"Files expire {expires}."

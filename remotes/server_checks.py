@@ -1,0 +1,66 @@
+"""Starting and running server checks, shared by the console, the Celery task and
+`manage.py check_server`. Each start and finish is audited."""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent
+from accounts.services import _actor
+from remotes.checks import overall_status, run_battery
+from remotes.models import RemoteServer, ServerCheck
+
+
+def start_check(
+    *, server: RemoteServer, user: AbstractBaseUser | None, request: HttpRequest | None = None
+) -> ServerCheck:
+    """Queue a run; the Celery worker picks it up once this transaction commits."""
+    from remotes.tasks import run_server_check_task
+
+    check = ServerCheck.objects.create(server=server, requested_by=user)
+    actor_type, actor = _actor(user)
+    record_event(
+        actor_type=actor_type,
+        actor=actor,
+        action="remote.check.started",
+        request=request,
+        details={"remote": server.name, "check": check.pk},
+    )
+    transaction.on_commit(lambda: run_server_check_task.delay(check.pk))
+    return check
+
+
+def run_check(*, check: ServerCheck) -> ServerCheck:
+    """Run the battery, saving each result as it arrives so pages can show progress.
+    A rerun (a redelivered task) starts its results afresh."""
+    check.status, check.started_at, check.results = ServerCheck.Status.RUNNING, timezone.now(), []
+    check.save(update_fields=["status", "started_at", "results"])
+
+    def save_result(result) -> None:
+        check.results.append(result.as_json())
+        check.save(update_fields=["results"])
+
+    try:
+        results = run_battery(check.server.target(), on_result=save_result)
+    except Exception as error:  # the battery itself broke: record it, never hang "running"
+        check.status, check.error = ServerCheck.Status.ERROR, f"The check could not run: {error}"
+    else:
+        check.status = overall_status(results)
+    check.finished_at = timezone.now()
+    check.save(update_fields=["status", "error", "finished_at"])
+    record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor="system",
+        action="remote.check.finished",
+        outcome=(
+            AuditEvent.Outcome.SUCCESS
+            if check.status in (ServerCheck.Status.PASS, ServerCheck.Status.WARN)
+            else AuditEvent.Outcome.FAILURE
+        ),
+        details={"remote": check.server.name, "check": check.pk, "status": check.status},
+    )
+    return check

@@ -1,0 +1,115 @@
+"""The conformance battery over real HTTP: clean against a real bulkops, and naming each
+fault of a deliberately broken server with the exchanges that show it."""
+
+from __future__ import annotations
+
+import json
+
+from remotes.checks import CHECKS, run_battery
+from remotes.keys import generate_private_jwk, public_jwks
+from remotes.target import RemoteTarget
+from tests.remotes.broken_remote import TOKEN, broken_remote
+from tests.remotes.remote_server import GROUP_ID
+
+
+def test_battery_finds_nothing_wrong_with_bulkops(remote):
+    private = generate_private_jwk("RS384")
+    client_id = remote.register(public_jwks(private))
+    target = RemoteTarget(
+        base_url=remote.base_url, client_id=client_id, private_jwk=private,
+        scope="system/*.read", group_id=GROUP_ID,
+    )  # fmt: skip
+
+    results = run_battery(target)
+
+    assert [r.name for r in results] == [check.name for check in CHECKS]
+    assert {r.name: r.summary for r in results if r.status == "fail"} == {}
+    statuses = {r.name: r.status for r in results}
+    for name in ("token-request", "token-reused-jti", "kickoff-accepted", "manifest-fields",
+                 "ndjson-files", "output-counts", "requires-access-token", "delete"):  # fmt: skip
+        assert statuses[name] == "pass", (name, statuses)
+    files = next(r for r in results if r.name == "ndjson-files")
+    assert '"resourceType": "Patient"' in files.excerpts[0]["text"]
+    assert all(
+        exchange["request_headers"].get("Authorization", "REDACTED") == "REDACTED"
+        for result in results
+        for exchange in result.exchanges
+    )
+
+
+def stub_target(base_url: str) -> RemoteTarget:
+    return RemoteTarget(
+        base_url=base_url, client_id="bulkops", private_jwk=generate_private_jwk("ES384"),
+        scope="system/*.read",
+    )  # fmt: skip
+
+
+def test_battery_names_each_fault_of_a_broken_server():
+    with broken_remote() as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert {name: r.status for name, r in results.items()} == {
+        "smart-configuration": "fail",
+        "capability-statement": "fail",
+        "token-request": "pass",
+        "token-wrong-audience": "fail",
+        "token-expired-assertion": "fail",
+        "token-reused-jti": "fail",
+        "kickoff-without-prefer": "warn",
+        "kickoff-bad-accept": "warn",
+        "kickoff-without-token": "fail",
+        "kickoff-accepted": "pass",
+        "status-polling": "warn",
+        "manifest-fields": "fail",
+        "ndjson-files": "fail",
+        "output-counts": "fail",
+        "requires-access-token": "fail",
+        "expires-header": "warn",
+        "delete": "fail",
+    }
+    assert "private_key_jwt" in results["smart-configuration"].summary
+    assert "issued a token" in results["token-expired-assertion"].summary
+    assert "transactionTime is missing" in results["manifest-fields"].summary
+    assert "error[] is missing" in results["manifest-fields"].summary
+    assert "line 1 holds a Observation" in results["ndjson-files"].summary
+    assert "count 3; the file has 2 lines" in results["output-counts"].summary
+    assert "Retry-After" in results["status-polling"].summary
+    no_token = results["requires-access-token"].exchanges[0]
+    assert (no_token["method"], no_token["status"]) == ("GET", 200)
+    assert "Authorization" not in no_token["request_headers"]
+    assert [(e["method"], e["status"]) for e in results["delete"].exchanges] == [("DELETE", 405)]
+    assert TOKEN not in json.dumps([r.as_json() for r in results.values()])
+
+
+def test_a_kickoff_without_status_url_skips_what_depends_on_it():
+    with broken_remote(content_location=False) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert results["kickoff-accepted"].status == "fail"
+    assert "Content-Location" in results["kickoff-accepted"].summary
+    for name in ("status-polling", "manifest-fields", "ndjson-files", "delete"):
+        assert results[name].status == "skip", name
+        assert "the kick-off gave no status URL" in results[name].summary
+
+
+def test_files_on_another_host_never_get_our_token():
+    with broken_remote(presigned=True) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert results["requires-access-token"].status == "pass"
+    assert "without a token" in results["requires-access-token"].summary
+    assert results["ndjson-files"].exchanges[0]["url"].startswith("http://localhost:")
+    assert stub.file_authorizations == [None, None]  # the download and the no-token probe
+
+
+def test_an_unreachable_server_fails_its_checks_with_the_reason():
+    with broken_remote() as stub:
+        base_url = stub.base_url  # the port is closed once the stub has stopped
+
+    results = {r.name: r for r in run_battery(stub_target(base_url))}
+
+    assert results["smart-configuration"].status == "fail"
+    assert results["smart-configuration"].summary.startswith("The request failed:")
+    assert results["kickoff-without-token"].status == "fail"
+    assert results["token-request"].status == "skip"
+    assert results["delete"].status == "skip"
