@@ -29,6 +29,7 @@ from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
 from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
+from exports.job_panels import panels_for
 from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import job_manifest
 from exports.models import ExportJob
@@ -194,8 +195,11 @@ def progress_context(job: ExportJob) -> dict[str, Any]:
     elapsed = end - job.created_at
     percent = job.percent_done
     eta = elapsed * (100 - percent) / percent if 0 < percent < 100 and not job.is_finished else None
+    panels = panels_for(job)
     return {
         "job": job,
+        "panels": panels,
+        "can_rerun": all(panel.can_rerun for panel in panels),
         "by_type": by_type,
         "workers": workers,
         "partitions": partitions[:PARTITIONS_SHOWN],

@@ -51,6 +51,12 @@ class RemoteServerForm(forms.ModelForm):
         }
         widgets = {"scopes": forms.TextInput()}
 
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if name == "new":
+            raise forms.ValidationError("'new' is reserved for the console's own page.")
+        return name
+
     def clean_default_group_id(self) -> str:
         return optional_fhir_id(self.cleaned_data["default_group_id"])
 

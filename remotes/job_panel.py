@@ -1,0 +1,51 @@
+"""The remote part of a job page: what the remote said and what we did about it."""
+
+from __future__ import annotations
+
+import json
+
+from exports.job_panels import JobPanel
+from exports.models import ExportJob
+from remotes.models import RemoteExport
+
+PHASES = [
+    (RemoteExport.Phase.TOKEN, "Token"),
+    (RemoteExport.Phase.KICKOFF, "Kick-off"),
+    (RemoteExport.Phase.WAITING, "Waiting"),
+    (RemoteExport.Phase.DOWNLOAD, "Download"),
+    (RemoteExport.Phase.DELETE, "Delete"),
+]
+KEY_HEADERS = ("content-location", "x-progress", "retry-after", "expires", "content-type")
+
+
+def remote_panel(job: ExportJob) -> JobPanel | None:
+    export = RemoteExport.objects.select_related("server").filter(job=job).first()
+    if export is None:
+        return None
+    exchanges = [
+        {
+            "exchange": exchange,
+            "headers": {
+                name: value
+                for name, value in {
+                    **exchange.request_headers,
+                    **exchange.response_headers,
+                }.items()
+                if name.lower() in (*KEY_HEADERS, "authorization")
+            },
+        }
+        for exchange in export.exchanges.all()
+    ]
+    context = {
+        "export": export,
+        "downloads": list(export.downloads.all()),
+        "timings": [(label, export.timings.get(phase)) for phase, label in PHASES],
+        "manifest_json": json.dumps(export.manifest, indent=2) if export.manifest else "",
+        "exchanges": exchanges,
+    }
+    return JobPanel(
+        template="remotes/partials/job_remote.html",
+        live_template="remotes/partials/job_remote_live.html",
+        context=context,
+        can_rerun=False,
+    )
