@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,16 +97,17 @@ class Transfer:
     digest: Any = field(default_factory=hashlib.sha256)
 
 
-def run_remote_export(job_id: int) -> None:
+def run_remote_export(job_id: int, report: Callable[[str], None] = lambda _: None) -> None:
+    """Run the job if nobody has claimed it yet; `report` hears each phase and progress."""
     export = RemoteExport.objects.select_related("job", "server").get(job_id=job_id)
     job = export.job
-    if job.is_finished:
-        return
-    ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.ACCEPTED).update(
+    claimed = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.ACCEPTED).update(
         status=ExportJob.Status.RUNNING
     )
+    if not claimed:
+        return
     log = ExchangeLog(export)
-    runner = _Runner(export, log)
+    runner = _Runner(export, log, report)
     try:
         runner.run()
     except ExportStopped:
@@ -129,7 +130,10 @@ def _phase_label(phase: str) -> str:
 
 
 class _Runner:
-    def __init__(self, export: RemoteExport, log: ExchangeLog) -> None:
+    def __init__(
+        self, export: RemoteExport, log: ExchangeLog, report: Callable[[str], None]
+    ) -> None:
+        self.report = report
         self.export = export
         self.job = export.job
         self.server = export.server
@@ -142,6 +146,7 @@ class _Runner:
     @contextmanager
     def phase(self, phase: str) -> Iterator[None]:
         self._save(phase=phase)
+        self.report(phase)
         started = time.monotonic()
         try:
             yield
@@ -198,6 +203,7 @@ class _Runner:
 
     def _progress(self, text: str) -> None:
         self._save(progress=text[:200])
+        self.report(f"{self.export.phase}: {text}")
         self.log.flush()
 
     # --- downloads ---------------------------------------------------------------------

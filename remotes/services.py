@@ -90,8 +90,10 @@ def start_remote_export(
     pairs: list[tuple[str, str]],
     actor: str,
     request: HttpRequest | None,
+    queue: bool = True,
 ) -> ExportJob:
-    """Record the job (no client: reachable only through the console) and queue it."""
+    """Record the job (no client: reachable only through the console) and queue it,
+    unless the caller runs it itself (`queue=False`, the command)."""
     from remotes.tasks import run_remote_export_task  # the task imports the runner
 
     path = kickoff_path(level, group_id)
@@ -120,7 +122,8 @@ def start_remote_export(
             server=server.name,
             request_url=job.request_url,
         )
-        transaction.on_commit(lambda: run_remote_export_task.delay(job_id=job.pk))
+        if queue:
+            transaction.on_commit(lambda: run_remote_export_task.delay(job_id=job.pk))
     return job
 
 
