@@ -29,6 +29,15 @@ def optional_fhir_id(value: str) -> str:
 
 
 class RemoteServerForm(forms.ModelForm):
+    base_url = forms.URLField(label="FHIR base URL", max_length=500, assume_scheme="https")
+    token_url = forms.URLField(
+        label="Token endpoint",
+        max_length=500,
+        required=False,
+        assume_scheme="https",
+        help_text="Leave empty to discover it from the server.",
+    )
+
     class Meta:
         model = RemoteServer
         fields = [
@@ -42,8 +51,6 @@ class RemoteServerForm(forms.ModelForm):
             "delete_remote_job",
         ]
         labels = {
-            "base_url": "FHIR base URL",
-            "token_url": "Token endpoint",
             "client_id": "Our client_id there",
             "default_group_id": "Default group",
             "verify_tls": "Verify TLS certificates",
