@@ -118,7 +118,7 @@ class RemoteExchange(models.Model):
     request_headers = models.JSONField(default=dict)
     response_headers = models.JSONField(default=dict)
     seconds = models.FloatField()
-    recorded_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField()
 
     class Meta:
         ordering = ["pk"]
@@ -140,6 +140,7 @@ class RemoteDownload(models.Model):
         RUNNING = "running"
         DONE = "done"
         FAILED = "failed"
+        DISCARDED = "discarded"  # arrived, then removed because the export failed
 
     export = models.ForeignKey(RemoteExport, on_delete=models.CASCADE, related_name="downloads")
     kind = models.CharField(max_length=16)

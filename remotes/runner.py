@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -63,12 +63,12 @@ class ExchangeLog:
 
     def __init__(self, export: RemoteExport) -> None:
         self.export = export
-        self._pending: list[Exchange] = []
+        self._pending: list[tuple[Exchange, datetime]] = []
         self._lock = threading.Lock()
 
     def add(self, exchange: Exchange) -> None:
         with self._lock:
-            self._pending.append(exchange)
+            self._pending.append((exchange, timezone.now()))
 
     def flush(self) -> None:
         with self._lock:
@@ -82,8 +82,9 @@ class ExchangeLog:
                 request_headers=e.request_headers,
                 response_headers=e.response_headers,
                 seconds=e.seconds,
+                answered_at=at,
             )
-            for e in pending
+            for e, at in pending
         )
 
 
@@ -342,6 +343,9 @@ class _Runner:
         """Remove whatever was stored and, when the remote job exists, DELETE it."""
         get_storage().delete_prefix(str(self.job.uuid))
         ExportFile.objects.filter(job=self.job).delete()
+        RemoteDownload.objects.filter(export=self.export).exclude(
+            status=RemoteDownload.Status.FAILED
+        ).update(status=RemoteDownload.Status.DISCARDED)
         remote_job_left = self.export.status_url and not self.export.remote_job_deleted
         if self.client is not None and remote_job_left:
             try:
