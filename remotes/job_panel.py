@@ -15,6 +15,7 @@ PHASES = [
     (RemoteExport.Phase.DOWNLOAD, "Download"),
     (RemoteExport.Phase.DELETE, "Delete"),
 ]
+EXCHANGES_SHOWN = 200  # the latest; hours of polling must not make the page huge
 KEY_HEADERS = ("content-location", "x-progress", "retry-after", "expires", "content-type")
 
 
@@ -34,7 +35,7 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
                 if name.lower() in (*KEY_HEADERS, "authorization")
             },
         }
-        for exchange in export.exchanges.all()
+        for exchange in reversed(export.exchanges.order_by("-pk")[:EXCHANGES_SHOWN])
     ]
     context = {
         "export": export,
@@ -42,6 +43,7 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
         "timings": [(label, export.timings.get(phase)) for phase, label in PHASES],
         "manifest_json": json.dumps(export.manifest, indent=2) if export.manifest else "",
         "exchanges": exchanges,
+        "exchanges_total": export.exchanges.count(),
     }
     return JobPanel(
         template="remotes/partials/job_remote.html",
