@@ -27,9 +27,9 @@ from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
+from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
-from exports.job_panels import panels_for
 from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import job_manifest
 from exports.models import ExportJob
@@ -150,6 +150,7 @@ def job_lint(request: HttpRequest) -> HttpResponse:
 def job_launch(request: HttpRequest) -> HttpResponse:
     form = LaunchForm(request.POST or None, initial={"client": request.GET.get("client")})
     context = lint_context(form) if request.method == "POST" else {"form": form}
+    context["sources"] = launch_sources()
     if request.method == "POST" and context.get("plan") is not None:
         data = form.cleaned_data
         level, group_id = data["level"], form.group()

@@ -7,7 +7,8 @@ class RemotesConfig(AppConfig):
     verbose_name = "Remote Bulk Data servers"
 
     def ready(self) -> None:
-        from exports.job_panels import register
-        from remotes.job_panel import remote_panel
+        from exports.console_hooks import register_panel, register_sources
+        from remotes.job_panel import remote_panel, remote_sources
 
-        register(remote_panel)
+        register_panel(remote_panel)
+        register_sources(remote_sources)

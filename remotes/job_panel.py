@@ -1,12 +1,15 @@
-"""The remote part of a job page: what the remote said and what we did about it."""
+"""The remote part of the console's export pages: on a job page, what the remote said
+and what we did about it; on the launch page, the remote servers to export from."""
 
 from __future__ import annotations
 
 import json
 
-from exports.job_panels import JobPanel
+from django.urls import reverse
+
+from exports.console_hooks import JobPanel, LaunchSource
 from exports.models import ExportJob
-from remotes.models import RemoteExport
+from remotes.models import RemoteExport, RemoteServer
 
 PHASES = [
     (RemoteExport.Phase.TOKEN, "Token"),
@@ -51,3 +54,10 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
         context=context,
         can_rerun=False,
     )
+
+
+def remote_sources() -> list[LaunchSource]:
+    return [
+        LaunchSource(f"Remote server {name}", reverse("remotes:launch", args=[name]))
+        for name in RemoteServer.objects.values_list("name", flat=True)
+    ]

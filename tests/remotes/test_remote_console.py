@@ -168,3 +168,13 @@ def test_remote_export_command_prints_progress_and_a_table(stub, remote_key):
     stub.file_status = 500
     with pytest.raises(CommandError, match="Export failed: Downloading the files failed"):
         call_command("remote_export", "stub", "--system", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_export_launch_page_offers_each_remote_server(console_client, stub_server):
+    operator = console_client("operator")
+    page = operator.get("/exports/new/").content.decode()
+    assert '<a href="/remotes/stub/export/">Remote server stub</a>' in page
+    form = operator.get("/remotes/stub/export/").content.decode()
+    assert 'name="type_filter"' in form and 'name="patient"' in form
+    assert 'name="client"' not in form
