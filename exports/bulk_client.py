@@ -241,12 +241,22 @@ class BulkExportClient:
         )
 
     def kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> str:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        result = self._http(
-            "GET",
-            f"{self.base_url}{path}{query}",
-            {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
-        )
+        """GET with the parameters in the query; POST a Parameters body instead when
+        they name patients, which Bulk Data accepts only that way (spec §1.1)."""
+        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
+        if any(name == "patient" for name, _ in params):
+            body = json.dumps(parameters_resource(params)).encode()
+            result = http(
+                "POST",
+                f"{self.base_url}{path}",
+                headers={**headers, "Content-Type": "application/fhir+json"},
+                data=body,
+                verify_tls=self.verify_tls,
+                on_exchange=self.on_exchange,
+            )
+        else:
+            query = f"?{urllib.parse.urlencode(params)}" if params else ""
+            result = self._http("GET", f"{self.base_url}{path}{query}", headers)
         if result.status != 202:
             raise BulkClientError(f"kick-off refused: {describe_error(result)}")
         if not result.headers.get("Content-Location"):
@@ -376,6 +386,21 @@ class OriginBoundRedirects(urllib.request.HTTPRedirectHandler):
         if new is not None and not same_origin(newurl, req.full_url):
             new.remove_header("Authorization")
         return new
+
+
+def parameters_resource(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Kick-off parameters as a FHIR Parameters resource: patients as references,
+    _since as an instant, the rest as strings."""
+
+    def value(name: str, text: str) -> dict[str, Any]:
+        if name == "patient":
+            return {"valueReference": {"reference": text}}
+        return {"valueInstant": text} if name == "_since" else {"valueString": text}
+
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": name, **value(name, text)} for name, text in params],
+    }
 
 
 def same_origin(url: str, base_url: str) -> bool:

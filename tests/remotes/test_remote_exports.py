@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 
 from exports.models import ExportJob
+from exports.storage import get_storage
 from remotes.models import RemoteDownload, RemoteExport
 from tests.exports.conftest import wait_for_job
 from tests.remotes.remote_server import GROUP_ID, PATIENTS
@@ -102,3 +103,22 @@ def test_s3_remote_hands_out_presigned_urls_and_gets_no_token_on_them(
         assert "Authorization" not in exchange.request_headers
         assert "X-Amz-Signature=REDACTED" in exchange.url
     assert job.files.get(kind="output").resource_count == PATIENTS
+
+
+def test_patient_parameter_goes_in_a_posted_parameters_body(remote, remote_server):
+    from remotes.runner import run_remote_export
+    from remotes.services import start_remote_export
+
+    chosen = sorted(remote.resource_ids()["Patient"])[0]
+    job = start_remote_export(
+        remote_server, level="group", group_id=GROUP_ID,
+        pairs=[("_type", "Patient"), ("patient", f"Patient/{chosen}")],
+        actor="t", request=None, queue=False,
+    )  # fmt: skip
+    run_remote_export(job.pk)
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    kickoff = RemoteExport.objects.get(job=job).exchanges.get(url__contains="$export")
+    assert kickoff.method == "POST" and kickoff.status == 202
+    stored = get_storage().open_reader(job.files.get(kind="output").storage_key).read()
+    assert [json.loads(line)["id"] for line in stored.splitlines()] == [chosen]
