@@ -178,3 +178,37 @@ def test_export_launch_page_offers_each_remote_server(console_client, stub_serve
     form = operator.get("/remotes/stub/export/").content.decode()
     assert 'name="type_filter"' in form and 'name="patient"' in form
     assert 'name="client"' not in form
+
+
+@pytest.mark.django_db
+def test_launch_form_errors_stand_next_to_their_fields_and_start_nothing(
+    console_client, stub_server
+):
+    stub_server.default_group_id = ""
+    stub_server.save()
+    response = console_client("operator").post(
+        "/remotes/stub/export/",
+        {"level": "group", "group_id": "", "patient": "ok-1 bad/id",
+         "output_format": "application/fhir+ndjson"},
+    )  # fmt: skip
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Choose the Group to export." in page and "Not FHIR ids: bad/id." in page
+    assert not ExportJob.objects.exists()
+
+
+@pytest.mark.django_db
+def test_edit_keeps_the_key_and_rediscovers(console_client, stub, stub_server):
+    kid = stub_server.kid
+    response = console_client("admin").post(
+        "/remotes/stub/edit/",
+        form_data(stub.base_url, name="stub", client_id="renamed", verify_tls=""),
+    )
+    assert response.status_code == 302, response.content
+    stub_server.refresh_from_db()
+    assert (stub_server.client_id, stub_server.verify_tls, stub_server.kid) == (
+        "renamed",
+        False,
+        kid,
+    )
+    assert stub_server.discovered_token_url == f"{stub.base_url}/token"
