@@ -32,6 +32,19 @@ def _audit(actor: str, action: str, request: HttpRequest | None, **details: Any)
     )
 
 
+def discover_now(server: RemoteServer, *, actor: str, request: HttpRequest | None) -> None:
+    """The "Discover" button: discover, and put the outcome in the audit trail."""
+    discover(server)
+    _audit(
+        actor,
+        "remote.discovered",
+        request,
+        server=server.name,
+        token_url=server.discovered_token_url,
+        error=server.discovery_error,
+    )
+
+
 def discover(server: RemoteServer) -> None:
     """Find the token endpoint now (when none is configured) and remember the result:
     the URL, or which step failed. The server is saved either way."""

@@ -115,7 +115,7 @@ def remote_jwks(request: HttpRequest, name: str) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def remote_discover(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(RemoteServer, name=name)
-    services.discover(server)
+    services.discover_now(server, actor=_actor(request), request=request)
     if server.discovery_error:
         messages.error(request, f"Token endpoint not found: {server.discovery_error}.")
     elif server.token_url:

@@ -104,6 +104,8 @@ def test_discover_button_says_which_steps_failed(console_client, live_server, st
         "Token endpoint not found: no smart-configuration (HTTP 404) and no "
         "CapabilityStatement at /metadata (HTTP 404)."
     ) in response.content.decode()
+    event = AuditEvent.objects.get(action="remote.discovered")
+    assert event.actor == "operator-user" and event.details["error"].startswith("no smart-")
 
 
 @pytest.mark.django_db
