@@ -58,6 +58,6 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
 
 def remote_sources() -> list[LaunchSource]:
     return [
-        LaunchSource(f"Remote server {name}", reverse("remotes:launch", args=[name]))
+        LaunchSource(f"Remote server {name}", reverse("remotes:remote-launch", args=[name]))
         for name in RemoteServer.objects.values_list("name", flat=True)
     ]

@@ -47,7 +47,7 @@ def remote_create(request: HttpRequest) -> HttpResponse:
             created=True,
         )
         messages.success(request, f"{server.name} saved. Register the public JWKS below there.")
-        return redirect("remotes:detail", name=server.name)
+        return redirect("remotes:remote-detail", name=server.name)
     return render(request, "remotes/form.html", {"form": form, "key_form": key_form})
 
 
@@ -79,7 +79,7 @@ def remote_edit(request: HttpRequest, name: str) -> HttpResponse:
             created=False,
         )
         messages.success(request, f"{server.name} saved.")
-        return redirect("remotes:detail", name=server.name)
+        return redirect("remotes:remote-detail", name=server.name)
     return render(request, "remotes/form.html", {"form": form, "server": server})
 
 
@@ -98,7 +98,7 @@ def remote_key(request: HttpRequest, name: str) -> HttpResponse:
             created=False,
         )
         messages.success(request, "Key replaced. Register the new public JWKS at the remote.")
-        return redirect("remotes:detail", name=server.name)
+        return redirect("remotes:remote-detail", name=server.name)
     return render(request, "remotes/key.html", {"server": server, "key_form": key_form})
 
 
@@ -122,7 +122,7 @@ def remote_discover(request: HttpRequest, name: str) -> HttpResponse:
         messages.info(request, "A token endpoint is configured; nothing to discover.")
     else:
         messages.success(request, f"Token endpoint: {server.discovered_token_url}")
-    return redirect("remotes:detail", name=server.name)
+    return redirect("remotes:remote-detail", name=server.name)
 
 
 @require_POST
@@ -133,9 +133,9 @@ def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
         services.delete_server(server, actor=_actor(request), request=request)
     except services.RemoteServerBusy as error:
         messages.error(request, str(error))
-        return redirect("remotes:detail", name=server.name)
+        return redirect("remotes:remote-detail", name=server.name)
     messages.success(request, f"{name} deleted.")
-    return redirect("remotes:list")
+    return redirect("remotes:remote-list")
 
 
 @require_http_methods(["GET", "POST"])

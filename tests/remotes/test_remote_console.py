@@ -214,3 +214,12 @@ def test_edit_keeps_the_key_and_rediscovers(console_client, stub, stub_server):
         kid,
     )
     assert stub_server.discovered_token_url == f"{stub.base_url}/token"
+
+
+@pytest.mark.django_db
+def test_nav_marks_only_remotes_as_the_current_section(console_client, stub_server):
+    auditor = console_client("auditor")
+    for url in ("/remotes/", "/remotes/stub/"):
+        page = auditor.get(url).content.decode()
+        assert page.count('aria-current="page"') == 1, url
+        assert 'href="/remotes/" aria-current="page">Remotes</a>' in page
