@@ -34,5 +34,6 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
+    path("remotes/", include("remotes.urls")),
     path("", include("accounts.urls")),
 ]

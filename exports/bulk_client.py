@@ -5,6 +5,7 @@ any Bulk Data 2.0 server over HTTP and knows nothing of bulkops' internals.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 import ssl
@@ -13,8 +14,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,13 @@ DOWNLOAD_CHUNK = 256 * 1024
 
 class BulkClientError(Exception):
     """The server refused or failed; the message quotes what it said."""
+
+
+class ExportStopped(Exception):
+    """The caller asked the client to stop waiting (a cancelled job)."""
+
+
+ExchangeHook = Callable[["Exchange"], None]
 
 
 @dataclass
@@ -161,7 +170,9 @@ class TokenSource:
     client_id: str
     private_jwk: dict[str, Any]
     scope: str
-    _token: str = ""
+    verify_tls: bool = True
+    on_exchange: ExchangeHook | None = field(default=None, repr=False)
+    _token: str = field(default="", repr=False)
     _expires: float = 0.0
 
     def token(self) -> str:
@@ -181,11 +192,16 @@ class TokenSource:
             self.token_url,
             data=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
+            verify_tls=self.verify_tls,
+            on_exchange=self.on_exchange,
         )
         if result.status != 200:
             raise BulkClientError(f"token request refused: {describe_error(result)}")
-        body = result.json()
-        self._token = body["access_token"]
+        try:
+            body = result.json()
+            self._token = body["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise BulkClientError("the token response has no access_token") from None
         self._expires = time.monotonic() + float(body.get("expires_in", 300))
         return self._token
 
@@ -198,42 +214,94 @@ class ExportOutcome:
 
 
 class BulkExportClient:
-    def __init__(self, base_url: str, tokens: TokenSource, *, workers: int = 4) -> None:
+    """Kick-off, polling, downloads and DELETE against one server. `verify_tls` and
+    `on_exchange` apply to every request, file downloads included."""
+
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenSource,
+        *,
+        workers: int = 4,
+        verify_tls: bool = True,
+        on_exchange: ExchangeHook | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.workers = workers
+        self.verify_tls = verify_tls
+        self.on_exchange = on_exchange
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.token()}"}
 
-    def kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> str:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        result = http(
-            "GET",
-            f"{self.base_url}{path}{query}",
-            headers={**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
+    def _http(self, method: str, url: str, headers: dict[str, str]) -> HttpResult:
+        return http(
+            method, url, headers=headers, verify_tls=self.verify_tls, on_exchange=self.on_exchange
         )
+
+    def kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> str:
+        """GET with the parameters in the query; POST a Parameters body instead when
+        they name patients, which Bulk Data accepts only that way (spec §1.1)."""
+        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
+        if any(name == "patient" for name, _ in params):
+            body = json.dumps(parameters_resource(params)).encode()
+            result = http(
+                "POST",
+                f"{self.base_url}{path}",
+                headers={**headers, "Content-Type": "application/fhir+json"},
+                data=body,
+                verify_tls=self.verify_tls,
+                on_exchange=self.on_exchange,
+            )
+        else:
+            query = f"?{urllib.parse.urlencode(params)}" if params else ""
+            result = self._http("GET", f"{self.base_url}{path}{query}", headers)
         if result.status != 202:
             raise BulkClientError(f"kick-off refused: {describe_error(result)}")
+        if not result.headers.get("Content-Location"):
+            raise BulkClientError("kick-off answered 202 without a Content-Location header")
         return result.headers["Content-Location"]
 
     def wait(
-        self, status_url: str, on_progress: Callable[[str], None], timeout: float = 3600
+        self,
+        status_url: str,
+        on_progress: Callable[[str], None],
+        timeout: float = 3600,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
+        """Poll until the manifest: sleep what Retry-After asks, and on 429 back off
+        (Retry-After if given, else twice the previous wait, at most a minute)."""
         deadline = time.monotonic() + timeout
+        delay = 1.0
         while time.monotonic() < deadline:
-            result = http("GET", status_url, headers={**self._auth(), "Accept": "application/json"})
+            if should_stop():
+                raise ExportStopped
+            result = self._http("GET", status_url, {**self._auth(), "Accept": "application/json"})
             if result.status == 200:
-                return result.json()
+                try:
+                    return result.json()
+                except ValueError:
+                    raise BulkClientError("the manifest is not valid JSON") from None
             if result.status not in (202, 429):
                 raise BulkClientError(f"export failed: {describe_error(result)}")
-            on_progress(result.headers.get("X-Progress", ""))
-            time.sleep(float(result.headers.get("Retry-After", "2")))
+            asked = retry_after(result.headers.get("Retry-After", ""))
+            if result.status == 429:
+                delay = asked if asked is not None else min(60.0, delay * 2)
+            else:
+                on_progress(result.headers.get("X-Progress", ""))
+                delay = asked if asked is not None else 2.0
+            _sleep_unless(delay, should_stop)
         raise BulkClientError(f"export did not finish within {timeout:.0f}s")
 
+    def delete(self, status_url: str) -> int:
+        """DELETE the job at the server (cancel, or let it free the files); the status."""
+        return self._http(
+            "DELETE", status_url, {**self._auth(), "Accept": "application/json"}
+        ).status
+
     def download(self, manifest: dict[str, Any], out_dir: Path) -> ExportOutcome:
-        """Fetch every file in parallel. The token goes only to this server, and only when
-        the manifest says files need it (never to presigned object-store URLs)."""
+        """Fetch every file in parallel into `out_dir`."""
         out_dir.mkdir(parents=True, exist_ok=True)
         outcome = ExportOutcome(manifest)
         items = [
@@ -253,20 +321,115 @@ class BulkExportClient:
         return outcome
 
     def _fetch(self, url: str, path: Path, manifest: dict[str, Any]) -> int:
-        same_host = urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(self.base_url).netloc
+        lines = 0
+        with self.open_file(url, manifest) as chunks, path.open("wb") as out:
+            for chunk in chunks:
+                lines += chunk.count(b"\n")
+                out.write(chunk)
+        return lines
+
+    @contextmanager
+    def open_file(self, url: str, manifest: dict[str, Any]) -> Iterator[Iterator[bytes]]:
+        """Stream one manifest file as chunks. The token goes only to this server's own
+        origin, and only when the manifest says files need it: never to presigned
+        object-store URLs on another host."""
         headers = {"Accept": "application/fhir+ndjson"}
-        if manifest.get("requiresAccessToken") and same_host:
+        if manifest.get("requiresAccessToken") and same_origin(url, self.base_url):
             headers.update(self._auth())
         request = urllib.request.Request(url, headers=headers)  # noqa: S310
-        lines = 0
+        started = time.monotonic()
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=tls_context(self.verify_tls)),
+            OriginBoundRedirects(),
+        )
         try:
-            with urllib.request.urlopen(request, timeout=300) as response, path.open("wb") as out:  # noqa: S310
-                while chunk := response.read(DOWNLOAD_CHUNK):
-                    lines += chunk.count(b"\n")
-                    out.write(chunk)
+            response = opener.open(request, timeout=300)
         except urllib.error.HTTPError as error:
-            raise BulkClientError(f"download of {url} failed: HTTP {error.code}") from None
-        return lines
+            self._record("GET", url, error.code, headers, dict(error.headers.items()), started)
+            raise BulkClientError(
+                f"download of {redact_url(url)} failed: HTTP {error.code}"
+            ) from None
+        except OSError as error:
+            raise BulkClientError(f"download of {redact_url(url)} failed: {error}") from None
+        with response:
+            self._record("GET", url, response.status, headers, dict(response.headers), started)
+            yield iter(lambda: response.read(DOWNLOAD_CHUNK), b"")
+
+    def _record(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        request_headers: dict[str, str],
+        response_headers: dict[str, str],
+        started: float,
+    ) -> None:
+        if self.on_exchange:
+            self.on_exchange(
+                Exchange(
+                    method=method,
+                    url=redact_url(url),
+                    status=status,
+                    request_headers=redact_headers(request_headers),
+                    response_headers=redact_headers(response_headers),
+                    seconds=time.monotonic() - started,
+                )
+            )
+
+
+class OriginBoundRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects, but drop the Authorization header when one leaves the origin
+    (a file endpoint redirecting to a presigned object-store URL)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and not same_origin(newurl, req.full_url):
+            new.remove_header("Authorization")
+        return new
+
+
+def parameters_resource(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Kick-off parameters as a FHIR Parameters resource: patients as references,
+    _since as an instant, the rest as strings."""
+
+    def value(name: str, text: str) -> dict[str, Any]:
+        if name == "patient":
+            return {"valueReference": {"reference": text}}
+        return {"valueInstant": text} if name == "_since" else {"valueString": text}
+
+    return {
+        "resourceType": "Parameters",
+        "parameter": [{"name": name, **value(name, text)} for name, text in params],
+    }
+
+
+def same_origin(url: str, base_url: str) -> bool:
+    """Scheme, host and port equal (RFC 6454), so a redirect target elsewhere is not."""
+    one, other = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
+    return (one.scheme, one.netloc.lower()) == (other.scheme, other.netloc.lower())
+
+
+def retry_after(value: str) -> float | None:
+    """Retry-After in seconds: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep, checking `should_stop` each second so a cancel takes effect promptly."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if should_stop():
+            raise ExportStopped
+        time.sleep(min(1.0, left))
 
 
 def _diagnostics(path: Path) -> list[str]:

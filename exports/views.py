@@ -27,6 +27,7 @@ from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
+from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
@@ -149,6 +150,7 @@ def job_lint(request: HttpRequest) -> HttpResponse:
 def job_launch(request: HttpRequest) -> HttpResponse:
     form = LaunchForm(request.POST or None, initial={"client": request.GET.get("client")})
     context = lint_context(form) if request.method == "POST" else {"form": form}
+    context["sources"] = launch_sources()
     if request.method == "POST" and context.get("plan") is not None:
         data = form.cleaned_data
         level, group_id = data["level"], form.group()
@@ -194,8 +196,11 @@ def progress_context(job: ExportJob) -> dict[str, Any]:
     elapsed = end - job.created_at
     percent = job.percent_done
     eta = elapsed * (100 - percent) / percent if 0 < percent < 100 and not job.is_finished else None
+    panels = panels_for(job)
     return {
         "job": job,
+        "panels": panels,
+        "can_rerun": all(panel.can_rerun for panel in panels),
         "by_type": by_type,
         "workers": workers,
         "partitions": partitions[:PARTITIONS_SHOWN],

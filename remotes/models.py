@@ -31,6 +31,8 @@ class RemoteServer(models.Model):
     key_algorithm = models.CharField(max_length=8, choices=Algorithm.choices, editable=False)
     scopes = models.TextField(default="system/*.read")
     default_group_id = models.CharField(max_length=64, blank=True)
+    discovered_token_url = models.URLField(max_length=500, blank=True, editable=False)
+    discovery_error = models.TextField(blank=True, editable=False)
     verify_tls = models.BooleanField(default=True)
     delete_remote_job = models.BooleanField(
         default=True, help_text="DELETE the remote job once its files are downloaded."
@@ -109,3 +111,100 @@ class ServerCheck(models.Model):
         for result in self.results:
             counts[result["status"]] += 1
         return counts
+
+
+class RemoteExport(models.Model):
+    """The remote half of an ExportJob run against a RemoteServer.
+
+    The job itself is an ordinary ExportJob without a client, so the console's job
+    pages, manifest, file browser and preview serve it unchanged; this row keeps what
+    only a remote export has: the remote's status URL, its manifest as received, its
+    X-Progress text, per-phase timings and the HTTP exchange log.
+    """
+
+    class Phase(models.TextChoices):
+        QUEUED = "queued"
+        TOKEN = "token"  # noqa: S105 - a phase name
+        KICKOFF = "kickoff"
+        WAITING = "waiting"
+        DOWNLOAD = "download"
+        DELETE = "delete"
+        DONE = "done"
+
+    job = models.OneToOneField(
+        "exports.ExportJob", on_delete=models.CASCADE, related_name="remote_export"
+    )
+    server = models.ForeignKey(RemoteServer, on_delete=models.PROTECT, related_name="exports")
+    kickoff_path = models.CharField(max_length=500)
+    kickoff_pairs = models.JSONField(default=list)
+    status_url = models.TextField(blank=True)
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.QUEUED)
+    progress = models.CharField(max_length=200, blank=True, help_text="The remote's X-Progress.")
+    manifest = models.JSONField(null=True, blank=True, help_text="As received.")
+    outcomes = models.JSONField(
+        default=list, help_text="Issues of the remote's error files: plain text and raw line."
+    )
+    timings = models.JSONField(default=dict, help_text="Seconds per phase.")
+    remote_job_deleted = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.server} export {self.job_id}"
+
+
+class RemoteExchange(models.Model):
+    """One HTTP request of a remote export and its answer, credentials redacted
+    (exports.bulk_client.Exchange): the troubleshooting log."""
+
+    export = models.ForeignKey(RemoteExport, on_delete=models.CASCADE, related_name="exchanges")
+    method = models.CharField(max_length=8)
+    url = models.TextField()
+    status = models.PositiveSmallIntegerField()
+    request_headers = models.JSONField(default=dict)
+    response_headers = models.JSONField(default=dict)
+    seconds = models.FloatField()
+    answered_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url} → {self.status}"
+
+
+class RemoteDownload(models.Model):
+    """One file of the remote manifest on its way into our storage.
+
+    Line count, size and SHA-256 live here rather than on ExportFile: they describe a
+    transfer from another server, and the ExportFile row (created only once every file
+    arrived) stays what local jobs have.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+        DISCARDED = "discarded"  # arrived, then removed because the export failed
+
+    export = models.ForeignKey(RemoteExport, on_delete=models.CASCADE, related_name="downloads")
+    kind = models.CharField(max_length=16)
+    resource_type = models.CharField(max_length=64)
+    url = models.TextField(help_text="Redacted.")
+    storage_key = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    bytes_done = models.PositiveBigIntegerField(default=0)
+    lines = models.PositiveIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+    file = models.OneToOneField(
+        "exports.ExportFile",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="remote_download",
+    )
+
+    class Meta:
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.storage_key

@@ -1,11 +1,19 @@
-"""Celery tasks of the remotes app."""
+"""Celery tasks of the remotes app: ids in; the work is in remotes.runner (remote exports)
+and remotes.server_checks (conformance checks)."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 
+from exports.tasks import ExportTask
 from remotes.models import ServerCheck
+from remotes.runner import run_remote_export
 from remotes.server_checks import run_check
+
+
+@shared_task(base=ExportTask, bind=True, acks_late=True)
+def run_remote_export_task(self: Task, job_id: int) -> None:
+    run_remote_export(job_id)
 
 
 @shared_task

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.accounts.conftest import console_client  # noqa: F401 - for the check pages
-from tests.exports.conftest import store  # noqa: F401
-from tests.remotes.remote_server import RemoteBulkops, remote_bulkops
+from remotes.keys import generate_private_jwk
+from remotes.models import RemoteServer
+from tests.accounts.conftest import console_client  # noqa: F401
+from tests.console.conftest import fast_password_hashing  # noqa: F401
+from tests.exports.conftest import store  # noqa: F401 - for the check pages
+from tests.remotes.remote_server import GROUP_ID, RemoteBulkops, remote_bulkops
+from tests.remotes.stub_server import StubBulkServer, serve_stub
 
 
 @pytest.fixture(scope="session")
@@ -12,3 +16,43 @@ def remote(tmp_path_factory) -> RemoteBulkops:
     """One remote bulkops for the session, with default settings."""
     with remote_bulkops(tmp_path_factory.mktemp("remote") / "var") as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def remote_key() -> dict:
+    """Our generated key, registered once at the session's remote."""
+    return generate_private_jwk("ES384")
+
+
+@pytest.fixture(scope="session")
+def remote_client_id(remote, remote_key) -> str:
+    from remotes.keys import public_jwks
+
+    return remote.register(public_jwks(remote_key))
+
+
+def make_server(
+    name: str, base_url: str, client_id: str, private_jwk: dict, **fields
+) -> RemoteServer:
+    server = RemoteServer(
+        name=name, base_url=base_url, client_id=client_id, default_group_id=GROUP_ID, **fields
+    )
+    server.set_private_jwk(private_jwk)
+    server.save()
+    return server
+
+
+@pytest.fixture
+def remote_server(remote, remote_key, remote_client_id) -> RemoteServer:
+    """The session's remote as a RemoteServer row (token endpoint left to discovery)."""
+    return make_server("lab", remote.base_url, remote_client_id, remote_key)
+
+
+@pytest.fixture
+def stub() -> StubBulkServer:
+    yield from serve_stub()
+
+
+@pytest.fixture
+def stub_server(stub, remote_key) -> RemoteServer:
+    return make_server("stub", stub.base_url, "us-at-stub", remote_key)

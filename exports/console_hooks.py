@@ -1,0 +1,57 @@
+"""What other apps add to the console's export pages, so exports need not know them.
+
+Remote exports (the remotes app) are ExportJobs too: their job page shows the remote's
+progress, manifest and exchange log, and the launch page offers the remote servers as
+other sources. An app registers its builders in its AppConfig.ready; a panel builder
+returns None for jobs it has nothing to say about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exports.models import ExportJob
+
+
+@dataclass(frozen=True)
+class JobPanel:
+    template: str  # on the job page, below the request
+    live_template: str = ""  # inside the polled progress section
+    context: dict[str, Any] = field(default_factory=dict)
+    can_rerun: bool = True  # False: "Run again" would re-run the job here, not there
+
+
+PanelBuilder = Callable[[ExportJob], JobPanel | None]
+_builders: list[PanelBuilder] = []
+
+
+def register_panel(builder: PanelBuilder) -> None:
+    if builder not in _builders:
+        _builders.append(builder)
+
+
+def panels_for(job: ExportJob) -> list[JobPanel]:
+    return [panel for builder in _builders if (panel := builder(job)) is not None]
+
+
+@dataclass(frozen=True)
+class LaunchSource:
+    """Another place an export can come from: a label and the URL of its launch form."""
+
+    label: str
+    url: str
+
+
+SourceLister = Callable[[], list[LaunchSource]]
+_listers: list[SourceLister] = []
+
+
+def register_sources(lister: SourceLister) -> None:
+    if lister not in _listers:
+        _listers.append(lister)
+
+
+def launch_sources() -> list[LaunchSource]:
+    return [source for lister in _listers for source in lister()]

@@ -1,0 +1,81 @@
+"""Finding a remote server's token endpoint, as SMART Backend Services clients do:
+.well-known/smart-configuration first, then the CapabilityStatement's oauth-uris
+extension. Errors say which step failed, so an operator knows what to fix there."""
+
+from __future__ import annotations
+
+from exports.bulk_client import ExchangeHook, HttpResult, http
+
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+class DiscoveryError(Exception):
+    """No token endpoint could be found; the message names each step's failure."""
+
+
+def discover_token_url(
+    base_url: str, *, verify_tls: bool = True, on_exchange: ExchangeHook | None = None
+) -> str:
+    base = base_url.rstrip("/")
+
+    def get(path: str) -> HttpResult | str:
+        try:
+            return http(
+                "GET",
+                f"{base}{path}",
+                headers={"Accept": "application/json"},
+                timeout=30,
+                verify_tls=verify_tls,
+                on_exchange=on_exchange,
+            )
+        except OSError as error:
+            return f"could not connect ({error})"
+
+    smart = get("/.well-known/smart-configuration")
+    token_url, smart_problem = _from_smart_configuration(smart)
+    if token_url:
+        return token_url
+    token_url, metadata_problem = _from_capability_statement(get("/metadata"))
+    if token_url:
+        return token_url
+    raise DiscoveryError(f"{smart_problem} and {metadata_problem}")
+
+
+def _json(result: HttpResult) -> object:
+    try:
+        return result.json()
+    except ValueError:
+        return None
+
+
+def _from_smart_configuration(result: HttpResult | str) -> tuple[str, str]:
+    if isinstance(result, str):
+        return "", f"no smart-configuration ({result})"
+    if result.status != 200:
+        return "", f"no smart-configuration (HTTP {result.status})"
+    body = _json(result)
+    if not isinstance(body, dict):
+        return "", "the smart-configuration is not a JSON object"
+    token = body.get("token_endpoint")
+    if not isinstance(token, str) or not token.startswith(("http://", "https://")):
+        return "", "the smart-configuration has no token_endpoint URL"
+    return token, ""
+
+
+def _from_capability_statement(result: HttpResult | str) -> tuple[str, str]:
+    if isinstance(result, str):
+        return "", f"no CapabilityStatement ({result})"
+    if result.status != 200:
+        return "", f"no CapabilityStatement at /metadata (HTTP {result.status})"
+    body = _json(result)
+    if not isinstance(body, dict) or body.get("resourceType") != "CapabilityStatement":
+        return "", "/metadata did not return a CapabilityStatement"
+    for rest in body.get("rest") or []:
+        security = rest.get("security") or {} if isinstance(rest, dict) else {}
+        for extension in security.get("extension") or []:
+            if extension.get("url") != OAUTH_URIS:
+                continue
+            for inner in extension.get("extension") or []:
+                if inner.get("url") == "token" and inner.get("valueUri"):
+                    return str(inner["valueUri"]), ""
+    return "", "the CapabilityStatement has no oauth-uris extension with a token URL"

@@ -1,0 +1,63 @@
+"""The remote part of the console's export pages: on a job page, what the remote said
+and what we did about it; on the launch page, the remote servers to export from."""
+
+from __future__ import annotations
+
+import json
+
+from django.urls import reverse
+
+from exports.console_hooks import JobPanel, LaunchSource
+from exports.models import ExportJob
+from remotes.models import RemoteExport, RemoteServer
+
+PHASES = [
+    (RemoteExport.Phase.TOKEN, "Token"),
+    (RemoteExport.Phase.KICKOFF, "Kick-off"),
+    (RemoteExport.Phase.WAITING, "Waiting"),
+    (RemoteExport.Phase.DOWNLOAD, "Download"),
+    (RemoteExport.Phase.DELETE, "Delete"),
+]
+EXCHANGES_SHOWN = 200  # the latest; hours of polling must not make the page huge
+KEY_HEADERS = ("content-location", "x-progress", "retry-after", "expires", "content-type")
+
+
+def remote_panel(job: ExportJob) -> JobPanel | None:
+    export = RemoteExport.objects.select_related("server").filter(job=job).first()
+    if export is None:
+        return None
+    exchanges = [
+        {
+            "exchange": exchange,
+            "headers": {
+                name: value
+                for name, value in {
+                    **exchange.request_headers,
+                    **exchange.response_headers,
+                }.items()
+                if name.lower() in (*KEY_HEADERS, "authorization")
+            },
+        }
+        for exchange in reversed(export.exchanges.order_by("-pk")[:EXCHANGES_SHOWN])
+    ]
+    context = {
+        "export": export,
+        "downloads": list(export.downloads.all()),
+        "timings": [(label, export.timings.get(phase)) for phase, label in PHASES],
+        "manifest_json": json.dumps(export.manifest, indent=2) if export.manifest else "",
+        "exchanges": exchanges,
+        "exchanges_total": export.exchanges.count(),
+    }
+    return JobPanel(
+        template="remotes/partials/job_remote.html",
+        live_template="remotes/partials/job_remote_live.html",
+        context=context,
+        can_rerun=False,
+    )
+
+
+def remote_sources() -> list[LaunchSource]:
+    return [
+        LaunchSource(f"Remote server {name}", reverse("remotes:remote-launch", args=[name]))
+        for name in RemoteServer.objects.values_list("name", flat=True)
+    ]

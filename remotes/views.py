@@ -1,0 +1,157 @@
+"""Console pages for remote servers: list, create (with our key), detail, edit, key
+replacement, public JWKS download, discovery, delete, and launching an export there.
+
+Operators and admins manage and launch; auditors read. Private keys never reach a
+template: only the public JWKS does.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.decorators import permission_required
+from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from exports.models import ExportJob
+from remotes import services
+from remotes.forms import KeyForm, RemoteLaunchForm, RemoteServerForm
+from remotes.models import RemoteServer
+
+RECENT_JOBS = 20
+
+
+def _actor(request: HttpRequest) -> str:
+    return request.user.get_username()
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def remote_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "remotes/list.html", {"servers": RemoteServer.objects.all()})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(RUN_EXPORTS)
+def remote_create(request: HttpRequest) -> HttpResponse:
+    form = RemoteServerForm(request.POST or None)
+    key_form = KeyForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and key_form.is_valid():
+        server = form.save(commit=False)
+        services.save_server(
+            server,
+            private_jwk=key_form.cleaned_data["private_jwk"],
+            actor=_actor(request),
+            request=request,
+            created=True,
+        )
+        messages.success(request, f"{server.name} saved. Register the public JWKS below there.")
+        return redirect("remotes:remote-detail", name=server.name)
+    return render(request, "remotes/form.html", {"form": form, "key_form": key_form})
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def remote_detail(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    jobs = ExportJob.objects.filter(remote_export__server=server)[:RECENT_JOBS]
+    context = {
+        "server": server,
+        "jobs": jobs,
+        "public_jwks": services.public_jwks_json(server),
+        "launch_form": RemoteLaunchForm(server=server),
+    }
+    return render(request, "remotes/detail.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(RUN_EXPORTS)
+def remote_edit(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    form = RemoteServerForm(request.POST or None, instance=server)
+    if request.method == "POST" and form.is_valid():
+        services.save_server(
+            form.save(commit=False),
+            private_jwk=None,
+            actor=_actor(request),
+            request=request,
+            created=False,
+        )
+        messages.success(request, f"{server.name} saved.")
+        return redirect("remotes:remote-detail", name=server.name)
+    return render(request, "remotes/form.html", {"form": form, "server": server})
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(RUN_EXPORTS)
+def remote_key(request: HttpRequest, name: str) -> HttpResponse:
+    """Replace our key: the old one stops working at the remote once replaced there."""
+    server = get_object_or_404(RemoteServer, name=name)
+    key_form = KeyForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and key_form.is_valid():
+        services.save_server(
+            server,
+            private_jwk=key_form.cleaned_data["private_jwk"],
+            actor=_actor(request),
+            request=request,
+            created=False,
+        )
+        messages.success(request, "Key replaced. Register the new public JWKS at the remote.")
+        return redirect("remotes:remote-detail", name=server.name)
+    return render(request, "remotes/key.html", {"server": server, "key_form": key_form})
+
+
+@require_GET
+@permission_required(VIEW_CONSOLE)
+def remote_jwks(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    response = HttpResponse(services.public_jwks_json(server), content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="{server.name}-jwks.json"'
+    return response
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def remote_discover(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    services.discover_now(server, actor=_actor(request), request=request)
+    if server.discovery_error:
+        messages.error(request, f"Token endpoint not found: {server.discovery_error}.")
+    elif server.token_url:
+        messages.info(request, "A token endpoint is configured; nothing to discover.")
+    else:
+        messages.success(request, f"Token endpoint: {server.discovered_token_url}")
+    return redirect("remotes:remote-detail", name=server.name)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    try:
+        services.delete_server(server, actor=_actor(request), request=request)
+    except services.RemoteServerBusy as error:
+        messages.error(request, str(error))
+        return redirect("remotes:remote-detail", name=server.name)
+    messages.success(request, f"{name} deleted.")
+    return redirect("remotes:remote-list")
+
+
+@require_http_methods(["GET", "POST"])
+@permission_required(RUN_EXPORTS)
+def remote_launch(request: HttpRequest, name: str) -> HttpResponse:
+    server = get_object_or_404(RemoteServer, name=name)
+    form = RemoteLaunchForm(request.POST or None, server=server)
+    if request.method == "POST" and form.is_valid():
+        job = services.start_remote_export(
+            server,
+            level=form.cleaned_data["level"],
+            group_id=form.group(),
+            pairs=form.pairs(),
+            actor=_actor(request),
+            request=request,
+        )
+        messages.success(request, f"Export from {server.name} started.")
+        return redirect("console:job-detail", job_id=job.uuid)
+    return render(request, "remotes/launch.html", {"server": server, "form": form})
