@@ -223,3 +223,19 @@ def test_nav_marks_only_remotes_as_the_current_section(console_client, stub_serv
         page = auditor.get(url).content.decode()
         assert page.count('aria-current="page"') == 1, url
         assert 'href="/remotes/" aria-current="page">Remotes</a>' in page
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "may_run"), [("operator", True), ("auditor", False)])
+def test_check_buttons_start_runs_for_those_who_may(console_client, stub_server, role, may_run):
+    browser = console_client(role)
+    detail = browser.get("/remotes/stub/").content.decode()
+    listing = browser.get("/remotes/").content.decode()
+
+    assert 'href="/remotes/stub/checks/"' in detail  # past runs: everyone who reads
+    assert ('action="/remotes/stub/checks/"' in detail) is may_run
+    assert ('action="/remotes/self-check/"' in listing) is may_run
+    if may_run:
+        started = browser.post("/remotes/stub/checks/")
+        assert started.status_code == 302
+        assert started["Location"].startswith("/remotes/stub/checks/")

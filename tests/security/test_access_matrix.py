@@ -21,6 +21,8 @@ from django.utils import timezone
 from accounts.services import create_api_token, create_operator, register_client
 from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
+from remotes.keys import generate_private_jwk
+from remotes.models import RemoteServer, ServerCheck
 from tests.accounts.conftest import ensure_role_groups
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +65,25 @@ CONSOLE: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "group-save": (None, RUN),
     "data-upload": (None, RUN),
 }
+# Remote Bulk Data servers (namespace "remotes") and their server checks ("remote-checks").
+REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
+    "remote-list": (ALL, None),
+    "remote-create": (RUN, RUN),
+    "remote-detail": (ALL, None),
+    "remote-edit": (RUN, RUN),
+    "remote-key": (RUN, RUN),
+    "remote-jwks": (ALL, None),
+    "remote-discover": (None, RUN),
+    "remote-delete": (None, RUN),
+    "remote-launch": (RUN, RUN),
+}
+CHECKS: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
+    "self": (None, RUN),
+    "list": (ALL, RUN),
+    "detail": (ALL, None),
+    "results": (ALL, None),
+}
+PAGES = {"console": CONSOLE, "remotes": REMOTES, "remote-checks": CHECKS}
 # The operator API: DRF answers an unserved method with 405 only after the role check.
 API: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "token-list": (ALL, None),
@@ -129,8 +150,8 @@ def routes() -> list[Route]:
 
 
 def table_for(route: Route) -> dict[str, tuple[Any, Any]] | None:
-    if route.namespace == "console":
-        return CONSOLE
+    if route.namespace in PAGES:
+        return PAGES[route.namespace]
     if route.namespace == "api" or route.name in ("api-schema", "api-docs"):
         return API
     return None
@@ -147,7 +168,8 @@ def test_every_url_is_classified() -> None:
             unknown.append(route)
     assert unknown == []
     named = {(r.namespace or "api", r.name) for r in routes() if table_for(r) is not None}
-    assert named == {("console", n) for n in CONSOLE} | {("api", n) for n in API}
+    expected = {(space, n) for space, table in PAGES.items() for n in table}
+    assert named == expected | {("api", n) for n in API}
 
 
 @pytest.fixture
@@ -168,6 +190,9 @@ def url_of(store, rsa_key) -> Any:
     )
     with get_storage().open_writer(file.storage_key) as writer:
         writer.write(line)
+    server = RemoteServer(name="lab", base_url="https://fhir.invalid/r4", client_id="us")
+    server.set_private_jwk(generate_private_jwk("ES384"))
+    server.save()
     ensure_role_groups()
     owner, _ = create_operator(username="owner", role="auditor")
     token = create_api_token(user=owner, name="owned")
@@ -177,6 +202,8 @@ def url_of(store, rsa_key) -> Any:
         "client_id": client.client_id,
         "token_id": str(token.token.pk),
         "group_id": "g1",
+        "name": server.name,
+        "check_id": str(ServerCheck.objects.create(server=server).pk),
     }
 
     def build(route: Route) -> str:
@@ -285,7 +312,7 @@ def test_no_page_carries_inline_script(url_of, console_client) -> None:
     every console page the admin can open, scanned for <script> without src and for
     on*= handler attributes (the browser test checks htmx still works under the CSP)."""
     admin = console_client("admin")
-    pages = [url_of(r) for r, (get, _) in matrix_routes() if table_for(r) is CONSOLE and get]
+    pages = [url_of(r) for r, (get, _) in matrix_routes() if table_for(r) is not API and get]
     pages += ["/api/docs/"]
     offending = []
     for url in pages:
@@ -315,7 +342,7 @@ def test_every_page_survives_hostile_query_and_path_values(url_of, console_clien
     admin = console_client("admin")
     failures = []
     for route, (get_roles, post_roles) in matrix_routes():
-        if table_for(route) is not CONSOLE:
+        if table_for(route) is API:
             continue
         hostile_path = "/" + re.sub(r"<(?:\w+:)?\w+>", "a%00b", route.route)
         for method, allowed in (("get", get_roles), ("post", post_roles)):
