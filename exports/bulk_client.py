@@ -43,6 +43,7 @@ class HttpResult:
     status: int
     headers: dict[str, str]
     body: bytes
+    truncated: bool = False  # the answer was longer than the reader's max_bytes
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -102,8 +103,10 @@ def http(
     timeout: float = 60,
     verify_tls: bool = True,
     on_exchange: Callable[[Exchange], None] | None = None,
+    max_bytes: int | None = None,
 ) -> HttpResult:
-    """One request, the whole answer read. `on_exchange` receives a redacted record of it
+    """One request, its answer read whole or up to `max_bytes` (so a check of a file of
+    unknown size holds a bounded amount). `on_exchange` receives a redacted record of it
     (for the exchange logs of remote exports and server checks)."""
     headers = headers or {}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
@@ -112,7 +115,13 @@ def http(
         with urllib.request.urlopen(  # noqa: S310
             request, timeout=timeout, context=tls_context(verify_tls)
         ) as response:
-            result = HttpResult(response.status, dict(response.headers.items()), response.read())
+            body = response.read() if max_bytes is None else response.read(max_bytes + 1)
+            result = HttpResult(
+                response.status,
+                dict(response.headers.items()),
+                body[:max_bytes] if max_bytes is not None else body,
+                truncated=max_bytes is not None and len(body) > max_bytes,
+            )
     except urllib.error.HTTPError as error:
         result = HttpResult(error.code, dict(error.headers.items()), error.read())
     if on_exchange:

@@ -53,3 +53,23 @@ def test_redact_url_keeps_everything_but_signature_parameters():
     assert redact_url(url) == (
         "https://bucket.s3.example/k.ndjson?X-Amz-Credential=REDACTED&X-Amz-Expires=60"
     )
+
+
+def test_max_bytes_bounds_what_is_read_and_says_when_the_answer_was_longer(echo_url):
+    class Long(_Echo):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"resourceType":"Patient"}\n' * 1000)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Long)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/file"
+        cut = http("GET", url, max_bytes=100)
+        whole = http("GET", url, max_bytes=27_000)
+    finally:
+        server.shutdown()
+
+    assert (len(cut.body), cut.truncated) == (100, True)
+    assert (len(whole.body), whole.truncated) == (27_000, False)
