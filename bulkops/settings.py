@@ -249,6 +249,10 @@ BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=10)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
+    "prune-used-assertions": {
+        "task": "accounts.tasks.prune_used_assertions_task",
+        "schedule": 300.0,
+    },
 }
 
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's
