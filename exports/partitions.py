@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -273,9 +273,15 @@ class LineMaker:
 def record_chunk(partition: ExportPartition, exported: int) -> bool:
     """Flush point: count progress, extend the lease; False when the job was cancelled.
 
-    One transaction, so one commit per chunk on PostgreSQL."""
+    One transaction per chunk, and on PostgreSQL one that does not wait for its WAL
+    flush: losing the last progress update in a database crash costs nothing (the
+    partition is redone when its lease runs out), waiting for it cost a worker ~10%.
+    """
     lease = timezone.now() + timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         ExportPartition.objects.filter(pk=partition.pk).update(
             lease_until=lease, resources_exported=F("resources_exported") + exported
         )
