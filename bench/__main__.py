@@ -35,6 +35,7 @@ from bench.loading import loading_rates  # noqa: E402 - needs ROOT on sys.path
 from bench.measure import (  # noqa: E402
     BenchStore,
     kickoff_latency,
+    purge_tasks,
     raw_dump_seconds,
     run_export,
     status_latency,
@@ -95,6 +96,7 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
     ]
     first: float | None = None
     for workers in args.workers:
+        purge_tasks(store)
         with (
             celery_worker_process(store.env, concurrency=workers),
             web_server(store.env, workers=2) as base,
@@ -121,6 +123,7 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
         for measure in (token_latency, kickoff_latency, status_latency):
             for concurrency in args.concurrency:
                 results.append(measure(store, base, concurrency, args.load_seconds))
+    purge_tasks(store)
     return results
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sqlite3
+import subprocess
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from exports.bulk_client import (
     http,
     make_client_assertion,
 )
-from tests.processes import manage, process_env
+from tests.processes import BIN, ROOT, manage, process_env
 
 GROUP_SIZE = 1000
 POLL_SECONDS = 0.1
@@ -122,6 +123,19 @@ def _run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {args[0]} failed: {result.stderr[-2000:]}")
     return result.stdout
+
+
+def purge_tasks(store: BenchStore) -> None:
+    """Drop queued tasks (the kick-off bench's cancelled jobs, another store's run on a
+    shared broker) so workers start on an empty queue."""
+    subprocess.run(
+        [str(BIN / "celery"), "-A", "bulkops", "purge", "-f"],
+        cwd=ROOT,
+        env=store.env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
 
 
 def raw_dump_seconds(store: BenchStore) -> float:
