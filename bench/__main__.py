@@ -43,7 +43,7 @@ from bench.measure import (  # noqa: E402
 )
 from tests.processes import celery_worker_process, web_server  # noqa: E402
 
-RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (bench_store.py)
+RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (seed 1)
 
 
 def main() -> None:
