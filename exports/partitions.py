@@ -1,11 +1,13 @@
 """Running an export: plan partitions, stream each one, finalise the manifest.
 
 A job is split into partitions (id ranges) so every available worker shares one export
-(ARCHITECTURE "Data flow", step 3). A system-level partition covers every requested type
-in its id range: the store interleaves types (a patient's resources are loaded
-together), so reading type by type would visit each table page once per type, while
-one pass in id order reads it once (docs/performance.md). Patient and Group
-partitions are one type each, walked through the compartment index. Each partition
+(ARCHITECTURE "Data flow", step 3). A system-level export of every type in the store
+(a plain `$export`) is split into all-types partitions: the store interleaves types (a
+patient's resources are loaded together), so reading type by type would visit each
+table page once per type, while one pass in id order reads it once
+(docs/performance.md). Other exports are split by type: a `_type` subset through the
+(resource_type, id) index, Patient and Group exports through the compartment index.
+Each partition
 streams rows by keyset pagination on id, writes stored bytes verbatim (parsing only for
 `_elements`) to one file series per type, checks for cancellation between chunks, and
 records its files and counters in one transaction at the end. The partition that
@@ -31,6 +33,7 @@ from accounts.models import AuditEvent
 from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from exports.models import (
     CompartmentMembership,
     ExportFile,
@@ -72,13 +75,11 @@ def plan_export(job_id: int) -> list[int]:
 
 def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
-    if job.level == SYSTEM:
-        slots = [(ALL_TYPES, id_ranges(candidate_rows(job, job.types), "id", size))]
+    if job.level == SYSTEM and exports_every_stored_type(job):
+        slots = [(ALL_TYPES, id_ranges(candidate_rows(job, None), "id", size))]
         types_total = sum(candidate_rows(job, [t]).exists() for t in job.types)
     else:
-        slots = [
-            (t, id_ranges(member_resource_ids(job, t), "resource_id", size)) for t in job.types
-        ]
+        slots = [(t, id_ranges(*id_source(job, t), size)) for t in job.types]
     partitions = [
         ExportPartition(
             job=job,
@@ -94,7 +95,7 @@ def create_partitions(job: ExportJob) -> None:
     ExportPartition.objects.bulk_create(partitions)
     job.status = ExportJob.Status.RUNNING
     job.partitions_total = len(partitions)
-    if job.level != SYSTEM:
+    if slots[0][0] != ALL_TYPES:
         types_total = len({p.resource_type for p in partitions})
     job.types_total = types_total if partitions else 0
     job.rows_planned = sum(p.rows_planned for p in partitions)
@@ -102,12 +103,23 @@ def create_partitions(job: ExportJob) -> None:
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
 
 
-def candidate_rows(job: ExportJob, types: list[str]) -> QuerySet[Resource]:
-    """Rows of `types` that fall in the job's time window (spec §2.3, §1.3 `_since`).
+def exports_every_stored_type(job: ExportJob) -> bool:
+    """No stored resource is of a type the job leaves out (index probes, no scan)."""
+    left_out = [t for t in R4_RESOURCE_TYPES if t not in set(job.types)]
+    return not Resource.objects.filter(resource_type__in=left_out).exists()
+
+
+def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource]:
+    """Rows of `types` (None: of any type) that fall in the job's time window (spec
+    §2.3, §1.3 `_since`).
 
     Tombstones are candidates only for `_since` exports, which list them in deleted[].
     """
-    rows = Resource.objects.filter(resource_type__in=types, last_updated__lte=job.transaction_time)
+    rows = Resource.objects.filter(last_updated__lte=job.transaction_time)
+    if types is not None:
+        # A filter on type makes the database read by (resource_type, id) and sort;
+        # all-types partitions leave it out to read straight along the primary key.
+        rows = rows.filter(resource_type__in=types)
     since = job.parameters.get("_since")
     if since:
         return rows.filter(last_updated__gt=datetime.fromisoformat(since))
@@ -150,8 +162,11 @@ def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[Compartm
     return rows
 
 
-def partition_types(job: ExportJob, partition: ExportPartition) -> list[str]:
-    return job.types if partition.resource_type == ALL_TYPES else [partition.resource_type]
+def id_source(job: ExportJob, resource_type: str) -> tuple[QuerySet, str]:
+    """Where a one-type partition's resource ids come from, and the column holding them."""
+    if job.level == SYSTEM:
+        return candidate_rows(job, [resource_type]), "id"
+    return member_resource_ids(job, resource_type), "resource_id"
 
 
 COLUMNS = ("id", "resource_type", "deleted", "resource_id", "body")
@@ -160,7 +175,8 @@ COLUMNS = ("id", "resource_type", "deleted", "resource_id", "body")
 def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[Row]]:
     """Chunks of (id, resource_type, deleted, resource_id, body bytes) in id order;
     keyset, never OFFSET."""
-    rows = candidate_rows(job, partition_types(job, partition))
+    all_types = partition.resource_type == ALL_TYPES
+    rows = candidate_rows(job, None if all_types else [partition.resource_type])
     last = partition.lower_id
     if job.level == SYSTEM:
         while chunk := fetch_rows(
@@ -231,11 +247,14 @@ def run_partition(*, partition_id: int, worker: str) -> None:
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
     to_line = LineMaker(job)
+    wanted = set(job.types)  # an all-types partition reads rows of any type
     with files:
         for chunk in partition_rows(job, partition):
             lines: dict[str, list[bytes]] = defaultdict(list)
             exported = 0
             for _, resource_type, is_deleted, resource_id, body in chunk:
+                if resource_type not in wanted:
+                    continue
                 if is_deleted:
                     line = deletion_bundle_line(resource_type, resource_id)
                     files.writer(resource_type, deleted=True).write(line)
