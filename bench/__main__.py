@@ -35,11 +35,13 @@ from bench.loading import loading_rates  # noqa: E402 - needs ROOT on sys.path
 from bench.measure import (  # noqa: E402
     BenchStore,
     kickoff_latency,
+    profiled,
     purge_tasks,
     raw_dump_seconds,
     run_export,
     status_latency,
     token_latency,
+    web_pid,
 )
 from tests.processes import celery_worker_process, web_server  # noqa: E402
 
@@ -64,6 +66,12 @@ def main() -> None:
         "--var-root", type=Path, default=Path(tempfile.gettempdir()) / "bulkops-bench"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-results.json")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="folder for py-spy profiles (speedscope) of the workers during each system "
+        "export and of the web server under the largest token load",
+    )
     parser.add_argument("--tiny", action="store_true", help="a few hundred resources, quick")
     args = parser.parse_args()
     if args.tiny:
@@ -98,8 +106,9 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
     for workers in args.workers:
         purge_tasks(store)
         with (
-            celery_worker_process(store.env, concurrency=workers),
+            celery_worker_process(store.env, concurrency=workers) as worker,
             web_server(store.env, workers=2) as base,
+            profiled(worker.pid, profile_path(args, store, f"export-{workers}-workers")),
         ):
             row = run_export(store, base, "/$export")
             first = first or row["seconds"]
@@ -122,9 +131,20 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
         token_latency(store, base, 16, 1.0)
         for measure in (token_latency, kickoff_latency, status_latency):
             for concurrency in args.concurrency:
-                results.append(measure(store, base, concurrency, args.load_seconds))
+                out = None
+                if measure is token_latency and concurrency == max(args.concurrency):
+                    out = profile_path(args, store, f"token-{concurrency}-concurrent")
+                with profiled(web_pid(base), out):
+                    results.append(measure(store, base, concurrency, args.load_seconds))
     purge_tasks(store)
     return results
+
+
+def profile_path(args: argparse.Namespace, store: BenchStore, what: str) -> Path | None:
+    if args.profile is None:
+        return None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    return args.profile / f"{store.vendor}-{store.resources}-{what}.speedscope.json"
 
 
 def print_table(results: list[dict[str, Any]]) -> None:

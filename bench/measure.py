@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +126,43 @@ def _run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     if result.returncode != 0:
         raise RuntimeError(f"manage.py {args[0]} failed: {result.stderr[-2000:]}")
     return result.stdout
+
+
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """While the block runs, sample process `pid` and its children with py-spy (the
+    `bench` extra) into a speedscope file `out`; nothing when `out` is None."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses"]
+        + ["--format", "speedscope", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # let it attach
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+def web_pid(base: str) -> int:
+    """The gunicorn master this bench started for `base` (its workers are children)."""
+    bind = base.removeprefix("http://").encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                proc.name.isdigit()
+                and bind in (proc / "cmdline").read_bytes()
+                and int((proc / "stat").read_text().split()[3]) == os.getpid()
+            ):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise RuntimeError(f"no gunicorn for {base}")
 
 
 def purge_tasks(store: BenchStore) -> None:
