@@ -230,12 +230,14 @@ def _client(store: BenchStore, base: str) -> BulkExportClient:
     return BulkExportClient(f"{base}/fhir", tokens)
 
 
-def run_export(store: BenchStore, base: str, path: str) -> dict[str, Any]:
+def run_export(
+    store: BenchStore, base: str, path: str, params: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     """Kick-off to complete manifest through the real path; the job is deleted after."""
     client = _client(store, base)
     client.tokens.token()
     started = time.perf_counter()
-    status_url = client.kick_off(path, [])
+    status_url = client.kick_off(path, list(params))
     while True:
         result = http("GET", status_url, headers=client._auth())
         if result.status == 200:
