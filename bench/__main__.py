@@ -76,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.tiny:
         args.resources, args.workers, args.concurrency, args.loading = [300], [1], [2], 300
-        args.load_seconds = 1.0
+        args.load_seconds = 0.5
 
     results: list[dict[str, Any]] = []
     for target in args.resources:
