@@ -7,12 +7,11 @@ patient's resources are loaded together), so reading type by type would visit ea
 table page once per type, while one pass in id order reads it once
 (docs/performance.md). Other exports are split by type: a `_type` subset through the
 (resource_type, id) index, Patient and Group exports through the compartment index.
-Each partition
-streams rows by keyset pagination on id, writes stored bytes verbatim (parsing only for
-`_elements`) to one file series per type, checks for cancellation between chunks, and
-records its files and counters in one transaction at the end. The partition that
-completes the job runs the finaliser. Every step is idempotent: a redelivered task
-finds its work done or redoes it under the same file names.
+Each partition streams rows by keyset pagination on id, writes stored bytes verbatim
+(parsing only for `_elements`) to one file series per type, checks for cancellation
+between chunks, and records its files and counters in one transaction at the end. The
+partition that completes the job runs the finaliser. Every step is idempotent: a
+redelivered task finds its work done or redoes it under the same file names.
 """
 
 from __future__ import annotations
@@ -75,9 +74,9 @@ def plan_export(job_id: int) -> list[int]:
 
 def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
-    if job.level == SYSTEM and exports_every_stored_type(job):
+    all_types = job.level == SYSTEM and exports_every_stored_type(job)
+    if all_types:
         slots = [(ALL_TYPES, id_ranges(candidate_rows(job, None), "id", size))]
-        types_total = sum(candidate_rows(job, [t]).exists() for t in job.types)
     else:
         slots = [(t, id_ranges(*id_source(job, t), size)) for t in job.types]
     partitions = [
@@ -95,9 +94,12 @@ def create_partitions(job: ExportJob) -> None:
     ExportPartition.objects.bulk_create(partitions)
     job.status = ExportJob.Status.RUNNING
     job.partitions_total = len(partitions)
-    if slots[0][0] != ALL_TYPES:
-        types_total = len({p.resource_type for p in partitions})
-    job.types_total = types_total if partitions else 0
+    if not partitions:
+        job.types_total = 0
+    elif all_types:
+        job.types_total = sum(candidate_rows(job, [t]).exists() for t in job.types)
+    else:
+        job.types_total = len({p.resource_type for p in partitions})
     job.rows_planned = sum(p.rows_planned for p in partitions)
     job.save(update_fields=["status", "partitions_total", "types_total", "rows_planned"])
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
