@@ -7,11 +7,12 @@ what to fix; only a client that proved who it is learns that it is disabled
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from accounts.audit import storable
 from accounts.jwks import JwksError, KeyExpired, verification_key
@@ -40,12 +41,22 @@ def claimed_issuer(assertion: str) -> str:
     return storable(issuer) if isinstance(issuer, str) else ""
 
 
+@dataclass(frozen=True)
+class VerifiedAssertion:
+    """A client's valid assertion whose `jti` is not spent yet (see `spend_jti`)."""
+
+    client: BackendClient
+    jti: str
+    remember_until: datetime  # when the assertion could no longer be accepted anyway
+
+
 def authenticate_client(
     *, assertion: str, token_url: str, client_id: str | None, now: datetime
-) -> BackendClient:
+) -> VerifiedAssertion:
     """The active client that signed `assertion` for this token endpoint, or OAuthError.
 
-    A valid assertion's `jti` is spent: the same assertion is refused from now on.
+    Reads only: the caller spends the `jti` with `spend_jti` in the transaction that
+    issues the token, so a token request commits once.
     """
     header, claims = _parse(assertion)
     algorithm = header["alg"]
@@ -63,8 +74,12 @@ def authenticate_client(
     exp = _check_times(verified, now)
     if not client.is_active:
         raise OAuthError(UNAUTHORIZED_CLIENT, "This client is disabled.", "client_disabled")
-    _spend_jti(client, verified["jti"], exp, now)
-    return client
+    jti = verified["jti"]
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
+        raise invalid_client(
+            "bad_jti", "jti must be a non-empty string of at most 255 chars, without NUL."
+        )
+    return VerifiedAssertion(client, jti, exp + timedelta(seconds=CLOCK_SKEW))
 
 
 def _parse(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -162,17 +177,21 @@ def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
     return exp
 
 
-def _spend_jti(client: BackendClient, jti: Any, exp: datetime, now: datetime) -> None:
-    """Remember `jti` until the assertion could no longer be accepted (step 8)."""
-    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
-        raise invalid_client(
-            "bad_jti", "jti must be a non-empty string of at most 255 chars, without NUL."
-        )
-    UsedAssertion.objects.filter(expires_at__lte=now).delete()
+def spend_jti(assertion: VerifiedAssertion) -> None:
+    """Remember the assertion's `jti` until it expires, or refuse a replay (step 8).
+
+    Call inside the transaction that issues the token: a refusal rolls it back, so no
+    savepoint is needed. Expired rows are pruned by `prune_used_assertions`, not here.
+    """
     try:
-        with transaction.atomic():
-            UsedAssertion.objects.create(
-                client=client, jti=jti, expires_at=exp + timedelta(seconds=CLOCK_SKEW)
-            )
+        UsedAssertion.objects.create(
+            client=assertion.client, jti=assertion.jti, expires_at=assertion.remember_until
+        )
     except IntegrityError:
         raise invalid_client("replayed_jti", "This assertion's jti was already used.") from None
+
+
+def prune_used_assertions(now: datetime) -> int:
+    """Forget jtis of assertions that have expired (a periodic task runs this)."""
+    deleted, _ = UsedAssertion.objects.filter(expires_at__lte=now).delete()
+    return deleted

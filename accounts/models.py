@@ -56,8 +56,16 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["actor", "-created_at"], name="audit_actor_time"),
             models.Index(fields=["action", "-created_at"], name="audit_action_time"),
-            # Rate limiting counts recent failed token requests per peer address.
             models.Index(fields=["ip_address", "-created_at"], name="audit_ip_time"),
+            # Rate limiting counts a client's and an address's recent failed token
+            # requests on every token request: these reach them without visiting the
+            # (many) successful ones.
+            models.Index(
+                fields=["actor", "action", "outcome", "created_at"], name="audit_actor_outcome"
+            ),
+            models.Index(
+                fields=["ip_address", "action", "outcome", "created_at"], name="audit_ip_outcome"
+            ),
         ]
 
     def __str__(self) -> str:

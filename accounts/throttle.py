@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Q
+
 from accounts.models import TOKEN_REQUEST, AuditEvent
 from accounts.oauth import INVALID_REQUEST, OAuthError
 
@@ -26,16 +28,20 @@ RATE_LIMITED = "rate_limited"
 
 def check_token_rate(*, claimed_client_id: str, address: str | None, now: datetime) -> None:
     """Raise a 429 OAuthError if this client or address failed too often lately."""
-    recent = AuditEvent.objects.filter(
-        action=TOKEN_REQUEST,
-        outcome=AuditEvent.Outcome.FAILURE,
-        created_at__gte=now - timedelta(seconds=WINDOW),
-    ).exclude(reason=RATE_LIMITED)
-    over = (
-        claimed_client_id
-        and recent.filter(actor=claimed_client_id).count() >= MAX_FAILURES_PER_CLIENT
-    ) or (address and recent.filter(ip_address=address).count() >= MAX_FAILURES_PER_ADDRESS)
-    if over:
+    by_client = Q(actor=claimed_client_id) if claimed_client_id else Q(pk__in=[])
+    by_address = Q(ip_address=address) if address else Q(pk__in=[])
+    # Both counts in one query: this runs before every token request.
+    counts = (
+        AuditEvent.objects.filter(
+            by_client | by_address,
+            action=TOKEN_REQUEST,
+            outcome=AuditEvent.Outcome.FAILURE,
+            created_at__gte=now - timedelta(seconds=WINDOW),
+        )
+        .exclude(reason=RATE_LIMITED)
+        .aggregate(client=Count("pk", filter=by_client), address=Count("pk", filter=by_address))
+    )
+    if counts["client"] >= MAX_FAILURES_PER_CLIENT or counts["address"] >= MAX_FAILURES_PER_ADDRESS:
         raise OAuthError(
             INVALID_REQUEST,
             f"Too many failed token requests; try again in {WINDOW} seconds.",

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts.assertions import authenticate_client, claimed_issuer
+from accounts.assertions import authenticate_client, claimed_issuer, spend_jti
 from accounts.audit import client_ip
 from accounts.oauth import (
     INVALID_CLIENT,
@@ -119,21 +120,26 @@ def token(request: HttpRequest) -> HttpResponse:
         scope = form.get("scope", "")
         check_token_rate(claimed_client_id=claimed, address=client_ip(request), now=now)
         parsed = parse_token_request(request)
-        client = authenticate_client(
+        verified = authenticate_client(
             assertion=parsed.assertion,
             token_url=token_endpoint_url(request),
             client_id=parsed.client_id,
             now=now,
         )
-        scopes = grant_scopes(parsed.scope, client.scopes)
-        if not scopes:
-            raise OAuthError(
-                INVALID_SCOPE,
-                f"None of the requested scopes is allowed; this client may ask for "
-                f"{client.scopes}.",
-                "no_grantable_scope",
-            )
-        issued = issue_access_token(client=client, scopes=scopes, now=now, request=request)
+        client = verified.client
+        # Spending the jti, the token and its audit row commit together: one commit per
+        # token instead of three (docs/performance.md).
+        with transaction.atomic():
+            spend_jti(verified)
+            scopes = grant_scopes(parsed.scope, client.scopes)
+            if not scopes:
+                raise OAuthError(
+                    INVALID_SCOPE,
+                    f"None of the requested scopes is allowed; this client may ask for "
+                    f"{client.scopes}.",
+                    "no_grantable_scope",
+                )
+            issued = issue_access_token(client=client, scopes=scopes, now=now, request=request)
     except OAuthError as error:
         refuse_token_request(claimed_client_id=claimed, error=error, request=request, scope=scope)
         logger.info(

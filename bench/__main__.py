@@ -5,8 +5,14 @@ the fastest raw dump of the same JSON bodies the database can do (SQLite: one SE
 streamed to a file; PostgreSQL: COPY ... TO STDOUT), measured minutes apart.
 
     python -m bench                              # 100k and 1M resources, SQLite
-    DATABASE_URL=postgres://u:p@127.0.0.1/postgres python -m bench --workers 1 2 4
+    DATABASE_URL=postgres://u:p@127.0.0.1/postgres python -m bench --workers 1 2 4 \
+        --broker redis://127.0.0.1:6379/0       # scale-out: speed-up against 1 worker
     python -m bench --tiny                       # seconds; what the smoke test runs
+
+Per store size: the raw dump baseline; system and Group exports at each worker count;
+then the web tier alone under closed-loop load at each concurrency (token endpoint,
+kick-off, status poll; bench/load.py). Last, generate_fhir and load_fhir rates beside
+a raw insert of the same rows (bench/loading.py).
 
 Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
 the reference client. Stores are generated once per size and reused (see --var-root).
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,15 +31,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.measure import (  # noqa: E402 - needs ROOT on sys.path
+from bench.loading import loading_rates  # noqa: E402 - needs ROOT on sys.path
+from bench.measure import (  # noqa: E402
     BenchStore,
+    kickoff_latency,
+    profiled,
+    purge_tasks,
     raw_dump_seconds,
     run_export,
+    status_latency,
     token_latency,
+    web_pid,
 )
 from tests.processes import celery_worker_process, web_server  # noqa: E402
 
-RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (bench_store.py)
+RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (seed 1)
 
 
 def main() -> None:
@@ -43,64 +56,116 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[2])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument(
+        "--broker", default="", help="Celery broker URL (e.g. redis://127.0.0.1:6379/0)"
+    )
+    parser.add_argument("--load-seconds", type=float, default=5.0, help="per load step")
+    parser.add_argument(
+        "--loading", type=int, default=100_000, help="resources for the loading rates (0: skip)"
+    )
+    parser.add_argument(
         "--var-root", type=Path, default=Path(tempfile.gettempdir()) / "bulkops-bench"
     )
     parser.add_argument("--json", type=Path, default=ROOT / "var" / "bench-results.json")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="folder for py-spy profiles (speedscope) of the workers during each system "
+        "export and of the web server under the largest token load",
+    )
     parser.add_argument("--tiny", action="store_true", help="a few hundred resources, quick")
     args = parser.parse_args()
     if args.tiny:
-        args.resources, args.workers, args.concurrency = [300], [1], [2]
+        args.resources, args.workers, args.concurrency, args.loading = [300], [1], [2], 300
+        args.load_seconds = 0.5
 
     results: list[dict[str, Any]] = []
     for target in args.resources:
-        store = BenchStore.prepare(args.var_root, max(2, round(target / RESOURCES_PER_PATIENT)))
-        baseline = raw_dump_seconds(store)
-        results.append(
-            {
-                "bench": "raw dump baseline",
-                "db": store.vendor,
-                "resources": store.resources,
-                "seconds": baseline,
-            }
-        )
-        for workers in args.workers:
-            with (
-                celery_worker_process(store.env, concurrency=workers),
-                web_server(store.env, workers=2) as base,
-            ):
-                row = run_export(store, base, "/$export")
-                row.update(
-                    bench=f"system export, {workers} worker(s)",
-                    ratio_to_baseline=row["seconds"] / baseline,
-                )
-                results.append(row)
-                if store.group_id:
-                    group = run_export(store, base, f"/Group/{store.group_id}/$export")
-                    group.update(
-                        bench=f"Group export, {store.group_size} members",
-                        store_resources=store.resources,
-                    )
-                    results.append(group)
-        with web_server(store.env, workers=2) as base:
-            for concurrency in args.concurrency:
-                results.append(token_latency(store, base, concurrency))
+        patients = max(2, round(target / RESOURCES_PER_PATIENT))
+        results += store_benches(BenchStore.prepare(args.var_root, patients, args.broker), args)
+    if args.loading:
+        patients = max(2, round(args.loading / RESOURCES_PER_PATIENT))
+        results += loading_rates(args.var_root, os.environ.get("DATABASE_URL", ""), patients)
     print_table(results)
+    load = os.getloadavg()
+    results.append({"bench": "load average at the end (1/5/15 min)", "load_average": load})
+    print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
     print(f"\nresults written to {args.json}")
 
 
+def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Baseline, exports at each worker count, then the web tier under load."""
+    baseline = raw_dump_seconds(store)
+    results: list[dict[str, Any]] = [
+        {
+            "bench": "raw dump baseline",
+            "db": store.vendor,
+            "resources": store.resources,
+            "seconds": baseline,
+        }
+    ]
+    first: float | None = None
+    for workers in args.workers:
+        purge_tasks(store)
+        with (
+            celery_worker_process(store.env, concurrency=workers) as worker,
+            web_server(store.env, workers=2) as base,
+            profiled(worker.pid, profile_path(args, store, f"export-{workers}-workers")),
+        ):
+            # A small export first: the worker has booted and is consuming when the
+            # clock starts, and its first task's imports are not timed.
+            run_export(store, base, "/$export", (("_type", "Organization"),))
+            row = run_export(store, base, "/$export")
+            first = first or row["seconds"]
+            row.update(
+                bench=f"system export, {workers} worker(s)",
+                ratio_to_baseline=row["seconds"] / baseline,
+                speed_up=first / row["seconds"],
+            )
+            results.append(row)
+            if store.group_id:
+                group = run_export(store, base, f"/Group/{store.group_id}/$export")
+                group.update(
+                    bench=f"Group export, {store.group_size} members, {workers} worker(s)",
+                    store_resources=store.resources,
+                )
+                results.append(group)
+    with web_server(store.env, workers=2) as base:
+        # Warm up first: every worker imports its URLconf and every thread opens its
+        # database connection on its first request, which is not what is measured.
+        token_latency(store, base, 16, 1.0)
+        for measure in (token_latency, kickoff_latency, status_latency):
+            for concurrency in args.concurrency:
+                out = None
+                if measure is token_latency and concurrency == max(args.concurrency):
+                    out = profile_path(args, store, f"token-{concurrency}-concurrent")
+                with profiled(web_pid(base), out):
+                    results.append(measure(store, base, concurrency, args.load_seconds))
+    purge_tasks(store)
+    return results
+
+
+def profile_path(args: argparse.Namespace, store: BenchStore, what: str) -> Path | None:
+    if args.profile is None:
+        return None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    return args.profile / f"{store.vendor}-{store.resources}-{what}.speedscope.json"
+
+
 def print_table(results: list[dict[str, Any]]) -> None:
     print(
-        f"\n{'bench':<36}{'db':<12}{'resources':>11}{'seconds':>9}{'res/s':>10}"
-        f"{'MB/s':>7}{'x base':>8}{'worker MB':>10}{'web MB':>8}  latency p50/p95/p99 ms"
+        f"\n{'bench':<44}{'db':<12}{'resources':>11}{'seconds':>9}{'res/s':>10}"
+        f"{'MB/s':>7}{'x base':>8}{'speedup':>8}{'worker MB':>10}{'web MB':>8}"
+        "  latency p50/p95/p99 ms"
     )
     for row in results:
         latency = row.get("latency_ms")
         print(
-            f"{row['bench']:<36}{row.get('db', ''):<12}{row.get('resources', 0):>11,}"
+            f"{row['bench']:<44}{row.get('db', ''):<12}{row.get('resources', 0):>11,}"
             f"{row.get('seconds', 0):>9.2f}{row.get('resources_per_s', 0):>10,.0f}"
             f"{row.get('mb_per_s', 0):>7.1f}{row.get('ratio_to_baseline', 0):>8.2f}"
+            f"{row.get('speed_up', 0):>8.2f}"
             f"{row.get('worker_peak_rss_mb', 0):>10.0f}{row.get('web_peak_rss_mb', 0):>8.0f}"
             + (
                 f"  {latency['p50']:.1f}/{latency['p95']:.1f}/{latency['p99']:.1f} "

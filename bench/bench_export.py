@@ -71,22 +71,17 @@ def main() -> None:
     started = time.perf_counter()
     last, seen, size = 0, 0, 0
     with open(os.devnull, "wb") as sink:
-        for rtype in types:
-            last = 0
-            while True:
-                rows = list(
-                    Resource.objects.filter(resource_type=rtype, deleted=False, id__gt=last)
-                    .order_by("id")
-                    .values_list("id", "body")[:1000]
-                )
-                if not rows:
-                    break
-                for _, body in rows:
-                    data = body.encode() + b"\n"
-                    sink.write(data)
-                    size += len(data)
-                seen += len(rows)
-                last = rows[-1][0]
+        while rows := list(
+            Resource.objects.filter(deleted=False, id__gt=last)
+            .order_by("id")
+            .values_list("id", "body")[:10_000]
+        ):
+            for _, body in rows:
+                data = body.encode() + b"\n"
+                sink.write(data)
+                size += len(data)
+            seen += len(rows)
+            last = rows[-1][0]
     baseline = time.perf_counter() - started
     print(
         f"baseline raw read: {seen:,} resources, {size / 1e6:.0f} MB in {baseline:.1f}s "

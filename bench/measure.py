@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
-import statistics
-import threading
+import subprocess
 import time
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.load import Request, run_load
 from exports.bulk_client import (
     ASSERTION_TYPE,
     BulkExportClient,
@@ -21,10 +24,12 @@ from exports.bulk_client import (
     http,
     make_client_assertion,
 )
-from tests.processes import manage, process_env
+from tests.processes import BIN, ROOT, manage, process_env
 
 GROUP_SIZE = 1000
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.1
+LOAD_SECONDS = 5.0
+MAX_TOKEN_REQUESTS = 6000  # signed up front; ~2.5 s of the bench's own CPU
 MAKE_GROUP = """
 from django.utils import timezone
 from exports.groups import upsert_group
@@ -50,17 +55,23 @@ class BenchStore:
     group_size: int
 
     @classmethod
-    def prepare(cls, root: Path, patients: int) -> BenchStore:
+    def prepare(cls, root: Path, patients: int, broker: str = "") -> BenchStore:
         base_url = os.environ.get("DATABASE_URL", "")
         vendor = "postgresql" if base_url.startswith("postgres") else "sqlite"
         var_dir = root / f"{vendor}-{patients}-patients"
-        overrides = {"BULKOPS_RETRY_AFTER": "1", "BULKOPS_POLL_BURST": "1000000"}
+        overrides = {
+            "BULKOPS_RETRY_AFTER": "1",
+            "BULKOPS_POLL_BURST": "1000000",
+            "BULKOPS_MAX_CONCURRENT_EXPORTS": "1000000",
+        }
+        if broker:
+            overrides["CELERY_BROKER_URL"] = broker
         if vendor == "postgresql":
             overrides["DATABASE_URL"] = _database(base_url, f"bulkops_bench_{patients}")
         env = process_env(var_dir, **overrides)
         ready = var_dir / "bench-store.json"
+        _run(env, "migrate", "--no-input")  # a reused store gets new indexes too
         if not ready.exists():
-            _run(env, "migrate", "--no-input")
             _run(env, "generate_fhir", "--patients", str(patients), "--seed", "1", timeout=3600)
             seeded = _run(env, "seed_demo", "--key-file", str(var_dir / "bench-key.json"))
             client_id = re.search(r"--client-id (\S+)", seeded).group(1)
@@ -117,6 +128,56 @@ def _run(env: dict[str, str], *args: str, timeout: float = 600) -> str:
     return result.stdout
 
 
+@contextmanager
+def profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """While the block runs, sample process `pid` and its children with py-spy (the
+    `bench` extra) into a speedscope file `out`; nothing when `out` is None."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(
+        [str(BIN / "py-spy"), "record", "--pid", str(pid), "--subprocesses"]
+        + ["--format", "speedscope", "--output", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)  # let it attach
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
+def web_pid(base: str) -> int:
+    """The gunicorn master this bench started for `base` (its workers are children)."""
+    bind = base.removeprefix("http://").encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                proc.name.isdigit()
+                and bind in (proc / "cmdline").read_bytes()
+                and int((proc / "stat").read_text().split()[3]) == os.getpid()
+            ):
+                return int(proc.name)
+        except OSError:
+            continue
+    raise RuntimeError(f"no gunicorn for {base}")
+
+
+def purge_tasks(store: BenchStore) -> None:
+    """Drop queued tasks (the kick-off bench's cancelled jobs, another store's run on a
+    shared broker) so workers start on an empty queue."""
+    subprocess.run(
+        [str(BIN / "celery"), "-A", "bulkops", "purge", "-f"],
+        cwd=ROOT,
+        env=store.env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+
+
 def raw_dump_seconds(store: BenchStore) -> float:
     """The fastest plain dump of the same live bodies to a file, one per line."""
     out = store.var_dir / "raw-dump.ndjson"
@@ -169,12 +230,14 @@ def _client(store: BenchStore, base: str) -> BulkExportClient:
     return BulkExportClient(f"{base}/fhir", tokens)
 
 
-def run_export(store: BenchStore, base: str, path: str) -> dict[str, Any]:
+def run_export(
+    store: BenchStore, base: str, path: str, params: tuple[tuple[str, str], ...] = ()
+) -> dict[str, Any]:
     """Kick-off to complete manifest through the real path; the job is deleted after."""
     client = _client(store, base)
     client.tokens.token()
     started = time.perf_counter()
-    status_url = client.kick_off(path, [])
+    status_url = client.kick_off(path, list(params))
     while True:
         result = http("GET", status_url, headers=client._auth())
         if result.status == 200:
@@ -217,51 +280,61 @@ def _process_peaks() -> dict[str, float]:
     return peaks
 
 
+def _form(store: BenchStore, token_url: str) -> bytes:
+    return urllib.parse.urlencode(
+        {
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": make_client_assertion(store.client_id, store.key, token_url),
+            "scope": "system/*.read",
+        }
+    ).encode()
+
+
 def token_latency(
-    store: BenchStore, base: str, concurrency: int, seconds: float = 5.0
+    store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
 ) -> dict[str, Any]:
-    """Token requests from `concurrency` threads for `seconds`; signing is not timed."""
+    """Token requests from `concurrency` clients; assertions are signed before the clock
+    starts (each has its own jti), so only the server's work is timed."""
     token_url = f"{base}/auth/token"
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    deadline = time.monotonic() + seconds
+    forms = iter([_form(store, token_url) for _ in range(MAX_TOKEN_REQUESTS)])
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    result = run_load(
+        lambda: Request("POST", token_url, headers, form) if (form := next(forms, None)) else None,
+        concurrency,
+        seconds,
+    )
+    row = result.summary(f"token endpoint, {concurrency} concurrent", expected=200)
+    return {**row, "db": store.vendor}
 
-    def hammer() -> None:
-        nonlocal errors
-        while time.monotonic() < deadline:
-            assertion = make_client_assertion(store.client_id, store.key, token_url)
-            form = urllib.parse.urlencode(
-                {
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": assertion,
-                    "scope": "system/*.read",
-                }
-            ).encode()
-            started = time.perf_counter()
-            result = http(
-                "POST",
-                token_url,
-                data=form,
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-            )
-            elapsed = (time.perf_counter() - started) * 1000
-            with lock:
-                latencies.append(elapsed)
-                errors += result.status != 200
 
-    threads = [threading.Thread(target=hammer) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
-    return {
-        "bench": f"token endpoint, {concurrency} concurrent",
-        "db": store.vendor,
-        "requests": len(latencies),
-        "errors": errors,
-        "requests_per_s": len(latencies) / seconds,
-        "latency_ms": {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98]},
-    }
+def kickoff_latency(
+    store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
+) -> dict[str, Any]:
+    """`$export` kick-offs (of the store's Organizations, a small export) from one client
+    at `concurrency`; the web tier alone, so the jobs are cancelled afterwards."""
+    client = _client(store, base)
+    request = Request(
+        "GET",
+        f"{base}/fhir/$export?_type=Organization",
+        {**client._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
+    )
+    result = run_load(lambda: request, concurrency, seconds)
+    for status, headers in result.answers:
+        if status == 202:
+            http("DELETE", headers["content-location"], headers=client._auth())
+    row = result.summary(f"kick-off, {concurrency} concurrent", expected=202)
+    return {**row, "db": store.vendor}
+
+
+def status_latency(
+    store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
+) -> dict[str, Any]:
+    """Status polls of one export still in progress (no worker runs it) at `concurrency`."""
+    client = _client(store, base)
+    status_url = client.kick_off("/$export", [("_type", "Organization")])
+    request = Request("GET", status_url, {**client._auth(), "Accept": "application/json"})
+    result = run_load(lambda: request, concurrency, seconds)
+    http("DELETE", status_url, headers=client._auth())
+    row = result.summary(f"status poll, {concurrency} concurrent", expected=202)
+    return {**row, "db": store.vendor}

@@ -302,6 +302,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exports.tasks.reap_stalled_exports_task",
         "schedule": float(BULKOPS_REAPER_INTERVAL),
     },
+    "prune-used-assertions": {
+        "task": "accounts.tasks.prune_used_assertions_task",
+        "schedule": 300.0,
+    },
 }
 
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's

@@ -37,14 +37,25 @@ class RotatingNdjsonWriter:
         self._size = 0
 
     def write(self, line: bytes) -> None:
-        if self._handle is None:
-            self._open()
-        assert self._handle is not None
-        self._handle.write(line)
-        self._count += 1
-        self._size += len(line)
-        if self._count >= self.max_per_file:
-            self._finish()
+        """Write one line (ending in a newline)."""
+        self.write_records([line[:-1]])
+
+    def write_records(self, records: list[bytes]) -> None:
+        """Write each record as one line, joined into as few writes as file rotation
+        allows: a chunk of thousands of resources costs a handful of calls, not one each."""
+        start = 0
+        while start < len(records):
+            if self._handle is None:
+                self._open()
+            assert self._handle is not None
+            batch = records[start : start + self.max_per_file - self._count]
+            data = b"\n".join(batch) + b"\n"
+            self._handle.write(data)
+            self._count += len(batch)
+            self._size += len(data)
+            start += len(batch)
+            if self._count >= self.max_per_file:
+                self._finish()
 
     def _open(self) -> None:
         self._stack = ExitStack()
@@ -81,3 +92,47 @@ class RotatingNdjsonWriter:
             self.close()
         else:
             self.abort()
+
+
+class TypedNdjsonFiles:
+    """A partition's files: one rotating series per resource type for output and one for
+    deleted[] Bundles, each opened on its first line, all closed or aborted together.
+
+    `stem_for(type)` names a type's series; file n of it is `{stem}.{n:03d}.ndjson`
+    (or `.deleted.ndjson`), deterministic as RotatingNdjsonWriter needs.
+    """
+
+    def __init__(
+        self, storage: ExportStorage, stem_for: Callable[[str], str], max_per_file: int
+    ) -> None:
+        self.storage = storage
+        self.stem_for = stem_for
+        self.max_per_file = max_per_file
+        self._writers: dict[tuple[str, bool], RotatingNdjsonWriter] = {}
+
+    def writer(self, resource_type: str, *, deleted: bool = False) -> RotatingNdjsonWriter:
+        slot = (resource_type, deleted)
+        if slot not in self._writers:
+            name = f"{self.stem_for(resource_type)}.{{:03d}}.{'deleted.' if deleted else ''}ndjson"
+            self._writers[slot] = RotatingNdjsonWriter(self.storage, name.format, self.max_per_file)
+        return self._writers[slot]
+
+    @property
+    def written(self) -> list[tuple[str, bool, WrittenFile]]:
+        """(resource type, deleted?, file) of every file closed so far."""
+        return [
+            (resource_type, deleted, file)
+            for (resource_type, deleted), writer in self._writers.items()
+            for file in writer.written
+        ]
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            writer.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        for writer in self._writers.values():
+            writer.__exit__(exc_type, *rest)

@@ -1,23 +1,29 @@
 """Running an export: plan partitions, stream each one, finalise the manifest.
 
-A job is split into partitions (resource type × id range) so every available worker
-shares one export (ARCHITECTURE "Data flow", step 3). Each partition streams rows by
-keyset pagination on (resource_type, id), writes stored bytes verbatim (parsing only
-for `_elements`), checks for cancellation between chunks, and records its files and
-counters in one transaction at the end. The partition that completes the job runs the
-finaliser. Every step is idempotent: a redelivered task finds its work done or redoes
-it under the same file names.
+A job is split into partitions (id ranges) so every available worker shares one export
+(ARCHITECTURE "Data flow", step 3). A system-level export of every type in the store
+(a plain `$export`) is split into all-types partitions: the store interleaves types (a
+patient's resources are loaded together), so reading type by type would visit each
+table page once per type, while one pass in id order reads it once
+(docs/performance.md). Other exports are split by type: a `_type` subset through the
+(resource_type, id) index, Patient and Group exports through the compartment index.
+Each partition streams rows by keyset pagination on id, writes stored bytes verbatim
+(parsing only for `_elements`) to one file series per type, checks for cancellation
+between chunks, and records its files and counters in one transaction at the end. The
+partition that completes the job runs the finaliser. Every step is idempotent: a
+redelivered task finds its work done or redoes it under the same file names.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -26,6 +32,7 @@ from accounts.models import AuditEvent
 from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from exports.models import (
     CompartmentMembership,
     ExportFile,
@@ -34,14 +41,17 @@ from exports.models import (
     GroupMembership,
     Resource,
 )
-from exports.ndjson_files import RotatingNdjsonWriter, WrittenFile
+from exports.ndjson_files import TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
+from exports.row_chunks import Row, fetch_rows
 from exports.storage import get_storage
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1000
+CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
+PAGE_SIZE = 1000  # compartment-index ids per page of a Patient or Group partition
 LAST_ID = 2**62
+ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
 
 
 def plan_export(job_id: int) -> list[int]:
@@ -64,6 +74,12 @@ def plan_export(job_id: int) -> list[int]:
 
 
 def create_partitions(job: ExportJob) -> None:
+    size = settings.BULKOPS_PARTITION_SIZE
+    all_types = job.level == SYSTEM and exports_every_stored_type(job)
+    if all_types:
+        slots = [(ALL_TYPES, id_ranges(candidate_rows(job, None), "id", size))]
+    else:
+        slots = [(t, id_ranges(*id_source(job, t), size)) for t in job.types]
     partitions = [
         ExportPartition(
             job=job,
@@ -73,28 +89,40 @@ def create_partitions(job: ExportJob) -> None:
             upper_id=upper,
             rows_planned=rows,
         )
-        for resource_type in job.types
-        for sequence, (lower, upper, rows) in enumerate(
-            id_ranges(*id_source(job, resource_type), settings.BULKOPS_PARTITION_SIZE)
-        )
+        for resource_type, ranges in slots
+        for sequence, (lower, upper, rows) in enumerate(ranges)
     ]
     ExportPartition.objects.bulk_create(partitions)
     job.status = ExportJob.Status.RUNNING
     job.partitions_total = len(partitions)
-    job.types_total = len({p.resource_type for p in partitions})
+    if not partitions:
+        job.types_total = 0
+    elif all_types:
+        job.types_total = sum(candidate_rows(job, [t]).exists() for t in job.types)
+    else:
+        job.types_total = len({p.resource_type for p in partitions})
     job.rows_planned = sum(p.rows_planned for p in partitions)
     job.save(update_fields=["status", "partitions_total", "types_total", "rows_planned"])
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
 
 
-def candidate_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
-    """Rows of one type that fall in the job's time window (spec §2.3, §1.3 `_since`).
+def exports_every_stored_type(job: ExportJob) -> bool:
+    """No stored resource is of a type the job leaves out (index probes, no scan)."""
+    left_out = [t for t in R4_RESOURCE_TYPES if t not in set(job.types)]
+    return not Resource.objects.filter(resource_type__in=left_out).exists()
+
+
+def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource]:
+    """Rows of `types` (None: of any type) that fall in the job's time window (spec
+    §2.3, §1.3 `_since`).
 
     Tombstones are candidates only for `_since` exports, which list them in deleted[].
     """
-    rows = Resource.objects.filter(
-        resource_type=resource_type, last_updated__lte=job.transaction_time
-    )
+    rows = Resource.objects.filter(last_updated__lte=job.transaction_time)
+    if types is not None:
+        # A filter on type makes the database read by (resource_type, id) and sort;
+        # all-types partitions leave it out to read straight along the primary key.
+        rows = rows.filter(resource_type__in=types)
     since = job.parameters.get("_since")
     if since:
         return rows.filter(last_updated__gt=datetime.fromisoformat(since))
@@ -138,41 +166,41 @@ def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[Compartm
 
 
 def id_source(job: ExportJob, resource_type: str) -> tuple[QuerySet, str]:
-    """Where a partition's resource ids come from, and the column that holds them."""
+    """Where a one-type partition's resource ids come from, and the column holding them."""
     if job.level == SYSTEM:
-        return candidate_rows(job, resource_type), "id"
+        return candidate_rows(job, [resource_type]), "id"
     return member_resource_ids(job, resource_type), "resource_id"
 
 
-Row = tuple[int, bool, str, str]
+COLUMNS = ("id", "resource_type", "deleted", "resource_id", "body")
 
 
 def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[Row]]:
-    """Chunks of (id, deleted, resource_id, body) in id order; keyset, never OFFSET."""
-    ids, field = id_source(job, partition.resource_type)
-    rows = candidate_rows(job, partition.resource_type)
-    columns = ("id", "deleted", "resource_id", "body")
+    """Chunks of (id, resource_type, deleted, resource_id, body bytes) in id order;
+    keyset, never OFFSET."""
+    all_types = partition.resource_type == ALL_TYPES
+    rows = candidate_rows(job, None if all_types else [partition.resource_type])
     last = partition.lower_id
-    while True:
-        window = {f"{field}__gt": last, f"{field}__lte": partition.upper_id}
-        if field == "id":
-            chunk = list(rows.filter(**window).order_by("id").values_list(*columns)[:CHUNK_SIZE])
-            if not chunk:
-                return
+    if job.level == SYSTEM:
+        while chunk := fetch_rows(
+            rows.filter(id__gt=last, id__lte=partition.upper_id)
+            .order_by("id")
+            .values_list(*COLUMNS)[:CHUNK_SIZE]
+        ):
+            yield chunk
             last = chunk[-1][0]
-        else:
-            page = list(
-                ids.filter(**window)
-                .order_by(field)
-                .values_list(field, flat=True)
-                .distinct()[:CHUNK_SIZE]
-            )
-            if not page:
-                return
-            chunk = list(rows.filter(id__in=page).order_by("id").values_list(*columns))
-            last = page[-1]
+        return
+    ids = member_resource_ids(job, partition.resource_type)
+    while page := list(
+        ids.filter(resource_id__gt=last, resource_id__lte=partition.upper_id)
+        .order_by("resource_id")
+        .values_list("resource_id", flat=True)
+        .distinct()[:PAGE_SIZE]
+    ):
+        chunk = fetch_rows(rows.filter(id__in=page).order_by("id").values_list(*COLUMNS))
         if chunk:
             yield chunk
+        last = page[-1]
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
@@ -216,50 +244,78 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     if job.status != ExportJob.Status.RUNNING:
         return
     discard_files(ExportFile.objects.filter(partition=partition))
-    prefix = f"{job.uuid}/{partition.resource_type}.{partition.sequence:04d}"
-    storage = get_storage()
-    per_file = settings.BULKOPS_MAX_RESOURCES_PER_FILE
-    selections = [ElementSelection.from_text(e) for e in job.parameters.get("_elements", [])]
-    names = selected_elements(selections, partition.resource_type)
-    output = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.ndjson", per_file)
-    deleted = RotatingNdjsonWriter(storage, lambda n: f"{prefix}.{n:03d}.deleted.ndjson", per_file)
-    with output, deleted:
+    files = TypedNdjsonFiles(
+        get_storage(),
+        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
+        settings.BULKOPS_MAX_RESOURCES_PER_FILE,
+    )
+    to_line = LineMaker(job)
+    wanted = set(job.types)  # an all-types partition reads rows of any type
+    with files:
         for chunk in partition_rows(job, partition):
+            lines: dict[str, list[bytes]] = defaultdict(list)
             exported = 0
-            for _, is_deleted, resource_id, body in chunk:
-                if is_deleted:
-                    deleted.write(deletion_bundle_line(partition.resource_type, resource_id))
+            for _, resource_type, is_deleted, resource_id, body in chunk:
+                if resource_type not in wanted:
                     continue
-                if names is None:
-                    output.write(body.encode() + b"\n")
+                if is_deleted:
+                    line = deletion_bundle_line(resource_type, resource_id)
+                    files.writer(resource_type, deleted=True).write(line)
                 else:
-                    subset = subset_resource(json.loads(body), names)
-                    output.write(json.dumps(subset, separators=(",", ":")).encode() + b"\n")
-                exported += 1
+                    lines[resource_type].append(to_line(resource_type, body))
+                    exported += 1
+            for resource_type, records in lines.items():
+                files.writer(resource_type).write_records(records)
             if not record_chunk(partition, exported):
-                output.abort()
-                deleted.abort()
-                discard_keys([f.key for f in output.written + deleted.written])
+                files.abort()
+                discard_keys([file.key for _, _, file in files.written])
                 logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
                 return
-    complete_partition(partition, output.written, deleted.written)
+    complete_partition(partition, files.written)
+
+
+class LineMaker:
+    """A stored body as its NDJSON record: verbatim, or its `_elements` subset."""
+
+    def __init__(self, job: ExportJob) -> None:
+        self.selections = [
+            ElementSelection.from_text(e) for e in job.parameters.get("_elements", [])
+        ]
+        self.names: dict[str, set[str] | None] = {}
+
+    def __call__(self, resource_type: str, body: bytes) -> bytes:
+        if resource_type not in self.names:
+            self.names[resource_type] = selected_elements(self.selections, resource_type)
+        names = self.names[resource_type]
+        if names is None:
+            return body
+        return json.dumps(subset_resource(json.loads(body), names), separators=(",", ":")).encode()
 
 
 def record_chunk(partition: ExportPartition, exported: int) -> bool:
-    """Flush point: count progress, extend the lease; False when the job was cancelled."""
+    """Flush point: count progress, extend the lease; False when the job was cancelled.
+
+    One transaction per chunk, and on PostgreSQL one that does not wait for its WAL
+    flush: losing the last progress update in a database crash costs nothing (the
+    partition is redone when its lease runs out), waiting for it cost a worker ~10%.
+    """
     lease = timezone.now() + timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
-    ExportPartition.objects.filter(pk=partition.pk).update(
-        lease_until=lease, resources_exported=F("resources_exported") + exported
-    )
-    return bool(
-        ExportJob.objects.filter(pk=partition.job_id, status=ExportJob.Status.RUNNING).update(
-            resources_exported=F("resources_exported") + exported
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        ExportPartition.objects.filter(pk=partition.pk).update(
+            lease_until=lease, resources_exported=F("resources_exported") + exported
         )
-    )
+        return bool(
+            ExportJob.objects.filter(pk=partition.job_id, status=ExportJob.Status.RUNNING).update(
+                resources_exported=F("resources_exported") + exported
+            )
+        )
 
 
 def complete_partition(
-    partition: ExportPartition, output: list[WrittenFile], deleted: list[WrittenFile]
+    partition: ExportPartition, written: list[tuple[str, bool, WrittenFile]]
 ) -> None:
     job = partition.job
     with transaction.atomic():
@@ -273,39 +329,37 @@ def complete_partition(
             pk=partition.pk, status=ExportPartition.Status.RUNNING, worker=partition.worker
         ).update(status=ExportPartition.Status.DONE, lease_until=None)
         if not marked:
-            transaction.on_commit(lambda: discard_keys([f.key for f in output + deleted]))
+            transaction.on_commit(lambda: discard_keys([file.key for _, _, file in written]))
             return
         ExportFile.objects.bulk_create(
             [
                 ExportFile(
                     job=job,
                     partition=partition,
-                    kind=kind,
-                    resource_type="Bundle"
-                    if kind == ExportFile.Kind.DELETED
-                    else partition.resource_type,
-                    storage_key=written.key,
-                    resource_count=written.resource_count,
-                    size_bytes=written.size_bytes,
+                    kind=ExportFile.Kind.DELETED if deleted else ExportFile.Kind.OUTPUT,
+                    resource_type="Bundle" if deleted else resource_type,
+                    storage_key=file.key,
+                    resource_count=file.resource_count,
+                    size_bytes=file.size_bytes,
                 )
-                for kind, files in (
-                    (ExportFile.Kind.OUTPUT, output),
-                    (ExportFile.Kind.DELETED, deleted),
-                )
-                for written in files
+                for resource_type, deleted, file in written
             ]
-        )
-        type_finished = not (
-            ExportPartition.objects.filter(job=job, resource_type=partition.resource_type)
-            .exclude(status=ExportPartition.Status.DONE)
-            .exists()
         )
         ExportJob.objects.filter(pk=job.pk).update(
             partitions_done=F("partitions_done") + 1,
-            types_done=F("types_done") + int(type_finished),
+            types_done=F("types_done") + types_finished(running, partition),
             rows_done=F("rows_done") + partition.rows_planned,
         )
     begin_finalizing(job.pk)
+
+
+def types_finished(job: ExportJob, partition: ExportPartition) -> int:
+    """How many of the job's types are complete now that `partition` is: its type once
+    its last partition is done; all of them when the last all-types partition is."""
+    unfinished = job.partitions.exclude(status=ExportPartition.Status.DONE)
+    if partition.resource_type == ALL_TYPES:
+        return 0 if unfinished.exists() else job.types_total
+    return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 
 def begin_finalizing(job_id: int) -> None:

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from exports.models import ExportJob, ExportPartition
-from exports.partitions import fail_export
+from exports.partitions import ALL_TYPES, fail_export
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,16 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
     )
     for partition in stalled.select_related("job"):
         if partition.attempts >= settings.BULKOPS_PARTITION_MAX_ATTEMPTS:
+            part = (
+                "A part"
+                if partition.resource_type == ALL_TYPES
+                else (f"The {partition.resource_type} part")
+            )
             fail_export(
                 partition.job_id,
-                f"The {partition.resource_type} part of this export was started "
-                f"{partition.attempts} times and its worker stopped responding each time, "
-                "so the export was stopped. Check the workers' logs, then run it again.",
+                f"{part} of this export was started {partition.attempts} times and its "
+                "worker stopped responding each time, so the export was stopped. Check the "
+                "workers' logs, then run it again.",
             )
             report.failed += 1
             continue

@@ -34,7 +34,12 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     export = rows["system export, 1 worker(s)"]
     assert export["resources"] == baseline["resources"] > 0
     assert export["ratio_to_baseline"] > 0 and export["worker_peak_rss_mb"] > 0
-    assert rows["Group export, 2 members"]["resources"] > 0
-    token = rows["token endpoint, 2 concurrent"]
-    assert token["requests"] > 0 and token["errors"] == 0
+    assert rows["Group export, 2 members, 1 worker(s)"]["resources"] > 0
+    for web in ("token endpoint", "kick-off", "status poll"):
+        row = rows[f"{web}, 2 concurrent"]
+        assert row["requests"] > 0 and row["errors"] == 0, row
+    loaded = [row for row in rows.values() if row["bench"].startswith(("generate", "load_fhir"))]
+    assert [row["resources"] for row in loaded] == [
+        rows["raw insert baseline (executemany)"]["resources"]
+    ] * 2
     assert "system export" in result.stdout

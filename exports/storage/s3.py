@@ -179,11 +179,13 @@ class MultipartWriter:
         self.parts: list[dict[str, Any]] = []
 
     def write(self, data: bytes) -> None:
-        # A full buffer becomes a part only once more data follows, so a file of
-        # exactly one part is still a single PUT.
-        if len(self.buffer) >= self.storage.config.part_size:
-            self._upload_part()
+        # Parts are exactly part_size bytes whatever the size of each write (exports
+        # write whole chunks of resources at once), so memory stays at about one part.
+        # A full part is cut only once more data follows, so a file of exactly one
+        # part is still a single PUT.
         self.buffer += data
+        while len(self.buffer) > self.storage.config.part_size:
+            self._upload_part()
 
     def _upload_part(self) -> None:
         client, bucket = self.storage.client, self.storage.bucket
@@ -197,10 +199,10 @@ class MultipartWriter:
             Key=self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            Body=bytes(self.buffer),
+            Body=bytes(self.buffer[: self.storage.config.part_size]),
         )
         self.parts.append({"PartNumber": number, "ETag": response["ETag"]})
-        self.buffer.clear()
+        del self.buffer[: self.storage.config.part_size]
 
     def complete(self) -> None:
         client, bucket = self.storage.client, self.storage.bucket

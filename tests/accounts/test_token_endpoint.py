@@ -8,15 +8,18 @@ import hmac
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.test import Client
+from django.utils import timezone
 
-from accounts.models import AccessToken, AuditEvent, BackendClient, hash_token
+from accounts.models import AccessToken, AuditEvent, BackendClient, UsedAssertion, hash_token
 from accounts.services import disable_client, register_client
+from accounts.tasks import prune_used_assertions_task
 from accounts.throttle import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_CLIENT
 from tests.conftest import JwksServer, KeyPair
 from tests.smart import DROP, post_form, post_token, sign_assertion, token_form
@@ -222,6 +225,28 @@ def test_replayed_jti_is_invalid_client(rsa_key: KeyPair, rsa_client: BackendCli
         jti=jwt.decode(assertion, options={"verify_signature": False})["jti"],
     )
     assert_refused(post_token(again), 401, "invalid_client")
+
+
+def test_a_spent_jti_is_remembered_until_it_expires_then_pruned(
+    rsa_key: KeyPair, rsa_client: BackendClient
+) -> None:
+    assertion = sign_assertion(rsa_key, rsa_client.client_id)
+    assert_issued(post_token(assertion))
+    (spent,) = UsedAssertion.objects.all()
+    assert prune_used_assertions_task() == 0  # still replayable: kept
+    assert_refused(post_token(assertion), 401, "invalid_client")
+    UsedAssertion.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert prune_used_assertions_task() == 1
+    assert not UsedAssertion.objects.filter(pk=spent.pk).exists()
+
+
+def test_a_refused_scope_leaves_the_jti_unspent_and_no_token(
+    rsa_key: KeyPair, rsa_client: BackendClient
+) -> None:
+    assertion = sign_assertion(rsa_key, rsa_client.client_id)
+    assert_refused(post_token(assertion, scope="user/*.read"), 400, "invalid_scope")
+    assert not UsedAssertion.objects.exists() and not AccessToken.objects.exists()
+    assert_issued(post_token(assertion))
 
 
 def test_the_same_jti_is_fine_for_another_client(

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from exports.models import ExportJob, ExportPartition
+from exports.models import ExportJob, ExportPartition, Resource
 from exports.partitions import claim_partition, fail_export, plan_export, run_partition
 from exports.services import expire_exports
 from exports.storage import get_storage
@@ -81,6 +81,42 @@ def test_progress_counts_types_and_resources(client_a, store, settings):
         run_partition(partition_id=partition_id, worker="w")
     job.refresh_from_db()
     assert job.progress_text == "100% - 2 of 2 types, 9 resources"
+
+
+def test_a_plain_export_reads_every_type_in_one_pass_of_id_ranges(client_a, store, settings):
+    settings.BULKOPS_PARTITION_SIZE = 4
+    settings.BULKOPS_MAX_RESOURCES_PER_FILE = 2
+    job = accepted_job(client_a)
+    run_all(job)
+    live = Resource.objects.filter(deleted=False)
+    assert job.status == ExportJob.Status.COMPLETED
+    assert set(job.partitions.values_list("resource_type", flat=True)) == {"*"}
+    assert job.partitions_total == -(-live.count() // 4)
+    assert (job.types_done, job.types_total) == (len(stored_types()), len(stored_types()))
+    exported = []
+    storage = get_storage()
+    for file in job.files.all():
+        with storage.open_reader(file.storage_key) as handle:
+            lines = [json.loads(line) for line in handle.read().splitlines()]
+        assert 0 < len(lines) == file.resource_count <= 2
+        assert {line["resourceType"] for line in lines} == {file.resource_type}
+        exported += [(line["resourceType"], line["id"]) for line in lines]
+    assert sorted(exported) == sorted(live.values_list("resource_type", "resource_id"))
+
+
+def test_a_type_subset_is_split_by_type(client_a, store, settings):
+    settings.BULKOPS_PARTITION_SIZE = 4
+    job = accepted_job(client_a, _type="Patient,Observation")
+    plan_export(job.pk)
+    assert sorted(job.partitions.values_list("resource_type", "rows_planned")) == [
+        ("Observation", 2),
+        ("Observation", 4),
+        ("Patient", 3),
+    ]
+
+
+def stored_types() -> set[str]:
+    return set(Resource.objects.filter(deleted=False).values_list("resource_type", flat=True))
 
 
 def test_a_failed_job_answers_500_with_the_reason(client_a, store):
