@@ -249,28 +249,48 @@ class BulkExportClient:
             method, url, headers=headers, verify_tls=self.verify_tls, on_exchange=self.on_exchange
         )
 
-    def kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> str:
-        """GET with the parameters in the query; POST a Parameters body instead when
-        they name patients, which Bulk Data accepts only that way (spec §1.1)."""
-        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
-        if any(name == "patient" for name, _ in params):
-            body = json.dumps(parameters_resource(params)).encode()
-            result = http(
-                "POST",
-                f"{self.base_url}{path}",
-                headers={**headers, "Content-Type": "application/fhir+json"},
-                data=body,
-                verify_tls=self.verify_tls,
-                on_exchange=self.on_exchange,
-            )
-        else:
-            query = f"?{urllib.parse.urlencode(params)}" if params else ""
-            result = self._http("GET", f"{self.base_url}{path}{query}", headers)
+    def kick_off(
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        *,
+        patience: float = 600,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """Start an export; its status URL. A 429 (the server already runs as many of our
+        exports as it allows, spec §1.5) is tried again after Retry-After, else after a
+        doubling wait, for up to `patience` seconds."""
+        deadline = time.monotonic() + patience
+        delay = 1.0
+        while True:
+            result = self._send_kick_off(path, params)
+            if result.status != 429 or time.monotonic() >= deadline:
+                break
+            delay = backoff(result, delay)
+            _sleep_unless(min(delay, deadline - time.monotonic()), should_stop)
+            if should_stop():
+                raise ExportStopped
         if result.status != 202:
             raise BulkClientError(f"kick-off refused: {describe_error(result)}")
         if not result.headers.get("Content-Location"):
             raise BulkClientError("kick-off answered 202 without a Content-Location header")
         return result.headers["Content-Location"]
+
+    def _send_kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> HttpResult:
+        """GET with the parameters in the query; POST a Parameters body instead when
+        they name patients, which Bulk Data accepts only that way (spec §1.1)."""
+        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
+        if any(name == "patient" for name, _ in params):
+            return http(
+                "POST",
+                f"{self.base_url}{path}",
+                headers={**headers, "Content-Type": "application/fhir+json"},
+                data=json.dumps(parameters_resource(params)).encode(),
+                verify_tls=self.verify_tls,
+                on_exchange=self.on_exchange,
+            )
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return self._http("GET", f"{self.base_url}{path}{query}", headers)
 
     def wait(
         self,
@@ -294,11 +314,11 @@ class BulkExportClient:
                     raise BulkClientError("the manifest is not valid JSON") from None
             if result.status not in (202, 429):
                 raise BulkClientError(f"export failed: {describe_error(result)}")
-            asked = retry_after(result.headers.get("Retry-After", ""))
             if result.status == 429:
-                delay = asked if asked is not None else min(60.0, delay * 2)
+                delay = backoff(result, delay)
             else:
                 on_progress(result.headers.get("X-Progress", ""))
+                asked = retry_after(result.headers.get("Retry-After", ""))
                 delay = asked if asked is not None else 2.0
             _sleep_unless(delay, should_stop)
         raise BulkClientError(f"export did not finish within {timeout:.0f}s")
@@ -416,6 +436,13 @@ def same_origin(url: str, base_url: str) -> bool:
     """Scheme, host and port equal (RFC 6454), so a redirect target elsewhere is not."""
     one, other = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
     return (one.scheme, one.netloc.lower()) == (other.scheme, other.netloc.lower())
+
+
+def backoff(result: HttpResult, delay: float) -> float:
+    """How long to wait after a 429: what Retry-After asks, else twice the previous wait
+    (at most a minute)."""
+    asked = retry_after(result.headers.get("Retry-After", ""))
+    return asked if asked is not None else min(60.0, delay * 2)
 
 
 def retry_after(value: str) -> float | None:

@@ -185,7 +185,10 @@ class _Runner:
         )
         with self.phase(RemoteExport.Phase.KICKOFF):
             pairs = [tuple(pair) for pair in self.export.kickoff_pairs]
-            self._save(status_url=self.client.kick_off(self.export.kickoff_path, pairs))
+            status_url = self.client.kick_off(
+                self.export.kickoff_path, pairs, should_stop=self.cancelled
+            )
+            self._save(status_url=status_url)
         with self.phase(RemoteExport.Phase.WAITING):
             manifest = self.client.wait(
                 self.export.status_url,

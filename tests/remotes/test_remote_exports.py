@@ -122,3 +122,35 @@ def test_patient_parameter_goes_in_a_posted_parameters_body(remote, remote_serve
     assert kickoff.method == "POST" and kickoff.status == 202
     stored = get_storage().open_reader(job.files.get(kind="output").storage_key).read()
     assert [json.loads(line)["id"] for line in stored.splitlines()] == [chosen]
+
+
+def test_kick_off_refused_for_too_many_exports_waits_retry_after_and_goes_on(tmp_path, remote_key):
+    """A remote bulkops that runs one export per client at a time: while our first one
+    is unfinished, the second kick-off gets 429 + Retry-After and is tried again."""
+    from exports.bulk_client import BulkExportClient, TokenSource
+    from remotes.keys import public_jwks
+    from remotes.models import RemoteExchange
+    from remotes.runner import run_remote_export
+    from remotes.services import start_remote_export
+    from tests.remotes.conftest import make_server
+    from tests.remotes.remote_server import remote_bulkops
+
+    limits = {"BULKOPS_MAX_CONCURRENT_EXPORTS": "1", "BULKOPS_RETRY_AFTER": "1"}
+    with remote_bulkops(tmp_path / "var", **limits) as remote:
+        client_id = remote.register(public_jwks(remote_key))
+        server = make_server("busy", remote.base_url, client_id, remote_key)
+        base = remote.base_url.removesuffix("/fhir")
+        tokens = TokenSource(f"{base}/auth/token", client_id, remote_key, "system/*.read")
+        BulkExportClient(remote.base_url, tokens).kick_off("/$export", [])  # takes the slot
+        job = start_remote_export(
+            server, level="group", group_id=GROUP_ID, pairs=[("_type", "Patient")],
+            actor="t", request=None, queue=False,
+        )  # fmt: skip
+        run_remote_export(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    kick_offs = list(RemoteExchange.objects.filter(export__job=job, url__contains="$export"))
+    assert kick_offs[0].status == 429 and kick_offs[-1].status == 202
+    waited = kick_offs[1].answered_at - kick_offs[0].answered_at
+    assert waited.total_seconds() >= float(kick_offs[0].response_headers["Retry-After"])
