@@ -294,6 +294,8 @@ BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)
 BULKOPS_PARTITION_LEASE = env_int("BULKOPS_PARTITION_LEASE", 300, minimum=5)
 # A partition started this many times without finishing fails its job (exports.recovery).
 BULKOPS_PARTITION_MAX_ATTEMPTS = env_int("BULKOPS_PARTITION_MAX_ATTEMPTS", 3, minimum=1)
+# A server check not finished after this many seconds is ended as an error (its worker died).
+BULKOPS_CHECK_TIMEOUT = env_int("BULKOPS_CHECK_TIMEOUT", 900, minimum=60)
 BULKOPS_REAPER_INTERVAL = env_int("BULKOPS_REAPER_INTERVAL", 60, minimum=1)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -302,6 +304,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "exports.tasks.reap_stalled_exports_task",
         "schedule": float(BULKOPS_REAPER_INTERVAL),
     },
+    "fail-stalled-checks": {"task": "remotes.tasks.fail_stalled_checks_task", "schedule": 300.0},
     "prune-used-assertions": {
         "task": "accounts.tasks.prune_used_assertions_task",
         "schedule": 300.0,

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
@@ -64,3 +67,14 @@ def run_check(*, check: ServerCheck) -> ServerCheck:
         details={"remote": check.server.name, "check": check.pk, "status": check.status},
     )
     return check
+
+
+def fail_stalled_checks(now: datetime) -> int:
+    """Checks queued or running for longer than BULKOPS_CHECK_TIMEOUT: their worker died
+    or their message was lost. They end as errors instead of "running" forever."""
+    cutoff = now - timedelta(seconds=settings.BULKOPS_CHECK_TIMEOUT)
+    return ServerCheck.objects.filter(finished_at__isnull=True, created_at__lt=cutoff).update(
+        status=ServerCheck.Status.ERROR,
+        error="The check did not finish: the worker running it stopped. Start it again.",
+        finished_at=now,
+    )

@@ -4,11 +4,12 @@ and remotes.server_checks (conformance checks)."""
 from __future__ import annotations
 
 from celery import Task, shared_task
+from django.utils import timezone
 
 from exports.tasks import ExportTask
 from remotes.models import ServerCheck
 from remotes.runner import run_remote_export
-from remotes.server_checks import run_check
+from remotes.server_checks import fail_stalled_checks, run_check
 
 
 @shared_task(base=ExportTask, bind=True, acks_late=True)
@@ -20,3 +21,8 @@ def run_remote_export_task(self: Task, job_id: int) -> None:
 def run_server_check_task(check_id: int) -> str:
     check = ServerCheck.objects.select_related("server").get(pk=check_id)
     return run_check(check=check).status
+
+
+@shared_task
+def fail_stalled_checks_task() -> int:
+    return fail_stalled_checks(timezone.now())

@@ -138,3 +138,21 @@ def test_checking_this_bulkops_from_the_console(
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"client.registered", "remote.self_server.created", "remote.check.started",
             "remote.check.finished"} <= actions  # fmt: skip
+
+
+def test_a_check_whose_worker_died_ends_as_an_error_on_its_page(console_client, finished_check):
+    from datetime import timedelta
+
+    from remotes.server_checks import fail_stalled_checks
+
+    stalled = ServerCheck.objects.create(server=finished_check.server, status="running")
+    recent = ServerCheck.objects.create(server=finished_check.server, status="queued")
+    ServerCheck.objects.filter(pk=stalled.pk).update(created_at=timezone.now() - timedelta(hours=1))
+
+    assert fail_stalled_checks(timezone.now()) == 1
+
+    stalled.refresh_from_db()
+    recent.refresh_from_db()
+    assert (stalled.status, recent.status) == ("error", "queued")
+    page = console_client("auditor").get(f"/remotes/lab/checks/{stalled.pk}/").content.decode()
+    assert "the worker running it stopped" in page
