@@ -25,6 +25,22 @@ def ndjson_ids(browser: Client, file_uuid) -> set[str]:
     return {json.loads(line)["id"] for line in body.splitlines() if line.strip()}
 
 
+def export_patients_of_the_group(server) -> ExportJob:
+    """Run a remote export of the group's Patients in this process, as remote_export does;
+    the job, completed."""
+    from remotes.runner import run_remote_export
+    from remotes.services import start_remote_export
+
+    job = start_remote_export(
+        server, level="group", group_id=GROUP_ID, pairs=[("_type", "Patient")],
+        actor="t", request=None, queue=False,
+    )  # fmt: skip
+    run_remote_export(job.pk)
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    return job
+
+
 def test_console_export_from_a_remote_equals_the_remote_store(
     console_client, remote, remote_server
 ):
@@ -84,16 +100,7 @@ def test_s3_remote_hands_out_presigned_urls_and_gets_no_token_on_them(
         server = make_server(
             "s3lab", remote.base_url, remote.register(public_jwks(remote_key)), remote_key
         )
-        from remotes.runner import run_remote_export
-        from remotes.services import start_remote_export
-
-        job = start_remote_export(
-            server, level="group", group_id=GROUP_ID, pairs=[("_type", "Patient")],
-            actor="t", request=None, queue=False,
-        )  # fmt: skip
-        run_remote_export(job.pk)
-    job.refresh_from_db()
-    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+        job = export_patients_of_the_group(server)
     export = RemoteExport.objects.get(job=job)
     assert export.manifest["requiresAccessToken"] is False
     file_gets = [e for e in export.exchanges.all() if s3_server.endpoint in e.url]
@@ -130,8 +137,6 @@ def test_kick_off_refused_for_too_many_exports_waits_retry_after_and_goes_on(tmp
     from exports.bulk_client import BulkExportClient, TokenSource
     from remotes.keys import public_jwks
     from remotes.models import RemoteExchange
-    from remotes.runner import run_remote_export
-    from remotes.services import start_remote_export
     from tests.remotes.conftest import make_server
     from tests.remotes.remote_server import remote_bulkops
 
@@ -142,14 +147,8 @@ def test_kick_off_refused_for_too_many_exports_waits_retry_after_and_goes_on(tmp
         base = remote.base_url.removesuffix("/fhir")
         tokens = TokenSource(f"{base}/auth/token", client_id, remote_key, "system/*.read")
         BulkExportClient(remote.base_url, tokens).kick_off("/$export", [])  # takes the slot
-        job = start_remote_export(
-            server, level="group", group_id=GROUP_ID, pairs=[("_type", "Patient")],
-            actor="t", request=None, queue=False,
-        )  # fmt: skip
-        run_remote_export(job.pk)
+        job = export_patients_of_the_group(server)
 
-    job.refresh_from_db()
-    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     kick_offs = list(RemoteExchange.objects.filter(export__job=job, url__contains="$export"))
     assert kick_offs[0].status == 429 and kick_offs[-1].status == 202
     waited = kick_offs[1].answered_at - kick_offs[0].answered_at
