@@ -25,6 +25,10 @@ GROUP_ID = str(uuid.uuid5(NAMESPACE, f"{SEED}/group"))
 class RemoteBulkops:
     base_url: str  # the FHIR base, e.g. http://127.0.0.1:PORT/fhir
     env: dict[str, str]
+    stack: ExitStack
+
+    def start_worker(self) -> None:
+        self.stack.enter_context(celery_worker_process(self.env))
 
     @property
     def var_dir(self) -> Path:
@@ -54,9 +58,12 @@ class RemoteBulkops:
 
 
 @contextmanager
-def remote_bulkops(var_dir: Path, **settings: str) -> Iterator[RemoteBulkops]:
+def remote_bulkops(
+    var_dir: Path, *, start_worker: bool = True, **settings: str
+) -> Iterator[RemoteBulkops]:
     """Start a remote bulkops with `settings` as extra environment (e.g. throttling or
-    S3 mode); the store holds PATIENTS generated patients and the Group GROUP_ID."""
+    S3 mode); the store holds PATIENTS generated patients and the Group GROUP_ID. Without
+    `start_worker` its exports wait in the queue until `start_worker()`."""
     env = process_env(
         var_dir,
         CELERY_BROKER_URL="filesystem://",
@@ -70,6 +77,8 @@ def remote_bulkops(var_dir: Path, **settings: str) -> Iterator[RemoteBulkops]:
         result = manage(env, *command)
         assert result.returncode == 0, result.stderr
     with ExitStack() as stack:
-        stack.enter_context(celery_worker_process(env))
         base = stack.enter_context(web_server(env))
-        yield RemoteBulkops(base_url=f"{base}/fhir", env=env)
+        remote = RemoteBulkops(base_url=f"{base}/fhir", env=env, stack=stack)
+        if start_worker:
+            remote.start_worker()
+        yield remote

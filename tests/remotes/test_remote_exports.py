@@ -5,6 +5,7 @@ storage and are previewable like a local job's."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from django.test import Client
@@ -137,18 +138,39 @@ def test_kick_off_refused_for_too_many_exports_waits_retry_after_and_goes_on(tmp
     from exports.bulk_client import BulkExportClient, TokenSource
     from remotes.keys import public_jwks
     from remotes.models import RemoteExchange
+    from remotes.services import start_remote_export
     from tests.remotes.conftest import make_server
     from tests.remotes.remote_server import remote_bulkops
 
     limits = {"BULKOPS_MAX_CONCURRENT_EXPORTS": "1", "BULKOPS_RETRY_AFTER": "1"}
-    with remote_bulkops(tmp_path / "var", **limits) as remote:
+    with remote_bulkops(tmp_path / "var", start_worker=False, **limits) as remote:
         client_id = remote.register(public_jwks(remote_key))
         server = make_server("busy", remote.base_url, client_id, remote_key)
         base = remote.base_url.removesuffix("/fhir")
         tokens = TokenSource(f"{base}/auth/token", client_id, remote_key, "system/*.read")
-        BulkExportClient(remote.base_url, tokens).kick_off("/$export", [])  # takes the slot
-        job = export_patients_of_the_group(server)
+        occupant = BulkExportClient(remote.base_url, tokens)
+        first = occupant.kick_off("/$export", [])  # queued, no worker yet: holds the slot
+        job = start_remote_export(
+            server,
+            level="group",
+            group_id=GROUP_ID,
+            pairs=[("_type", "Patient")],
+            actor="t",
+            request=None,
+        )  # fmt: skip  (queued: the test's Celery worker runs it)
+        # The exchange log is written at the end of each phase, so wait for the kick-off
+        # phase to begin; its first attempt (milliseconds) is refused, the next waits
+        # Retry-After (5 s here).
+        deadline = time.monotonic() + 60
+        while not RemoteExport.objects.filter(job=job, phase="kickoff").exists():
+            assert time.monotonic() < deadline, ExportJob.objects.get(pk=job.pk).failure_reason
+            time.sleep(0.05)
+        time.sleep(2)
+        assert occupant.delete(first) == 202  # frees the slot; then the worker starts
+        remote.start_worker()
+        job = wait_for_job(job.uuid, timeout=120)
 
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     kick_offs = list(RemoteExchange.objects.filter(export__job=job, url__contains="$export"))
     assert kick_offs[0].status == 429 and kick_offs[-1].status == 202
     waited = kick_offs[1].answered_at - kick_offs[0].answered_at
