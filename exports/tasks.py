@@ -38,8 +38,12 @@ RETRYING = {
     "acks_late": True,
     "reject_on_worker_lost": True,
     "autoretry_for": (DatabaseError, OSError),
+    # 2, 4, 8, 16, 32 s apart without jitter: a database or storage outage of about a
+    # minute is ridden out (jittered waits could all fall inside a short outage).
     "retry_backoff": 2,
-    "max_retries": 3,
+    "retry_backoff_max": 60,
+    "retry_jitter": False,
+    "max_retries": 5,
 }
 
 
