@@ -5,26 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from accounts.models import BackendClient
 from accounts.services import register_client
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 
 DEMO_CLIENT_NAME = "demo-client"
 DEMO_SCOPES = "system/*.read"
-
-
-def generate_private_jwk(kid: str) -> dict[str, Any]:
-    """A fresh EC P-384 key as a private JWK for ES384 assertions."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    return {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key)), "kid": kid, "alg": "ES384"}
-
-
-def public_jwks(private_jwk: dict[str, Any]) -> dict[str, Any]:
-    return {"keys": [{name: value for name, value in private_jwk.items() if name != "d"}]}
 
 
 def ensure_demo_client(key_path: Path) -> BackendClient:
@@ -33,7 +20,7 @@ def ensure_demo_client(key_path: Path) -> BackendClient:
     existing = BackendClient.objects.filter(name=DEMO_CLIENT_NAME).first()
     if existing is not None and key_path.exists():
         return existing
-    private_jwk = generate_private_jwk("demo-key-1")
+    private_jwk = generate_private_jwk("ES384")
     client = register_client(
         name=DEMO_CLIENT_NAME, jwks=public_jwks(private_jwk), scopes=DEMO_SCOPES
     )

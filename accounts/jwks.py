@@ -21,15 +21,13 @@ from django.conf import settings
 from accounts.key_expiry import expiry_problem, issuer_expiry
 from accounts.models import BackendClient, CachedJwks, ClientKey
 from bulkops.outbound import FetchError, fetch
+from bulkops.signing_keys import MIN_RSA_BITS, PRIVATE_MEMBERS
 
 FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
 MAX_JWKS_BYTES = 64 * 1024  # pasted or fetched: a real set is a few kilobytes
 MAX_JWKS_KEYS = 20  # every key is parsed to check it; a client rotates a handful
 MAX_CACHE_SECONDS = 24 * 3600  # even a generous max-age cannot hide a rotation for long
-MIN_RSA_BITS = 2048
 KEY_ALGORITHMS = {"RSA": "RS384", "EC": "ES384"}
-# Members that only private (or symmetric) keys carry (RFC 7518 §6).
-PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 

@@ -10,14 +10,14 @@ from django import forms
 
 from bulkops.fhir.params import GROUP, PATIENT
 from bulkops.fhir.references import is_valid_id
-from exports.forms import LaunchForm
-from remotes.keys import (
+from bulkops.signing_keys import (
     ALGORITHMS,
     MAX_UPLOAD_BYTES,
     PrivateKeyError,
     generate_private_jwk,
     parse_private_jwks,
 )
+from exports.forms import LaunchForm
 from remotes.models import RemoteServer
 
 

@@ -5,6 +5,7 @@ import json
 from django.conf import settings
 from django.db import models
 
+from bulkops.signing_keys import public_jwks
 from remotes import crypto
 from remotes.target import RemoteTarget
 
@@ -51,9 +52,8 @@ class RemoteServer(models.Model):
         return self.public_jwks["keys"][0]["kid"]
 
     def set_private_jwk(self, private_jwk: dict) -> None:
-        """Store a checked private JWK (remotes.keys) encrypted, and its public half."""
-        from remotes.keys import public_jwks
-
+        """Store a checked private JWK (bulkops.signing_keys) encrypted, and its public
+        half."""
         self.private_key_encrypted = crypto.encrypt(json.dumps(private_jwk))
         self.public_jwks = public_jwks(private_jwk)
         self.key_algorithm = private_jwk["alg"]

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from accounts.audit import record_event
 from accounts.services import _actor, register_client
-from remotes.keys import generate_private_jwk, public_jwks
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.models import RemoteServer
 
 SELF_NAME = "this-bulkops"

@@ -16,8 +16,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from accounts.demo import generate_private_jwk, public_jwks
 from accounts.services import register_client
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from exports.bulk_client import make_client_assertion
 from exports.groups import upsert_group
 from exports.models import ExportJob
@@ -132,12 +132,12 @@ def wait_for_job(job_uuid: str, timeout: float = 60) -> ExportJob:
 
 @pytest.fixture(scope="session")
 def jwk_a() -> dict[str, Any]:
-    return generate_private_jwk("key-a")
+    return generate_private_jwk("ES384")
 
 
 @pytest.fixture(scope="session")
 def jwk_b() -> dict[str, Any]:
-    return generate_private_jwk("key-b")
+    return generate_private_jwk("ES384")
 
 
 @pytest.fixture

@@ -8,15 +8,15 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from accounts.demo import generate_private_jwk, public_jwks
 from accounts.services import register_client
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 
 @pytest.fixture
 def demo_key(tmp_path):
-    jwk = generate_private_jwk("cli-key")
+    jwk = generate_private_jwk("ES384")
     path = tmp_path / "key.json"
     path.write_text(json.dumps({"keys": [jwk]}))
     return jwk, path

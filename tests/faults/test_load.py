@@ -21,9 +21,9 @@ WEB_WORKERS, WEB_THREADS, WORKER_CONCURRENCY = 2, 4, 2
 
 REGISTER = f"""
 import json
-from accounts.demo import generate_private_jwk, public_jwks
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from accounts.services import register_client
-keys = [generate_private_jwk(f"load-{{n}}") for n in range({CLIENTS})]
+keys = [generate_private_jwk("ES384") for _ in range({CLIENTS})]
 clients = [
     register_client(name=f"load {{n}}", jwks=public_jwks(key), scopes="system/*.read")
     for n, key in enumerate(keys)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from remotes.keys import generate_private_jwk
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.models import RemoteServer
 from tests.accounts.conftest import console_client  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
@@ -26,8 +26,6 @@ def remote_key() -> dict:
 
 @pytest.fixture(scope="session")
 def remote_client_id(remote, remote_key) -> str:
-    from remotes.keys import public_jwks
-
     return remote.register(public_jwks(remote_key))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.checks import CHECKS, run_battery
-from remotes.keys import generate_private_jwk, public_jwks
 from remotes.target import RemoteTarget
 from tests.remotes.broken_remote import TOKEN, broken_remote
 from tests.remotes.remote_server import GROUP_ID

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent, BackendClient
-from remotes.keys import generate_private_jwk
+from bulkops.signing_keys import generate_private_jwk
 from remotes.models import RemoteServer, ServerCheck
 
 READ_ALL = {"admin", "operator", "auditor"}

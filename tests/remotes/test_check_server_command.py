@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts.models import AuditEvent
-from remotes.keys import generate_private_jwk, public_jwks
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.models import RemoteServer, ServerCheck
 from tests.remotes.broken_remote import broken_remote
 from tests.remotes.remote_server import GROUP_ID

@@ -83,7 +83,7 @@ def test_upload_errors_are_shown_next_to_the_field_and_nothing_is_saved(console_
 
 @pytest.mark.django_db
 def test_uploaded_key_replaces_the_old_one(console_client, stub_server):
-    from remotes.keys import generate_private_jwk
+    from bulkops.signing_keys import generate_private_jwk
 
     new = generate_private_jwk("RS384")
     response = console_client("admin").post(

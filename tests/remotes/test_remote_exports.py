@@ -85,7 +85,7 @@ def test_console_export_from_a_remote_equals_the_remote_store(
 def test_s3_remote_hands_out_presigned_urls_and_gets_no_token_on_them(
     tmp_path, s3_server, remote_key, monkeypatch
 ):
-    from remotes.keys import public_jwks
+    from bulkops.signing_keys import public_jwks
     from tests.remotes.conftest import make_server
     from tests.remotes.remote_server import remote_bulkops
 
@@ -135,8 +135,8 @@ def test_patient_parameter_goes_in_a_posted_parameters_body(remote, remote_serve
 def test_kick_off_refused_for_too_many_exports_waits_retry_after_and_goes_on(tmp_path, remote_key):
     """A remote bulkops that runs one export per client at a time: while our first one
     is unfinished, the second kick-off gets 429 + Retry-After and is tried again."""
+    from bulkops.signing_keys import public_jwks
     from exports.bulk_client import BulkExportClient, TokenSource
-    from remotes.keys import public_jwks
     from remotes.models import RemoteExchange
     from remotes.services import start_remote_export
     from tests.remotes.conftest import make_server

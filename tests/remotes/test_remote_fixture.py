@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bulkops.signing_keys import generate_private_jwk, public_jwks
 from exports.bulk_client import BulkExportClient, TokenSource
-from remotes.keys import generate_private_jwk, public_jwks
 from tests.remotes.remote_server import GROUP_ID, PATIENTS
 
 

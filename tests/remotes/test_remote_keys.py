@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from accounts.services import register_client
+from bulkops.signing_keys import PrivateKeyError, generate_private_jwk, parse_private_jwks
 from exports.bulk_client import make_client_assertion
 from remotes import crypto
-from remotes.keys import PrivateKeyError, generate_private_jwk, parse_private_jwks
 from remotes.models import RemoteServer
 from tests.smart import TOKEN_URL, post_form, token_form
 

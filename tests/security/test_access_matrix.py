@@ -19,9 +19,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.services import create_api_token, create_operator, register_client
+from bulkops.signing_keys import generate_private_jwk
 from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
-from remotes.keys import generate_private_jwk
 from remotes.models import RemoteServer, ServerCheck
 from tests.accounts.conftest import ensure_role_groups
 

@@ -1,7 +1,11 @@
-"""Our own key pairs for remote servers: generated in bulkops (the private half never
-leaves it; the public JWKS is what an operator registers at the remote side) or uploaded
-as a private JWK Set. Only what SMART Backend Services requires servers to accept:
-RS384 (RSA ≥ 2048) and ES384 (P-384).
+"""Key pairs bulkops signs SMART Backend Services assertions with: generated here (the
+private half never leaves bulkops; the public JWKS is what gets registered at the server
+that verifies them) or uploaded as a private JWK Set. Used for our keys at remote
+servers and for the demo client `make run` registers. Only what SMART Backend Services
+requires servers to accept: RS384 (RSA ≥ 2048) and ES384 (P-384).
+
+No Django imports, so management commands, tests and benchmarks can make keys without
+an app registry.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from accounts.jwks import MIN_RSA_BITS, PRIVATE_MEMBERS
-
 ALGORITHMS = ("ES384", "RS384")
+MIN_RSA_BITS = 2048
+# Members that only private (or symmetric) keys carry (RFC 7518 §6).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 MAX_UPLOAD_BYTES = 64 * 1024
 
 
@@ -61,7 +66,7 @@ def parse_private_jwks(text: str) -> dict[str, Any]:
 
 
 def public_jwks(private_jwk: dict[str, Any]) -> dict[str, Any]:
-    """The JWK Set to register at the remote server: the public half only."""
+    """The JWK Set to register where our assertions are verified: the public half only."""
     public = {name: value for name, value in private_jwk.items() if name not in PRIVATE_MEMBERS}
     public["key_ops"] = ["verify"]
     return {"keys": [public]}
