@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from bulkops.signing_keys import generate_private_jwk, public_jwks
@@ -8,7 +10,7 @@ from tests.accounts.conftest import console_client  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
 from tests.exports.conftest import store  # noqa: F401 - for the check pages
 from tests.remotes.remote_server import GROUP_ID, RemoteBulkops, remote_bulkops
-from tests.remotes.stub_server import StubBulkServer, serve_stub
+from tests.remotes.stub_server import FaultyExportServer, serve
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +49,9 @@ def remote_server(remote, remote_key, remote_client_id) -> RemoteServer:
 
 
 @pytest.fixture
-def stub() -> StubBulkServer:
-    yield from serve_stub()
+def stub() -> Iterator[FaultyExportServer]:
+    with serve(FaultyExportServer()) as server:
+        yield server
 
 
 @pytest.fixture

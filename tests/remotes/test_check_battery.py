@@ -8,8 +8,8 @@ import json
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.checks import CHECKS, run_battery
 from remotes.target import RemoteTarget
-from tests.remotes.broken_remote import TOKEN, broken_remote
 from tests.remotes.remote_server import GROUP_ID
+from tests.remotes.stub_server import STUB_TOKEN, NonConformingServer, serve
 
 
 def test_battery_finds_nothing_wrong_with_bulkops(remote):
@@ -45,7 +45,7 @@ def stub_target(base_url: str) -> RemoteTarget:
 
 
 def test_battery_names_each_fault_of_a_broken_server():
-    with broken_remote() as stub:
+    with serve(NonConformingServer()) as stub:
         results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
 
     assert {name: r.status for name, r in results.items()} == {
@@ -78,11 +78,11 @@ def test_battery_names_each_fault_of_a_broken_server():
     assert (no_token["method"], no_token["status"]) == ("GET", 200)
     assert "Authorization" not in no_token["request_headers"]
     assert [(e["method"], e["status"]) for e in results["delete"].exchanges] == [("DELETE", 405)]
-    assert TOKEN not in json.dumps([r.as_json() for r in results.values()])
+    assert STUB_TOKEN not in json.dumps([r.as_json() for r in results.values()])
 
 
 def test_a_kickoff_without_status_url_skips_what_depends_on_it():
-    with broken_remote(content_location=False) as stub:
+    with serve(NonConformingServer(content_location=False)) as stub:
         results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
 
     assert results["kickoff-accepted"].status == "fail"
@@ -93,7 +93,7 @@ def test_a_kickoff_without_status_url_skips_what_depends_on_it():
 
 
 def test_files_on_another_host_never_get_our_token():
-    with broken_remote(presigned=True) as stub:
+    with serve(NonConformingServer(presigned=True)) as stub:
         results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
 
     assert results["requires-access-token"].status == "pass"
@@ -103,7 +103,7 @@ def test_files_on_another_host_never_get_our_token():
 
 
 def test_an_unreachable_server_fails_its_checks_with_the_reason():
-    with broken_remote() as stub:
+    with serve(NonConformingServer()) as stub:
         base_url = stub.base_url  # the port is closed once the stub has stopped
 
     results = {r.name: r for r in run_battery(stub_target(base_url))}

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from accounts.models import AuditEvent
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.models import RemoteServer, ServerCheck
-from tests.remotes.broken_remote import broken_remote
 from tests.remotes.remote_server import GROUP_ID
+from tests.remotes.stub_server import NonConformingServer, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_a_clean_server_exits_zero(remote) -> None:
 
 def test_failed_checks_exit_one_after_printing_the_table() -> None:
     out = StringIO()
-    with broken_remote() as stub:
+    with serve(NonConformingServer()) as stub:
         make_server("stub", stub.base_url, "us", generate_private_jwk("RS384"))
         with pytest.raises(CommandError, match=r"^11 check\(s\) failed against stub\.$"):
             call_command("check_server", "stub", stdout=out)

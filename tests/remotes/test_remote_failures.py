@@ -1,6 +1,6 @@
-"""Remote exports against a misbehaving server (tests/remotes/stub_server.py):
-discovery through the CapabilityStatement, throttled polling, and failures that end
-the job with a clear reason and nothing claimed."""
+"""Remote exports against a misbehaving server (FaultyExportServer in
+tests/remotes/stub_server.py): discovery through the CapabilityStatement, throttled
+polling, and failures that end the job with a clear reason and nothing claimed."""
 
 from __future__ import annotations
 
