@@ -8,6 +8,7 @@ template: only the public JWKS does.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -26,6 +27,27 @@ def _actor(request: HttpRequest) -> str:
     return request.user.get_username()
 
 
+def _posted(request: HttpRequest, *forms: Form) -> bool:
+    """A POST whose forms are all valid (checked in order; the first invalid one stops)."""
+    return request.method == "POST" and all(form.is_valid() for form in forms)
+
+
+def _save(
+    request: HttpRequest,
+    server: RemoteServer,
+    message: str,
+    *,
+    private_jwk: dict | None,
+    created: bool = False,
+) -> HttpResponse:
+    """Save through the service (which audits), say so, and go back to the server's page."""
+    services.save_server(
+        server, private_jwk=private_jwk, actor=_actor(request), request=request, created=created
+    )
+    messages.success(request, message)
+    return redirect("remotes:remote-detail", name=server.name)
+
+
 @require_GET
 @permission_required(VIEW_CONSOLE)
 def remote_list(request: HttpRequest) -> HttpResponse:
@@ -37,17 +59,12 @@ def remote_list(request: HttpRequest) -> HttpResponse:
 def remote_create(request: HttpRequest) -> HttpResponse:
     form = RemoteServerForm(request.POST or None)
     key_form = KeyForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and form.is_valid() and key_form.is_valid():
+    if _posted(request, form, key_form):
         server = form.save(commit=False)
-        services.save_server(
-            server,
-            private_jwk=key_form.cleaned_data["private_jwk"],
-            actor=_actor(request),
-            request=request,
-            created=True,
+        message = f"{server.name} saved. Register the public JWKS below there."
+        return _save(
+            request, server, message, private_jwk=key_form.cleaned_data["private_jwk"], created=True
         )
-        messages.success(request, f"{server.name} saved. Register the public JWKS below there.")
-        return redirect("remotes:remote-detail", name=server.name)
     return render(request, "remotes/form.html", {"form": form, "key_form": key_form})
 
 
@@ -70,16 +87,8 @@ def remote_detail(request: HttpRequest, name: str) -> HttpResponse:
 def remote_edit(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(RemoteServer, name=name)
     form = RemoteServerForm(request.POST or None, instance=server)
-    if request.method == "POST" and form.is_valid():
-        services.save_server(
-            form.save(commit=False),
-            private_jwk=None,
-            actor=_actor(request),
-            request=request,
-            created=False,
-        )
-        messages.success(request, f"{server.name} saved.")
-        return redirect("remotes:remote-detail", name=server.name)
+    if _posted(request, form):
+        return _save(request, form.save(commit=False), f"{server.name} saved.", private_jwk=None)
     return render(request, "remotes/form.html", {"form": form, "server": server})
 
 
@@ -89,16 +98,9 @@ def remote_key(request: HttpRequest, name: str) -> HttpResponse:
     """Replace our key: the old one stops working at the remote once replaced there."""
     server = get_object_or_404(RemoteServer, name=name)
     key_form = KeyForm(request.POST or None, request.FILES or None)
-    if request.method == "POST" and key_form.is_valid():
-        services.save_server(
-            server,
-            private_jwk=key_form.cleaned_data["private_jwk"],
-            actor=_actor(request),
-            request=request,
-            created=False,
-        )
-        messages.success(request, "Key replaced. Register the new public JWKS at the remote.")
-        return redirect("remotes:remote-detail", name=server.name)
+    if _posted(request, key_form):
+        message = "Key replaced. Register the new public JWKS at the remote."
+        return _save(request, server, message, private_jwk=key_form.cleaned_data["private_jwk"])
     return render(request, "remotes/key.html", {"server": server, "key_form": key_form})
 
 
@@ -143,7 +145,7 @@ def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
 def remote_launch(request: HttpRequest, name: str) -> HttpResponse:
     server = get_object_or_404(RemoteServer, name=name)
     form = RemoteLaunchForm(request.POST or None, server=server)
-    if request.method == "POST" and form.is_valid():
+    if _posted(request, form):
         job = services.start_remote_export(
             server,
             level=form.cleaned_data["level"],
