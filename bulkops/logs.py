@@ -51,3 +51,36 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
+
+
+class RoutineTaskFilter(logging.Filter):
+    """Celery's INFO lines about each run of a periodic task at DEBUG instead.
+
+    The beat schedule (CELERY_BEAT_SCHEDULE) runs housekeeping every minute or five;
+    beat's "Sending due task", the worker's "received" and its "succeeded" line for
+    each run would bury the lines that matter. Celery has no per-task log level, but it
+    passes each such record's task in `extra` (`data["name"]`; beat: the format args).
+    Only INFO lines are touched, so failures keep their level, and the tasks log at
+    INFO or WARNING themselves when a run changes something.
+    """
+
+    def __init__(self) -> None:
+        from django.conf import settings
+
+        super().__init__()
+        self.tasks = frozenset(entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or _task_name(record) not in self.tasks:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+def _task_name(record: logging.LogRecord) -> object:
+    data = getattr(record, "data", None)
+    if isinstance(data, dict):  # celery.app.trace, celery.worker.strategy
+        return data.get("name")
+    if record.name == "celery.beat" and isinstance(record.args, tuple) and len(record.args) == 2:
+        return record.args[1]  # "Scheduler: Sending due task %s (%s)": entry name, task
+    return None

@@ -270,9 +270,14 @@ LOGGING = {
             "formatter": env_choice("BULKOPS_LOG_FORMAT", "text", ("text", "json")),
         }
     },
+    "filters": {"routine_tasks": {"()": "bulkops.logs.RoutineTaskFilter"}},
     "root": {"handlers": ["stdout"], "level": BULKOPS_LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # Each run of a CELERY_BEAT_SCHEDULE task is logged at DEBUG, not INFO.
+        "celery.beat": {"filters": ["routine_tasks"]},
+        "celery.worker.strategy": {"filters": ["routine_tasks"]},
+        "celery.app.trace": {"filters": ["routine_tasks"]},
     },
 }
 

@@ -84,5 +84,9 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
         report.refinalized += 1
 
     if report != ReapReport():
-        logger.warning("stalled exports found", extra={"reaped": report.__dict__})
+        logger.warning(
+            "stalled exports found: %(replanned)d re-planned, %(requeued)d re-queued, "
+            "%(refinalized)d re-finalized, %(failed)d failed",
+            report.__dict__,
+        )
     return report

@@ -151,4 +151,6 @@ def expire_exports(*, now: datetime) -> int:
     for job in ExportJob.objects.expired(now).select_related("client"):
         delete_export(job=job, actor_type="system", actor="retention", now=now, request=None)
         count += 1
+    if count:
+        logger.info("expired exports deleted: %d", count)
     return count

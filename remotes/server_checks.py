@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from accounts.models import AuditEvent
 from accounts.services import _actor
 from remotes.checks import overall_status, run_battery
 from remotes.models import RemoteServer, ServerCheck
+
+logger = logging.getLogger(__name__)
 
 
 def start_check(
@@ -73,8 +76,11 @@ def fail_stalled_checks(now: datetime) -> int:
     """Checks queued or running for longer than BULKOPS_CHECK_TIMEOUT: their worker died
     or their message was lost. They end as errors instead of "running" forever."""
     cutoff = now - timedelta(seconds=settings.BULKOPS_CHECK_TIMEOUT)
-    return ServerCheck.objects.filter(finished_at__isnull=True, created_at__lt=cutoff).update(
+    failed = ServerCheck.objects.filter(finished_at__isnull=True, created_at__lt=cutoff).update(
         status=ServerCheck.Status.ERROR,
         error="The check did not finish: the worker running it stopped. Start it again.",
         finished_at=now,
     )
+    if failed:
+        logger.warning("stalled server checks ended as errors: %d", failed)
+    return failed

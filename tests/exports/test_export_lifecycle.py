@@ -4,6 +4,7 @@ our services one step at a time (no worker: the test plays the worker)."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from exports.models import ExportJob, ExportPartition, Resource
 from exports.partitions import claim_partition, fail_export, plan_export, run_partition
+from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 from exports.storage import get_storage
 
@@ -55,6 +57,25 @@ def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(
         f"{p}-o{n}" for p in ("p1", "p2", "p3") for n in range(2)
     )
+
+
+def test_the_reaper_says_in_the_log_when_it_fails_a_stalled_export(
+    client_a, store, settings, caplog
+):
+    settings.BULKOPS_PARTITION_MAX_ATTEMPTS = 1
+    job = accepted_job(client_a, _type="Patient")
+    (partition_id,) = plan_export(job.pk)
+    claim_partition(partition_id, "worker-1", timezone.now())
+    ExportPartition.objects.filter(pk=partition_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    with caplog.at_level(logging.INFO, logger="exports.recovery"):
+        reap_stalled_exports(timezone.now())
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "exports.recovery"
+    ] == [("WARNING", "stalled exports found: 0 re-planned, 0 re-queued, 0 re-finalized, 1 failed")]
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.FAILED
 
 
 def test_a_redelivered_finished_partition_changes_nothing(client_a, store):

@@ -140,7 +140,10 @@ def test_checking_this_bulkops_from_the_console(
             "remote.check.finished"} <= actions  # fmt: skip
 
 
-def test_a_check_whose_worker_died_ends_as_an_error_on_its_page(console_client, finished_check):
+def test_a_check_whose_worker_died_ends_as_an_error_on_its_page(
+    console_client, finished_check, caplog
+):
+    import logging
     from datetime import timedelta
 
     from remotes.server_checks import fail_stalled_checks
@@ -149,7 +152,9 @@ def test_a_check_whose_worker_died_ends_as_an_error_on_its_page(console_client, 
     recent = ServerCheck.objects.create(server=finished_check.server, status="queued")
     ServerCheck.objects.filter(pk=stalled.pk).update(created_at=timezone.now() - timedelta(hours=1))
 
-    assert fail_stalled_checks(timezone.now()) == 1
+    with caplog.at_level(logging.INFO, logger="remotes.server_checks"):
+        assert fail_stalled_checks(timezone.now()) == 1
+    assert caplog.messages == ["stalled server checks ended as errors: 1"]
 
     stalled.refresh_from_db()
     recent.refresh_from_db()
