@@ -27,18 +27,33 @@ REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "jti"]
 MAX_ASSERTION_CHARS = 8 * 1024
 
 
-def claimed_issuer(assertion: str) -> str:
-    """The assertion's unverified `iss`, to name the caller in the audit trail and to
-    rate-limit by client before anything is verified; "" if there is none."""
-    if len(assertion) > MAX_ASSERTION_CHARS:
-        return ""
-    try:
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        return ""
-    issuer = claims.get("iss")
-    # As the audit trail stores it, so rate-limit counts find the rows it wrote.
-    return storable(issuer) if isinstance(issuer, str) else ""
+@dataclass(frozen=True)
+class UnverifiedAssertion:
+    """A client_assertion as sent, its header and claims read once per token request
+    (`None` when it is not a JWT or is oversized): the audit trail and the rate limit
+    need the claimed `iss` before anything is verified, and verification needs the
+    header, so one parse serves all three."""
+
+    token: str
+    header: dict[str, Any] | None
+    claims: dict[str, Any] | None
+
+    @classmethod
+    def read(cls, token: str) -> UnverifiedAssertion:
+        if len(token) > MAX_ASSERTION_CHARS:
+            return cls(token, None, None)
+        try:
+            parts = jwt.api_jwt.decode_complete(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            return cls(token, None, None)
+        return cls(token, parts["header"], parts["payload"])
+
+    @property
+    def issuer(self) -> str:
+        """The unverified `iss`, as the audit trail stores it (so rate-limit counts find
+        the rows it wrote); "" if there is none."""
+        issuer = (self.claims or {}).get("iss")
+        return storable(issuer) if isinstance(issuer, str) else ""
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class VerifiedAssertion:
 
 
 def authenticate_client(
-    *, assertion: str, token_url: str, client_id: str | None, now: datetime
+    *, assertion: UnverifiedAssertion, token_url: str, client_id: str | None, now: datetime
 ) -> VerifiedAssertion:
     """The active client that signed `assertion` for this token endpoint, or OAuthError.
 
@@ -70,7 +85,7 @@ def authenticate_client(
         raise invalid_client("key_expired", str(exc)) from None
     except JwksError as exc:
         raise invalid_client("no_key", str(exc)) from None
-    verified = _verify(assertion, key, algorithm, token_url)
+    verified = _verify(assertion.token, key, algorithm, token_url)
     exp = _check_times(verified, now)
     if not client.is_active:
         raise OAuthError(UNAUTHORIZED_CLIENT, "This client is disabled.", "client_disabled")
@@ -82,18 +97,16 @@ def authenticate_client(
     return VerifiedAssertion(client, jti, exp + timedelta(seconds=CLOCK_SKEW))
 
 
-def _parse(assertion: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _parse(assertion: UnverifiedAssertion) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and unverified claims of a well-formed RS384/ES384 JWT (step 2)."""
-    if len(assertion) > MAX_ASSERTION_CHARS:
+    if len(assertion.token) > MAX_ASSERTION_CHARS:
         raise invalid_client(
             "oversized_assertion",
             f"The client_assertion is longer than {MAX_ASSERTION_CHARS} characters.",
         )
-    try:
-        header = jwt.get_unverified_header(assertion)
-        claims = jwt.decode(assertion, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
-        raise invalid_client("malformed_assertion", "The client_assertion is not a JWT.") from None
+    header, claims = assertion.header, assertion.claims
+    if header is None or claims is None:
+        raise invalid_client("malformed_assertion", "The client_assertion is not a JWT.")
     if str(header.get("typ", "")).upper() != "JWT":
         raise invalid_client("bad_typ", 'The assertion header needs "typ": "JWT".')
     if header.get("alg") not in SIGNING_ALGORITHMS:
@@ -115,10 +128,12 @@ def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendCli
     if client_id is not None and client_id != issuer:
         raise invalid_client("client_id_mismatch", "client_id does not match the assertion.")
     # A NUL cannot be in a client_id, and PostgreSQL refuses it even in a query.
-    client = None if "\x00" in issuer else BackendClient.objects.filter(client_id=issuer).first()
-    if client is None:
-        raise invalid_client("unknown_client", "No client is registered with this iss.")
-    return client
+    try:
+        if "\x00" in issuer:
+            raise BackendClient.DoesNotExist
+        return BackendClient.objects.get(client_id=issuer)
+    except BackendClient.DoesNotExist:
+        raise invalid_client("unknown_client", "No client is registered with this iss.") from None
 
 
 def _verify(assertion: str, key: jwt.PyJWK, algorithm: str, token_url: str) -> dict[str, Any]:

@@ -58,20 +58,20 @@ def authenticate(request: HttpRequest) -> AccessToken:
             "(get one from the token endpoint in .well-known/smart-configuration).",
             token_presented=False,
         )
-    token = (
-        AccessToken.objects.usable(timezone.now())
-        .select_related("client")
-        .filter(token_hash=hash_token(raw))
-        .first()
-        if raw
-        else None
-    )
-    if token is None:
+    try:
+        if not raw:
+            raise AccessToken.DoesNotExist
+        # get(), not first(): a unique hash needs no ORDER BY on every request.
+        return (
+            AccessToken.objects.usable(timezone.now())
+            .select_related("client")
+            .get(token_hash=hash_token(raw))
+        )
+    except AccessToken.DoesNotExist:
         raise _unauthorized(
             "The access token is unknown, expired or revoked; request a new one.",
             token_presented=True,
-        )
-    return token
+        ) from None
 
 
 def require_bearer(view: View) -> View:

@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,6 +95,20 @@ def _inspect(jwk: Any) -> KeyInfo:
     return KeyInfo(kid, kty, None if problem else KEY_ALGORITHMS[kty], problem)
 
 
+def parsed_key(jwk: dict[str, Any], algorithm: str) -> jwt.PyJWK:
+    """The JWK as a key object for `algorithm`, or PyJWT's error if it does not parse.
+
+    Every token request needs its client's key, and building one (an EC point check, an
+    RSA public-number load) costs more than the rest of the JWKS handling; parsed keys are
+    kept per process under their whole JSON, so a changed key is simply a new entry."""
+    return _parse_key(json.dumps(jwk, sort_keys=True), algorithm)
+
+
+@lru_cache(maxsize=256)
+def _parse_key(canonical_jwk: str, algorithm: str) -> jwt.PyJWK:
+    return jwt.PyJWK(json.loads(canonical_jwk), algorithm)
+
+
 def _usability_problem(jwk: dict[str, Any], kty: str) -> str:
     """Why the key cannot verify RS384/ES384 assertions, or "" if it can."""
     expected = KEY_ALGORITHMS.get(kty)
@@ -108,7 +123,7 @@ def _usability_problem(jwk: dict[str, Any], kty: str) -> str:
     if "key_ops" in jwk and "verify" not in (jwk["key_ops"] or []):
         return "key_ops does not allow verify"
     try:
-        key = jwt.PyJWK(jwk, expected).key
+        key = parsed_key(jwk, expected).key
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
         return "its key values do not parse"
     if kty == "RSA" and key.key_size < MIN_RSA_BITS:
@@ -122,7 +137,7 @@ def key_bits(jwk: Any) -> int | None:
     if kty not in KEY_ALGORITHMS:
         return None
     try:
-        return int(jwt.PyJWK(jwk, KEY_ALGORITHMS[kty]).key.key_size)
+        return int(parsed_key(jwk, KEY_ALGORITHMS[kty]).key.key_size)
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, AttributeError):
         return None
 
@@ -229,7 +244,7 @@ def verification_key(client: BackendClient, kid: str, algorithm: str, now: datet
             f"Key {kid!r} expired on {expiry.at:%Y-%m-%d %H:%M:%S} UTC ({expiry.describe()}); "
             "sign with a current key."
         )
-    return jwt.PyJWK(jwk, algorithm)
+    return parsed_key(jwk, algorithm)
 
 
 def registered_keys(client: BackendClient) -> list[KeyInfo]:

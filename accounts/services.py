@@ -359,7 +359,7 @@ class IssuedToken:
     lifetime: int
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # in the token request's transaction: no SAVEPOINT
 def issue_access_token(
     *,
     client: BackendClient,

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts.assertions import authenticate_client, claimed_issuer, spend_jti
+from accounts.assertions import UnverifiedAssertion, authenticate_client, spend_jti
 from accounts.audit import client_ip
 from accounts.oauth import (
     INVALID_CLIENT,
@@ -48,7 +48,6 @@ def token_endpoint_url(request: HttpRequest) -> str:
 
 @dataclass(frozen=True)
 class TokenRequest:
-    assertion: str
     scope: str
     client_id: str | None
 
@@ -94,7 +93,7 @@ def parse_token_request(request: HttpRequest) -> TokenRequest:
         raise OAuthError(
             INVALID_CLIENT, f"client_assertion_type must be {JWT_BEARER}.", "bad_assertion_type"
         )
-    return TokenRequest(form["client_assertion"], form["scope"], form.get("client_id"))
+    return TokenRequest(form["scope"], form.get("client_id"))
 
 
 def oauth_json(
@@ -116,12 +115,13 @@ def token(request: HttpRequest) -> HttpResponse:
     claimed = scope = ""
     try:
         form = request_form(request)
-        claimed = claimed_issuer(form.get("client_assertion", ""))
+        assertion = UnverifiedAssertion.read(form.get("client_assertion", ""))
+        claimed = assertion.issuer
         scope = form.get("scope", "")
         check_token_rate(claimed_client_id=claimed, address=client_ip(request), now=now)
         parsed = parse_token_request(request)
         verified = authenticate_client(
-            assertion=parsed.assertion,
+            assertion=assertion,
             token_url=token_endpoint_url(request),
             client_id=parsed.client_id,
             now=now,

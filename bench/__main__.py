@@ -11,8 +11,10 @@ streamed to a file; PostgreSQL: COPY ... TO STDOUT), measured minutes apart.
 
 Per store size: the raw dump baseline; system and Group exports at each worker count;
 then the web tier alone under closed-loop load at each concurrency (token endpoint,
-kick-off, status poll; bench/load.py). Last, generate_fhir and load_fhir rates beside
-a raw insert of the same rows (bench/loading.py).
+kick-off, status poll; bench/load.py), each beside the web floor at the same
+concurrency (SMART discovery: no database, no key), "x base" being the p99 ratio.
+Last, generate_fhir and load_fhir rates beside a raw insert of the same rows
+(bench/loading.py).
 
 Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
 the reference client. Stores are generated once per size and reused (see --var-root).
@@ -41,6 +43,7 @@ from bench.measure import (  # noqa: E402
     run_export,
     status_latency,
     token_latency,
+    web_floor,
     web_pid,
 )
 from tests.processes import celery_worker_process, web_server  # noqa: E402
@@ -135,13 +138,20 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
         # Warm up first: every worker imports its URLconf and every thread opens its
         # database connection on its first request, which is not what is measured.
         token_latency(store, base, 16, 1.0)
-        for measure in (token_latency, kickoff_latency, status_latency):
+        floors = {}
+        for measure in (web_floor, token_latency, kickoff_latency, status_latency):
             for concurrency in args.concurrency:
                 out = None
                 if measure is token_latency and concurrency == max(args.concurrency):
                     out = profile_path(args, store, f"token-{concurrency}-concurrent")
                 with profiled(web_pid(base), out):
-                    results.append(measure(store, base, concurrency, args.load_seconds))
+                    row = measure(store, base, concurrency, args.load_seconds)
+                p99 = row["latency_ms"]["p99"]
+                if measure is web_floor:
+                    floors[concurrency] = p99
+                else:
+                    row["ratio_to_baseline"] = p99 / floors[concurrency]
+                results.append(row)
     purge_tasks(store)
     return results
 
@@ -157,23 +167,28 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print(
         f"\n{'bench':<44}{'db':<12}{'resources':>11}{'seconds':>9}{'res/s':>10}"
         f"{'MB/s':>7}{'x base':>8}{'speedup':>8}{'worker MB':>10}{'web MB':>8}"
-        "  latency p50/p95/p99 ms"
+        "  latency p50/p95/p99 ms; CPU ms per request (web/db/load generator)"
     )
     for row in results:
-        latency = row.get("latency_ms")
         print(
             f"{row['bench']:<44}{row.get('db', ''):<12}{row.get('resources', 0):>11,}"
             f"{row.get('seconds', 0):>9.2f}{row.get('resources_per_s', 0):>10,.0f}"
             f"{row.get('mb_per_s', 0):>7.1f}{row.get('ratio_to_baseline', 0):>8.2f}"
             f"{row.get('speed_up', 0):>8.2f}"
             f"{row.get('worker_peak_rss_mb', 0):>10.0f}{row.get('web_peak_rss_mb', 0):>8.0f}"
-            + (
-                f"  {latency['p50']:.1f}/{latency['p95']:.1f}/{latency['p99']:.1f} "
-                f"({row['requests_per_s']:.0f} req/s)"
-                if latency
-                else ""
-            )
+            + web_columns(row)
         )
+
+
+def web_columns(row: dict[str, Any]) -> str:
+    latency = row.get("latency_ms")
+    if not latency:
+        return ""
+    cpu = "/".join(f"{ms:.2f}" for ms in row["cpu_ms_per_request"].values())
+    return (
+        f"  {latency['p50']:.1f}/{latency['p95']:.1f}/{latency['p99']:.1f} "
+        f"({row['requests_per_s']:.0f} req/s); {cpu}"
+    )
 
 
 if __name__ == "__main__":

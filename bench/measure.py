@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -10,7 +11,7 @@ import sqlite3
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,6 +292,23 @@ def _form(store: BenchStore, token_url: str) -> bytes:
     ).encode()
 
 
+def web_floor(
+    store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
+) -> dict[str, Any]:
+    """The web tier's floor: SMART discovery, the cheapest answer the same gunicorn
+    gives (no database, no key), through the same middleware and the same generator.
+    The token, kick-off and poll rows are compared with it at the same concurrency."""
+    request = Request("GET", f"{base}/.well-known/smart-configuration")
+    return _timed(
+        store,
+        f"SMART discovery (web floor), {concurrency} concurrent",
+        200,
+        lambda: request,
+        concurrency,
+        seconds,
+    )
+
+
 def token_latency(
     store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
 ) -> dict[str, Any]:
@@ -299,13 +317,14 @@ def token_latency(
     token_url = f"{base}/auth/token"
     forms = iter([_form(store, token_url) for _ in range(MAX_TOKEN_REQUESTS)])
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    result = run_load(
+    return _timed(
+        store,
+        f"token endpoint, {concurrency} concurrent",
+        200,
         lambda: Request("POST", token_url, headers, form) if (form := next(forms, None)) else None,
         concurrency,
         seconds,
     )
-    row = result.summary(f"token endpoint, {concurrency} concurrent", expected=200)
-    return {**row, "db": store.vendor}
 
 
 def kickoff_latency(
@@ -319,22 +338,95 @@ def kickoff_latency(
         f"{base}/fhir/$export?_type=Organization",
         {**client._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"},
     )
-    result = run_load(lambda: request, concurrency, seconds)
-    for status, headers in result.answers:
+    answers: list[tuple[int, dict[str, str]]] = []
+    row = _timed(
+        store,
+        f"kick-off, {concurrency} concurrent",
+        202,
+        lambda: request,
+        concurrency,
+        seconds,
+        answers,
+    )
+    for status, headers in answers:
         if status == 202:
             http("DELETE", headers["content-location"], headers=client._auth())
-    row = result.summary(f"kick-off, {concurrency} concurrent", expected=202)
-    return {**row, "db": store.vendor}
+    return row
 
 
 def status_latency(
     store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
 ) -> dict[str, Any]:
-    """Status polls of one export still in progress (no worker runs it) at `concurrency`."""
+    """Status polls at `concurrency`, each client's own export in progress (no worker
+    runs them), as `concurrency` clients each waiting for their export would poll."""
     client = _client(store, base)
-    status_url = client.kick_off("/$export", [("_type", "Organization")])
-    request = Request("GET", status_url, {**client._auth(), "Accept": "application/json"})
-    result = run_load(lambda: request, concurrency, seconds)
-    http("DELETE", status_url, headers=client._auth())
-    row = result.summary(f"status poll, {concurrency} concurrent", expected=202)
+    headers = {**client._auth(), "Accept": "application/json"}
+    status_urls = [
+        client.kick_off("/$export", [("_type", "Organization")]) for _ in range(concurrency)
+    ]
+    requests = itertools.cycle([Request("GET", url, headers) for url in status_urls])
+    row = _timed(
+        store,
+        f"status poll, {concurrency} concurrent",
+        202,
+        lambda: next(requests),
+        concurrency,
+        seconds,
+    )
+    for url in status_urls:
+        http("DELETE", url, headers=client._auth())
+    return row
+
+
+def _timed(
+    store: BenchStore,
+    label: str,
+    expected: int,
+    next_request: Callable[[], Request | None],
+    concurrency: int,
+    seconds: float,
+    answers: list[tuple[int, dict[str, str]]] | None = None,
+) -> dict[str, Any]:
+    """One closed-loop load step, with the CPU each side spent per request: where a
+    latency comes from on a machine whose cores the server, its database and the load
+    generator share."""
+    before = cpu_seconds(store)
+    result = run_load(next_request, concurrency, seconds)
+    spent = {side: used - before[side] for side, used in cpu_seconds(store).items()}
+    if answers is not None:
+        answers += result.answers
+    row = result.summary(label, expected=expected)
+    per_request = max(row["requests"], 1)
+    row["cpu_ms_per_request"] = {side: 1000 * used / per_request for side, used in spent.items()}
     return {**row, "db": store.vendor}
+
+
+def cpu_seconds(store: BenchStore) -> dict[str, float]:
+    """CPU seconds used so far by the web server (the gunicorn this bench started, with
+    its workers; SQLite runs inside them), the PostgreSQL backends serving the bench's
+    database, and this process (the load generator)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    database = urllib.parse.urlsplit(store.database_url).path.strip("/").encode()
+    processes = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (proc / "cmdline").read_bytes()
+        except OSError:  # gone
+            continue
+        # state, ppid, ..., utime, stime
+        processes[int(proc.name)] = (
+            int(fields[1]),
+            (int(fields[11]) + int(fields[12])) / ticks,
+            command,
+        )
+    used = {"web": 0.0, "database": 0.0, "load generator": processes[os.getpid()][1]}
+    for parent, seconds, command in processes.values():
+        grandparent = processes.get(parent, (0,))[0]
+        if b"gunicorn" in command and os.getpid() in (parent, grandparent):
+            used["web"] += seconds
+        elif database and command.startswith(b"postgres") and database in command:
+            used["database"] += seconds
+    return used

@@ -35,9 +35,11 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     assert export["resources"] == baseline["resources"] > 0
     assert export["ratio_to_baseline"] > 0 and export["worker_peak_rss_mb"] > 0
     assert rows["Group export, 2 members, 1 worker(s)"]["resources"] > 0
+    assert rows["SMART discovery (web floor), 2 concurrent"]["errors"] == 0
     for web in ("token endpoint", "kick-off", "status poll"):
         row = rows[f"{web}, 2 concurrent"]
         assert row["requests"] > 0 and row["errors"] == 0, row
+        assert row["ratio_to_baseline"] > 0 and row["cpu_ms_per_request"]["web"] > 0, row
     loaded = [row for row in rows.values() if row["bench"].startswith(("generate", "load_fhir"))]
     # The baseline is COPY on PostgreSQL and executemany on SQLite.
     (baseline,) = [row for name, row in rows.items() if name.startswith("raw insert baseline")]
