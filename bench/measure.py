@@ -392,7 +392,7 @@ def _timed(
     generator share."""
     before = cpu_seconds(store)
     result = run_load(next_request, concurrency, seconds)
-    spent = {side: used - before[side] for side, used in cpu_seconds(store).items()}
+    spent = cpu_spent(before, cpu_seconds(store))
     if answers is not None:
         answers += result.answers
     row = result.summary(label, expected=expected)
@@ -401,10 +401,14 @@ def _timed(
     return {**row, "db": store.vendor}
 
 
-def cpu_seconds(store: BenchStore) -> dict[str, float]:
-    """CPU seconds used so far by the web server (the gunicorn this bench started, with
-    its workers; SQLite runs inside them), the PostgreSQL backends serving the bench's
-    database, and this process (the load generator)."""
+SIDES = ("web", "database", "load generator")
+
+
+def cpu_seconds(store: BenchStore) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far, by process, of the web server (the gunicorn this bench
+    started, with its workers; SQLite runs inside them), the PostgreSQL backends serving
+    the bench's database, and this process (the load generator). By process, because a
+    backend may end and another start within a step (gunicorn threads reconnect)."""
     ticks = os.sysconf("SC_CLK_TCK")
     database = urllib.parse.urlsplit(store.database_url).path.strip("/").encode()
     processes = {}
@@ -422,11 +426,24 @@ def cpu_seconds(store: BenchStore) -> dict[str, float]:
             (int(fields[11]) + int(fields[12])) / ticks,
             command,
         )
-    used = {"web": 0.0, "database": 0.0, "load generator": processes[os.getpid()][1]}
-    for parent, seconds, command in processes.values():
+    used = {}
+    for pid, (parent, seconds, command) in processes.items():
         grandparent = processes.get(parent, (0,))[0]
-        if b"gunicorn" in command and os.getpid() in (parent, grandparent):
-            used["web"] += seconds
+        if pid == os.getpid():
+            used[pid] = ("load generator", seconds)
+        elif b"gunicorn" in command and os.getpid() in (parent, grandparent):
+            used[pid] = ("web", seconds)
         elif database and command.startswith(b"postgres") and database in command:
-            used["database"] += seconds
+            used[pid] = ("database", seconds)
     return used
+
+
+def cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds each side used between two `cpu_seconds` readings (a process that
+    ended in between is not counted: the figures are a slight underestimate)."""
+    spent = dict.fromkeys(SIDES, 0.0)
+    for pid, (side, seconds) in after.items():
+        spent[side] += seconds - before.get(pid, (side, 0.0))[1]
+    return spent
