@@ -28,6 +28,10 @@ def optional_fhir_id(value: str) -> str:
     return value
 
 
+# Names whose /remotes/<name>/ is a console page of its own (remotes/urls.py, check_urls.py).
+RESERVED_NAMES = frozenset({"new", "self-check"})
+
+
 class RemoteServerForm(forms.ModelForm):
     base_url = forms.URLField(label="FHIR base URL", max_length=500, assume_scheme="https")
     token_url = forms.URLField(
@@ -60,8 +64,8 @@ class RemoteServerForm(forms.ModelForm):
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
-        if name == "new":
-            raise forms.ValidationError("'new' is reserved for the console's own page.")
+        if name in RESERVED_NAMES:
+            raise forms.ValidationError(f"'{name}' is reserved for the console's own page.")
         return name
 
     def clean_default_group_id(self) -> str:

@@ -71,6 +71,18 @@ def test_create_with_a_generated_key_shows_only_the_public_jwks(console_client, 
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("name", ["new", "self-check"])
+def test_names_of_console_pages_are_refused_next_to_the_field(console_client, stub, name):
+    """/remotes/new/ and /remotes/self-check/ are console pages: a server by that name
+    could never be opened."""
+    operator = console_client("operator")
+    response = operator.post("/remotes/new/", form_data(stub.base_url, name=name, source="ES384"))
+    assert response.status_code == 200
+    assert f"&#x27;{name}&#x27; is reserved for the console" in response.content.decode()
+    assert not RemoteServer.objects.exists()
+
+
+@pytest.mark.django_db
 def test_upload_errors_are_shown_next_to_the_field_and_nothing_is_saved(console_client, stub):
     operator = console_client("operator")
     response = operator.post(
