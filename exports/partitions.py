@@ -21,6 +21,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from itertools import islice
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -79,7 +80,7 @@ def create_partitions(job: ExportJob) -> None:
     if all_types:
         slots = [(ALL_TYPES, id_ranges(candidate_rows(job, None), "id", size))]
     else:
-        slots = [(t, id_ranges(*id_source(job, t), size)) for t in job.types]
+        slots = [(t, type_ranges(job, t, size)) for t in job.types]
     partitions = [
         ExportPartition(
             job=job,
@@ -145,6 +146,41 @@ def id_ranges(ids: QuerySet, field: str, size: int) -> Iterator[tuple[int, int, 
         lower = boundary[0]
 
 
+def member_id_ranges(
+    ids: QuerySet[CompartmentMembership], size: int
+) -> Iterator[tuple[int, int, int]]:
+    """The same ranges for a Patient or Group export, cut from one ordered pass over the
+    members' compartment rows.
+
+    Keyset steps (`id_ranges`) ask for "the next `size` ids in id order", and for ids
+    spread over many patients PostgreSQL answers that by walking the whole compartment
+    index in id order, filtering out other patients' rows: a cost that follows the
+    store, not the group (docs/performance.md). Without a LIMIT it reads each member's
+    rows by `(resource_type, patient_id, resource)` and sorts them."""
+    lower, count = 0, 0
+    for resource_id in ordered_member_ids(ids, lower, LAST_ID):
+        count += 1
+        if count == size:
+            yield lower, resource_id, size
+            lower, count = resource_id, 0
+    if count:
+        yield lower, LAST_ID, count
+
+
+def ordered_member_ids(
+    ids: QuerySet[CompartmentMembership], lower: int, upper: int
+) -> Iterator[int]:
+    """Distinct resource ids in (lower, upper], ascending, streamed (a server-side
+    cursor on PostgreSQL) so a large group's ids are never all in memory."""
+    return (
+        ids.filter(resource_id__gt=lower, resource_id__lte=upper)
+        .order_by("resource_id")
+        .values_list("resource_id", flat=True)
+        .distinct()
+        .iterator(chunk_size=PAGE_SIZE)
+    )
+
+
 def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[CompartmentMembership]:
     """Compartment-index rows of one type for the job's patients.
 
@@ -165,11 +201,11 @@ def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[Compartm
     return rows
 
 
-def id_source(job: ExportJob, resource_type: str) -> tuple[QuerySet, str]:
-    """Where a one-type partition's resource ids come from, and the column holding them."""
+def type_ranges(job: ExportJob, resource_type: str, size: int) -> Iterator[tuple[int, int, int]]:
+    """The id ranges of one type's partitions."""
     if job.level == SYSTEM:
-        return candidate_rows(job, [resource_type]), "id"
-    return member_resource_ids(job, resource_type), "resource_id"
+        return id_ranges(candidate_rows(job, [resource_type]), "id", size)
+    return member_id_ranges(member_resource_ids(job, resource_type), size)
 
 
 COLUMNS = ("id", "resource_type", "deleted", "resource_id", "body")
@@ -180,8 +216,8 @@ def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[
     keyset, never OFFSET."""
     all_types = partition.resource_type == ALL_TYPES
     rows = candidate_rows(job, None if all_types else [partition.resource_type])
-    last = partition.lower_id
     if job.level == SYSTEM:
+        last = partition.lower_id
         while chunk := fetch_rows(
             rows.filter(id__gt=last, id__lte=partition.upper_id)
             .order_by("id")
@@ -190,17 +226,13 @@ def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[
             yield chunk
             last = chunk[-1][0]
         return
-    ids = member_resource_ids(job, partition.resource_type)
-    while page := list(
-        ids.filter(resource_id__gt=last, resource_id__lte=partition.upper_id)
-        .order_by("resource_id")
-        .values_list("resource_id", flat=True)
-        .distinct()[:PAGE_SIZE]
-    ):
+    ids = ordered_member_ids(
+        member_resource_ids(job, partition.resource_type), partition.lower_id, partition.upper_id
+    )
+    while page := list(islice(ids, PAGE_SIZE)):
         chunk = fetch_rows(rows.filter(id__in=page).order_by("id").values_list(*COLUMNS))
         if chunk:
             yield chunk
-        last = page[-1]
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
