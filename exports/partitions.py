@@ -171,7 +171,7 @@ def ordered_member_ids(
     ids: QuerySet[CompartmentMembership], lower: int, upper: int
 ) -> Iterator[int]:
     """Distinct resource ids in (lower, upper], ascending, streamed (a server-side
-    cursor on PostgreSQL) so a large group's ids are never all in memory."""
+    cursor on PostgreSQL), so planning never holds a large group's ids of a type."""
     return (
         ids.filter(resource_id__gt=lower, resource_id__lte=upper)
         .order_by("resource_id")
@@ -226,8 +226,17 @@ def partition_rows(job: ExportJob, partition: ExportPartition) -> Iterator[list[
             yield chunk
             last = chunk[-1][0]
         return
-    ids = ordered_member_ids(
-        member_resource_ids(job, partition.resource_type), partition.lower_id, partition.upper_id
+    # Read to the end before the first chunk is written: a cursor left open across the
+    # progress commits between chunks holds SQLite's read lock, and two workers doing
+    # that lock each other out. A partition holds about BULKOPS_PARTITION_SIZE ids.
+    ids = iter(
+        list(
+            ordered_member_ids(
+                member_resource_ids(job, partition.resource_type),
+                partition.lower_id,
+                partition.upper_id,
+            )
+        )
     )
     while page := list(islice(ids, PAGE_SIZE)):
         chunk = fetch_rows(rows.filter(id__in=page).order_by("id").values_list(*COLUMNS))
