@@ -57,6 +57,23 @@ class RotatingNdjsonWriter:
             if self._count >= self.max_per_file:
                 self._finish()
 
+    def write_block(self, block: bytes, count: int) -> None:
+        """Write `count` records already joined by newlines: in place when they fit in
+        the open file, which is every time but at a rotation."""
+        room = self.max_per_file - (self._count if self._handle is not None else 0)
+        if count > room:
+            self.write_records(block.split(b"\n"))
+            return
+        if self._handle is None:
+            self._open()
+        assert self._handle is not None
+        self._handle.write(block)
+        self._handle.write(b"\n")
+        self._count += count
+        self._size += len(block) + 1
+        if self._count >= self.max_per_file:
+            self._finish()
+
     def _open(self) -> None:
         self._stack = ExitStack()
         self._handle = self._stack.enter_context(
