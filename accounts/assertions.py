@@ -7,6 +7,7 @@ what to fix; only a client that proved who it is learns that it is disabled
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,12 +129,10 @@ def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendCli
     if client_id is not None and client_id != issuer:
         raise invalid_client("client_id_mismatch", "client_id does not match the assertion.")
     # A NUL cannot be in a client_id, and PostgreSQL refuses it even in a query.
-    try:
-        if "\x00" in issuer:
-            raise BackendClient.DoesNotExist
-        return BackendClient.objects.get(client_id=issuer)
-    except BackendClient.DoesNotExist:
-        raise invalid_client("unknown_client", "No client is registered with this iss.") from None
+    if "\x00" not in issuer:
+        with suppress(BackendClient.DoesNotExist):
+            return BackendClient.objects.get(client_id=issuer)
+    raise invalid_client("unknown_client", "No client is registered with this iss.")
 
 
 def _verify(assertion: str, key: jwt.PyJWK, algorithm: str, token_url: str) -> dict[str, Any]:

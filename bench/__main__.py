@@ -5,8 +5,9 @@ the fastest raw dump of the same JSON bodies the database can do (SQLite: one SE
 streamed to a file; PostgreSQL: COPY ... TO STDOUT), measured minutes apart.
 
     python -m bench                              # 100k and 1M resources, SQLite
-    DATABASE_URL=postgres://u:p@127.0.0.1/postgres python -m bench --workers 1 2 4 \
-        --broker redis://127.0.0.1:6379/0       # scale-out: speed-up against 1 worker
+    DATABASE_URL=postgres://u:p@127.0.0.1/postgres \\
+        python -m bench --workers 1 2 4 --broker redis://127.0.0.1:6379/0
+                                                 # scale-out: speed-up against 1 worker
     python -m bench --tiny                       # seconds; what the smoke test runs
 
 Per store size: the raw dump baseline; system and Group exports at each worker count;
