@@ -11,8 +11,8 @@ Each partition reads chunks by keyset pagination on id, each chunk one block of 
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
 `_elements`) to one file series per type, checks for cancellation between chunks, and
 records its files and counters in one transaction at the end. The partition that
-completes the job runs the finaliser. Every step is idempotent: a
-redelivered task finds its work done or redoes it under the same file names.
+completes the job runs the finaliser. Every step is idempotent: a redelivered task
+finds its work done or redoes it under the same file names.
 """
 
 from __future__ import annotations
