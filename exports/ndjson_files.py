@@ -45,32 +45,31 @@ class RotatingNdjsonWriter:
         allows: a chunk of thousands of resources costs a handful of calls, not one each."""
         start = 0
         while start < len(records):
-            if self._handle is None:
-                self._open()
-            assert self._handle is not None
-            batch = records[start : start + self.max_per_file - self._count]
-            data = b"\n".join(batch) + b"\n"
-            self._handle.write(data)
-            self._count += len(batch)
-            self._size += len(data)
+            batch = records[start : start + self._room()]
+            self._append(b"\n".join(batch), len(batch))
             start += len(batch)
-            if self._count >= self.max_per_file:
-                self._finish()
 
     def write_block(self, block: bytes, count: int) -> None:
         """Write `count` records already joined by newlines: in place when they fit in
         the open file, which is every time but at a rotation."""
-        room = self.max_per_file - (self._count if self._handle is not None else 0)
-        if count > room:
+        if count > self._room():
             self.write_records(block.split(b"\n"))
-            return
+        else:
+            self._append(block, count)
+
+    def _room(self) -> int:
+        """How many more records the open file (or else the next one) takes."""
+        return self.max_per_file - (self._count if self._handle is not None else 0)
+
+    def _append(self, joined: bytes, count: int) -> None:
+        """Write `count` records joined by newlines, which fit; close the file once full."""
         if self._handle is None:
             self._open()
         assert self._handle is not None
-        self._handle.write(block)
+        self._handle.write(joined)
         self._handle.write(b"\n")
         self._count += count
-        self._size += len(block) + 1
+        self._size += len(joined) + 1
         if self._count >= self.max_per_file:
             self._finish()
 
