@@ -6,6 +6,7 @@ any Bulk Data 2.0 server over HTTP and knows nothing of bulkops' internals.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json
 import re
 import ssl
@@ -84,9 +85,15 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
+@functools.cache
 def tls_context(verify_tls: bool) -> ssl.SSLContext:
     """The default verifying context, or (when an operator switched verification off for
-    a test server with a self-signed certificate) one that accepts any certificate."""
+    a test server with a self-signed certificate) one that accepts any certificate.
+
+    Built once per process and shared (a context is safe to use from many threads and
+    is never changed after this): loading the system's CA certificates costs about 24 ms
+    of CPU, which every status poll and file download paid before (docs/performance.md).
+    """
     context = ssl.create_default_context()
     if not verify_tls:
         context.check_hostname = False
