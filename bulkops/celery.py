@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
-from celery.signals import setup_logging
+from celery import Celery, Task
+from celery.signals import setup_logging, task_postrun, task_prerun
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulkops.settings")
 
@@ -22,3 +23,14 @@ def use_django_logging(**kwargs: object) -> None:
     from django.conf import settings
 
     dictConfig(settings.LOGGING)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def drop_unusable_connections(task: Task, **kwargs: object) -> None:
+    """Between tasks, database connections live as Django keeps them between requests:
+    reused up to CONN_MAX_AGE, dropped after an error that may have broken them, checked
+    before their next use (CONN_HEALTH_CHECKS). A task run in-process (`apply()`) shares
+    its caller's connection and leaves it alone."""
+    if not task.request.is_eager:
+        close_old_connections()

@@ -225,6 +225,11 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "disabled://")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes every database connection after each task unless this is set: each
+# partition of an export then started a new PostgreSQL backend, 0.6-0.7 s of CPU for a
+# 1M-resource export (docs/performance.md). Connections now live by Django's rules
+# between tasks (bulkops/celery.py); this only recycles them all every 1,000 tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
