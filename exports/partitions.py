@@ -9,9 +9,9 @@ table page once per type, while one pass in id order reads it once
 (resource_type, id) index, Patient and Group exports through the compartment index.
 Each partition reads chunks by keyset pagination on id, each chunk one block of joined
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
-`_elements`) to one file series per type, checks for cancellation between chunks, and
-records its files and counters in one transaction at the end. The partition that
-completes the job runs the finaliser. Every step is idempotent: a redelivered task
+`_elements`) to one file series per type while it reads the next chunk, checks for
+cancellation between chunks, and records its files and counters in one transaction at
+the end. The partition that completes the job runs the finaliser. Every step is idempotent: a redelivered task
 finds its work done or redoes it under the same file names.
 """
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -294,25 +295,59 @@ def run_partition(*, partition_id: int, worker: str) -> None:
         lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
-    to_lines = LineMaker(job)
-    wanted = set(job.types)  # an all-types partition reads rows of any type
+    write_chunk = ChunkWriter(job, files)
     with files:
-        for blocks in partition_chunks(job, partition):
-            exported = 0
-            for block in blocks:
-                if block.resource_type not in wanted:
-                    continue
-                if block.deleted:
-                    write_deletions(files.writer(block.resource_type, deleted=True), block)
-                else:
-                    to_lines(files.writer(block.resource_type), block)
-                    exported += block.count
+        for exported in written_while_reading(write_chunk, partition_chunks(job, partition)):
             if not record_chunk(partition, exported):
                 files.abort()
                 discard_keys([file.key for _, _, file in files.written])
                 logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
                 return
     complete_partition(partition, files.written)
+
+
+def written_while_reading(
+    write: Callable[[list[Block]], int], chunks: Iterator[list[Block]]
+) -> Iterator[int]:
+    """What `write` returns for each chunk, in order, each write running in a thread
+    while the next chunk is read.
+
+    A worker otherwise waits for the database while it reads and leaves the database
+    idle while it writes; overlapped, a worker and its database backend work at once
+    (docs/performance.md). Only the write is in the thread, and it touches storage
+    alone: every query stays on the worker's own connection. At most two chunks are
+    held, the one being written and the one being read.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-write") as pool:
+        pending: Future[int] | None = None
+        for chunk in chunks:
+            if pending is not None:
+                yield pending.result()
+            pending = pool.submit(write, chunk)
+        if pending is not None:
+            yield pending.result()
+
+
+class ChunkWriter:
+    """Writes a chunk's blocks to the partition's files; returns how many resources it
+    wrote (tombstones, written as deleted[] entries, are not counted)."""
+
+    def __init__(self, job: ExportJob, files: TypedNdjsonFiles) -> None:
+        self.files = files
+        self.to_lines = LineMaker(job)
+        self.wanted = set(job.types)  # an all-types partition reads rows of any type
+
+    def __call__(self, blocks: list[Block]) -> int:
+        exported = 0
+        for block in blocks:
+            if block.resource_type not in self.wanted:
+                continue
+            if block.deleted:
+                write_deletions(self.files.writer(block.resource_type, deleted=True), block)
+            else:
+                self.to_lines(self.files.writer(block.resource_type), block)
+                exported += block.count
+        return exported
 
 
 class LineMaker:

@@ -59,6 +59,31 @@ def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a
     )
 
 
+def test_a_partition_whose_files_cannot_be_written_fails_and_is_redone(client_a, store):
+    job = accepted_job(client_a, _type="Observation")
+    (partition_id,) = plan_export(job.pk)
+    # Something already lies where the job's folder goes: the storage cannot write there.
+    blocker = get_storage().root / str(job.uuid)
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError):
+        run_partition(partition_id=partition_id, worker="worker-1")
+    partition = ExportPartition.objects.get(pk=partition_id)
+    assert partition.status == "running"
+    assert not job.files.exists()
+
+    # Celery retries the task; once the storage is writable the partition completes.
+    blocker.unlink()
+    ExportPartition.objects.filter(pk=partition_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    run_partition(partition_id=partition_id, worker="worker-1")
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    assert job.resources_exported == 6
+    (file,) = job.files.all()
+    assert len(get_storage().open_reader(file.storage_key).read().splitlines()) == 6
+
+
 def test_the_reaper_says_in_the_log_when_it_fails_a_stalled_export(
     client_a, store, settings, caplog
 ):
