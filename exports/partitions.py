@@ -11,8 +11,9 @@ Each partition reads chunks by keyset pagination on id, each chunk one block of 
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
 `_elements`) to one file series per type while it reads the next chunk, checks for
 cancellation between chunks, and records its files and counters in one transaction at
-the end. The partition that completes the job runs the finaliser. Every step is idempotent: a redelivered task
-finds its work done or redoes it under the same file names.
+the end. The partition that completes the job runs the finaliser. Every step is
+idempotent: a redelivered task finds its work done or redoes it under the same file
+names.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def create_partitions(job: ExportJob) -> None:
     if not partitions:
         job.types_total = 0
     elif all_types:
-        job.types_total = sum(candidate_rows(job, [t]).exists() for t in job.types)
+        job.types_total = count_exported_types(job)
     else:
         job.types_total = len({p.resource_type for p in partitions})
     job.rows_planned = sum(p.rows_planned for p in partitions)
@@ -111,6 +112,19 @@ def exports_every_stored_type(job: ExportJob) -> bool:
     """No stored resource is of a type the job leaves out (index probes, no scan)."""
     left_out = [t for t in R4_RESOURCE_TYPES if t not in set(job.types)]
     return not Resource.objects.filter(resource_type__in=left_out).exists()
+
+
+def count_exported_types(job: ExportJob) -> int:
+    """How many types have rows an all-types job exports (every stored type is one of
+    the job's). The stored types are found by stepping from type to type along the
+    (resource_type, id) index, and only those are asked for rows in the job's window:
+    two probes a stored type (17 in the bench store), where asking each of the 146 R4
+    types took 0.10 s."""
+    stored = Resource.objects.order_by("resource_type").values_list("resource_type", flat=True)
+    count, last = 0, ""
+    while (last := stored.filter(resource_type__gt=last).first()) is not None:
+        count += candidate_rows(job, [last]).exists()
+    return count
 
 
 def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
