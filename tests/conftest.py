@@ -37,7 +37,12 @@ def celery_session_worker(in_memory_broker: None) -> Iterator[TestWorkController
 
     Tasks enqueued by the code under test (views, services) go through kombu to this
     worker's threads exactly as they would to a separate worker process.
+
+    Its threads close their database connections after each task (Celery's default):
+    a connection kept by a worker thread would outlive it and stop the test database
+    from being dropped. Worker processes keep theirs, as tests/faults checks.
     """
+    celery_app.conf.update(CELERY_DB_REUSE_MAX=None)
     with start_worker(
         celery_app, pool="threads", concurrency=2, perform_ping_check=False, shutdown_timeout=30
     ) as worker:
