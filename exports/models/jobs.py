@@ -50,6 +50,10 @@ class ExportJob(models.Model):
     types = models.JSONField(default=list)
     warnings = models.JSONField(default=list)
     transaction_time = models.DateTimeField()
+    # The highest resource row id at transaction_time: rows up to it existed then, and
+    # the export includes each as it is when read (exports.partitions.candidate_rows).
+    # None: no bound (jobs accepted before this was recorded).
+    last_resource_id = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

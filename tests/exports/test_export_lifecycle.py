@@ -16,6 +16,8 @@ from exports.partitions import claim_partition, fail_export, plan_export, run_pa
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 from exports.storage import get_storage
+from exports.store import put_resource
+from tests.exports.conftest import observation
 
 pytestmark = pytest.mark.django_db
 
@@ -57,6 +59,38 @@ def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(
         f"{p}-o{n}" for p in ("p1", "p2", "p3") for n in range(2)
     )
+
+
+@pytest.mark.parametrize(
+    "parameters", [{}, {"_type": "Observation"}, {"_since": "2000-01-01T00:00:00Z"}]
+)
+def test_resources_written_while_an_export_runs(client_a, store, parameters):
+    """Every resource that existed at transactionTime is exported (spec: SHALL), as it
+    is when its partition reads it; one created later is not (SHOULD NOT)."""
+    job = accepted_job(client_a, **parameters)
+    later = timezone.now() + timedelta(seconds=1)
+    changed = put_resource(
+        resource_type="Observation",
+        resource_id="p1-o0",
+        body={**observation("p1-o0", "p1"), "status": "amended"},
+        now=later,
+    )
+    put_resource(
+        resource_type="Observation",
+        resource_id="p1-new",
+        body=observation("p1-new", "p1"),
+        now=later,
+    )
+    run_all(job)
+    assert job.status == ExportJob.Status.COMPLETED
+    observations = {}
+    for file in job.files.filter(resource_type="Observation"):
+        for line in get_storage().open_reader(file.storage_key).read().splitlines():
+            resource = json.loads(line)
+            observations[resource["id"]] = resource
+    assert sorted(observations) == sorted(f"{p}-o{n}" for p in ("p1", "p2", "p3") for n in range(2))
+    assert observations["p1-o0"]["status"] == "amended"
+    assert observations["p1-o0"]["meta"]["versionId"] == str(changed.version_id)
 
 
 def test_a_partition_whose_files_cannot_be_written_fails_and_is_redone(client_a, store):
