@@ -147,9 +147,9 @@ def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource
     The rows that existed at transactionTime (ids up to the job's `last_resource_id`),
     as they are when read: the output SHALL hold every change up to transactionTime
     and SHOULD NOT hold later ones, and the store keeps no earlier versions, so a
-    resource changed while the export runs is exported as changed rather than left out.
-    Rows created since are left out. Tombstones are candidates only for `_since`
-    exports, which list them in deleted[].
+    resource changed while the export runs is exported as changed rather than left out,
+    and one deleted meanwhile as a tombstone. Rows created since are left out.
+    Tombstones are candidates only for `_since` exports, which list them in deleted[].
     """
     rows = Resource.objects.all()
     if job.last_resource_id is not None:
