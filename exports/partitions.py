@@ -132,9 +132,10 @@ def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
 
     A plain export takes nearly every row, so its ranges are cut along the primary key
     alone: an index-only scan, 0.11 s for the 1M store against 0.44-0.64 s to read
-    every row for the time-window filter. Their row counts then include the few rows the
-    partitions skip (tombstones, rows created after the kick-off), which only shifts the
-    progress estimate. A `_since` export may take few rows, so its ranges count those.
+    every row's heap tuple for `candidate_rows`' filters. Their row counts then include
+    the few rows the partitions skip (tombstones, rows created after the kick-off), which
+    only shifts the progress estimate. A `_since` export may take few rows, so its
+    ranges count those.
     """
     if job.parameters.get("_since"):
         return candidate_rows(job, None)
