@@ -1,27 +1,28 @@
 """FHIR read surface: /fhir/metadata, /fhir/{type}/{id}, /fhir/Group (list) and Group/{id}.
 
 Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
-nothing is re-parsed. Everything but metadata needs a bearer token whose scopes cover
-the type read (spec §7.8); a client bound to groups sees only those Groups.
+nothing is re-parsed. Everything but metadata needs a bearer token; what it may read is
+decided by exports/access.py alone: the types its scopes cover (spec §7.8) and, for a
+client bound to groups, only what an export of those groups would give it.
 """
 
 from __future__ import annotations
 
 import json
 
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET
 
-from accounts.bearer import require_bearer, require_read
+from accounts.bearer import require_bearer
 from accounts.token_views import token_endpoint_url
 from bulkops.fhir.capability import capability_statement
 from bulkops.fhir.formats import is_json_format
 from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import is_resource_type
+from exports.access import readable_resource, readable_resources
 from exports.fhir_http import absolute_url, fhir_endpoint, fhir_json
 from exports.models import Resource
 
@@ -51,13 +52,7 @@ def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpRes
     _check_format(request)
     if not is_resource_type(resource_type):
         raise FhirError(404, f"unknown resource type {resource_type}", code=NOT_FOUND)
-    require_read(request, resource_type)
-    rows = Resource.objects.filter(resource_type=resource_type, resource_id=resource_id)
-    if resource_type == "Group":
-        rows = visible_groups(request, rows)
-    row = rows.first()
-    if row is None:
-        raise FhirError(404, f"{resource_type}/{resource_id} not found", code=NOT_FOUND)
+    row = readable_resource(request, resource_type, resource_id)
     if row.deleted:
         raise FhirError(410, f"{resource_type}/{resource_id} was deleted", code=DELETED)
     return fhir_json(
@@ -67,12 +62,6 @@ def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpRes
             "Last-Modified": http_date(row.last_updated.timestamp()),
         },
     )
-
-
-def visible_groups(request: HttpRequest, groups: QuerySet[Resource]) -> QuerySet[Resource]:
-    """A client bound to groups sees only those: other Groups would leak membership."""
-    bound = list(request.client.bound_groups.values_list("group_id", flat=True))
-    return groups.filter(resource_id__in=bound) if bound else groups
 
 
 @fhir_endpoint
@@ -105,10 +94,9 @@ def group_list(request: HttpRequest) -> HttpResponse:
     """Search-type on Group: a searchset Bundle paged by `_count`, keyset on the row pk
     (`_cursor`), so a page costs the same wherever it is."""
     _check_format(request)
-    require_read(request, "Group")
+    groups = readable_resources(request, "Group").live()
     count = min(_positive_int(request, "_count", GROUP_PAGE_DEFAULT), GROUP_PAGE_MAX)
     after = _positive_int(request, "_cursor", 0)
-    groups = visible_groups(request, Resource.objects.live().filter(resource_type="Group"))
     page = list(
         groups.filter(pk__gt=after)
         .order_by("pk")

@@ -14,10 +14,11 @@ from typing import Any
 
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
-from bulkops.fhir.outcome import FORBIDDEN, NOT_FOUND, FhirError
+from bulkops.fhir.outcome import NOT_FOUND, FhirError
 from bulkops.fhir.params import GROUP, SYSTEM, ExportParameters, parse_export_parameters
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import ReadAccess
+from exports.access import check_group_binding
 from exports.models import GroupMembership, Resource
 
 
@@ -67,22 +68,6 @@ def plan_export(
         access=access,
     )
     return ExportPlan(parameters, type_plan)
-
-
-def check_group_binding(client: Any, *, level: str, group_id: str) -> None:
-    """A client bound to groups may export only those groups (issue: group binding)."""
-    bound = set(client.bound_groups.values_list("group_id", flat=True))
-    if not bound:
-        return
-    if level != GROUP:
-        raise FhirError(
-            403,
-            f"This client may export only its groups ({', '.join(sorted(bound))}); "
-            f"{'system-level' if level == SYSTEM else 'Patient-level'} exports are refused.",
-            code=FORBIDDEN,
-        )
-    if group_id not in bound:
-        raise FhirError(403, f"This client may not export Group/{group_id}.", code=FORBIDDEN)
 
 
 def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -> None:

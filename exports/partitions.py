@@ -40,7 +40,6 @@ from exports.models import (
     ExportFile,
     ExportJob,
     ExportPartition,
-    GroupMembership,
     Resource,
 )
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
@@ -229,10 +228,7 @@ def member_resource_ids(job: ExportJob, resource_type: str) -> QuerySet[Compartm
             patient_id__in=[reference.removeprefix("Patient/") for reference in patients]
         )
     if job.level == ExportJob.Level.GROUP:
-        members = GroupMembership.objects.filter(
-            group__resource_type="Group", group__resource_id=job.group_id, inactive=False
-        ).values("patient_id")
-        rows = rows.filter(patient_id__in=members)
+        rows = rows.of_active_members([job.group_id])
     return rows
 
 

@@ -6,6 +6,8 @@ with the resource bodies.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import models
 
 
@@ -50,6 +52,15 @@ class Resource(models.Model):
         return f"{self.resource_type}/{self.resource_id}"
 
 
+class CompartmentMembershipQuerySet(models.QuerySet["CompartmentMembership"]):
+    def of_active_members(self, group_ids: Iterable[str]) -> CompartmentMembershipQuerySet:
+        """Rows in the compartments of the active members of the Groups `group_ids`:
+        what a Group export reads, and what a client bound to them may read."""
+        return self.filter(
+            patient_id__in=GroupMembership.objects.active_in(group_ids).values("patient_id")
+        )
+
+
 class CompartmentMembership(models.Model):
     """Resource R is in patient P's compartment (R4 Patient CompartmentDefinition).
     `resource_type` is copied from the resource so Patient/Group exports filter by type
@@ -58,6 +69,8 @@ class CompartmentMembership(models.Model):
     resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="compartments")
     resource_type = models.CharField(max_length=64)
     patient_id = models.CharField(max_length=64)
+
+    objects = CompartmentMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -78,6 +91,20 @@ class CompartmentMembership(models.Model):
         return f"{self.resource_id} in Patient/{self.patient_id}"
 
 
+class GroupMembershipQuerySet(models.QuerySet["GroupMembership"]):
+    def active_in(self, group_ids: Iterable[str]) -> GroupMembershipQuerySet:
+        """The active members of the Groups `group_ids`.
+
+        The one definition of membership that Group exports and the read rule of
+        clients bound to groups (exports/access.py) share, so the two cannot drift.
+        Inactive members (`member.inactive`, or a `member.period` that had ended when
+        the Group was written) are left out, as spec §5.3 asks of Group exports.
+        """
+        return self.filter(
+            group__resource_type="Group", group__resource_id__in=list(group_ids), inactive=False
+        )
+
+
 class GroupMembership(models.Model):
     """Patient P is a member of Group G (from Group.member.entity). `inactive` members
     (member.inactive, or an ended member.period) are kept but skipped by exports."""
@@ -85,6 +112,8 @@ class GroupMembership(models.Model):
     group = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="memberships")
     patient_id = models.CharField(max_length=64)
     inactive = models.BooleanField(default=False)
+
+    objects = GroupMembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [

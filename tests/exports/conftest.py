@@ -20,7 +20,8 @@ from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from exports.bulk_client import make_client_assertion
 from exports.groups import upsert_group
-from exports.models import ExportJob
+from exports.models import ExportFile, ExportJob
+from exports.storage import get_storage
 from exports.store import put_resource
 from tests.smart import TOKEN_URL, post_form, token_form
 
@@ -128,6 +129,22 @@ def wait_for_job(job_uuid: str, timeout: float = 60) -> ExportJob:
             return job
         time.sleep(0.05)
     raise AssertionError(f"job {job_uuid} still {job.status} after {timeout}s")
+
+
+def stored_file(job: ExportJob) -> ExportFile:
+    """A one-line Patient output file of `job`, written to storage."""
+    line = b'{"resourceType":"Patient","id":"p1"}\n'
+    file = ExportFile.objects.create(
+        job=job,
+        kind="output",
+        resource_type="Patient",
+        storage_key=f"{job.uuid}/Patient.ndjson",
+        resource_count=1,
+        size_bytes=len(line),
+    )
+    with get_storage().open_writer(file.storage_key) as writer:
+        writer.write(line)
+    return file
 
 
 @pytest.fixture(scope="session")

@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from accounts.services import create_api_token, create_operator, register_client
 from bulkops.signing_keys import generate_private_jwk
-from exports.models import ExportFile, ExportJob
-from exports.storage import get_storage
+from exports.models import ExportJob
 from remotes.models import RemoteServer, ServerCheck
 from tests.accounts.conftest import ensure_role_groups
+from tests.exports.conftest import stored_file
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +119,7 @@ OTHER_PREFIXES = {
     "healthz": "load balancers; says nothing secret (tests/bulkops/test_healthz.py)",
     "auth/token": "the OAuth token endpoint: signed assertions, no session",
     ".well-known/": "SMART discovery is public (spec §7.1)",
-    "fhir/": "bearer tokens of backend clients (tests/security/test_isolation.py)",
+    "fhir/": "bearer tokens of backend clients (tests/security/test_fhir_access.py)",
     "^api/": "the API's 404 for unknown paths",
     "accounts/": "allauth's login and logout pages",
     "admin/": "Django admin: staff users only, none are created by bulkops",
@@ -179,17 +179,7 @@ def url_of(store, rsa_key) -> Any:
     job = ExportJob.objects.create(
         client=client, level="system", request_url="x", transaction_time=timezone.now()
     )
-    line = b'{"resourceType":"Patient","id":"p1"}\n'
-    file = ExportFile.objects.create(
-        job=job,
-        kind="output",
-        resource_type="Patient",
-        storage_key=f"{job.uuid}/Patient.ndjson",
-        resource_count=1,
-        size_bytes=len(line),
-    )
-    with get_storage().open_writer(file.storage_key) as writer:
-        writer.write(line)
+    file = stored_file(job)
     server = RemoteServer(name="lab", base_url="https://fhir.invalid/r4", client_id="us")
     server.set_private_jwk(generate_private_jwk("ES384"))
     server.save()
