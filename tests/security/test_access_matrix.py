@@ -78,7 +78,7 @@ REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "remote-launch": (RUN, RUN),
 }
 CHECKS: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
-    "self": (None, RUN),
+    "self": (None, ADMIN),  # registers a backend client on first use
     "list": (ALL, RUN),
     "detail": (ALL, None),
     "results": (ALL, None),
