@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from exports.models import ExportJob
 from remotes.models import RemoteExport, RemoteServer
-from tests.remotes.conftest import make_server
+from tests.remotes.conftest import form_data, make_server
 
 READ_ALL = {"admin", "operator", "auditor"}
 RUN = {"admin", "operator"}
@@ -38,14 +38,6 @@ def test_each_remote_page_answers_each_role(console_client, stub_server, role):
         if role not in RUN:
             assert browser.post(url).status_code == 403, (url, role)
     assert Client().get("/remotes/")["Location"].startswith("/accounts/login/")
-
-
-def form_data(base_url: str, **extra) -> dict:
-    return {
-        "name": "hapi", "base_url": base_url, "token_url": "", "client_id": "bulkops-1",
-        "scopes": "system/*.read", "default_group_id": "", "verify_tls": "on",
-        "delete_remote_job": "on", **extra,
-    }  # fmt: skip
 
 
 @pytest.mark.django_db

@@ -74,6 +74,7 @@ REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "remote-key": (RUN, RUN),
     "remote-jwks": (ALL, None),
     "remote-discover": (None, RUN),
+    "remote-confirm-token-url": (None, ADMIN),
     "remote-delete": (None, RUN),
     "remote-launch": (RUN, RUN),
 }

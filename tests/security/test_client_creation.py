@@ -59,3 +59,5 @@ def test_an_admin_creates_clients_by_every_path(console_client, api_as, rsa_key)
 
     names = set(BackendClient.objects.values_list("name", flat=True))
     assert names == {"Registry", "warehouse", "bulkops self-check", "by hand"}
+    self_check = RemoteServer.objects.get(name="this-bulkops")
+    assert self_check.local_client.name == "bulkops self-check"
