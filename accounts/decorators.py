@@ -15,8 +15,9 @@ from accounts.roles import perm
 View = Callable[..., HttpResponse]
 
 
-def permission_required(codename: str) -> Callable[[View], View]:
-    """Anonymous users go to the login page; logged-in users without `codename` get 403.
+def permission_required(*codenames: str) -> Callable[[View], View]:
+    """Anonymous users go to the login page; logged-in users without every one of
+    `codenames` get 403.
 
     Checked in the view, never only in a template: htmx fragments render without
     the page around them.
@@ -25,7 +26,7 @@ def permission_required(codename: str) -> Callable[[View], View]:
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not request.user.has_perm(perm(codename)):
+            if not request.user.has_perms([perm(codename) for codename in codenames]):
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

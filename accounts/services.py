@@ -1,5 +1,10 @@
 """Writes for operators and backend clients: creating, registering, disabling, issuing
-tokens. Each records its audit event in the same transaction."""
+tokens. Each records its audit event in the same transaction.
+
+Every write to a backend client checks, here, that the operator making it may manage
+clients (a registered key obtains access tokens): console, API and any feature that
+registers a client on an operator's behalf go through the same check. `None` as the
+operator means the command line, whose users hold the database anyway."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser, Group
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.http import HttpRequest
@@ -34,7 +39,7 @@ from accounts.models import (
     hash_token,
 )
 from accounts.oauth import OAuthError
-from accounts.roles import Role
+from accounts.roles import MANAGE_CLIENTS, Role, perm
 from bulkops.fhir.scopes import parse_system_scopes
 from exports.models import Resource
 
@@ -78,6 +83,12 @@ def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
     if user is None:
         return AuditEvent.ActorType.SYSTEM, "system"
     return AuditEvent.ActorType.OPERATOR, user.get_username()
+
+
+def _require_client_manager(user: AbstractBaseUser | None) -> None:
+    """PermissionDenied unless `user` may manage backend clients (None: the command line)."""
+    if user is not None and not user.has_perm(perm(MANAGE_CLIENTS)):
+        raise PermissionDenied
 
 
 def _require_current_key(jwks: Any) -> None:
@@ -179,7 +190,9 @@ def register_client(
     Raises ValidationError (by field) unless the key set has a public RSA ≥ 2048 or EC
     P-384 key for RS384/ES384 and no private key material, a jwks_uri is https (see
     BULKOPS_ALLOW_HTTP_JWKS) and reachable, and every scope is a system/ scope.
+    PermissionDenied unless `created_by` may manage clients.
     """
+    _require_client_manager(created_by)
     scope_text = _scope_text(scopes)
     errors, fetched, cache_for = _check_keys(jwks, jwks_uri)
     errors.update(_check_profile(name, scope_text, group_ids))
@@ -217,7 +230,9 @@ def register_client(
     return client
 
 
-def _locked_client(client_id: str) -> BackendClient:
+def _locked_client(client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+    """The client to change, locked, once `actor` is known to be allowed to change it."""
+    _require_client_manager(actor)
     client = BackendClient.objects.select_for_update().filter(client_id=client_id).first()
     if client is None:
         raise ValidationError({"client_id": f"No client has client_id {client_id!r}."})
@@ -240,7 +255,7 @@ def _record_client_change(
 @transaction.atomic
 def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
     """Disable a client: its tokens stop working at once and it gets no new ones."""
-    client = _locked_client(client_id)
+    client = _locked_client(client_id, actor)
     client.status = BackendClient.Status.DISABLED
     client.save(update_fields=["status", "updated_at"])
     revoked, _ = AccessToken.objects.filter(client=client).delete()
@@ -262,7 +277,7 @@ def update_client(
     Its access tokens are revoked, so narrower scopes or groups apply at once; the
     client simply requests a new token.
     """
-    client = _locked_client(client_id)
+    client = _locked_client(client_id, actor)
     scope_text = _scope_text(scopes)
     if errors := _check_profile(name, scope_text, group_ids):
         raise ValidationError(errors)
@@ -308,7 +323,7 @@ def _save_inline_keys(client: BackendClient, keys: list[dict[str, Any]]) -> None
 def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
     """Add a public key to an inline JWK Set (rotation: add the new key, then retire the
     old kid once the client signs with the new one)."""
-    client = _locked_client(client_id)
+    client = _locked_client(client_id, actor)
     keys = _inline_keys(client)
     try:
         (info,) = validate_jwks({"keys": [jwk]})
@@ -324,7 +339,7 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
 @transaction.atomic
 def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | None) -> BackendClient:
     """Remove key `kid` from an inline JWK Set; the last usable key cannot be retired."""
-    client = _locked_client(client_id)
+    client = _locked_client(client_id, actor)
     keys = _inline_keys(client)
     remaining = [key for key in keys if key.get("kid") != kid]
     if len(remaining) == len(keys):
@@ -343,7 +358,7 @@ def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | Non
 @transaction.atomic
 def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
     """Enable a disabled client again; it must request new tokens (old ones were revoked)."""
-    client = _locked_client(client_id)
+    client = _locked_client(client_id, actor)
     client.status = BackendClient.Status.ACTIVE
     client.save(update_fields=["status", "updated_at"])
     _record_client_change(actor, "client.enabled", client)

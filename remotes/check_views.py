@@ -1,5 +1,7 @@
 """Console pages of server checks: start a run, watch it, read its evidence, list past
-runs. Everyone with the console may read; admins and operators start runs."""
+runs. Everyone with the console may read; admins and operators start runs. "Check
+this bulkops" registers a backend client here on first use, so it is for those who may
+manage clients too."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.decorators import permission_required
-from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE, perm
+from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
+from exports.fhir_http import absolute_url
 from remotes.checks import CHECKS
 from remotes.models import RemoteServer, ServerCheck
 from remotes.self_server import self_server
@@ -32,11 +35,12 @@ def check_list(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @require_POST
-@permission_required(RUN_EXPORTS)
+@permission_required(RUN_EXPORTS, MANAGE_CLIENTS)
 def check_self(request: HttpRequest) -> HttpResponse:
     """Check this bulkops itself: its RemoteServer (created with a registered client on
-    first use) gets a run like any other server."""
-    server = self_server(request.build_absolute_uri("/fhir"), user=request.user, request=request)
+    first use) gets a run like any other server. Its base URL is the one discovery
+    advertises (BULKOPS_BASE_URL when set), so the token endpoint is on its origin."""
+    server = self_server(absolute_url(request, "/fhir"), user=request.user, request=request)
     check = start_check(server=server, user=request.user, request=request)
     return redirect("remote-checks:detail", name=server.name, check_id=check.pk)
 

@@ -19,6 +19,7 @@ from bulkops.signing_keys import (
 )
 from exports.forms import LaunchForm
 from remotes.models import RemoteServer
+from remotes.self_server import SELF_NAME
 
 
 def optional_fhir_id(value: str) -> str:
@@ -66,6 +67,9 @@ class RemoteServerForm(forms.ModelForm):
         name = self.cleaned_data["name"]
         if name in RESERVED_NAMES:
             raise forms.ValidationError(f"'{name}' is reserved for the console's own page.")
+        # "Check this bulkops" finds its server by this name: no other may take it.
+        if name == SELF_NAME and not self.instance.local_client_id:
+            raise forms.ValidationError(f"'{name}' is reserved for Check this bulkops.")
         return name
 
     def clean_default_group_id(self) -> str:

@@ -5,9 +5,11 @@ import json
 from django.conf import settings
 from django.db import models
 
+from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS
 from bulkops.signing_keys import public_jwks
 from remotes import crypto
 from remotes.target import RemoteTarget
+from remotes.token_destination import token_destination_problem
 
 
 class RemoteServer(models.Model):
@@ -15,6 +17,10 @@ class RemoteServer(models.Model):
 
     Our private key for it is stored encrypted (remotes.crypto) and never shown again;
     `public_jwks` is what the operator registers at the remote side.
+
+    A token endpoint on another origin than the base URL is used only once an admin
+    confirmed it for exactly this pair of URLs (remotes.token_destination); the
+    `confirmed_*` fields hold that confirmation, voided when either URL changes.
     """
 
     class Algorithm(models.TextChoices):
@@ -38,6 +44,31 @@ class RemoteServer(models.Model):
     delete_remote_job = models.BooleanField(
         default=True, help_text="DELETE the remote job once its files are downloaded."
     )
+    local_client = models.ForeignKey(
+        "accounts.BackendClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+        help_text="The backend client registered here for our key (the self-check remote).",
+    )
+    confirmed_base_url = models.URLField(max_length=500, blank=True, editable=False)
+    confirmed_token_url = models.URLField(
+        max_length=500,
+        blank=True,
+        editable=False,
+        help_text="A token URL on another origin an admin confirmed for confirmed_base_url.",
+    )
+    token_url_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        editable=False,
+        related_name="+",
+    )
+    token_url_confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,6 +81,50 @@ class RemoteServer(models.Model):
     @property
     def kid(self) -> str:
         return self.public_jwks["keys"][0]["kid"]
+
+    @property
+    def change_permission(self) -> str:
+        """What changing this server's URLs, key or existence needs. Whoever may run
+        exports may add and change a remote, but a remote whose key is a backend client
+        here can obtain this bulkops' own tokens, so it is the client managers'."""
+        return MANAGE_CLIENTS if self.local_client_id else RUN_EXPORTS
+
+    @property
+    def token_url_in_use(self) -> str:
+        """The configured token endpoint, else the one discovery found ("" if none)."""
+        return self.token_url or self.discovered_token_url
+
+    @property
+    def current_confirmed_token_url(self) -> str:
+        """The token URL an admin confirmed, while the base URL is still the one it was
+        confirmed for; else ""."""
+        return self.confirmed_token_url if self.confirmed_base_url == self.base_url else ""
+
+    def token_url_problem(self) -> str:
+        """Why no token will be requested at the token endpoint in use (see
+        remotes.token_destination), or "" (also when there is none to judge yet)."""
+        if not self.token_url_in_use:
+            return ""
+        return token_destination_problem(
+            self.base_url, self.token_url_in_use, self.current_confirmed_token_url
+        )
+
+    @property
+    def token_url_confirmed(self) -> bool:
+        """An admin's confirmation is what allows the token endpoint in use."""
+        return bool(self.current_confirmed_token_url) and (
+            self.current_confirmed_token_url == self.token_url_in_use
+        )
+
+    def void_stale_confirmation(self) -> tuple[str, str] | None:
+        """Forget a confirmation given for other URLs than the current ones; the pair
+        (base URL, token URL) it was given for, or None when nothing was voided."""
+        if not self.confirmed_token_url or self.token_url_confirmed:
+            return None
+        voided = (self.confirmed_base_url, self.confirmed_token_url)
+        self.confirmed_base_url = self.confirmed_token_url = ""
+        self.token_url_confirmed_by, self.token_url_confirmed_at = None, None
+        return voided
 
     def set_private_jwk(self, private_jwk: dict) -> None:
         """Store a checked private JWK (bulkops.signing_keys) encrypted, and its public
@@ -67,6 +142,7 @@ class RemoteServer(models.Model):
             token_url=self.token_url,
             group_id=self.default_group_id,
             verify_tls=self.verify_tls,
+            confirmed_token_url=self.current_confirmed_token_url,
         )
 
 

@@ -42,6 +42,7 @@ from remotes.crypto import DecryptionError
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
 from remotes.outcomes import read_outcomes
+from remotes.token_destination import TokenDestinationRefused, origin_text, same_origin
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ def run_remote_export(job_id: int, report: Callable[[str], None] = lambda _: Non
         runner.run()
     except ExportStopped:
         runner.abandon()
+    except TokenDestinationRefused as error:  # no token was asked for: the reason says all
+        runner.abandon()
+        fail_export(job.pk, str(error))
     except (BulkClientError, DiscoveryError, DecryptionError, OSError, ValueError) as error:
         runner.abandon()
         fail_export(job.pk, f"{_phase_label(export.phase)} failed: {error}")
@@ -167,6 +171,10 @@ class _Runner:
             token_url = target.token_url or discover_token_url(
                 target.base_url, verify_tls=target.verify_tls, on_exchange=self.log.add
             )
+            # Decided here, in the worker, on the URL about to be used: the row may have
+            # changed since the console judged it, and discovery may answer differently.
+            if problem := target.token_url_problem(token_url):
+                raise TokenDestinationRefused(problem)
             tokens = TokenSource(
                 token_url,
                 target.client_id,
@@ -188,6 +196,11 @@ class _Runner:
             status_url = self.client.kick_off(
                 self.export.kickoff_path, pairs, should_stop=self.cancelled
             )
+            if not same_origin(status_url, target.base_url):
+                raise BulkClientError(
+                    f"the status URL {redact_url(status_url)} is not on the FHIR server's "
+                    f"origin ({origin_text(target.base_url)}), and our token goes nowhere else"
+                )
             self._save(status_url=status_url)
         with self.phase(RemoteExport.Phase.WAITING):
             manifest = self.client.wait(

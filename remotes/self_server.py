@@ -1,6 +1,10 @@
 """Checking this bulkops itself: a RemoteServer that points at our own /fhir, with a
 freshly generated key registered here as a backend client, so the same battery that
-checks other servers runs against the local one over real HTTP."""
+checks other servers runs against the local one over real HTTP.
+
+Registering that client needs the right to manage clients (accounts.services checks
+it), and the server row remembers the client (`local_client`), which keeps its URLs and
+key out of reach of those who may not (RemoteServer.change_permission)."""
 
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ def self_server(
     )
     server = RemoteServer(
         name=SELF_NAME, base_url=fhir_base_url.rstrip("/"), client_id=client.client_id,
-        scopes=SELF_SCOPES, delete_remote_job=True,
+        scopes=SELF_SCOPES, delete_remote_job=True, local_client=client,
     )  # fmt: skip
     server.set_private_jwk(private)
     server.save()

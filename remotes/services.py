@@ -6,6 +6,7 @@ import json
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -34,7 +35,7 @@ def _audit(actor: str, action: str, request: HttpRequest | None, **details: Any)
 
 def discover_now(server: RemoteServer, *, actor: str, request: HttpRequest | None) -> None:
     """The "Discover" button: discover, and put the outcome in the audit trail."""
-    discover(server)
+    discover(server, actor=actor, request=request)
     _audit(
         actor,
         "remote.discovered",
@@ -45,9 +46,13 @@ def discover_now(server: RemoteServer, *, actor: str, request: HttpRequest | Non
     )
 
 
-def discover(server: RemoteServer) -> None:
+def discover(server: RemoteServer, *, actor: str, request: HttpRequest | None) -> None:
     """Find the token endpoint now (when none is configured) and remember the result:
-    the URL, or which step failed. The server is saved either way."""
+    the URL, or which step failed. The server is saved either way.
+
+    An admin's confirmation of a token endpoint on another origin holds for the URLs it
+    was given for only: when the base URL or the token endpoint in use is another one
+    now, it is voided (and the audit trail says so)."""
     server.discovered_token_url, server.discovery_error = "", ""
     if not server.token_url:
         try:
@@ -56,7 +61,18 @@ def discover(server: RemoteServer) -> None:
             )
         except DiscoveryError as error:
             server.discovery_error = str(error)
+    voided = server.void_stale_confirmation()
     server.save()
+    if voided:
+        base_url, token_url = voided
+        _audit(
+            actor,
+            "remote.token_url.unconfirmed",
+            request,
+            server=server.name,
+            base_url=base_url,
+            token_url=token_url,
+        )
 
 
 def save_server(
@@ -67,13 +83,75 @@ def save_server(
     request: HttpRequest | None,
     created: bool,
 ) -> None:
+    """Save a new or changed server: discovery runs again (so a changed base URL or
+    token endpoint never keeps the old one's confirmation) and the audit trail gets
+    the URLs as saved."""
     if private_jwk is not None:
         server.set_private_jwk(private_jwk)
-    discover(server)
+    discover(server, actor=actor, request=request)
     action = "remote.created" if created else "remote.changed"
-    _audit(actor, action, request, server=server.name, kid=server.kid)
+    _audit(
+        actor,
+        action,
+        request,
+        server=server.name,
+        kid=server.kid,
+        base_url=server.base_url,
+        token_url=server.token_url,
+    )
     if private_jwk is not None and not created:
         _audit(actor, "remote.key_replaced", request, server=server.name, kid=server.kid)
+
+
+class ConfirmationRefused(Exception):
+    """Nothing was confirmed; the message says why."""
+
+
+def confirm_token_url(
+    server: RemoteServer,
+    *,
+    base_url: str,
+    token_url: str,
+    user: AbstractBaseUser,
+    request: HttpRequest | None,
+) -> None:
+    """Record an admin's word that `token_url`, on another origin than `base_url`,
+    issues the tokens of the FHIR server at `base_url` (remotes.token_destination).
+
+    `base_url` and `token_url` are the URLs the admin was shown: when either is no
+    longer the server's, nothing is confirmed, so a change made meanwhile is never
+    confirmed unseen. Audited; a later change of either URL voids it (`discover`)."""
+    with transaction.atomic():
+        current = RemoteServer.objects.select_for_update().get(pk=server.pk)
+        if (current.base_url, current.token_url_in_use) != (base_url, token_url):
+            raise ConfirmationRefused(
+                "The base URL or the token endpoint changed since the page was shown: "
+                "nothing was confirmed. Check them again."
+            )
+        if not current.token_url_problem():
+            raise ConfirmationRefused(
+                "This token endpoint is on the FHIR server's origin or already confirmed: "
+                "nothing to confirm."
+            )
+        current.confirmed_base_url, current.confirmed_token_url = base_url, token_url
+        current.token_url_confirmed_by, current.token_url_confirmed_at = user, timezone.now()
+        current.save(
+            update_fields=[
+                "confirmed_base_url",
+                "confirmed_token_url",
+                "token_url_confirmed_by",
+                "token_url_confirmed_at",
+                "updated_at",
+            ]
+        )
+        _audit(
+            user.get_username(),
+            "remote.token_url.confirmed",
+            request,
+            server=current.name,
+            base_url=base_url,
+            token_url=token_url,
+        )
 
 
 def delete_server(server: RemoteServer, *, actor: str, request: HttpRequest | None) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from remotes.token_destination import token_destination_problem
+
 
 @dataclass(frozen=True)
 class RemoteTarget:
@@ -17,3 +19,10 @@ class RemoteTarget:
     token_url: str = ""  # empty: discover from .well-known/smart-configuration
     group_id: str = ""
     verify_tls: bool = True
+    # A token URL on another origin that an admin confirmed for this very base URL.
+    confirmed_token_url: str = ""
+
+    def token_url_problem(self, token_url: str) -> str:
+        """Why our token must not be requested at `token_url` (remotes.token_destination),
+        in a sentence an operator can act on; "" when it may."""
+        return token_destination_problem(self.base_url, token_url, self.confirmed_token_url)

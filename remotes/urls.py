@@ -14,6 +14,11 @@ urlpatterns = [
     path("<slug:name>/key/", views.remote_key, name="remote-key"),
     path("<slug:name>/jwks.json", views.remote_jwks, name="remote-jwks"),
     path("<slug:name>/discover/", views.remote_discover, name="remote-discover"),
+    path(
+        "<slug:name>/confirm-token-url/",
+        views.remote_confirm_token_url,
+        name="remote-confirm-token-url",
+    ),
     path("<slug:name>/delete/", views.remote_delete, name="remote-delete"),
     path("<slug:name>/export/", views.remote_launch, name="remote-launch"),
 ]

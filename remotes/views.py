@@ -1,20 +1,23 @@
 """Console pages for remote servers: list, create (with our key), detail, edit, key
 replacement, public JWKS download, discovery, delete, and launching an export there.
 
-Operators and admins manage and launch; auditors read. Private keys never reach a
-template: only the public JWKS does.
+Operators and admins manage and launch; auditors read. A remote whose key is a
+backend client here (the self-check remote) is changed by client managers only, and
+only they confirm a token endpoint on another origin (remotes.token_destination).
+Private keys never reach a template: only the public JWKS does.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import permission_required
-from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
 from exports.models import ExportJob
 from remotes import services
 from remotes.forms import KeyForm, RemoteLaunchForm, RemoteServerForm
@@ -25,6 +28,15 @@ RECENT_JOBS = 20
 
 def _actor(request: HttpRequest) -> str:
     return request.user.get_username()
+
+
+def _server_to_change(request: HttpRequest, name: str) -> RemoteServer:
+    """The server named `name` if the user may change it (RemoteServer.change_permission);
+    404 when there is none, PermissionDenied when they may not."""
+    server = get_object_or_404(RemoteServer, name=name)
+    if not request.user.has_perm(perm(server.change_permission)):
+        raise PermissionDenied
+    return server
 
 
 def _posted(request: HttpRequest, *forms: Form) -> bool:
@@ -75,6 +87,8 @@ def remote_detail(request: HttpRequest, name: str) -> HttpResponse:
     jobs = ExportJob.objects.filter(remote_export__server=server)[:RECENT_JOBS]
     context = {
         "server": server,
+        "may_change": request.user.has_perm(perm(server.change_permission)),
+        "token_url_problem": server.token_url_problem(),
         "jobs": jobs,
         "public_jwks": services.public_jwks_json(server),
         "launch_form": RemoteLaunchForm(server=server),
@@ -85,7 +99,7 @@ def remote_detail(request: HttpRequest, name: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @permission_required(RUN_EXPORTS)
 def remote_edit(request: HttpRequest, name: str) -> HttpResponse:
-    server = get_object_or_404(RemoteServer, name=name)
+    server = _server_to_change(request, name)
     form = RemoteServerForm(request.POST or None, instance=server)
     if _posted(request, form):
         return _save(request, form.save(commit=False), f"{server.name} saved.", private_jwk=None)
@@ -96,7 +110,7 @@ def remote_edit(request: HttpRequest, name: str) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def remote_key(request: HttpRequest, name: str) -> HttpResponse:
     """Replace our key: the old one stops working at the remote once replaced there."""
-    server = get_object_or_404(RemoteServer, name=name)
+    server = _server_to_change(request, name)
     key_form = KeyForm(request.POST or None, request.FILES or None)
     if _posted(request, key_form):
         message = "Key replaced. Register the new public JWKS at the remote."
@@ -130,7 +144,7 @@ def remote_discover(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 @permission_required(RUN_EXPORTS)
 def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
-    server = get_object_or_404(RemoteServer, name=name)
+    server = _server_to_change(request, name)
     try:
         services.delete_server(server, actor=_actor(request), request=request)
     except services.RemoteServerBusy as error:
@@ -138,6 +152,27 @@ def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
         return redirect("remotes:remote-detail", name=server.name)
     messages.success(request, f"{name} deleted.")
     return redirect("remotes:remote-list")
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def remote_confirm_token_url(request: HttpRequest, name: str) -> HttpResponse:
+    """An admin confirms that the token endpoint shown, on another origin, issues the
+    tokens of the base URL shown; the service refuses if either changed meanwhile."""
+    server = get_object_or_404(RemoteServer, name=name)
+    try:
+        services.confirm_token_url(
+            server,
+            base_url=request.POST.get("base_url", ""),
+            token_url=request.POST.get("token_url", ""),
+            user=request.user,
+            request=request,
+        )
+    except services.ConfirmationRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, "Token endpoint confirmed for this base URL.")
+    return redirect("remotes:remote-detail", name=server.name)
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,6 +11,7 @@ import urllib.parse
 
 from exports.bulk_client import HttpResult
 from remotes.checks.base import Facts, Recorder, header, is_absolute, media_type
+from remotes.token_destination import same_origin
 
 POLL_TIMEOUT = 120.0
 MAX_WAIT = 10.0  # seconds; longer Retry-After values are shortened for a check
@@ -23,7 +24,7 @@ def kickoff_url(rec: Recorder) -> str:
 
 def _headers(facts: Facts, *, token: bool = True, **extra: str) -> dict[str, str]:
     headers = {"Accept": "application/fhir+json", "Prefer": "respond-async", **extra}
-    if token:
+    if token and facts.access_token:  # never an empty "Bearer " for want of a token
         headers["Authorization"] = f"Bearer {facts.access_token}"
     return {name: value for name, value in headers.items() if value}
 
@@ -37,9 +38,10 @@ def _is_outcome(result: HttpResult) -> bool:
 
 
 def _cancel_if_accepted(rec: Recorder, facts: Facts, result: HttpResult) -> None:
-    """A kick-off the server chose to accept is cleaned up again at once."""
+    """A kick-off the server chose to accept is cleaned up again at once (with our
+    token, so only on the server's own origin)."""
     location = header(result.headers, "Content-Location")
-    if result.status == 202 and is_absolute(location):
+    if result.status == 202 and same_origin(location, rec.target.base_url):
         rec.http("DELETE", location, headers=_headers(facts))
 
 
@@ -89,6 +91,11 @@ def kickoff(rec: Recorder, facts: Facts) -> str:
         rec.fail(f"The kick-off was answered with {result.status}, not 202.")
     elif not is_absolute(location):
         rec.fail("The 202 has no absolute Content-Location status URL.")
+    elif not same_origin(location, rec.target.base_url):
+        rec.fail(
+            f"The status URL {location} is not on the FHIR server's origin; our token goes "
+            "nowhere else, so it is neither polled nor deleted."
+        )
     else:
         facts.status_url = location
         return "The kick-off was accepted with 202 and an absolute Content-Location."

@@ -5,11 +5,11 @@ count, requiresAccessToken honoured, the Expires header."""
 from __future__ import annotations
 
 import json
-import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
+from remotes.token_destination import same_origin
 
 MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
 MAX_FILE_BYTES = 8 * 1024 * 1024  # read of each; a larger file is checked in its first part
@@ -61,14 +61,11 @@ def _outputs(facts: Facts) -> list[dict[str, Any]]:
     return outputs[:MAX_FILES]
 
 
-def _same_host(url: str, base_url: str) -> bool:
-    return urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(base_url).netloc
-
-
 def _file_headers(rec: Recorder, facts: Facts, url: str, *, token: bool) -> dict[str, str]:
-    """Our token goes only to the server's own host, never to presigned URLs elsewhere."""
+    """Our token goes only to the server's own origin (scheme, host and port), never to
+    presigned URLs elsewhere nor over plain http to an https server's host."""
     headers = {"Accept": "application/fhir+ndjson"}
-    if token and _same_host(url, rec.target.base_url) and facts.access_token:
+    if token and same_origin(url, rec.target.base_url) and facts.access_token:
         headers["Authorization"] = f"Bearer {facts.access_token}"
     return headers
 

@@ -1,6 +1,7 @@
 """Token endpoint checks (spec §7.3–7.7, checklist 61–68): a good assertion earns a
 token; a wrong audience, an expired assertion and a replayed jti are refused with an
-RFC 6749 error."""
+RFC 6749 error. None of them runs against a token endpoint our tokens may not come from
+(remotes.token_destination): the first fails saying why, the others are skipped."""
 
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ def _assertion(rec: Recorder, token_url: str, **kwargs: object) -> str:
 
 def token_request(rec: Recorder, facts: Facts) -> str:
     token_url = facts.need("token_url")
+    if problem := rec.target.token_url_problem(token_url):
+        rec.fail(problem)
+        facts.token_url = ""
+        facts.reasons["token_url"] = facts.reasons["access_token"] = problem
+        return ""
     result = _request_token(rec, token_url, _assertion(rec, token_url))
     if result.status != 200:
         rec.fail(f"A correctly signed assertion was refused with {result.status}.")

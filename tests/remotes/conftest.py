@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from bulkops.signing_keys import generate_private_jwk, public_jwks
+from exports.models import ExportJob
 from remotes.models import RemoteServer
 from tests.accounts.conftest import console_client  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
@@ -40,6 +41,30 @@ def make_server(
     server.set_private_jwk(private_jwk)
     server.save()
     return server
+
+
+def form_data(base_url: str, **extra) -> dict:
+    """The remote server form (create or edit), filled in."""
+    return {
+        "name": "hapi", "base_url": base_url, "token_url": "", "client_id": "bulkops-1",
+        "scopes": "system/*.read", "default_group_id": "", "verify_tls": "on",
+        "delete_remote_job": "on", **extra,
+    }  # fmt: skip
+
+
+def run(server: RemoteServer) -> ExportJob:
+    """A system export of Patients from `server`, run in this process as the
+    remote_export command does; the job, finished."""
+    from remotes.runner import run_remote_export
+    from remotes.services import start_remote_export
+
+    job = start_remote_export(
+        server, level="system", group_id="", pairs=[("_type", "Patient")],
+        actor="t", request=None, queue=False,
+    )  # fmt: skip
+    run_remote_export(job.pk)
+    job.refresh_from_db()
+    return job
 
 
 @pytest.fixture

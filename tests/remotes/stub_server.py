@@ -1,7 +1,8 @@
 """Stub Bulk Data servers on 127.0.0.1 that misbehave in ways the tests choose: one
 request plumbing (`serve`, which records every request so tests can assert what the
-client sent) and two behaviours, `FaultyExportServer` for remote exports and
-`NonConformingServer` for the check battery.
+client sent) and three behaviours, `FaultyExportServer` for remote exports,
+`NonConformingServer` for the check battery and `TokenCollector`, an attacker's server
+naming another origin's token endpoint.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ class StubServer:
     def base_url(self) -> str:
         return self.origin
 
+    @property
+    def authorizations(self) -> list[str]:
+        """The Authorization header of every request that carried one, in order."""
+        return [
+            value
+            for _, _, headers in self.requests
+            for name, value in headers.items()
+            if name.lower() == "authorization"
+        ]
+
     def answer(self, method: str, path: str, body: bytes) -> Reply:
         raise NotImplementedError
 
@@ -59,6 +70,7 @@ class FaultyExportServer(StubServer):
     )
     error_body: bytes = b""
     token_forms: list[str] = field(default_factory=list)  # bodies of token requests
+    status_url: str = ""  # the kick-off's Content-Location; "": its own /status
 
     def default_manifest(self) -> dict[str, Any]:
         manifest = {
@@ -85,7 +97,7 @@ class FaultyExportServer(StubServer):
         if path == "/metadata":
             return json_reply(200, capability_statement(f"{self.base_url}/token"))
         if path == "/$export":
-            return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+            return 202, b"", {"Content-Location": self.status_url or f"{self.base_url}/status"}
         if path == "/status" and self.polls:
             status, headers = self.polls.pop(0)
             return status, b"", headers
@@ -177,6 +189,29 @@ class NonConformingServer(StubServer):
         if path == "/fhir/files/1.ndjson":
             lines = [json.dumps({"resourceType": "Observation", "id": str(n)}) for n in (1, 2)]
             return 200, "".join(f"{line}\n" for line in lines).encode(), NDJSON
+        return json_reply(404, {"resourceType": "OperationOutcome"})
+
+
+@dataclass
+class TokenCollector(StubServer):
+    """An attacker's FHIR server: its smart-configuration names `token_endpoint`, a real
+    server's on another origin, hoping we fetch a token there and bring it along; it
+    accepts every kick-off. Tests assert that no Authorization header ever reached it."""
+
+    token_endpoint: str = ""
+
+    def answer(self, method: str, path: str, body: bytes) -> Reply:
+        if path == "/.well-known/smart-configuration":
+            return json_reply(200, {
+                "token_endpoint": self.token_endpoint,
+                "grant_types_supported": ["client_credentials"],
+                "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+                "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+                "capabilities": ["client-confidential-asymmetric"],
+                "scopes_supported": ["system/*.read"],
+            })  # fmt: skip
+        if path.endswith("/$export"):
+            return 202, b"", {"Content-Location": f"{self.base_url}/status"}
         return json_reply(404, {"resourceType": "OperationOutcome"})
 
 

@@ -52,8 +52,10 @@ def test_check_pages_answer_by_role(console_client, finished_check, role) -> Non
     started = browser.post("/remotes/lab/checks/")
     assert started.status_code == (302 if role in RUN else 403)
     assert ServerCheck.objects.count() == (2 if role in RUN else 1)
-    assert browser.post("/remotes/self-check/").status_code == (302 if role in RUN else 403)
-    assert RemoteServer.objects.filter(name="this-bulkops").exists() == (role in RUN)
+    # Checking this bulkops registers a backend client here: admins only.
+    assert browser.post("/remotes/self-check/").status_code == (302 if role == "admin" else 403)
+    assert RemoteServer.objects.filter(name="this-bulkops").exists() == (role == "admin")
+    assert BackendClient.objects.exists() == (role == "admin")
 
 
 @pytest.mark.django_db
@@ -114,7 +116,7 @@ def test_unknown_server_or_check_is_404(console_client, finished_check) -> None:
 def test_checking_this_bulkops_from_the_console(
     console_client, live_server, celery_worker, store
 ) -> None:
-    browser = console_client("operator")
+    browser = console_client("admin")
     host = live_server.url.removeprefix("http://")
 
     response = browser.post("/remotes/self-check/", HTTP_HOST=host)

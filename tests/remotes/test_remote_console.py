@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from exports.models import ExportJob
 from remotes.models import RemoteExport, RemoteServer
-from tests.remotes.conftest import make_server
+from tests.remotes.conftest import form_data, make_server
 
 READ_ALL = {"admin", "operator", "auditor"}
 RUN = {"admin", "operator"}
@@ -38,14 +38,6 @@ def test_each_remote_page_answers_each_role(console_client, stub_server, role):
         if role not in RUN:
             assert browser.post(url).status_code == 403, (url, role)
     assert Client().get("/remotes/")["Location"].startswith("/accounts/login/")
-
-
-def form_data(base_url: str, **extra) -> dict:
-    return {
-        "name": "hapi", "base_url": base_url, "token_url": "", "client_id": "bulkops-1",
-        "scopes": "system/*.read", "default_group_id": "", "verify_tls": "on",
-        "delete_remote_job": "on", **extra,
-    }  # fmt: skip
 
 
 @pytest.mark.django_db
@@ -238,15 +230,21 @@ def test_nav_marks_only_remotes_as_the_current_section(console_client, stub_serv
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("role", "may_run"), [("operator", True), ("auditor", False)])
-def test_check_buttons_start_runs_for_those_who_may(console_client, stub_server, role, may_run):
+@pytest.mark.parametrize(
+    ("role", "may_run", "may_check_self"),
+    [("admin", True, True), ("operator", True, False), ("auditor", False, False)],
+)
+def test_check_buttons_start_runs_for_those_who_may(
+    console_client, stub_server, role, may_run, may_check_self
+):
     browser = console_client(role)
     detail = browser.get("/remotes/stub/").content.decode()
     listing = browser.get("/remotes/").content.decode()
 
     assert 'href="/remotes/stub/checks/"' in detail  # past runs: everyone who reads
     assert ('action="/remotes/stub/checks/"' in detail) is may_run
-    assert ('action="/remotes/self-check/"' in listing) is may_run
+    # "Check this bulkops" registers a backend client: shown only to those it will serve.
+    assert ('action="/remotes/self-check/"' in listing) is may_check_self
     if may_run:
         started = browser.post("/remotes/stub/checks/")
         assert started.status_code == 302

@@ -13,22 +13,10 @@ from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
-from remotes.runner import run_remote_export
-from remotes.services import start_remote_export
-from tests.remotes.conftest import make_server
+from tests.remotes.conftest import make_server, run
 from tests.remotes.stub_server import STUB_TOKEN
 
 pytestmark = pytest.mark.django_db
-
-
-def run(server, **kwargs) -> ExportJob:
-    job = start_remote_export(
-        server, level="system", group_id="", pairs=[("_type", "Patient")],
-        actor="t", request=None, queue=False, **kwargs,
-    )  # fmt: skip
-    run_remote_export(job.pk)
-    job.refresh_from_db()
-    return job
 
 
 def assert_nothing_kept(job: ExportJob) -> None:

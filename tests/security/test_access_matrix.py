@@ -74,11 +74,12 @@ REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "remote-key": (RUN, RUN),
     "remote-jwks": (ALL, None),
     "remote-discover": (None, RUN),
+    "remote-confirm-token-url": (None, ADMIN),
     "remote-delete": (None, RUN),
     "remote-launch": (RUN, RUN),
 }
 CHECKS: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
-    "self": (None, RUN),
+    "self": (None, ADMIN),  # registers a backend client on first use
     "list": (ALL, RUN),
     "detail": (ALL, None),
     "results": (ALL, None),
