@@ -23,6 +23,7 @@ from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
+from exports.file_audit import describe_read, read_url
 from exports.models import ExportJob
 
 AUDIT_PAGE_SIZE = 50
@@ -83,7 +84,8 @@ def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
 
 
 def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
-    """Each event with the job and the (registered) client it is about, for links.
+    """Each event with the job, the file and the (registered) client it is about, for
+    links, and what part of the file was read, in words.
 
     A refused token request names an unverified client_id: only ids that exist link.
     """
@@ -96,11 +98,14 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
         client_id = event.details.get("client_id") or (
             event.actor if event.actor_type == AuditEvent.ActorType.CLIENT else ""
         )
+        read = "file_id" in event.details  # exports.file_audit wrote it
         rows.append(
             {
                 "event": event,
                 "job": event.details.get("job", ""),
                 "client_id": client_id if client_id in known else "",
+                "file_url": read_url(event.details) if read else "",
+                "file_part": describe_read(event.details) if read else "",
             }
         )
     return rows
