@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -71,6 +72,39 @@ def create_operator(
         details={"username": username, "role": role},
     )
     return user, password
+
+
+@transaction.atomic
+def reset_operator_password(
+    *, user: AbstractBaseUser, admin: AbstractBaseUser | None, request: HttpRequest | None = None
+) -> str:
+    """Give `user` a new generated password and sign them out everywhere; return the
+    password for the caller to show once. `admin` None means the command line.
+
+    Audited with the number of sessions ended, never the password."""
+    password = generate_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    ended = end_sessions(user)
+    actor_type, actor = _actor(admin)
+    record_event(
+        actor_type=actor_type,
+        actor=actor,
+        action="operator.password_reset",
+        request=request,
+        details={"username": user.get_username(), "via": "admin", "sessions_ended": ended},
+    )
+    return password
+
+
+def end_sessions(user: AbstractBaseUser) -> int:
+    """Delete the stored sessions signed in as `user`; return how many. A new password
+    already turns them away at their next request (Django's session hash check); this
+    ends them now and counts them for the audit line."""
+    sessions = Session.objects.filter(expire_date__gt=timezone.now())
+    mine = [s.pk for s in sessions.iterator() if s.get_decoded().get(SESSION_KEY) == str(user.pk)]
+    Session.objects.filter(pk__in=mine).delete()
+    return len(mine)
 
 
 def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:

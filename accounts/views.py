@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
@@ -22,6 +23,7 @@ from accounts.forms import AuditFilterForm
 from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
+from accounts.services import reset_operator_password
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
 from exports.file_audit import describe_read, read_url
 from exports.models import ExportJob
@@ -178,3 +180,19 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
 def operator_list(request: HttpRequest) -> HttpResponse:
     operators = get_user_model().objects.prefetch_related("groups").order_by("username")
     return render(request, "accounts/operator_list.html", {"operators": operators})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@permission_required(MANAGE_OPERATORS)
+def operator_password_reset(request: HttpRequest, user_id: int) -> HttpResponse:
+    """GET asks the admin to confirm; POST gives the operator a generated password,
+    shown once in this response (never cached, never in a message or the session), and
+    signs them out everywhere."""
+    operator = get_object_or_404(get_user_model(), pk=user_id)
+    context: dict[str, Any] = {"operator": operator}
+    if request.method == "POST":
+        context["password"] = reset_operator_password(
+            user=operator, admin=request.user, request=request
+        )
+    return render(request, "accounts/operator_password_reset.html", context)
