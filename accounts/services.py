@@ -11,16 +11,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AbstractUser, Group
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import sessions
 from accounts.audit import record_event
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
 from accounts.key_expiry import issuer_expiry
@@ -85,7 +85,7 @@ def reset_operator_password(
     password = generate_password()
     user.set_password(password)
     user.save(update_fields=["password"])
-    ended = end_sessions(user)
+    ended = sessions.end_all(user)
     actor_type, actor = _actor(admin)
     record_event(
         actor_type=actor_type,
@@ -95,16 +95,6 @@ def reset_operator_password(
         details={"username": user.get_username(), "via": "admin", "sessions_ended": ended},
     )
     return password
-
-
-def end_sessions(user: AbstractBaseUser) -> int:
-    """Delete the stored sessions signed in as `user`; return how many. A new password
-    already turns them away at their next request (Django's session hash check); this
-    ends them now and counts them for the audit line."""
-    sessions = Session.objects.filter(expire_date__gt=timezone.now())
-    mine = [s.pk for s in sessions.iterator() if s.get_decoded().get(SESSION_KEY) == str(user.pk)]
-    Session.objects.filter(pk__in=mine).delete()
-    return len(mine)
 
 
 def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
