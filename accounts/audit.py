@@ -84,3 +84,17 @@ def record_logout(sender: Any, request: HttpRequest | None, user: Any, **kwargs:
             action="operator.logout",
             request=request,
         )
+
+
+def record_password_reset(
+    sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
+) -> None:
+    """Receiver for allauth's `password_reset`: an operator chose a new password through
+    a mailed link. The link's token is spent and never recorded."""
+    record_event(
+        actor_type=AuditEvent.ActorType.OPERATOR,
+        actor=user.get_username(),
+        action="operator.password_reset",
+        request=request,
+        details={"username": user.get_username(), "via": "email link"},
+    )

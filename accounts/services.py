@@ -25,6 +25,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
+from accounts import sessions
 from accounts.audit import record_event
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
 from accounts.key_expiry import issuer_expiry
@@ -76,6 +77,29 @@ def create_operator(
         details={"username": username, "role": role},
     )
     return user, password
+
+
+@transaction.atomic
+def reset_operator_password(
+    *, user: AbstractBaseUser, admin: AbstractBaseUser | None, request: HttpRequest | None = None
+) -> str:
+    """Give `user` a new generated password and sign them out everywhere; return the
+    password for the caller to show once. `admin` None means the command line.
+
+    Audited with the number of sessions ended, never the password."""
+    password = generate_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    ended = sessions.end_all(user)
+    actor_type, actor = _actor(admin)
+    record_event(
+        actor_type=actor_type,
+        actor=actor,
+        action="operator.password_reset",
+        request=request,
+        details={"username": user.get_username(), "via": "admin", "sessions_ended": ended},
+    )
+    return password
 
 
 def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:

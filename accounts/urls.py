@@ -11,6 +11,11 @@ urlpatterns = [
     path("audit/", views.audit_trail, name="audit-trail"),
     path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", views.operator_list, name="operator-list"),
+    path(
+        "operators/<int:user_id>/reset-password/",
+        views.operator_password_reset,
+        name="operator-password-reset",
+    ),
     path("tokens/", api_token_views.api_tokens, name="api-tokens"),
     path(
         "tokens/<int:token_id>/revoke/",

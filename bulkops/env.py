@@ -26,6 +26,11 @@ def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:
         return default
+    return parse_bool(name, raw)
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """true/false, 1/0, yes/no, on/off (any case); anything else stops start-up."""
     value = raw.strip().lower()
     if value in _TRUE:
         return True

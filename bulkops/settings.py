@@ -11,6 +11,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from bulkops.email_url import parse_email_url
 from bulkops.env import (
     env_bool,
     env_choice,
@@ -188,6 +189,27 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
 # Public base URL used to build absolute links (status URLs, token endpoint). Empty means
 # "derive from the request", which is right behind a proxy that sets Host correctly.
 BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
+
+# Outgoing mail (README "Forgotten passwords"): only password reset by email sends any.
+# Without BULKOPS_EMAIL_URL nothing is sent and the sign-in page offers no reset link. The
+# URL holds a password, so it is not kept as a setting of its own (debug pages show those).
+_email = parse_email_url(env_secret("BULKOPS_EMAIL_URL") or "")
+BULKOPS_PASSWORD_RESET_BY_EMAIL = _email.sends_mail
+EMAIL_BACKEND = _email.backend
+EMAIL_HOST = _email.host
+EMAIL_PORT = _email.port
+EMAIL_HOST_USER = _email.user
+EMAIL_HOST_PASSWORD = _email.password
+EMAIL_USE_TLS = _email.use_tls
+EMAIL_USE_SSL = _email.use_ssl
+EMAIL_FILE_PATH = _email.file_path
+EMAIL_TIMEOUT = 10  # seconds: a dead mail server must not hold the reset page for minutes
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = env_str("BULKOPS_EMAIL_FROM", "bulkops@localhost")
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[bulkops] "
+# A reset asked for an address no operator has gets the same answer as any other, and
+# no mail: bulkops never writes to addresses it does not know.
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 
 # SMART Backend Services (README "Backend clients"). Access tokens should live ≤ 300 s
 # (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).

@@ -32,7 +32,7 @@ urlpatterns = [
         name="api-docs",
     ),
     re_path(r"^api/", api_not_found),
-    path("accounts/", include("allauth.urls")),
+    path("accounts/", include("accounts.signin_urls")),
     path("admin/", admin.site.urls),
     path("remotes/", include("remotes.urls")),
     path("", include("accounts.urls")),

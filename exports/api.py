@@ -20,7 +20,6 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
 from accounts.roles import RUN_EXPORTS
 from bulkops.api import (
@@ -35,6 +34,7 @@ from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, LENIENT, STRICT
 from bulkops.fhir.scopes import readable_types
 from exports.fhir_http import absolute_url
+from exports.file_audit import Part, record_file_read
 from exports.groups import delete_group, upsert_group
 from exports.kickoff import ExportPlan, plan_export
 from exports.models import ExportFile, ExportJob, GroupMembership, Resource
@@ -322,14 +322,7 @@ class FilePreviewApi(OperatorApi):
             ExportFile.objects.select_related("job"), uuid=file_id, job__deleted_at__isnull=True
         )
         lines, truncated = read_first_lines(file, query["lines"])
-        # Like a FHIR download, reading resource bodies is on the record.
-        record_event(
-            actor_type=AuditEvent.ActorType.OPERATOR,
-            actor=request.user.get_username(),
-            action="export.preview",
-            request=request,
-            details={"job": str(file.job.uuid), "file": file.storage_key, "lines": len(lines)},
-        )
+        record_file_read(request, file, part=Part(first_line=1, last_line=len(lines)))
         body = {
             "uuid": file.uuid,
             "type": file.resource_type,

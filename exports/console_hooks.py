@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exports.models import ExportJob
+from exports.models import ExportFile, ExportJob
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class JobPanel:
     live_template: str = ""  # inside the polled progress section
     context: dict[str, Any] = field(default_factory=dict)
     can_rerun: bool = True  # False: "Run again" would re-run the job here, not there
+    # Files whose contents the panel shows: each page view is audited as a read of them.
+    files_shown: tuple[ExportFile, ...] = ()
 
 
 PanelBuilder = Callable[[ExportJob], JobPanel | None]

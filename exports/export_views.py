@@ -13,7 +13,6 @@ from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.audit import record_event
 from accounts.bearer import require_bearer
 from accounts.models import AuditEvent
 from bulkops.fhir.outcome import (
@@ -33,6 +32,7 @@ from bulkops.fhir.params import (
     parse_prefer,
 )
 from exports.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
+from exports.file_audit import DOWNLOAD, record_file_read
 from exports.kickoff import plan_export
 from exports.manifests import job_manifest
 from exports.models import ExportFile, ExportJob
@@ -186,13 +186,7 @@ def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
     )
     if file is None:
         raise FhirError(404, "No such file.", code=NOT_FOUND)
-    record_event(
-        actor_type=AuditEvent.ActorType.CLIENT,
-        actor=request.client.client_id,
-        action="export.download",
-        request=request,
-        details={"job": str(file.job.uuid), "file": file.storage_key},
-    )
+    record_file_read(request, file, action=DOWNLOAD, client=request.client)
     storage = get_storage()
     if not storage.requires_access_token:
         # Interop notes: check the token here, then hand over a fresh presigned URL;

@@ -1,5 +1,6 @@
 """Console views for export files: the NDJSON preview (byte-range reads, escaped) and
-the operator download (audited like a client's)."""
+the operator download. Every page of a preview and every download is audited
+(exports/file_audit.py): they show patient data."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
-from accounts.audit import record_event
 from accounts.decorators import permission_required
-from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from exports.file_audit import DOWNLOAD, Part, record_file_read
 from exports.models import ExportFile
 from exports.preview import PAGE_WINDOW, read_page
 from exports.storage import get_storage
@@ -51,6 +51,9 @@ def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
     lines = (
         [line for line in page.lines if query.lower() in line.text.lower()] if query else page.lines
     )
+    last_line = first_line + len(page.lines) - 1
+    part = Part(first_line, last_line, offset=offset, filter=query, matches=len(lines))
+    record_file_read(request, file, part=part)
     next_query = (
         urlencode({"offset": page.next_offset, "line": first_line + len(page.lines), "n": count})
         if page.next_offset is not None
@@ -65,7 +68,7 @@ def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
         "n": count,
         "offset": offset,
         "first_line": first_line,
-        "last_line": first_line + len(page.lines) - 1,
+        "last_line": last_line,
         "next_query": next_query,
     }
     return render(request, "exports/file_preview.html", context)
@@ -75,13 +78,7 @@ def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def file_download(request: HttpRequest, file_id: str) -> HttpResponse:
     file = get_file_for_user(request, file_id)
-    record_event(
-        actor_type=AuditEvent.ActorType.OPERATOR,
-        actor=request.user.get_username(),
-        action="export.download",
-        request=request,
-        details={"job": str(file.job.uuid), "file": file.storage_key},
-    )
+    record_file_read(request, file, action=DOWNLOAD)
     name = f"{file.resource_type}-{file.uuid}.ndjson"
     return FileResponse(
         get_storage().open_reader(file.storage_key),

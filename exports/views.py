@@ -29,6 +29,7 @@ from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
 from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
+from exports.file_audit import record_file_read
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import job_manifest
@@ -228,8 +229,11 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         if job.status == ExportJob.Status.COMPLETED and job.deleted_at is None
         else None
     )
-    context = {
-        **progress_context(job),
+    context = progress_context(job)
+    for panel in context["panels"]:
+        for file in panel.files_shown:
+            record_file_read(request, file)
+    context |= {
         "files": files if job.deleted_at is None else [],
         "totals": {
             "files": len(files),

@@ -8,7 +8,7 @@ import json
 from django.urls import reverse
 
 from exports.console_hooks import JobPanel, LaunchSource
-from exports.models import ExportJob
+from exports.models import ExportFile, ExportJob
 from remotes.models import RemoteExport, RemoteServer
 
 PHASES = [
@@ -40,9 +40,10 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
         }
         for exchange in reversed(export.exchanges.order_by("-pk")[:EXCHANGES_SHOWN])
     ]
+    downloads = list(export.downloads.select_related("file__job"))
     context = {
         "export": export,
-        "downloads": list(export.downloads.all()),
+        "downloads": downloads,
         "timings": [(label, export.timings.get(phase)) for phase, label in PHASES],
         "manifest_json": json.dumps(export.manifest, indent=2) if export.manifest else "",
         "exchanges": exchanges,
@@ -53,6 +54,12 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
         live_template="remotes/partials/job_remote_live.html",
         context=context,
         can_rerun=False,
+        # The issues shown are the error files' lines, raw.
+        files_shown=tuple(
+            d.file for d in downloads if d.kind == ExportFile.Kind.ERROR and d.file is not None
+        )
+        if export.outcomes
+        else (),
     )
 
 

@@ -14,6 +14,7 @@ from remotes.token_destination import same_origin
 MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
 MAX_FILE_BYTES = 8 * 1024 * 1024  # read of each; a larger file is checked in its first part
 MAX_PROBLEMS = 3  # per file, so one broken file does not flood the summary
+OUTLINE_KEPT = ("resourceType", "id")  # the only values a file's evidence shows
 
 
 def manifest_fields(rec: Recorder, facts: Facts) -> str:
@@ -87,7 +88,7 @@ def ndjson_files(rec: Recorder, facts: Facts) -> str:
                 f"{item['type']} file is over {MAX_FILE_BYTES // 2**20} MiB; its first "
                 f"{len(lines)} lines were checked and its count is not compared."
             )
-        rec.excerpt(f"{item['type']} file, first line", lines[0][:400] if lines else b"")
+        rec.excerpt(f"{item['type']} file, first line (values left out)", outline(lines))
         facts.files.append(
             {
                 "type": item["type"],
@@ -103,6 +104,22 @@ def ndjson_files(rec: Recorder, facts: Facts) -> str:
         for problem in problems[:MAX_PROBLEMS]:
             rec.fail(problem)
     return f"{len(facts.files)} file(s) downloaded; every line is a resource of the file's type."
+
+
+def outline(lines: list[bytes]) -> bytes:
+    """The first line's resourceType, id and element names, every other value left out.
+    Check results are shown to every console role without an audit line, so their
+    evidence of a file's shape must hold no patient data."""
+    if not lines:
+        return b""
+    try:
+        resource = json.loads(lines[0])
+    except ValueError:
+        return f"not JSON ({len(lines[0])} bytes)".encode()
+    if not isinstance(resource, dict):
+        return b"not a JSON object"
+    shape = {key: value if key in OUTLINE_KEPT else "..." for key, value in resource.items()}
+    return json.dumps(shape).encode()
 
 
 def _line_problem(expected: str, number: int, line: bytes) -> str:

@@ -49,7 +49,7 @@ def test_launched_export_runs_and_shows_progress_files_and_previews(
     whole = operator.get(f"/api/v1/files/{observations['uuid']}/preview", lines=100).json()
     assert (len(whole["lines"]), whole["truncated"]) == (4, False)
     previews = AuditEvent.objects.filter(action="export.preview", actor="operator-api")
-    assert sorted(e.details["lines"] for e in previews) == [1, 4]
+    assert sorted(e.details["lines"] for e in previews) == [[1, 1], [1, 4]]
 
     deleted = operator.post(f"/api/v1/exports/{job['uuid']}/delete")
     assert deleted.status_code == 204

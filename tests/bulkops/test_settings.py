@@ -18,8 +18,8 @@ SHOW_SETTINGS = (
 )
 
 
-def settings_in(env: dict[str, str]) -> dict:
-    result = manage(env, "shell", "--no-imports", "-c", SHOW_SETTINGS)
+def settings_in(env: dict[str, str], show: str = SHOW_SETTINGS) -> dict:
+    result = manage(env, "shell", "--no-imports", "-c", show)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -80,3 +80,51 @@ def test_env_helpers_parse_strictly(monkeypatch):
     monkeypatch.setenv("X_NUM", "seven")
     with pytest.raises(ImproperlyConfigured, match="whole number"):
         env_int("X_NUM", 3)
+
+
+SHOW_EMAIL = (
+    "import json; from django.conf import settings as s; print(json.dumps({"
+    "'backend': s.EMAIL_BACKEND, 'host': s.EMAIL_HOST, 'port': s.EMAIL_PORT,"
+    "'user': s.EMAIL_HOST_USER, 'password': s.EMAIL_HOST_PASSWORD, 'tls': s.EMAIL_USE_TLS,"
+    "'from': s.DEFAULT_FROM_EMAIL, 'reset': s.BULKOPS_PASSWORD_RESET_BY_EMAIL,"
+    "'names': [n for n in dir(s) if 'EMAIL_URL' in n]}))"
+)
+
+
+def test_email_url_and_sender_reach_django_mail_settings(tmp_path):
+    unset = settings_in(process_env(tmp_path), SHOW_EMAIL)
+    assert unset["backend"] == "django.core.mail.backends.dummy.EmailBackend"
+    assert unset["reset"] is False
+    shown = settings_in(
+        process_env(
+            tmp_path,
+            BULKOPS_EMAIL_URL="smtp://mailer%40example.org:s3cret@mail.example.org?tls=true",
+            BULKOPS_EMAIL_FROM="bulkops@example.org",
+        ),
+        SHOW_EMAIL,
+    )
+    assert shown == {
+        "backend": "django.core.mail.backends.smtp.EmailBackend",
+        "host": "mail.example.org",
+        "port": 587,
+        "user": "mailer@example.org",
+        "password": "s3cret",
+        "tls": True,
+        "from": "bulkops@example.org",
+        "reset": True,
+        "names": [],  # the URL, password and all, is no setting that debug pages would show
+    }
+
+
+def test_email_url_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "email-url"
+    secret.write_text("smtp+ssl://u:s3cret@mail.example.org\n")
+    shown = settings_in(process_env(tmp_path, BULKOPS_EMAIL_URL_FILE=str(secret)), SHOW_EMAIL)
+    assert (shown["host"], shown["port"], shown["password"]) == ("mail.example.org", 465, "s3cret")
+
+
+def test_a_bad_email_url_stops_start_up_without_showing_its_password(tmp_path):
+    result = manage(process_env(tmp_path, BULKOPS_EMAIL_URL="smtps://u:s3cret@mail"), "check")
+    assert result.returncode != 0
+    assert "BULKOPS_EMAIL_URL: unknown scheme 'smtps'" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
