@@ -27,6 +27,7 @@ from exports.models import ExportJob
 
 AUDIT_PAGE_SIZE = 50
 RECENT = 10
+NAMES_A_CLIENT = (AuditEvent.ActorType.CLIENT, AuditEvent.ActorType.UNVERIFIED)
 
 
 @require_GET
@@ -85,7 +86,7 @@ def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
 def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     """Each event with the job and the (registered) client it is about, for links.
 
-    A refused token request names an unverified client_id: only ids that exist link.
+    A refused token request may name an unverified client_id: only ids that exist link.
     """
     named = {e.details.get("client_id") or e.actor for e in events}
     known = set(
@@ -94,7 +95,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     rows = []
     for event in events:
         client_id = event.details.get("client_id") or (
-            event.actor if event.actor_type == AuditEvent.ActorType.CLIENT else ""
+            event.actor if event.actor_type in NAMES_A_CLIENT else ""
         )
         rows.append(
             {

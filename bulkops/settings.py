@@ -200,6 +200,15 @@ BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)
 BULKOPS_KEY_EXPIRY_WARNING_DAYS = env_int("BULKOPS_KEY_EXPIRY_WARNING_DAYS", 30, minimum=0)
+# Failed token requests within the window, counted per client (only requests its own key
+# signed) and per address (all of them); over either limit, 429 (accounts/throttle.py).
+BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT = env_int(
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT", 10, minimum=1
+)
+BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int(
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
+)
+BULKOPS_TOKEN_FAILURE_WINDOW = env_int("BULKOPS_TOKEN_FAILURE_WINDOW", 300, minimum=1)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.
