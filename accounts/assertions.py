@@ -3,6 +3,13 @@
 Every failure here is `invalid_client` (spec §7.5 step 9) with a description that says
 what to fix; only a client that proved who it is learns that it is disabled
 (`unauthorized_client`, RFC 6749: "the authenticated client is not authorized").
+
+It runs in two steps. `verify_signature` finds which registered client's key signed the
+assertion and that it has not expired; until then, a request only names a client_id, as
+anyone can, or resends an old assertion. Then `accept_assertion` checks what that client
+signed. The token endpoint counts refusals of the second step against the client and
+refusals of the first only against the caller's address (accounts/throttle.py), so junk
+naming a client, or an old assertion of its, cannot lock that client out.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ MAX_LIFETIME = 300  # an assertion's exp may be at most this far ahead
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "jti"]
 # An RS384/ES384 assertion is under 1 KiB; anything far longer is refused unparsed.
 MAX_ASSERTION_CHARS = 8 * 1024
+# Verifies signatures only: an assertion's claims are read once (UnverifiedAssertion).
+_JWS = jwt.PyJWS()
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,19 @@ class UnverifiedAssertion:
 
 
 @dataclass(frozen=True)
+class SignedAssertion:
+    """An unexpired assertion whose signature verifies with one of `client`'s keys.
+
+    Whatever else is wrong with it is the key holder's doing, so from here on a refusal
+    counts against the client (accounts/throttle.py). Before this point the request only
+    names a client_id, which anyone can do: its refusal counts against its address.
+    """
+
+    client: BackendClient
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class VerifiedAssertion:
     """A client's valid assertion whose `jti` is not spent yet (see `spend_jti`)."""
 
@@ -66,14 +88,11 @@ class VerifiedAssertion:
     remember_until: datetime  # when the assertion could no longer be accepted anyway
 
 
-def authenticate_client(
-    *, assertion: UnverifiedAssertion, token_url: str, client_id: str | None, now: datetime
-) -> VerifiedAssertion:
-    """The active client that signed `assertion` for this token endpoint, or OAuthError.
-
-    Reads only: the caller spends the `jti` with `spend_jti` in the transaction that
-    issues the token, so a token request commits once.
-    """
+def verify_signature(
+    *, assertion: UnverifiedAssertion, client_id: str | None, now: datetime
+) -> SignedAssertion:
+    """The registered client whose key signed `assertion`, which has not expired (steps
+    2–5, 7), or OAuthError."""
     header, claims = _parse(assertion)
     algorithm = header["alg"]
     client = _claimed_client(claims, client_id)
@@ -86,16 +105,31 @@ def authenticate_client(
         raise invalid_client("key_expired", str(exc)) from None
     except JwksError as exc:
         raise invalid_client("no_key", str(exc)) from None
-    verified = _verify(assertion.token, key, algorithm, token_url)
-    exp = _check_times(verified, now)
-    if not client.is_active:
+    _check_signature(assertion.token, key, algorithm)
+    _check_unexpired(claims, now)
+    return SignedAssertion(client, claims)
+
+
+def accept_assertion(
+    signed: SignedAssertion, *, token_url: str, now: datetime
+) -> VerifiedAssertion:
+    """The signed assertion's other claims (steps 6–7) and its client's status: a
+    VerifiedAssertion, or OAuthError.
+
+    Reads only: the caller spends the `jti` with `spend_jti` in the transaction that
+    issues the token, so a token request commits once.
+    """
+    claims = signed.claims
+    _check_claims(claims, token_url)
+    exp = _check_times(claims, now)
+    if not signed.client.is_active:
         raise OAuthError(UNAUTHORIZED_CLIENT, "This client is disabled.", "client_disabled")
-    jti = verified["jti"]
+    jti = claims["jti"]
     if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
         raise invalid_client(
             "bad_jti", "jti must be a non-empty string of at most 255 chars, without NUL."
         )
-    return VerifiedAssertion(client, jti, exp + timedelta(seconds=CLOCK_SKEW))
+    return VerifiedAssertion(signed.client, jti, exp + timedelta(seconds=CLOCK_SKEW))
 
 
 def _parse(assertion: UnverifiedAssertion) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -135,32 +169,39 @@ def _claimed_client(claims: dict[str, Any], client_id: str | None) -> BackendCli
     raise invalid_client("unknown_client", "No client is registered with this iss.")
 
 
-def _verify(assertion: str, key: jwt.PyJWK, algorithm: str, token_url: str) -> dict[str, Any]:
-    """Signature, `aud` and required claims (steps 5–6); times are checked against our
-    `now` by `_check_times`, so PyJWT's own clock is switched off."""
+def _check_signature(assertion: str, key: jwt.PyJWK, algorithm: str) -> None:
+    """The signature alone (step 5); the claims it covers are checked by `_check_claims`
+    once it has verified."""
     try:
-        return jwt.decode(
-            assertion,
-            key=key,
-            algorithms=[algorithm],
-            audience=token_url,
-            options={
-                "require": REQUIRED_CLAIMS,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-            },
-        )
+        _JWS.decode_complete(assertion, key=key, algorithms=[algorithm])
     except jwt.InvalidSignatureError:
         raise invalid_client(
             "bad_signature", "The assertion's signature does not verify."
         ) from None
-    except jwt.InvalidAudienceError:
-        raise invalid_client("wrong_aud", f"The assertion's aud must be {token_url}.") from None
-    except jwt.MissingRequiredClaimError as exc:
-        raise invalid_client(f"missing_{exc.claim}", f"The assertion needs {exc.claim}.") from None
     except jwt.InvalidTokenError as exc:
         raise invalid_client("invalid_assertion", f"The assertion is invalid: {exc}.") from None
+
+
+def _check_unexpired(claims: dict[str, Any], now: datetime) -> None:
+    """`exp` not past, with skew (step 7). Checked with the signature: an expired
+    assertion proves only that its client signed it once, and whoever has seen it could
+    send it again, so refusing one must not count against the client. A missing or
+    unreadable `exp` is refused by `_check_times`."""
+    exp = claims.get("exp")
+    past = (now - timedelta(seconds=CLOCK_SKEW)).timestamp()
+    if isinstance(exp, int | float) and not isinstance(exp, bool) and exp < past:
+        raise invalid_client("expired", "The assertion has expired.")
+
+
+def _check_claims(claims: dict[str, Any], token_url: str) -> None:
+    """Required claims present (null counts as missing) and `aud` naming this endpoint,
+    as one string or in a list (step 6); times are `_check_times`' part."""
+    for name in REQUIRED_CLAIMS:
+        if claims.get(name) is None:
+            raise invalid_client(f"missing_{name}", f"The assertion needs {name}.")
+    audience = claims["aud"]
+    if token_url not in (audience if isinstance(audience, list) else [audience]):
+        raise invalid_client("wrong_aud", f"The assertion's aud must be {token_url}.")
 
 
 def _instant(claims: dict[str, Any], name: str) -> datetime | None:
@@ -176,13 +217,12 @@ def _instant(claims: dict[str, Any], name: str) -> datetime | None:
 
 
 def _check_times(claims: dict[str, Any], now: datetime) -> datetime:
-    """`exp` not past and ≤ 5 minutes ahead, `nbf` not future, with skew (step 7)."""
+    """`exp` readable and ≤ 5 minutes ahead, `nbf` not future, with skew (step 7; that
+    `exp` is not past, `_check_unexpired` has checked)."""
     exp = _instant(claims, "exp")
     if exp is None:
         raise invalid_client("missing_exp", "The assertion needs exp.")
     skew = timedelta(seconds=CLOCK_SKEW)
-    if exp < now - skew:
-        raise invalid_client("expired", "The assertion has expired.")
     if exp > now + timedelta(seconds=MAX_LIFETIME) + skew:
         raise invalid_client("exp_too_far", "The assertion's exp is more than 5 minutes ahead.")
     nbf = _instant(claims, "nbf")

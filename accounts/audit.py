@@ -64,14 +64,21 @@ def record_login_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
     """Receiver for `user_login_failed`: the name tried, never the password (Django has
-    already masked it)."""
+    already masked it), and whether this name is now locked out from this address.
+    django-axes' receiver runs first (INSTALLED_APPS order) and marks that on the request
+    (accounts/lockout.py)."""
     tried = str(credentials.get("username") or credentials.get("login") or "")
+    locked_out = getattr(request, "axes_locked_out", False)
     record_event(
         actor_type=AuditEvent.ActorType.OPERATOR,
         actor=tried,
         action="operator.login",
         outcome=AuditEvent.Outcome.FAILURE,
-        reason="wrong username or password",
+        reason=(
+            "locked out after too many failed sign-ins"
+            if locked_out
+            else "wrong username or password"
+        ),
         request=request,
     )
 

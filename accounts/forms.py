@@ -1,13 +1,17 @@
-"""Console forms for backend clients. They only collect input: `register_client`
-validates keys, scopes and groups, and its errors are put back next to the fields."""
+"""Console forms: backend clients, the audit filter, sign-in. The client forms only
+collect input: `register_client` validates keys, scopes and groups, and its errors are
+put back next to the fields."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from allauth.account.forms import LoginForm
 from django import forms
+from django.core.exceptions import ValidationError
 
+from accounts.lockout import lockout_message
 from accounts.models import AuditEvent
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 
@@ -162,3 +166,17 @@ class KeyForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("A JWK is a JSON object.")
         return value
+
+
+class ConsoleLoginForm(LoginForm):
+    """allauth's sign-in form, which says so when a sign-in is refused because this
+    username failed too often from this address (accounts/lockout.py), instead of
+    blaming the password."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except ValidationError:
+            if getattr(self.request, "axes_locked_out", False):
+                raise ValidationError(lockout_message(), code="locked_out") from None
+            raise

@@ -24,19 +24,24 @@ class ConsolePermissions(models.Model):  # noqa: DJ008 - never instantiated
 
 # AuditEvent.action of every token request, granted or refused.
 TOKEN_REQUEST = "token.request"  # noqa: S105 - an action name, not a secret
-FAILURE = "failure"  # AuditEvent.Outcome.FAILURE, which the class's Meta cannot name
+# AuditEvent.Outcome.FAILURE and ActorType.CLIENT, which the class's Meta cannot name.
+FAILURE = "failure"
+CLIENT = "client"
 
 
 class AuditEvent(models.Model):
     """One append-only line of who did what. Never updated, never deleted by bulkops.
 
-    `actor` is an operator's username, a backend client's client_id, or the unverified
-    `iss` of a rejected assertion; secrets (tokens, assertions, keys) are never stored.
+    `actor` is an operator's username, a backend client's client_id, or, with actor type
+    `unverified`, the `iss` of a refused assertion that no key of that client signed;
+    secrets (tokens, assertions, keys) are never stored.
     """
 
     class ActorType(models.TextChoices):
         OPERATOR = "operator"
-        CLIENT = "client"
+        CLIENT = CLIENT
+        # Named a client (an assertion's iss) without proving to be it.
+        UNVERIFIED = "unverified"
         SYSTEM = "system"
 
     class Outcome(models.TextChoices):
@@ -61,10 +66,11 @@ class AuditEvent(models.Model):
             # Rate limiting counts a client's and an address's recent failed token
             # requests on every token request (accounts/throttle.py). Indexes of the
             # failures alone reach them without visiting the many successful requests,
-            # and recording a success does not write to them.
+            # and recording a success does not write to them. A client's count is of
+            # the requests its own key signed only.
             models.Index(
                 fields=["actor", "created_at"],
-                condition=models.Q(action=TOKEN_REQUEST, outcome=FAILURE),
+                condition=models.Q(action=TOKEN_REQUEST, outcome=FAILURE, actor_type=CLIENT),
                 name="audit_failed_token_actor",
             ),
             models.Index(

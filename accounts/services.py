@@ -428,12 +428,13 @@ def issue_access_token(
 
 
 def refuse_token_request(
-    *, claimed_client_id: str, error: OAuthError, request: HttpRequest, scope: str
+    *, claimed_client_id: str, signed: bool, error: OAuthError, request: HttpRequest, scope: str
 ) -> AuditEvent:
-    """Record a refused token request under the (unverified) client it named; these
-    rows also drive rate limiting (accounts/throttle.py)."""
+    """Record a refused token request under the client it named: as that client when
+    the client's own key `signed` it, as an unverified actor otherwise. These rows drive
+    rate limiting (accounts/throttle.py), which counts only signed ones per client."""
     return record_event(
-        actor_type=AuditEvent.ActorType.CLIENT,
+        actor_type=AuditEvent.ActorType.CLIENT if signed else AuditEvent.ActorType.UNVERIFIED,
         actor=claimed_client_id,
         action=TOKEN_REQUEST,
         outcome=AuditEvent.Outcome.FAILURE,

@@ -18,7 +18,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts.assertions import UnverifiedAssertion, authenticate_client, spend_jti
+from accounts.assertions import (
+    SignedAssertion,
+    UnverifiedAssertion,
+    accept_assertion,
+    spend_jti,
+    verify_signature,
+)
 from accounts.audit import client_ip
 from accounts.oauth import (
     INVALID_CLIENT,
@@ -113,6 +119,7 @@ def token(request: HttpRequest) -> HttpResponse:
     """POST /auth/token: a signed assertion in, a short-lived bearer token out."""
     now = timezone.now()
     claimed = scope = ""
+    signed: SignedAssertion | None = None
     try:
         form = request_form(request)
         assertion = UnverifiedAssertion.read(form.get("client_assertion", ""))
@@ -120,12 +127,8 @@ def token(request: HttpRequest) -> HttpResponse:
         scope = form.get("scope", "")
         check_token_rate(claimed_client_id=claimed, address=client_ip(request), now=now)
         parsed = parse_token_request(request)
-        verified = authenticate_client(
-            assertion=assertion,
-            token_url=token_endpoint_url(request),
-            client_id=parsed.client_id,
-            now=now,
-        )
+        signed = verify_signature(assertion=assertion, client_id=parsed.client_id, now=now)
+        verified = accept_assertion(signed, token_url=token_endpoint_url(request), now=now)
         client = verified.client
         # Spending the jti, the token and its audit row commit together: one commit per
         # token instead of three (docs/performance.md).
@@ -141,7 +144,15 @@ def token(request: HttpRequest) -> HttpResponse:
                 )
             issued = issue_access_token(client=client, scopes=scopes, now=now, request=request)
     except OAuthError as error:
-        refuse_token_request(claimed_client_id=claimed, error=error, request=request, scope=scope)
+        # Once the client's own key has signed the request, a refusal is the client's
+        # doing and counts against it; before, only against the address (throttle.py).
+        refuse_token_request(
+            claimed_client_id=claimed,
+            signed=signed is not None,
+            error=error,
+            request=request,
+            scope=scope,
+        )
         logger.info(
             "token request refused",
             extra={"client_id": claimed, "status": error.status, "reason": error.reason},

@@ -30,6 +30,7 @@ from exports.models import ExportJob
 
 AUDIT_PAGE_SIZE = 50
 RECENT = 10
+NAMES_A_CLIENT = (AuditEvent.ActorType.CLIENT, AuditEvent.ActorType.UNVERIFIED)
 
 
 @require_GET
@@ -89,7 +90,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     """Each event with the job, the file and the (registered) client it is about, for
     links, and what part of the file was read, in words.
 
-    A refused token request names an unverified client_id: only ids that exist link.
+    A refused token request may name an unverified client_id: only ids that exist link.
     """
     named = {e.details.get("client_id") or e.actor for e in events}
     known = set(
@@ -98,7 +99,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     rows = []
     for event in events:
         client_id = event.details.get("client_id") or (
-            event.actor if event.actor_type == AuditEvent.ActorType.CLIENT else ""
+            event.actor if event.actor_type in NAMES_A_CLIENT else ""
         )
         read = "file_id" in event.details  # exports.file_audit wrote it
         rows.append(

@@ -5,6 +5,7 @@ See README.md ("Configuration") for the table of variables.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "allauth",
     "allauth.account",
+    # Before accounts: axes' failed-sign-in receiver then runs first and marks a
+    # locked-out request, which the audit trail's receiver records as such.
+    "axes",
     "django_htmx",
     "rest_framework",
     "django_filters",
@@ -66,6 +70,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "bulkops.unavailable.DatabaseUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bulkops.urls"
@@ -112,6 +117,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out sign-in before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
@@ -126,6 +133,31 @@ ACCOUNT_SESSION_REMEMBER = None
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "console:dashboard"
 ACCOUNT_LOGOUT_REDIRECT_URL = "account_login"
+ACCOUNT_FORMS = {"login": "accounts.forms.ConsoleLoginForm"}
+# Failed sign-ins are throttled by django-axes below. allauth's own limit on them counts
+# per username too, so anyone could lock an operator out by naming them, and in each
+# process's memory; it is off. Its other limits count per address or per signed-in user
+# and stay.
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
+
+# Sign-in lock-outs (accounts/lockout.py): failures counted in the database, shared by
+# every process, per username and address together; a stranger's failures lock only the
+# stranger's address out of that account. Attempts made while locked out restart the
+# cool-off; a successful sign-in clears the count.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("BULKOPS_LOGIN_MAX_FAILURES", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("BULKOPS_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempted_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+# Sign-ins and failures are in the audit trail already: axes keeps only its counts.
+AXES_DISABLE_ACCESS_LOG = True
+# Masked in what axes logs and stores with a failed attempt (the password always is).
+AXES_SENSITIVE_PARAMETERS = ["username", "login", "ip_address", "csrfmiddlewaretoken"]
+# No start-up banner: logs go to stdout, where management commands print their output.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -222,6 +254,15 @@ BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)
 BULKOPS_KEY_EXPIRY_WARNING_DAYS = env_int("BULKOPS_KEY_EXPIRY_WARNING_DAYS", 30, minimum=0)
+# Failed token requests within the window, counted per client (only requests its own key
+# signed) and per address (all of them); over either limit, 429 (accounts/throttle.py).
+BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT = env_int(
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT", 10, minimum=1
+)
+BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int(
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS", 30, minimum=1
+)
+BULKOPS_TOKEN_FAILURE_WINDOW = env_int("BULKOPS_TOKEN_FAILURE_WINDOW", 300, minimum=1)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
 # redis:// or amqp:// in production.

@@ -51,6 +51,22 @@ def sign_assertion(
     )
 
 
+def unsigned_assertion(client_id: str) -> str:
+    """An assertion with `alg: none` and no signature, otherwise well formed."""
+    return jwt.encode(
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": TOKEN_URL,
+            "exp": int(time.time()) + 200,
+            "jti": uuid.uuid4().hex,
+        },
+        None,
+        algorithm="none",
+        headers={"kid": "rsa-1"},
+    )
+
+
 def token_form(assertion: str, scope: str = "system/*.read", **fields: str) -> dict[str, str]:
     return {
         "grant_type": "client_credentials",
@@ -69,6 +85,27 @@ def post_form(form: dict[str, Any], client: Client | None = None) -> Any:
 
 def post_token(assertion: str, scope: str = "system/*.read", **fields: str) -> Any:
     return post_form(token_form(assertion, scope, **fields))
+
+
+def assert_refused(response: Any, status: int, error: str) -> None:
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["error"] == error
+    assert body["error_description"]
+    assert response["Cache-Control"] == "no-store"
+    assert response["Pragma"] == "no-cache"
+
+
+def assert_issued(response: Any, scope: str = "system/*.read") -> str:
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 300
+    assert body["scope"] == scope
+    assert response["Cache-Control"] == "no-store"
+    assert response["Pragma"] == "no-cache"
+    assert "refresh_token" not in body
+    return body["access_token"]
 
 
 def get_token(key: KeyPair, client_id: str, scope: str = "system/*.read") -> str:

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import CommandError, call_command
+from django.test import RequestFactory
 
 from accounts.models import AuditEvent
 
@@ -21,7 +22,10 @@ def run_create_operator(*args: str) -> str:
 def test_prints_a_password_that_logs_in_with_the_chosen_role():
     output = run_create_operator("--username", "ada", "--role", "auditor")
     password = re.search(r"Password \(shown once\): (\S+)", output).group(1)
-    user = authenticate(username="ada", password=password)
+    # A sign-in always comes with its request, which lock-outs are counted by.
+    user = authenticate(
+        RequestFactory().post("/accounts/login/"), username="ada", password=password
+    )
     assert user is not None
     assert [g.name for g in user.groups.all()] == ["auditor"]
     assert user.has_perm("accounts.view_audit")

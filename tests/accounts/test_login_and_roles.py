@@ -112,9 +112,9 @@ def test_audit_trail_lists_events_and_escapes_untrusted_text(console_client):
 
 
 def test_logout_needs_a_post():
-    _, password = create_operator(username="olivia", role="operator")
+    user, _ = create_operator(username="olivia", role="operator")
     client = Client()
-    client.login(username="olivia", password=password)
+    client.force_login(user)
     client.get("/accounts/logout/")
     assert client.get("/").status_code == 200
     client.post("/accounts/logout/")

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
+from django.test import RequestFactory
 
 from accounts.models import BackendClient
 
@@ -26,7 +27,10 @@ def seed(tmp_path):
 def test_empty_database_gets_a_demo_admin_whose_password_is_printed_once(seed):
     first = seed()
     password = re.search(r"Password:\s+(\S+)", first).group(1)
-    assert authenticate(username="admin", password=password).has_perm("accounts.manage_clients")
+    admin = authenticate(
+        RequestFactory().post("/accounts/login/"), username="admin", password=password
+    )
+    assert admin.has_perm("accounts.manage_clients")
     second = seed()
     assert password not in second
     assert "changepassword admin" in second

@@ -18,6 +18,16 @@ SHOW_SETTINGS = (
 )
 
 
+SHOW_FAILURE_LIMITS = (
+    "import json; from django.conf import settings as s; print(json.dumps({"
+    "'token_client': s.BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT,"
+    "'token_address': s.BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS,"
+    "'token_window': s.BULKOPS_TOKEN_FAILURE_WINDOW,"
+    "'login_failures': s.AXES_FAILURE_LIMIT,"
+    "'login_cooloff': s.AXES_COOLOFF_TIME.total_seconds()}))"
+)
+
+
 def settings_in(env: dict[str, str], show: str = SHOW_SETTINGS) -> dict:
     result = manage(env, "shell", "--no-imports", "-c", show)
     assert result.returncode == 0, result.stderr
@@ -60,6 +70,31 @@ def test_environment_overrides_defaults(tmp_path):
     assert shown["broker"] == "redis://127.0.0.1:6379/0"
     assert shown["key"] == "from-a-file"
     assert shown["debug"] is True
+
+
+def test_failure_limits_come_from_the_environment(tmp_path):
+    assert settings_in(process_env(tmp_path), SHOW_FAILURE_LIMITS) == {
+        "token_client": 10,
+        "token_address": 30,
+        "token_window": 300,
+        "login_failures": 5,
+        "login_cooloff": 900,
+    }
+    env = process_env(
+        tmp_path,
+        BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT="4",
+        BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS="12",
+        BULKOPS_TOKEN_FAILURE_WINDOW="60",
+        BULKOPS_LOGIN_MAX_FAILURES="8",
+        BULKOPS_LOGIN_COOLOFF_MINUTES="45",
+    )
+    assert settings_in(env, SHOW_FAILURE_LIMITS) == {
+        "token_client": 4,
+        "token_address": 12,
+        "token_window": 60,
+        "login_failures": 8,
+        "login_cooloff": 2700,
+    }
 
 
 def test_a_misspelt_boolean_stops_start_up(tmp_path):

@@ -119,3 +119,20 @@ def test_csv_cells_never_start_a_formula(console_client) -> None:
     response = console_client("auditor").get("/audit/export.csv", {"action": "token.request"})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0]["actor"] == '\'=HYPERLINK("http://evil.example","x")'
+
+
+def test_a_refusal_that_only_named_a_registered_client_says_so_and_links_it(
+    console_client, rsa_key
+) -> None:
+    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
+    record_event(
+        actor_type="unverified",
+        actor=client.client_id,
+        action="token.request",
+        outcome="failure",
+        reason="bad_signature",
+    )
+    page = console_client("auditor").get("/audit/", {"action": "token.request"})
+    rows = body_rows(page.content.decode())
+    assert "unverified" in rows and "bad_signature" in rows
+    assert f'href="/clients/{client.client_id}/"' in rows
