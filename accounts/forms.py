@@ -3,12 +3,12 @@ validates keys, scopes and groups, and its errors are put back next to the field
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
 from accounts.models import AuditEvent
+from bulkops import untrusted_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 
 MAX_JWKS_UPLOAD = 64 * 1024
@@ -108,7 +108,7 @@ def _parse_json(text: str, what: str) -> Any:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return untrusted_json.loads(text)
     except ValueError:
         raise forms.ValidationError(f"{what} is not valid JSON.") from None
 

@@ -4,11 +4,11 @@ count, requiresAccessToken honoured, the Expires header."""
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bulkops import untrusted_json
 from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
 
 MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
@@ -110,7 +110,7 @@ def ndjson_files(rec: Recorder, facts: Facts) -> str:
 
 def _line_problem(expected: str, number: int, line: bytes) -> str:
     try:
-        resource = json.loads(line)
+        resource = untrusted_json.loads(line)
     except ValueError:
         return f"{expected} file line {number} is not JSON."
     found = resource.get("resourceType") if isinstance(resource, dict) else None
