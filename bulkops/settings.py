@@ -15,6 +15,7 @@ from bulkops.env import (
     env_bool,
     env_choice,
     env_int,
+    env_networks,
     env_secret,
     env_str,
     persistent_secret,
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "bulkops.forwarded.ForwardedHeadersMiddleware",  # first: what follows reads its result
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -152,7 +154,11 @@ WHITENOISE_USE_FINDERS = not _STATIC_COLLECTED
 # clients reach bulkops over https (BULKOPS_BEHIND_TLS_PROXY implies it): cookies are
 # then Secure, plain http is redirected (but /healthz, for load balancers) and HSTS is
 # sent. Both cookies are HttpOnly: htmx sends the CSRF token from the page's hx-headers.
+# X-Forwarded-Proto and -For count only from the proxy's addresses (bulkops/forwarded.py).
 BULKOPS_BEHIND_TLS_PROXY = env_bool("BULKOPS_BEHIND_TLS_PROXY", False)
+BULKOPS_TRUSTED_PROXIES = (
+    env_networks("BULKOPS_TRUSTED_PROXIES", "127.0.0.1,::1") if BULKOPS_BEHIND_TLS_PROXY else ()
+)
 if BULKOPS_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 BULKOPS_TLS = env_bool("BULKOPS_TLS", False) or BULKOPS_BEHIND_TLS_PROXY
@@ -343,6 +349,9 @@ REST_FRAMEWORK = {
         "user": env_str("BULKOPS_API_THROTTLE_USER", "1200/minute"),
     },
     "EXCEPTION_HANDLER": "bulkops.api.api_exception_handler",
+    # Throttles count REMOTE_ADDR, which bulkops.forwarded has settled; with DRF's
+    # default (None) they would key anonymous callers by whatever X-Forwarded-For says.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "bulkops operator API",
