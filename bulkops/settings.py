@@ -296,13 +296,13 @@ LOGGING = {
 BULKOPS_MAX_CONCURRENT_EXPORTS = env_int("BULKOPS_MAX_CONCURRENT_EXPORTS", 3, minimum=1)
 BULKOPS_MAX_RESOURCES_PER_FILE = env_int("BULKOPS_MAX_RESOURCES_PER_FILE", 100_000, minimum=1)
 # Console uploads (README "Data"): one request at most this many bytes; every file
-# streams to a temporary file, never into memory; other fields stay Django's 2.5 MB.
+# streams to a temporary file, never into memory; other fields stay within
+# BULKOPS_MAX_BODY_BYTES.
 BULKOPS_MAX_UPLOAD_BYTES = env_int("BULKOPS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = [
     "exports.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)

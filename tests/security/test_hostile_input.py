@@ -470,6 +470,36 @@ def test_a_newline_in_an_unverified_iss_cannot_forge_a_log_line(rsa_key, caplog)
     assert line.endswith(f"client_id={json.dumps(forged)} status=401")
 
 
+@pytest.mark.parametrize("surface", ["kick-off", "operator API", "token endpoint"])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_body_one_byte_over_the_limit_gets_413(fhir, api_as, settings, surface, extra) -> None:
+    """BULKOPS_MAX_BODY_BYTES is DATA_UPLOAD_MAX_MEMORY_SIZE, which Django reads per
+    request (tests/bulkops/test_documented_settings.py shows the variable sets it): a
+    body of exactly the limit is read, one byte more is refused on every surface."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+
+    def padded(body: str, pad: str) -> str:
+        return body + pad * (limit + extra - len(body))
+
+    if surface == "kick-off":
+        parameters = {"resourceType": "Parameters", "parameter": []}
+        response = fhir(
+            "post",
+            "/fhir/$export",
+            data=padded(json.dumps(parameters), " "),
+            content_type="application/fhir+json",
+            headers={"Prefer": "respond-async"},
+        )
+    elif surface == "operator API":
+        group = {"id": "edge", "name": "Edge", "patient_ids": ["p1"]}
+        response = api_as("operator").post("/api/v1/groups/create", padded(json.dumps(group), " "))
+    else:
+        response = Client().post(
+            "/auth/token", padded(urlencode(token_form("x")) + "&padding=", "p"), content_type=FORM
+        )
+    assert (response.status_code == 413) is bool(extra), response.content[:300]
+
+
 def test_an_oversized_operator_api_body_gets_413_in_the_error_shape(api_as, settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
     body = {"resourceType": "Group", "id": "big", "member": ["Patient/p"] * 1000}
