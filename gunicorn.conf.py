@@ -11,3 +11,11 @@ concurrent token clients it doubled the p99 (docs/performance.md, "The web serve
 threads = 4
 worker_connections = threads
 keepalive = 0
+
+# Forwarded headers are bulkops' to judge (bulkops/forwarded.py: believed only with
+# BULKOPS_BEHIND_TLS_PROXY, only from BULKOPS_TRUSTED_PROXIES), so gunicorn believes
+# none itself. Its defaults took X-Forwarded-Proto: https from any local process as
+# https, and SCRIPT_NAME/PATH_INFO headers as the request's path.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+forwarder_headers = ""

@@ -10,7 +10,8 @@ from accounts.models import AuditEvent
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    """The peer address Django saw. Proxies' X-Forwarded-For is not trusted here."""
+    """Who sent the request: the peer, or behind a trusted TLS proxy the client that
+    proxy connected for (bulkops/forwarded.py has already put it in REMOTE_ADDR)."""
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None

@@ -4,7 +4,6 @@ put back next to the fields."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from allauth.account.forms import LoginForm
@@ -13,6 +12,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.lockout import lockout_message
 from accounts.models import AuditEvent
+from bulkops import untrusted_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 
 MAX_JWKS_UPLOAD = 64 * 1024
@@ -112,7 +112,7 @@ def _parse_json(text: str, what: str) -> Any:
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return untrusted_json.loads(text)
     except ValueError:
         raise forms.ValidationError(f"{what} is not valid JSON.") from None
 

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from accounts.key_expiry import expiry_problem, issuer_expiry
 from accounts.models import BackendClient, CachedJwks, ClientKey
+from bulkops import untrusted_json
 from bulkops.outbound import FetchError, fetch
 from bulkops.signing_keys import MIN_RSA_BITS, PRIVATE_MEMBERS
 
@@ -176,8 +177,8 @@ def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
     except FetchError as exc:
         raise JwksError(f"Could not fetch the JWKS URL {url}: {exc}.") from None
     try:
-        data = json.loads(fetched.body)
-    except (ValueError, UnicodeDecodeError):
+        data = untrusted_json.loads(fetched.body)
+    except ValueError:
         raise JwksError(f"The JWKS URL {url} did not return JSON.") from None
     validate_jwks(data)
     return data, cache_seconds(fetched.headers.get("Cache-Control", ""))

@@ -7,6 +7,7 @@ instead of guessing, so a typo in a deployment fails at start-up, not at 3 a.m.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -57,6 +58,22 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
     return value
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def env_networks(name: str, default: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated addresses or networks (`10.0.0.5`, `10.0.0.0/8`, `::1`)."""
+    networks = []
+    for item in env_str(name, default).split(","):
+        try:
+            networks.append(ipaddress.ip_network(item.strip()))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or networks, not {item.strip()!r}"
+            ) from None
+    return tuple(networks)
 
 
 def env_secret(name: str, default: str | None = None) -> str | None:

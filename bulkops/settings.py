@@ -17,6 +17,7 @@ from bulkops.env import (
     env_bool,
     env_choice,
     env_int,
+    env_networks,
     env_secret,
     env_str,
     persistent_secret,
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "bulkops.forwarded.ForwardedHeadersMiddleware",  # first: what follows reads its result
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -185,7 +187,11 @@ WHITENOISE_USE_FINDERS = not _STATIC_COLLECTED
 # clients reach bulkops over https (BULKOPS_BEHIND_TLS_PROXY implies it): cookies are
 # then Secure, plain http is redirected (but /healthz, for load balancers) and HSTS is
 # sent. Both cookies are HttpOnly: htmx sends the CSRF token from the page's hx-headers.
+# X-Forwarded-Proto and -For count only from the proxy's addresses (bulkops/forwarded.py).
 BULKOPS_BEHIND_TLS_PROXY = env_bool("BULKOPS_BEHIND_TLS_PROXY", False)
+BULKOPS_TRUSTED_PROXIES = (
+    env_networks("BULKOPS_TRUSTED_PROXIES", "127.0.0.1,::1") if BULKOPS_BEHIND_TLS_PROXY else ()
+)
 if BULKOPS_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 BULKOPS_TLS = env_bool("BULKOPS_TLS", False) or BULKOPS_BEHIND_TLS_PROXY
@@ -353,13 +359,13 @@ LOGGING = {
 BULKOPS_MAX_CONCURRENT_EXPORTS = env_int("BULKOPS_MAX_CONCURRENT_EXPORTS", 3, minimum=1)
 BULKOPS_MAX_RESOURCES_PER_FILE = env_int("BULKOPS_MAX_RESOURCES_PER_FILE", 100_000, minimum=1)
 # Console uploads (README "Data"): one request at most this many bytes; every file
-# streams to a temporary file, never into memory; other fields stay Django's 2.5 MB.
+# streams to a temporary file, never into memory; other fields stay within
+# BULKOPS_MAX_BODY_BYTES.
 BULKOPS_MAX_UPLOAD_BYTES = env_int("BULKOPS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = [
     "exports.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
@@ -394,7 +400,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api_auth.RolePermission"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["bulkops.api_parsers.DepthCheckedJsonParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "bulkops.api.OperatorAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
@@ -406,6 +412,9 @@ REST_FRAMEWORK = {
         "user": env_str("BULKOPS_API_THROTTLE_USER", "1200/minute"),
     },
     "EXCEPTION_HANDLER": "bulkops.api.api_exception_handler",
+    # Throttles count REMOTE_ADDR, which bulkops.forwarded has settled; with DRF's
+    # default (None) they would key anonymous callers by whatever X-Forwarded-For says.
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "bulkops operator API",

@@ -19,6 +19,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from bulkops import untrusted_json
+
 ALGORITHMS = ("ES384", "RS384")
 MIN_RSA_BITS = 2048
 # Members that only private (or symmetric) keys carry (RFC 7518 §6).
@@ -51,7 +53,7 @@ def parse_private_jwks(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_UPLOAD_BYTES:
         raise PrivateKeyError(f"A private JWK Set is at most {MAX_UPLOAD_BYTES // 1024} KB.")
     try:
-        data = json.loads(text)
+        data = untrusted_json.loads(text)
     except ValueError as error:
         raise PrivateKeyError(f"Not valid JSON: {error}.") from None
     keys = data.get("keys") if isinstance(data, dict) and "keys" in data else [data]

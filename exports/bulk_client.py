@@ -24,6 +24,8 @@ from typing import Any
 
 import jwt
 
+from bulkops import untrusted_json
+
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DOWNLOAD_CHUNK = 256 * 1024
 
@@ -47,7 +49,7 @@ class HttpResult:
     truncated: bool = False  # the answer was longer than the reader's max_bytes
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        return untrusted_json.loads(self.body or b"null")
 
 
 @dataclass(frozen=True)

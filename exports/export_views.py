@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.bearer import require_bearer
 from accounts.models import AuditEvent
+from bulkops import untrusted_json
 from bulkops.fhir.outcome import (
     INFORMATIONAL,
     NOT_FOUND,
@@ -106,9 +106,9 @@ def request_pairs(request: HttpRequest) -> list[tuple[str, str]]:
     if not request.body:
         return []
     try:
-        body: Any = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise FhirError(400, "The POST body is not valid JSON.") from None
+        body: Any = untrusted_json.loads(request.body)
+    except ValueError as error:
+        raise FhirError(400, f"The POST body is not valid JSON: {error}.") from None
     return pairs_from_parameters(body)
 
 

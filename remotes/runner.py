@@ -9,7 +9,6 @@ what was stored is removed, so nothing claims a partial success.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -27,6 +26,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops import untrusted_json
 from exports.bulk_client import (
     BulkClientError,
     BulkExportClient,
@@ -417,7 +417,7 @@ class NdjsonChecker:
             return
         self.transfer.lines += 1
         try:
-            resource = json.loads(line)
+            resource = untrusted_json.loads(line)
         except ValueError:
             resource = None
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):

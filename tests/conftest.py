@@ -124,7 +124,9 @@ class _JwksHandler(BaseHTTPRequestHandler):
             self.send_header("Location", "/jwks.json")
             self.end_headers()
             return
-        body = json.dumps(self.server.jwks).encode() + b" " * self.server.extra_bytes
+        jwks = self.server.jwks  # bytes are served as they are (hostile documents)
+        body = jwks if isinstance(jwks, bytes) else json.dumps(jwks).encode()
+        body += b" " * self.server.extra_bytes
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         if self.server.cache_control:

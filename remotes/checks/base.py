@@ -9,6 +9,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from bulkops import untrusted_json
 from exports.bulk_client import Exchange, HttpResult, http
 from remotes.target import RemoteTarget
 
@@ -49,7 +50,7 @@ def redact_json(value: Any) -> Any:
 def excerpt_of(body: bytes) -> str:
     """A short, credential-free look at a response body."""
     try:
-        text = json.dumps(redact_json(json.loads(body)), indent=1)
+        text = json.dumps(redact_json(untrusted_json.loads(body)), indent=1)
     except ValueError:
         text = body.decode("utf-8", "replace")
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + " …"

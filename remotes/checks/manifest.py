@@ -8,6 +8,7 @@ import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from bulkops import untrusted_json
 from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
 from remotes.token_destination import same_origin
 
@@ -113,7 +114,7 @@ def outline(lines: list[bytes]) -> bytes:
     if not lines:
         return b""
     try:
-        resource = json.loads(lines[0])
+        resource = untrusted_json.loads(lines[0])
     except ValueError:
         return f"not JSON ({len(lines[0])} bytes)".encode()
     if not isinstance(resource, dict):
@@ -124,7 +125,7 @@ def outline(lines: list[bytes]) -> bytes:
 
 def _line_problem(expected: str, number: int, line: bytes) -> str:
     try:
-        resource = json.loads(line)
+        resource = untrusted_json.loads(line)
     except ValueError:
         return f"{expected} file line {number} is not JSON."
     found = resource.get("resourceType") if isinstance(resource, dict) else None

@@ -134,10 +134,11 @@ class NonConformingServer(StubServer):
     requiresAccessToken is true, and has no DELETE. With `content_location=False` its
     kick-off gives no status URL; with `presigned=True` its manifest says
     requiresAccessToken false and lists file URLs on another host name (localhost),
-    like presigned URLs."""
+    like presigned URLs; with `nested_manifest=True` its manifest is 5,000 nested arrays."""
 
     content_location: bool = True
     presigned: bool = False
+    nested_manifest: bool = False
     status_polls: int = 0
 
     @property
@@ -180,6 +181,8 @@ class NonConformingServer(StubServer):
             self.status_polls += 1
             if self.status_polls == 1:
                 return 202, b"", JSON
+            if self.nested_manifest:
+                return 200, b"[" * 5000, JSON
             files = base.replace("127.0.0.1", "localhost") if self.presigned else base
             return json_reply(200, {
                 "request": f"{base}/Patient/$export?_type=Patient",

@@ -96,6 +96,16 @@ def test_a_kickoff_without_status_url_skips_what_depends_on_it():
         assert "the kick-off gave no status URL" in results[name].summary
 
 
+def test_a_deeply_nested_manifest_is_a_failed_check_not_a_crash():
+    with serve(NonConformingServer(nested_manifest=True)) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert results["status-polling"].status == "fail"
+    assert "The manifest is not JSON." in results["status-polling"].summary
+    assert results["status-polling"].excerpts[-1]["text"].startswith("[[[[")
+    assert results["manifest-fields"].status == "skip"
+
+
 def test_files_on_another_host_never_get_our_token():
     with serve(NonConformingServer(presigned=True)) as stub:
         results = {r.name: r for r in run_battery(stub_target(stub.base_url))}

@@ -87,6 +87,8 @@ def test_discovered_export_never_stores_the_token_or_the_assertion(
     ("manifest", "reason"),
     [
         (b"{not json", "the manifest is not valid JSON"),
+        (b"[" * 5000, "the manifest is not valid JSON"),  # would recurse past the limit
+        (b'{"a":' * 5000, "the manifest is not valid JSON"),
         ({"transactionTime": "2026-01-01T00:00:00Z", "request": "x", "output": []},
          "the manifest has no 'requiresAccessToken'"),
         ({"transactionTime": "t", "request": "x", "requiresAccessToken": True,
@@ -109,6 +111,8 @@ def test_malformed_manifest_fails_the_job_and_deletes_the_remote_job(
     [
         (404, b"", "HTTP 404"),
         (200, b'{"resourceType":"Patient","id":"a"}\n<html>oops</html>\n',
+         "line 2 of the output file for Patient is not a FHIR resource in JSON"),
+        (200, b'{"resourceType":"Patient","id":"a"}\n' + b"[" * 5000 + b"\n",
          "line 2 of the output file for Patient is not a FHIR resource in JSON"),
     ],
 )  # fmt: skip

@@ -11,3 +11,4 @@ from tests.exports.conftest import (  # noqa: F401
     make_fhir_client,
     store,
 )
+from tests.security.test_access_matrix import url_of  # noqa: F401

@@ -12,16 +12,20 @@ import base64
 import json
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.request
 import uuid
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
 import jwt
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,8 +33,19 @@ from accounts.jwks import MAX_JWKS_BYTES, MAX_JWKS_KEYS, JwksError, fetch_jwks, 
 from accounts.models import TOKEN_REQUEST, AuditEvent, BackendClient
 from accounts.services import register_client
 from bulkops.logs import TextFormatter
+from bulkops.signing_keys import generate_private_jwk
+from bulkops.untrusted_json import MAX_DEPTH
 from exports.bulk_client import make_client_assertion
+from exports.models import Resource
+from remotes.models import RemoteServer
 from tests.accounts.conftest import ensure_role_groups
+from tests.security.test_access_matrix import (
+    API,
+    Route,
+    matrix_routes,
+    routes,
+    table_for,
+)
 from tests.smart import FORM, TOKEN_URL, post_form, sign_assertion, token_form
 
 pytestmark = pytest.mark.django_db
@@ -129,9 +144,8 @@ def fhir(client_a, store, settings: Any) -> Any:
     return call
 
 
-KICKOFF_PATHS = st.sampled_from(
-    ["/fhir/$export", "/fhir/Patient/$export", "/fhir/Group/g1/$export"]
-)
+KICKOFFS = ["/fhir/$export", "/fhir/Patient/$export", "/fhir/Group/g1/$export"]
+KICKOFF_PATHS = st.sampled_from(KICKOFFS)
 HEADERS = st.fixed_dictionaries(
     {
         "Prefer": st.one_of(
@@ -194,10 +208,21 @@ PARAMETERS_BODY = st.one_of(
 )
 
 
+# Openers of arrays or objects repeated to any depth around the nesting limit and past
+# the recursion limit, closed or not.
+CLOSER = {"[": "]", '{"a":': "}"}
+NESTED_OPENERS = st.builds(
+    lambda opener, depth, closed: opener * depth + ("1" + CLOSER[opener] * depth) * closed,
+    st.sampled_from(list(CLOSER)),
+    st.integers(min_value=1, max_value=3000),
+    st.booleans(),
+)
+
+
 @fuzz
 @given(
     path=KICKOFF_PATHS,
-    body=st.one_of(PARAMETERS_BODY.map(json.dumps), st.binary(max_size=200)),
+    body=st.one_of(PARAMETERS_BODY.map(json.dumps), st.binary(max_size=200), NESTED_OPENERS),
     content_type=st.sampled_from(["application/fhir+json", "application/json", "text/plain"]),
 )
 def test_fuzzed_post_parameters_bodies_get_an_outcome(fhir, path, body, content_type) -> None:
@@ -445,6 +470,36 @@ def test_a_newline_in_an_unverified_iss_cannot_forge_a_log_line(rsa_key, caplog)
     assert line.endswith(f"client_id={json.dumps(forged)} status=401")
 
 
+@pytest.mark.parametrize("surface", ["kick-off", "operator API", "token endpoint"])
+@pytest.mark.parametrize("extra", [0, 1])
+def test_a_body_one_byte_over_the_limit_gets_413(fhir, api_as, settings, surface, extra) -> None:
+    """BULKOPS_MAX_BODY_BYTES is DATA_UPLOAD_MAX_MEMORY_SIZE, which Django reads per
+    request (tests/bulkops/test_documented_settings.py shows the variable sets it): a
+    body of exactly the limit is read, one byte more is refused on every surface."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
+
+    def padded(body: str, pad: str) -> str:
+        return body + pad * (limit + extra - len(body))
+
+    if surface == "kick-off":
+        parameters = {"resourceType": "Parameters", "parameter": []}
+        response = fhir(
+            "post",
+            "/fhir/$export",
+            data=padded(json.dumps(parameters), " "),
+            content_type="application/fhir+json",
+            headers={"Prefer": "respond-async"},
+        )
+    elif surface == "operator API":
+        group = {"id": "edge", "name": "Edge", "patient_ids": ["p1"]}
+        response = api_as("operator").post("/api/v1/groups/create", padded(json.dumps(group), " "))
+    else:
+        response = Client().post(
+            "/auth/token", padded(urlencode(token_form("x")) + "&padding=", "p"), content_type=FORM
+        )
+    assert (response.status_code == 413) is bool(extra), response.content[:300]
+
+
 def test_an_oversized_operator_api_body_gets_413_in_the_error_shape(api_as, settings) -> None:
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 4096
     body = {"resourceType": "Group", "id": "big", "member": ["Patient/p"] * 1000}
@@ -473,3 +528,182 @@ def test_an_oversized_api_body_over_real_http_gets_413(live_server, api_as, sett
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 413
     assert json.loads(refused.value.read())["code"] == "too_large"
+
+
+# --- Deeply nested JSON: a clear 4xx in each surface's own shape, never a 500 --------
+#
+# json recurses once per level, so a few kilobytes of "[" raised RecursionError (an
+# HTML 500). Every parse of outside JSON goes through bulkops.untrusted_json, which
+# refuses more than MAX_DEPTH levels before json starts.
+
+
+def nested(depth: int) -> str:
+    """A complete JSON value of `depth` nested arrays."""
+    return "[" * depth + "1" + "]" * depth
+
+
+DEEP = f"deeper than {MAX_DEPTH} levels"
+ERROR_KEYS = {"status", "code", "detail", "errors"}  # the operator API's ErrorBody
+# (body, whether it is over the limit): far over in two shapes, one over, and at it.
+NESTED_BODIES = [
+    pytest.param("[" * 5000, True, id="5000-arrays"),
+    pytest.param('{"a":' * 5000, True, id="5000-objects"),
+    pytest.param(nested(MAX_DEPTH + 1), True, id="limit+1"),
+    pytest.param(nested(MAX_DEPTH), False, id="limit"),
+]
+
+
+@pytest.mark.parametrize("path", KICKOFFS)
+@pytest.mark.parametrize(("body", "too_deep"), NESTED_BODIES)
+def test_nested_kickoff_bodies_get_a_400_outcome(fhir, path, body, too_deep) -> None:
+    headers = {"Prefer": "respond-async"}
+    response = fhir("post", path, data=body, content_type="application/fhir+json", headers=headers)
+    assert response.status_code == 400
+    assert_outcome(response)
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert (DEEP in diagnostics) is too_deep, diagnostics
+
+
+def api_post_routes() -> list[tuple[Route, bool]]:
+    """Every operator API route that answers POST (from the URL resolver, so a new one
+    is covered) and whether its OpenAPI operation takes a JSON body."""
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    found = []
+    for route in routes():
+        if route.namespace == "api":
+            path = "/" + re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", route.route)
+            operation = paths[path].get("post")
+            if operation is not None:
+                found.append((route, "requestBody" in operation))
+    return found
+
+
+@pytest.mark.parametrize("auth", ["token", "session"])
+@pytest.mark.parametrize(("body", "too_deep"), NESTED_BODIES)
+def test_nested_api_bodies_get_a_400_in_the_api_error_shape(
+    url_of, api_as, console_client, auth, body, too_deep
+) -> None:
+    if auth == "token":
+        token = api_as("admin").headers
+        post = partial(Client().post, headers=token)
+    else:
+        post = console_client("admin").post
+    with_bodies = {route.name for route, takes_body in api_post_routes() if takes_body}
+    assert {"client-create", "client-key-add", "job-launch", "group-update"} <= with_bodies
+    wrong = []
+    for route, takes_body in api_post_routes():
+        response = post(url_of(route), body, content_type="application/json")
+        status = response.status_code
+        answer = response.json() if 400 <= status < 500 else {}
+        refused = status == 400 and answer["code"] == "parse_error"
+        if (
+            status >= 500
+            or (answer and not {"status", "code", "detail"} <= set(answer) <= ERROR_KEYS)
+            or (takes_body and refused is not too_deep)
+            or (refused and DEEP not in answer["detail"])
+        ):
+            wrong.append((route.name, status, answer))
+    assert wrong == []
+
+
+@pytest.mark.parametrize(
+    "deep",
+    ["[" * 6000, '{"a":' * 1200, nested(MAX_DEPTH + 1)],
+    ids=["6000-arrays", "1200-objects", "limit+1"],
+)
+@pytest.mark.parametrize("segment", ["header", "claims"])
+def test_nested_json_in_an_assertion_gets_invalid_client(fresh_token_window, segment, deep) -> None:
+    """The header or claims segment nests past Python's recursion limit within the
+    8 KiB an assertion may have: a 401 like any other malformed assertion."""
+    header, claims = b64(b'{"alg":"RS384","typ":"JWT","kid":"k"}'), b64(b'{"iss":"x"}')
+    parts = {"header": header, "claims": claims, segment: b64(deep.encode())}
+    assertion = f"{parts['header']}.{parts['claims']}.{b64(b'signature')}"
+    assert len(assertion) <= 8192
+    response = post_form(token_form(assertion))
+    assert response.status_code == 401
+    assert_oauth_error(response)
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_nested_json_from_a_jwks_uri_is_refused(jwks_server) -> None:
+    jwks_server.jwks = b"[" * 5000
+    with pytest.raises(JwksError, match="did not return JSON"):
+        fetch_jwks(jwks_server.url)
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "fields"),
+    [
+        ("/clients/new/", "jwks", {"name": "Deep", "scope_types": "*", "syntax": "v1"}),
+        ("/clients/new/", "jwks_file", {"name": "Deep", "scope_types": "*", "syntax": "v1"}),
+        ("/clients/check-keys/", "jwks", {}),
+        ("/clients/{client_id}/keys/", "jwk", {}),
+        ("/remotes/lab/key/", "private_jwks", {"source": "upload"}),
+        ("/remotes/lab/key/", "private_jwks_file", {"source": "upload"}),
+    ],
+)
+@pytest.mark.parametrize("body", ["[" * 5000, '{"a":' * 5000, nested(MAX_DEPTH + 1)])
+def test_nested_json_in_a_console_field_gets_a_message(
+    console_client, rsa_key, url, field, fields, body
+) -> None:
+    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
+    server = RemoteServer(name="lab", base_url="https://fhir.invalid/r4", client_id="us")
+    server.set_private_jwk(generate_private_jwk("ES384"))
+    server.save()
+    value = SimpleUploadedFile("keys.json", body.encode()) if field.endswith("_file") else body
+    response = console_client("admin").post(
+        url.format(client_id=client.client_id), {**fields, field: value}
+    )
+    assert response.status_code in (200, 400)
+    assert b"valid json" in response.content.lower()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("deep.ndjson", b'{"resourceType":"Patient","id":"ok"}\n' + b"[" * 5000 + b"\n"),
+        ("deep.json", b'{"a":' * 5000),
+        ("limit.ndjson", nested(MAX_DEPTH + 1).encode() + b"\n"),
+    ],
+)
+def test_a_nested_upload_is_a_per_file_error_that_loads_nothing(
+    console_client, name, content
+) -> None:
+    files = [
+        SimpleUploadedFile(name, content),
+        SimpleUploadedFile("good.ndjson", b'{"resourceType":"Patient","id":"good"}\n'),
+    ]
+    response = console_client("operator").post("/data/upload/", {"files": files})
+    assert response.status_code == 200
+    reports = {report.path.name: report for report in response.context["reports"]}
+    assert DEEP in reports[name].error
+    assert reports["good.ndjson"].error is None
+    patients = Resource.objects.filter(resource_type="Patient")
+    assert sorted(patients.values_list("resource_id", flat=True)) == ["good"]
+
+
+FORM_FIELD = re.compile(rb"<(?:input|textarea|select)\b[^>]*\bname=\"([\w-]+)\"[^>]*>")
+
+
+def test_every_console_form_survives_nested_json_in_every_field(url_of, console_client) -> None:
+    """Every field of every console form (read from the pages, so a new form is
+    covered) set to deeply nested JSON, as text and as a file, posted to every console
+    POST endpoint: a page or a message, never a 5xx."""
+    admin = console_client("admin")
+    pages = [url_of(r) for r, (get, _) in matrix_routes() if table_for(r) is not API and get]
+    html = [admin.get(page) for page in pages]
+    tags = [m for page in html if not page.streaming for m in FORM_FIELD.finditer(page.content)]
+    names = {m.group(1).decode() for m in tags} - {"csrfmiddlewaretoken"}
+    files = {m.group(1).decode() for m in tags if b'type="file"' in m.group(0)}
+    assert {"jwks", "jwks_file", "jwk", "files", "private_jwks"} <= names
+    failures = []
+    for body in ("[" * 5000, '{"a":' * 5000):
+        for route, (_, post_roles) in matrix_routes():
+            if table_for(route) is API or post_roles is None:
+                continue
+            form: dict[str, Any] = {name: body for name in names - files}
+            form.update({name: SimpleUploadedFile(f"{name}.json", body.encode()) for name in files})
+            status = admin.post(url_of(route), form).status_code
+            if status >= 500:
+                failures.append((route.name, status))
+    assert failures == []
