@@ -23,6 +23,7 @@ import runpy
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 from types import SimpleNamespace
@@ -144,6 +145,31 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_S3_PART_MB": Check("5", lambda s: s.BULKOPS_S3_PART_SIZE, 5 * 1024 * 1024),
     "BULKOPS_S3_ADDRESSING_STYLE": Check("path", lambda s: s.BULKOPS_S3_ADDRESSING_STYLE, "path"),
     "BULKOPS_S3_SSE": Check("AES256", lambda s: s.BULKOPS_S3_SSE, "AES256"),
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT": Check(
+        "4", lambda s: s.BULKOPS_TOKEN_MAX_FAILURES_PER_CLIENT, 4
+    ),
+    "BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS": Check(
+        "6", lambda s: s.BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS, 6
+    ),
+    "BULKOPS_TOKEN_FAILURE_WINDOW": Check("90", lambda s: s.BULKOPS_TOKEN_FAILURE_WINDOW, 90),
+    "BULKOPS_LOGIN_MAX_FAILURES": Check("9", lambda s: s.AXES_FAILURE_LIMIT, 9),
+    "BULKOPS_LOGIN_COOLOFF_MINUTES": Check(
+        "30", lambda s: s.AXES_COOLOFF_TIME, timedelta(minutes=30)
+    ),
+    "BULKOPS_EMAIL_URL": Check(
+        "smtp://mail.example:2525",
+        lambda s: (s.EMAIL_HOST, s.EMAIL_PORT, s.BULKOPS_PASSWORD_RESET_BY_EMAIL),
+        ("mail.example", 2525, True),
+    ),
+    "BULKOPS_EMAIL_URL_FILE": Check(
+        "{tmp}/email",
+        lambda s: s.EMAIL_HOST,
+        "mail.example",
+        files={"email": "smtp://mail.example\n"},
+    ),
+    "BULKOPS_EMAIL_FROM": Check(
+        "ops@example.org", lambda s: s.DEFAULT_FROM_EMAIL, "ops@example.org"
+    ),
 }
 
 # Variables whose effect shows only in a set-up process: value and what PROCESS_PROBE
