@@ -27,6 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops.outbound import FetchError
 from exports.bulk_client import (
     BulkClientError,
     BulkExportClient,
@@ -113,7 +114,14 @@ def run_remote_export(job_id: int, report: Callable[[str], None] = lambda _: Non
         runner.run()
     except ExportStopped:
         runner.abandon()
-    except (BulkClientError, DiscoveryError, DecryptionError, OSError, ValueError) as error:
+    except (
+        BulkClientError,
+        FetchError,
+        DiscoveryError,
+        DecryptionError,
+        OSError,
+        ValueError,
+    ) as error:
         runner.abandon()
         fail_export(job.pk, f"{_phase_label(export.phase)} failed: {error}")
     finally:
@@ -353,7 +361,7 @@ class _Runner:
         if self.client is not None and remote_job_left:
             try:
                 self._delete_remote_job()
-            except (BulkClientError, OSError) as error:
+            except (BulkClientError, FetchError, OSError) as error:
                 logger.warning("remote job not deleted: %s", error, extra={"job": self.job.uuid})
 
 

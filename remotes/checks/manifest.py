@@ -5,11 +5,11 @@ count, requiresAccessToken honoured, the Expires header."""
 from __future__ import annotations
 
 import json
-import urllib.parse
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
+from exports.bulk_client import same_origin
+from remotes.checks.base import Facts, Recorder, Skip, is_absolute, media_type
 
 MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
 MAX_FILE_BYTES = 8 * 1024 * 1024  # read of each; a larger file is checked in its first part
@@ -61,14 +61,10 @@ def _outputs(facts: Facts) -> list[dict[str, Any]]:
     return outputs[:MAX_FILES]
 
 
-def _same_host(url: str, base_url: str) -> bool:
-    return urllib.parse.urlsplit(url).netloc == urllib.parse.urlsplit(base_url).netloc
-
-
 def _file_headers(rec: Recorder, facts: Facts, url: str, *, token: bool) -> dict[str, str]:
-    """Our token goes only to the server's own host, never to presigned URLs elsewhere."""
+    """Our token goes only to the server's own origin, never to presigned URLs elsewhere."""
     headers = {"Accept": "application/fhir+ndjson"}
-    if token and _same_host(url, rec.target.base_url) and facts.access_token:
+    if token and same_origin(url, rec.target.base_url) and facts.access_token:
         headers["Authorization"] = f"Bearer {facts.access_token}"
     return headers
 
@@ -156,7 +152,7 @@ def requires_access_token(rec: Recorder, facts: Facts) -> str:
 
 def expires_header(rec: Recorder, facts: Facts) -> str:
     facts.need("manifest")
-    expires = header(facts.completion_headers, "Expires")
+    expires = facts.completion_headers.get("Expires", "")
     if not expires:
         rec.warn("The completed status answer has no Expires header (SHOULD).")
         return ""

@@ -13,6 +13,13 @@ from tests.remotes.remote_server import GROUP_ID, RemoteBulkops, remote_bulkops
 from tests.remotes.stub_server import FaultyExportServer, serve
 
 
+@pytest.fixture(autouse=True)
+def loopback_fetches(settings) -> None:
+    """Every server here (the remote bulkops, the stubs, the live server checking itself)
+    listens on 127.0.0.1, which the address guard refuses unless told otherwise."""
+    settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
+
+
 @pytest.fixture(scope="session")
 def remote(tmp_path_factory) -> RemoteBulkops:
     """One remote bulkops for the session, with default settings."""

@@ -1,4 +1,4 @@
-"""The SSRF guard on server-side fetches (bulkops/outbound.py): a jwks_uri cannot point
+"""The SSRF guard on server-side fetches (bulkops/outbound/): a jwks_uri cannot point
 bulkops at loopback, private, link-local or other internal addresses unless
 BULKOPS_ALLOW_PRIVATE_FETCH says so, and a fetch has a size cap and a deadline."""
 
@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.models import CachedJwks
 from accounts.services import register_client
-from bulkops.outbound import AddressRefused, FetchError, fetch, refusal
+from bulkops.outbound import AddressRefused, FetchError, refusal, request
 from tests.smart import post_token, sign_assertion
 
 pytestmark = pytest.mark.django_db
@@ -74,8 +74,8 @@ def test_a_jwks_uri_on_loopback_is_refused_without_a_connection(guarded, rsa_key
 
 def test_https_fetches_are_guarded_too(settings) -> None:
     settings.BULKOPS_ALLOW_PRIVATE_FETCH = False
-    with pytest.raises(AddressRefused, match="169.254.169.254, a link-local address"):
-        fetch("https://169.254.169.254/latest/meta-data/", accept="*/*", max_bytes=10, timeout=2)
+    with pytest.raises(AddressRefused, match="169.254.169.254 is a link-local address"):
+        request("GET", "https://169.254.169.254/latest/meta-data/", max_bytes=10, timeout=2)
 
 
 def test_the_opt_in_lets_a_private_key_server_work(guarded, rsa_key, settings) -> None:
@@ -138,7 +138,7 @@ def drip_url() -> Iterator[str]:
 def test_a_server_that_drips_forever_is_cut_off(drip_url, settings) -> None:
     settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
     with pytest.raises(FetchError, match="took too long"):
-        fetch(drip_url, accept="application/json", max_bytes=1_000_000, timeout=0.5)
+        request("GET", drip_url, max_bytes=1_000_000, timeout=0.5)
 
 
 @pytest.fixture
@@ -183,5 +183,5 @@ def test_the_guarded_https_connection_still_verifies_certificates(
 ) -> None:
     """The guard replaces only how the socket is opened; TLS still checks the chain."""
     settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
-    with pytest.raises(FetchError, match="CERTIFICATE_VERIFY_FAILED"):
-        fetch(self_signed_https_url, accept="application/json", max_bytes=100, timeout=5)
+    with pytest.raises(FetchError, match="certificate of 127.0.0.1 could not be verified"):
+        request("GET", self_signed_https_url, max_bytes=100, timeout=5)
