@@ -5,7 +5,10 @@ from collections.abc import Iterator
 import pytest
 
 from bulkops.signing_keys import generate_private_jwk, public_jwks
+from exports.models import ExportJob
 from remotes.models import RemoteServer
+from remotes.runner import run_remote_export
+from remotes.services import start_remote_export
 from tests.accounts.conftest import console_client  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
 from tests.exports.conftest import store  # noqa: F401 - for the check pages
@@ -47,6 +50,17 @@ def make_server(
     server.set_private_jwk(private_jwk)
     server.save()
     return server
+
+
+def run_in_process(server: RemoteServer, **kwargs) -> ExportJob:
+    """A system export of Patients from `server`, run in this process to its end."""
+    job = start_remote_export(
+        server, level="system", group_id="", pairs=[("_type", "Patient")],
+        actor="t", request=None, queue=False, **kwargs,
+    )  # fmt: skip
+    run_remote_export(job.pk)
+    job.refresh_from_db()
+    return job
 
 
 @pytest.fixture
