@@ -80,10 +80,16 @@ def refuse_private(host: str, addresses: Iterable[AddressInfo]) -> None:
             )
 
 
+def underlying(error: BaseException) -> BaseException:
+    """The exception httpcore wrapped in its own (an OSError, an ssl.SSLError): its
+    first argument, which survives the connection pool re-raising it `from None`."""
+    wrapped = error.args[0] if error.args else None
+    return wrapped if isinstance(wrapped, BaseException) else error
+
+
 def reason(error: BaseException | None) -> str:
-    """The operating system's words for a network failure, as a sentence fragment.
-    httpcore raises its own exceptions `from` the OSError, which holds them."""
-    cause = error.__cause__ if error is not None and error.__cause__ else error
+    """The operating system's words for a network failure, as a sentence fragment."""
+    cause = underlying(error) if error is not None else None
     if isinstance(cause, TimeoutError | httpcore.TimeoutException):
         return "no answer in time"
     text = str(getattr(cause, "strerror", None) or cause or "unknown error").rstrip(".")
@@ -153,7 +159,7 @@ class DeadlineStream(httpcore.NetworkStream):
         try:
             secured = self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout))
         except httpcore.ConnectError as exc:
-            cause = exc.__cause__
+            cause = underlying(exc)
             if isinstance(cause, ssl.SSLCertVerificationError):
                 raise FetchError(
                     f"the TLS certificate of {server_hostname} could not be verified: "

@@ -213,7 +213,8 @@ PUBLIC = "http://93.184.216.34"  # a public address; only ever reached through t
 
 @dataclass
 class Listener:
-    """A port on 127.0.0.1 that counts the connections made to it and closes each."""
+    """A port on 127.0.0.1 that counts the connections made to it and closes each once
+    the request has arrived, without answering."""
 
     url: str
     accepted: int = 0
@@ -231,7 +232,10 @@ def listener() -> Iterator[Listener]:
             except OSError:  # the listening socket was shut at the end of the test
                 return
             record.accepted += 1
-            connection.close()
+            with connection:
+                connection.settimeout(5)
+                with contextlib.suppress(OSError):
+                    connection.recv(65536)
 
     threading.Thread(target=accept, daemon=True).start()
     yield record
