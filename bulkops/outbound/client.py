@@ -36,6 +36,13 @@ from bulkops.outbound.guard import (
 MAX_REDIRECTS = 5
 ONLY_HTTP = "only http and https URLs are fetched"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# httpx's own defaults: idle connections are closed after 5 s, before most servers would
+# close them under a request about to be sent.
+POOL_LIMITS: dict[str, Any] = {
+    "max_connections": 100,
+    "max_keepalive_connections": 20,
+    "keepalive_expiry": 5.0,
+}
 
 
 @dataclass(frozen=True)
@@ -171,7 +178,9 @@ class GuardedTransport(httpx.BaseTransport):
         self._pool: httpcore.ConnectionPool
         if not proxy:
             backend = GuardedBackend(allow_private=allow_private)
-            self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=backend)
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=context, network_backend=backend, **POOL_LIMITS
+            )
             return
         via = httpx.Proxy(proxy)
         origin = (via.url.host, via.url.port or DEFAULT_PORTS[via.url.scheme])
@@ -185,6 +194,7 @@ class GuardedTransport(httpx.BaseTransport):
             proxy_auth=via.raw_auth,
             ssl_context=context,
             network_backend=GuardedBackend(allow_private=allow_private, trusted=origin),
+            **POOL_LIMITS,
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
