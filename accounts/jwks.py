@@ -22,7 +22,7 @@ from django.conf import settings
 from accounts.key_expiry import expiry_problem, issuer_expiry
 from accounts.models import BackendClient, CachedJwks, ClientKey
 from bulkops import untrusted_json
-from bulkops.outbound import FetchError, fetch
+from bulkops.outbound import FetchError, request
 from bulkops.signing_keys import MIN_RSA_BITS, PRIVATE_MEMBERS
 
 FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
@@ -171,11 +171,20 @@ def fetch_jwks(url: str) -> tuple[dict[str, Any], int]:
     one deadline for the whole response."""
     check_jwks_uri(url)
     try:
-        fetched = fetch(
-            url, accept="application/json", max_bytes=MAX_JWKS_BYTES, timeout=FETCH_TIMEOUT
+        fetched = request(
+            "GET",
+            url,
+            headers={"Accept": "application/json"},
+            max_bytes=MAX_JWKS_BYTES,
+            timeout=FETCH_TIMEOUT,
         )
     except FetchError as exc:
         raise JwksError(f"Could not fetch the JWKS URL {url}: {exc}.") from None
+    if fetched.status != 200:
+        redirect = " (a redirect, which is not followed)" if 300 <= fetched.status < 400 else ""
+        raise JwksError(
+            f"Could not fetch the JWKS URL {url}: it answered HTTP {fetched.status}{redirect}."
+        )
     try:
         data = untrusted_json.loads(fetched.body)
     except ValueError:

@@ -19,6 +19,8 @@ Last, generate_fhir and load_fhir rates beside a raw insert of the same rows
 
 Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
 the reference client. Stores are generated once per size and reused (see --var-root).
+The bench's own requests reach those loopback servers through bulkops' guarded client
+with private addresses allowed: it is run from a shell, against servers it started.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ def main() -> None:
     if args.tiny:
         args.resources, args.workers, args.concurrency, args.loading = [300], [1], [2], 300
         args.load_seconds = 0.5
+    # The bench's own requests go through bulkops' guarded client (bulkops.outbound),
+    # which reads bulkops settings (BULKOPS_OUTBOUND_PROXY); their state stays here.
+    os.environ.setdefault("BULKOPS_VAR_DIR", str(args.var_root))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulkops.settings")
 
     results: list[dict[str, Any]] = []
     for target in args.resources:

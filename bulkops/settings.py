@@ -253,9 +253,14 @@ ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
 # (spec §7.6); plain-http jwks_uri only for local testing (spec §7.2 wants https).
 BULKOPS_ACCESS_TOKEN_LIFETIME = env_int("BULKOPS_ACCESS_TOKEN_LIFETIME", 300, minimum=1)
 BULKOPS_ALLOW_HTTP_JWKS = env_bool("BULKOPS_ALLOW_HTTP_JWKS", False)
-# Server-side fetches (jwks_uri) refuse loopback, private, link-local and other
-# non-public addresses (SSRF guard, bulkops/outbound.py) unless this says otherwise.
+# Server-side fetches (jwks_uri, remote servers) refuse loopback, private, link-local and
+# other non-public addresses (SSRF guard, bulkops/outbound/) unless this says otherwise.
 BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
+# The forward proxy those fetches go through, where the network demands one; http_proxy
+# and HTTPS_PROXY are never used. Its URL may hold credentials: also read from *_FILE.
+BULKOPS_OUTBOUND_PROXY = env_secret("BULKOPS_OUTBOUND_PROXY") or ""
+if BULKOPS_OUTBOUND_PROXY and not BULKOPS_OUTBOUND_PROXY.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("BULKOPS_OUTBOUND_PROXY must be an http:// or https:// URL")
 # Client keys: rotate within this many days of adding one (0: no such policy); the
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)

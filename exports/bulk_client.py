@@ -1,33 +1,33 @@
 """A Bulk Data client in the product: SMART Backend Services token, kick-off, polling,
-parallel downloads. Used by `manage.py bulk_export` and by end-to-end tests; it talks to
-any Bulk Data 2.0 server over HTTP and knows nothing of bulkops' internals.
+parallel downloads. Used by `manage.py bulk_export`, remote exports, server checks and
+the bench; it talks to any Bulk Data 2.0 server over HTTP and knows nothing of bulkops'
+internals. Every request goes through the guarded client (`bulkops.outbound`).
 """
 
 from __future__ import annotations
 
 import email.utils
-import functools
 import json
 import re
-import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 
-from bulkops import untrusted_json
+from bulkops import outbound, untrusted_json
+from bulkops.outbound import FetchError, same_origin
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-DOWNLOAD_CHUNK = 256 * 1024
+ANSWER_LIMIT = 16 * 1024 * 1024  # tokens, manifests, outcomes: a few kilobytes to megabytes
+DOWNLOAD_IDLE_TIMEOUT = 300.0  # seconds a file download may wait for its next bytes
 
 
 class BulkClientError(Exception):
@@ -41,15 +41,7 @@ class ExportStopped(Exception):
 ExchangeHook = Callable[["Exchange"], None]
 
 
-@dataclass
-class HttpResult:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    truncated: bool = False  # the answer was longer than the reader's max_bytes
-
-    def json(self) -> Any:
-        return untrusted_json.loads(self.body or b"null")
+HttpResult = outbound.Fetched  # status, case-insensitive headers, body, truncated, json()
 
 
 @dataclass(frozen=True)
@@ -80,27 +72,44 @@ def redact_url(url: str) -> str:
     return parts._replace(query=urllib.parse.urlencode(query, safe="/:")).geturl()
 
 
-def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         name: "REDACTED" if name.lower() in ("authorization", "cookie", "set-cookie") else value
         for name, value in headers.items()
     }
 
 
-@functools.cache
-def tls_context(verify_tls: bool) -> ssl.SSLContext:
-    """The default verifying context, or (when an operator switched verification off for
-    a test server with a self-signed certificate) one that accepts any certificate.
+def _as_sent(headers: httpx.Headers) -> dict[str, str]:
+    """Response headers spelt as the server sent them (httpx lowercases names), for
+    people reading an exchange log; a repeated header's values joined by commas."""
+    named: dict[str, str] = {}
+    for raw_name, raw_value in headers.raw:
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        named[name] = f"{named[name]}, {value}" if name in named else value
+    return named
 
-    Built once per process and shared (a context is safe to use from many threads and
-    is never changed after this): loading the system's CA certificates costs about 24 ms
-    of CPU, which every status poll and file download paid before (docs/performance.md).
-    """
-    context = ssl.create_default_context()
-    if not verify_tls:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
+
+def _record_exchange(
+    on_exchange: ExchangeHook | None,
+    method: str,
+    url: str,
+    status: int,
+    request_headers: Mapping[str, str],
+    response_headers: httpx.Headers,
+    started: float,
+) -> None:
+    """Hand `on_exchange` the redacted record of one answered request."""
+    if on_exchange:
+        on_exchange(
+            Exchange(
+                method=method,
+                url=redact_url(url),
+                status=status,
+                request_headers=redact_headers(request_headers),
+                response_headers=redact_headers(_as_sent(response_headers)),
+                seconds=time.monotonic() - started,
+            )
+        )
 
 
 def http(
@@ -111,40 +120,30 @@ def http(
     data: bytes | None = None,
     timeout: float = 60,
     verify_tls: bool = True,
-    on_exchange: Callable[[Exchange], None] | None = None,
+    allow_private: bool | None = None,
+    on_exchange: ExchangeHook | None = None,
     max_bytes: int | None = None,
 ) -> HttpResult:
-    """One request, its answer read whole or up to `max_bytes` (so a check of a file of
-    unknown size holds a bounded amount). `on_exchange` receives a redacted record of it
-    (for the exchange logs of remote exports and server checks)."""
+    """One request, its answer read whole within `timeout` seconds in all, or up to
+    `max_bytes` (so a check of a file of unknown size holds a bounded amount).
+    `allow_private` None follows BULKOPS_ALLOW_PRIVATE_FETCH (bulkops.outbound).
+    `on_exchange` receives a redacted record of it (for the exchange logs of remote
+    exports and server checks). No answer at all is FetchError."""
     headers = headers or {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
     started = time.monotonic()
-    try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=timeout, context=tls_context(verify_tls)
-        ) as response:
-            body = response.read() if max_bytes is None else response.read(max_bytes + 1)
-            result = HttpResult(
-                response.status,
-                dict(response.headers.items()),
-                body[:max_bytes] if max_bytes is not None else body,
-                truncated=max_bytes is not None and len(body) > max_bytes,
-            )
-    except urllib.error.HTTPError as error:
-        result = HttpResult(error.code, dict(error.headers.items()), error.read())
-    if on_exchange:
-        on_exchange(
-            Exchange(
-                method=method,
-                url=redact_url(url),
-                status=result.status,
-                request_headers=redact_headers(headers),
-                response_headers=redact_headers(result.headers),
-                seconds=time.monotonic() - started,
-            )
-        )
-    return result
+    answer = outbound.request(
+        method,
+        url,
+        headers=headers,
+        content=data,
+        timeout=timeout,
+        max_bytes=ANSWER_LIMIT if max_bytes is None else max_bytes,
+        truncate=max_bytes is not None,
+        verify_tls=verify_tls,
+        allow_private=allow_private,
+    )
+    _record_exchange(on_exchange, method, url, answer.status, headers, answer.headers, started)
+    return answer
 
 
 def describe_error(result: HttpResult) -> str:
@@ -189,6 +188,7 @@ class TokenSource:
     private_jwk: dict[str, Any]
     scope: str
     verify_tls: bool = True
+    allow_private: bool | None = None  # None: BULKOPS_ALLOW_PRIVATE_FETCH decides
     on_exchange: ExchangeHook | None = field(default=None, repr=False)
     _token: str = field(default="", repr=False)
     _expires: float = 0.0
@@ -211,6 +211,7 @@ class TokenSource:
             data=form,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
             verify_tls=self.verify_tls,
+            allow_private=self.allow_private,
             on_exchange=self.on_exchange,
         )
         if result.status != 200:
@@ -232,8 +233,9 @@ class ExportOutcome:
 
 
 class BulkExportClient:
-    """Kick-off, polling, downloads and DELETE against one server. `verify_tls` and
-    `on_exchange` apply to every request, file downloads included."""
+    """Kick-off, polling, downloads and DELETE against one server. `verify_tls`,
+    `allow_private` (None: BULKOPS_ALLOW_PRIVATE_FETCH decides) and `on_exchange` apply
+    to every request, file downloads included."""
 
     def __init__(
         self,
@@ -242,20 +244,30 @@ class BulkExportClient:
         *,
         workers: int = 4,
         verify_tls: bool = True,
+        allow_private: bool | None = None,
         on_exchange: ExchangeHook | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
         self.workers = workers
         self.verify_tls = verify_tls
+        self.allow_private = allow_private
         self.on_exchange = on_exchange
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.token()}"}
 
-    def _http(self, method: str, url: str, headers: dict[str, str]) -> HttpResult:
+    def _http(
+        self, method: str, url: str, headers: dict[str, str], data: bytes | None = None
+    ) -> HttpResult:
         return http(
-            method, url, headers=headers, verify_tls=self.verify_tls, on_exchange=self.on_exchange
+            method,
+            url,
+            headers=headers,
+            data=data,
+            verify_tls=self.verify_tls,
+            allow_private=self.allow_private,
+            on_exchange=self.on_exchange,
         )
 
     def kick_off(
@@ -290,13 +302,11 @@ class BulkExportClient:
         they name patients, which Bulk Data accepts only that way (spec §1.1)."""
         headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
         if any(name == "patient" for name, _ in params):
-            return http(
+            return self._http(
                 "POST",
                 f"{self.base_url}{path}",
-                headers={**headers, "Content-Type": "application/fhir+json"},
-                data=json.dumps(parameters_resource(params)).encode(),
-                verify_tls=self.verify_tls,
-                on_exchange=self.on_exchange,
+                {**headers, "Content-Type": "application/fhir+json"},
+                json.dumps(parameters_resource(params)).encode(),
             )
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         return self._http("GET", f"{self.base_url}{path}{query}", headers)
@@ -368,62 +378,37 @@ class BulkExportClient:
 
     @contextmanager
     def open_file(self, url: str, manifest: dict[str, Any]) -> Iterator[Iterator[bytes]]:
-        """Stream one manifest file as chunks. The token goes only to this server's own
-        origin, and only when the manifest says files need it: never to presigned
-        object-store URLs on another host."""
+        """Stream one manifest file as chunks, never the whole file in memory. The token
+        goes only to this server's own origin, and only when the manifest says files
+        need it: never to presigned object-store URLs on another host. Redirects are
+        followed (a file endpoint may send us on to a presigned URL): every hop passes
+        the address guard again, and the Authorization header is dropped when a hop
+        leaves the origin."""
         headers = {"Accept": "application/fhir+ndjson"}
         if manifest.get("requiresAccessToken") and same_origin(url, self.base_url):
             headers.update(self._auth())
-        request = urllib.request.Request(url, headers=headers)  # noqa: S310
         started = time.monotonic()
-        opener = urllib.request.build_opener(
-            urllib.request.HTTPSHandler(context=tls_context(self.verify_tls)),
-            OriginBoundRedirects(),
-        )
         try:
-            response = opener.open(request, timeout=300)
-        except urllib.error.HTTPError as error:
-            self._record("GET", url, error.code, headers, dict(error.headers.items()), started)
-            raise BulkClientError(
-                f"download of {redact_url(url)} failed: HTTP {error.code}"
-            ) from None
-        except OSError as error:
-            raise BulkClientError(f"download of {redact_url(url)} failed: {error}") from None
-        with response:
-            self._record("GET", url, response.status, headers, dict(response.headers), started)
-            yield iter(lambda: response.read(DOWNLOAD_CHUNK), b"")
-
-    def _record(
-        self,
-        method: str,
-        url: str,
-        status: int,
-        request_headers: dict[str, str],
-        response_headers: dict[str, str],
-        started: float,
-    ) -> None:
-        if self.on_exchange:
-            self.on_exchange(
-                Exchange(
-                    method=method,
-                    url=redact_url(url),
-                    status=status,
-                    request_headers=redact_headers(request_headers),
-                    response_headers=redact_headers(response_headers),
-                    seconds=time.monotonic() - started,
+            with outbound.stream(
+                "GET",
+                url,
+                headers=headers,
+                timeout=DOWNLOAD_IDLE_TIMEOUT,
+                deadline_seconds=None,  # as long as the file takes; the caller can stop
+                follow_redirects=True,
+                verify_tls=self.verify_tls,
+                allow_private=self.allow_private,
+            ) as answer:
+                _record_exchange(
+                    self.on_exchange, "GET", url, answer.status, headers, answer.headers, started
                 )
-            )
-
-
-class OriginBoundRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects, but drop the Authorization header when one leaves the origin
-    (a file endpoint redirecting to a presigned object-store URL)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and not same_origin(newurl, req.full_url):
-            new.remove_header("Authorization")
-        return new
+                if answer.status != 200:
+                    raise BulkClientError(
+                        f"download of {redact_url(url)} failed: HTTP {answer.status}"
+                    )
+                yield answer.chunks
+        except FetchError as error:
+            raise BulkClientError(f"download of {redact_url(url)} failed: {error}") from None
 
 
 def parameters_resource(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
@@ -439,12 +424,6 @@ def parameters_resource(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
         "resourceType": "Parameters",
         "parameter": [{"name": name, **value(name, text)} for name, text in params],
     }
-
-
-def same_origin(url: str, base_url: str) -> bool:
-    """Scheme, host and port equal (RFC 6454), so a redirect target elsewhere is not."""
-    one, other = urllib.parse.urlsplit(url), urllib.parse.urlsplit(base_url)
-    return (one.scheme, one.netloc.lower()) == (other.scheme, other.netloc.lower())
 
 
 def backoff(result: HttpResult, delay: float) -> float:
@@ -478,9 +457,15 @@ def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
 
 
 def _diagnostics(path: Path) -> list[str]:
+    """The issues' diagnostics of a downloaded error file; a line that is no
+    OperationOutcome (the server's file is untrusted input) is named instead."""
     texts = []
     with path.open("rb") as handle:
-        for line in handle:
-            outcome = json.loads(line)
-            texts += [issue.get("diagnostics", "") for issue in outcome.get("issue", [])]
+        for number, line in enumerate(handle, start=1):
+            try:
+                outcome = untrusted_json.loads(line)
+                issues = outcome.get("issue", [])
+                texts += [issue.get("diagnostics", "") for issue in issues]
+            except (ValueError, AttributeError, TypeError):
+                texts.append(f"line {number} of {path.name} is not an OperationOutcome")
     return texts

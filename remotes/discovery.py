@@ -4,9 +4,12 @@ extension. Errors say which step failed, so an operator knows what to fix there.
 
 from __future__ import annotations
 
+from bulkops.outbound import AddressRefused, FetchError
 from exports.bulk_client import ExchangeHook, HttpResult, http
 
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+# Seconds for each step; discovery runs inside the console request that saves a server.
+STEP_TIMEOUT = 10
 
 
 class DiscoveryError(Exception):
@@ -16,6 +19,8 @@ class DiscoveryError(Exception):
 def discover_token_url(
     base_url: str, *, verify_tls: bool = True, on_exchange: ExchangeHook | None = None
 ) -> str:
+    """The token endpoint's URL, or DiscoveryError. A server bulkops may not fetch from
+    (bulkops.outbound) is refused at once, with no second step to say the same again."""
     base = base_url.rstrip("/")
 
     def get(path: str) -> HttpResult | str:
@@ -24,12 +29,14 @@ def discover_token_url(
                 "GET",
                 f"{base}{path}",
                 headers={"Accept": "application/json"},
-                timeout=30,
+                timeout=STEP_TIMEOUT,
                 verify_tls=verify_tls,
                 on_exchange=on_exchange,
             )
-        except OSError as error:
-            return f"could not connect ({error})"
+        except AddressRefused as error:
+            raise DiscoveryError(str(error)) from None
+        except FetchError as error:
+            return str(error)
 
     smart = get("/.well-known/smart-configuration")
     token_url, smart_problem = _from_smart_configuration(smart)

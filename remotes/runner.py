@@ -27,6 +27,8 @@ from django.utils.dateparse import parse_datetime
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops import untrusted_json
+from bulkops.outbound import FetchError
+from bulkops.outbound.origins import origin_text, same_origin
 from exports.bulk_client import (
     BulkClientError,
     BulkExportClient,
@@ -42,7 +44,7 @@ from remotes.crypto import DecryptionError
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
 from remotes.outcomes import read_outcomes
-from remotes.token_destination import TokenDestinationRefused, origin_text, same_origin
+from remotes.token_destination import TokenDestinationRefused
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +119,14 @@ def run_remote_export(job_id: int, report: Callable[[str], None] = lambda _: Non
     except TokenDestinationRefused as error:  # no token was asked for: the reason says all
         runner.abandon()
         fail_export(job.pk, str(error))
-    except (BulkClientError, DiscoveryError, DecryptionError, OSError, ValueError) as error:
+    except (
+        BulkClientError,
+        FetchError,
+        DiscoveryError,
+        DecryptionError,
+        OSError,
+        ValueError,
+    ) as error:
         runner.abandon()
         fail_export(job.pk, f"{_phase_label(export.phase)} failed: {error}")
     finally:
@@ -366,7 +375,7 @@ class _Runner:
         if self.client is not None and remote_job_left:
             try:
                 self._delete_remote_job()
-            except (BulkClientError, OSError) as error:
+            except (BulkClientError, FetchError, OSError) as error:
                 logger.warning("remote job not deleted: %s", error, extra={"job": self.job.uuid})
 
 

@@ -8,8 +8,6 @@ into one sentence an operator can act on.
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +22,11 @@ from botocore.exceptions import (
 )
 from django.utils import timezone
 
+from bulkops import outbound
 from exports.storage import ExportStorage
 
 PROBE_BODY = b'{"resourceType":"Basic","id":"bulkops-storage-probe"}\n'
+MAX_ANSWER_BYTES = 64 * 1024  # the probe object, or the store's XML error document
 
 BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 WRONG_REGION = {
@@ -89,17 +89,32 @@ def probe_storage(storage: ExportStorage, target: Target, report: Callable[[str]
         step("delete", lambda: storage.delete(key))
 
 
+class GetRefused(Exception):
+    """The presigned GET was answered with an error status; the store's XML body says why."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status, self.body = status, body
+
+
 def fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own URL
-        return response.read()
+    """GET a presigned URL as a client would, with no token. Through the guarded client
+    with private addresses allowed: the URL is built from our own configuration
+    (BULKOPS_S3_ENDPOINT_URL, often a MinIO on a private network), not from input."""
+    answer = outbound.request(
+        "GET", url, timeout=30, max_bytes=MAX_ANSWER_BYTES, allow_private=True
+    )
+    if answer.status != 200:
+        raise GetRefused(answer.status, answer.body)
+    return answer.body
 
 
 def error_code(error: Exception) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
-    if isinstance(error, urllib.error.HTTPError):
-        match = _XML_CODE.search(error.read() or b"")
-        return match[1].decode() if match else str(error.code)
+    if isinstance(error, GetRefused):
+        match = _XML_CODE.search(error.body)
+        return match[1].decode() if match else str(error.status)
     return ""
 
 
@@ -129,6 +144,6 @@ def diagnose(error: Exception, target: Target) -> str:
         return f"access denied: the credentials work but may not use {where}"
     if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
         return f"endpoint unreachable: no answer from {target.endpoint}; check the URL"
-    if isinstance(error, urllib.error.URLError):
-        return f"endpoint unreachable from this machine: {error.reason}"
+    if isinstance(error, outbound.FetchError):
+        return f"endpoint unreachable from this machine: {error}"
     return f"unexpected error ({code or type(error).__name__}): {error}"

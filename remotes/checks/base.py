@@ -9,6 +9,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from bulkops import untrusted_json
 from exports.bulk_client import Exchange, HttpResult, http
 from remotes.target import RemoteTarget
@@ -106,7 +108,7 @@ class Facts:
     access_token: str = field(default="", repr=False)
     status_url: str = ""
     manifest: dict[str, Any] | None = None
-    completion_headers: dict[str, str] = field(default_factory=dict)
+    completion_headers: httpx.Headers = field(default_factory=httpx.Headers)
     files: list[dict[str, Any]] = field(default_factory=list)  # per downloaded output file
     reasons: dict[str, str] = field(default_factory=dict)
 
@@ -117,14 +119,8 @@ class Facts:
         return value
 
 
-def header(headers: dict[str, str], name: str) -> str:
-    """A response header by case-insensitive name ("" when absent)."""
-    lowered = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == lowered), "")
-
-
-def media_type(headers: dict[str, str]) -> str:
-    return header(headers, "Content-Type").split(";")[0].strip().lower()
+def media_type(headers: httpx.Headers) -> str:
+    return headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
 def is_absolute(url: Any) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from bulkops.outbound import FetchError
 from remotes.checks import delete, discovery, kickoff, manifest, tokens
 from remotes.checks.base import SKIP, CheckResult, Facts, Recorder, Skip
 from remotes.target import RemoteTarget
@@ -46,8 +47,8 @@ def run_check(check: Check, target: RemoteTarget, facts: Facts) -> CheckResult:
         result = recorder.result(check.name, check.group, "")
         result.status, result.summary = SKIP, f"Skipped: {reason}"
         return result
-    except (OSError, ValueError) as error:  # unreachable host, timeout, TLS, bad URL
-        recorder.fail(f"The request failed: {error}")
+    except FetchError as error:  # refused address, unreachable host, timeout, TLS, bad URL
+        recorder.fail(f"The request failed: {error}.")
         passed = ""
     return recorder.result(check.name, check.group, passed)
 

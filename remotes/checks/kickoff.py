@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 import urllib.parse
 
+from bulkops.outbound import same_origin
 from exports.bulk_client import HttpResult
-from remotes.checks.base import Facts, Recorder, header, is_absolute, media_type
-from remotes.token_destination import same_origin
+from remotes.checks.base import Facts, Recorder, is_absolute, media_type
 
 POLL_TIMEOUT = 120.0
 MAX_WAIT = 10.0  # seconds; longer Retry-After values are shortened for a check
@@ -40,7 +40,7 @@ def _is_outcome(result: HttpResult) -> bool:
 def _cancel_if_accepted(rec: Recorder, facts: Facts, result: HttpResult) -> None:
     """A kick-off the server chose to accept is cleaned up again at once (with our
     token, so only on the server's own origin)."""
-    location = header(result.headers, "Content-Location")
+    location = result.headers.get("Content-Location", "")
     if result.status == 202 and same_origin(location, rec.target.base_url):
         rec.http("DELETE", location, headers=_headers(facts))
 
@@ -75,7 +75,7 @@ def kickoff_bad_accept(rec: Recorder, facts: Facts) -> str:
 def kickoff_without_token(rec: Recorder, facts: Facts) -> str:
     result = rec.http("GET", kickoff_url(rec), headers=_headers(facts, token=False))
     summary = _refused_with_outcome(rec, facts, result, "without a token", may_accept=False)
-    if result.status == 401 and not header(result.headers, "WWW-Authenticate"):
+    if result.status == 401 and not result.headers.get("WWW-Authenticate"):
         rec.warn("The 401 has no WWW-Authenticate header (RFC 6750).")
     elif result.status not in (202, 400, 401):
         rec.warn(f"Refused with {result.status}; clients expect 401 (or 400).")
@@ -86,7 +86,7 @@ def kickoff(rec: Recorder, facts: Facts) -> str:
     facts.need("access_token")
     result = rec.http("GET", kickoff_url(rec), headers=_headers(facts))
     rec.excerpt(f"kick-off answer ({result.status})", result.body)
-    location = header(result.headers, "Content-Location")
+    location = result.headers.get("Content-Location", "")
     if result.status != 202:
         rec.fail(f"The kick-off was answered with {result.status}, not 202.")
     elif not is_absolute(location):
@@ -105,7 +105,7 @@ def kickoff(rec: Recorder, facts: Facts) -> str:
 
 def _wait_seconds(result: HttpResult) -> float:
     try:
-        return min(max(float(header(result.headers, "Retry-After")), 0.2), MAX_WAIT)
+        return min(max(float(result.headers.get("Retry-After", "")), 0.2), MAX_WAIT)
     except ValueError:
         return 1.0
 
@@ -145,8 +145,8 @@ def status_polling(rec: Recorder, facts: Facts) -> str:
         facts.reasons["manifest"] = "the completed status answer held no JSON manifest."
     if not in_progress:
         return "The export completed before the first poll, so no in-progress answer was seen."
-    if not all(header(r.headers, "Retry-After") for r in in_progress):
+    if not all(r.headers.get("Retry-After") for r in in_progress):
         rec.warn("An in-progress answer had no Retry-After (SHOULD).")
-    if not any(header(r.headers, "X-Progress") for r in in_progress):
+    if not any(r.headers.get("X-Progress") for r in in_progress):
         rec.warn("No in-progress answer had X-Progress (optional).")
     return f"{len(in_progress)} in-progress answer(s) with Retry-After and X-Progress, then 200."

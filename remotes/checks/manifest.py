@@ -9,8 +9,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bulkops import untrusted_json
-from remotes.checks.base import Facts, Recorder, Skip, header, is_absolute, media_type
-from remotes.token_destination import same_origin
+from bulkops.outbound import same_origin
+from remotes.checks.base import Facts, Recorder, Skip, is_absolute, media_type
 
 MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
 MAX_FILE_BYTES = 8 * 1024 * 1024  # read of each; a larger file is checked in its first part
@@ -171,7 +171,7 @@ def requires_access_token(rec: Recorder, facts: Facts) -> str:
 
 def expires_header(rec: Recorder, facts: Facts) -> str:
     facts.need("manifest")
-    expires = header(facts.completion_headers, "Expires")
+    expires = facts.completion_headers.get("Expires", "")
     if not expires:
         rec.warn("The completed status answer has no Expires header (SHOULD).")
         return ""

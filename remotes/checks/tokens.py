@@ -8,7 +8,7 @@ from __future__ import annotations
 import urllib.parse
 
 from exports.bulk_client import ASSERTION_TYPE, HttpResult, make_client_assertion
-from remotes.checks.base import Facts, Recorder, header, parse_json
+from remotes.checks.base import Facts, Recorder, parse_json
 
 RFC6749_ERRORS = frozenset(
     {
@@ -72,7 +72,7 @@ def token_request(rec: Recorder, facts: Facts) -> str:
         rec.warn(f"Tokens live {body['expires_in']} s; SMART asks for at most 300.")
     if not body.get("scope"):
         rec.fail("The granted scope is missing.")
-    if "no-store" not in header(result.headers, "Cache-Control"):
+    if "no-store" not in result.headers.get("Cache-Control", ""):
         rec.warn("The token response lacks Cache-Control: no-store.")
     scope, lifetime = body.get("scope"), body.get("expires_in")
     return f"A token was issued for scope {scope!r}, expiring in {lifetime} s."

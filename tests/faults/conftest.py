@@ -19,6 +19,12 @@ FAST_RECOVERY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def loopback_fetches(settings) -> None:
+    """The suite's own client talks to deployments it started on 127.0.0.1."""
+    settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
+
+
 @pytest.fixture
 def redis() -> Iterator[Redis]:
     server = Redis()

@@ -7,11 +7,20 @@ import pytest
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from exports.models import ExportJob
 from remotes.models import RemoteServer
+from remotes.runner import run_remote_export
+from remotes.services import start_remote_export
 from tests.accounts.conftest import console_client  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
 from tests.exports.conftest import store  # noqa: F401 - for the check pages
 from tests.remotes.remote_server import GROUP_ID, RemoteBulkops, remote_bulkops
 from tests.remotes.stub_server import FaultyExportServer, serve
+
+
+@pytest.fixture(autouse=True)
+def loopback_fetches(settings) -> None:
+    """Every server here (the remote bulkops, the stubs, the live server checking itself)
+    listens on 127.0.0.1, which the address guard refuses unless told otherwise."""
+    settings.BULKOPS_ALLOW_PRIVATE_FETCH = True
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +61,11 @@ def form_data(base_url: str, **extra) -> dict:
     }  # fmt: skip
 
 
-def run(server: RemoteServer) -> ExportJob:
-    """A system export of Patients from `server`, run in this process as the
-    remote_export command does; the job, finished."""
-    from remotes.runner import run_remote_export
-    from remotes.services import start_remote_export
-
+def run_in_process(server: RemoteServer, **kwargs) -> ExportJob:
+    """A system export of Patients from `server`, run in this process to its end."""
     job = start_remote_export(
         server, level="system", group_id="", pairs=[("_type", "Patient")],
-        actor="t", request=None, queue=False,
+        actor="t", request=None, queue=False, **kwargs,
     )  # fmt: skip
     run_remote_export(job.pk)
     job.refresh_from_db()

@@ -59,7 +59,8 @@ class FaultyExportServer(StubServer):
     """A server remote exports run against: right by default, with the faults a test
     switches on: no smart-configuration (the token endpoint only in the
     CapabilityStatement), throttled polling, a malformed manifest, files that fail or
-    are not NDJSON."""
+    are not NDJSON, header names all in lowercase (as HTTP/2 servers and some proxies
+    send them), the file sent on elsewhere by a redirect (as to a presigned URL)."""
 
     # (status, headers) answers to status polls before the manifest.
     polls: list[tuple[int, dict[str, str]]] = field(default_factory=list)
@@ -71,6 +72,8 @@ class FaultyExportServer(StubServer):
     error_body: bytes = b""
     token_forms: list[str] = field(default_factory=list)  # bodies of token requests
     status_url: str = ""  # the kick-off's Content-Location; "": its own /status
+    lowercase_headers: bool = False
+    file_redirect: str = ""  # where the output file is redirected to, when set
 
     def default_manifest(self) -> dict[str, Any]:
         manifest = {
@@ -87,6 +90,12 @@ class FaultyExportServer(StubServer):
         return manifest
 
     def answer(self, method: str, path: str, body: bytes) -> Reply:
+        status, data, headers = self._reply(method, path, body)
+        if self.lowercase_headers:
+            headers = {name.lower(): value for name, value in headers.items()}
+        return status, data, headers
+
+    def _reply(self, method: str, path: str, body: bytes) -> Reply:
         if method == "POST" and path == "/token":
             self.token_forms.append(body.decode())
             return json_reply(200, TOKEN_RESPONSE)
@@ -105,6 +114,8 @@ class FaultyExportServer(StubServer):
             manifest = self.default_manifest() if self.manifest is None else self.manifest
             data = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
             return 200, data, JSON
+        if path == "/files/Patient.ndjson" and self.file_redirect:
+            return 302, b"", {"Location": self.file_redirect}
         if path == "/files/Patient.ndjson":
             return self.file_status, self.file_body if self.file_status == 200 else b"", {}
         if path == "/files/errors.ndjson":

@@ -13,7 +13,7 @@ from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
-from tests.remotes.conftest import make_server, run
+from tests.remotes.conftest import make_server, run_in_process
 from tests.remotes.stub_server import STUB_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_throttled_polling_waits_as_told_and_still_completes(stub, stub_server):
         (429, {"Retry-After": "1"}),
         (429, {}),
     ]
-    job = run(stub_server)
+    job = run_in_process(stub_server)
 
     assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     polls = list(RemoteExchange.objects.filter(export__job=job, url__endswith="/status"))
@@ -69,7 +69,7 @@ def test_throttled_polling_waits_as_told_and_still_completes(stub, stub_server):
 def test_discovered_export_never_stores_the_token_or_the_assertion(
     stub, stub_server, console_client
 ):
-    job = run(stub_server)
+    job = run_in_process(stub_server)
     assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     (form,) = stub.token_forms
     assertion = parse_qs(form)["client_assertion"][0]
@@ -100,7 +100,7 @@ def test_malformed_manifest_fails_the_job_and_deletes_the_remote_job(
     stub, stub_server, manifest, reason
 ):
     stub.manifest = manifest
-    job = run(stub_server)
+    job = run_in_process(stub_server)
     assert job.failure_reason == f"Waiting for the remote export failed: {reason}"
     assert_nothing_kept(job)
     assert ("DELETE", "/status") in [(m, p) for m, p, _ in stub.requests]
@@ -119,7 +119,7 @@ def test_malformed_manifest_fails_the_job_and_deletes_the_remote_job(
 def test_failing_file_fails_the_job_with_nothing_claimed(stub, stub_server, status, body, reason):
     stub.file_status, stub.file_body = status, body
     stub.error_body = b'{"resourceType":"OperationOutcome","issue":[]}\n'
-    job = run(stub_server)
+    job = run_in_process(stub_server)
     assert job.failure_reason.startswith("Downloading the files failed: ")
     assert reason in job.failure_reason
     assert_nothing_kept(job)
@@ -130,7 +130,7 @@ def test_remote_warnings_are_shown_in_plain_language_with_the_raw_text(
 ):
     issue = {"severity": "warning", "code": "not-found", "diagnostics": "Group g9 missing"}
     stub.error_body = json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}).encode()
-    job = run(stub_server)
+    job = run_in_process(stub_server)
     assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     page = console_client("operator").get(f"/exports/{job.uuid}/").content.decode()
     assert (
@@ -144,14 +144,14 @@ def test_kickoff_refused_by_the_remote_fails_with_its_words(stub, stub_server):
     stub_server.base_url = f"{stub.base_url}/elsewhere"
     stub_server.token_url = f"{stub.base_url}/token"
     stub_server.save()
-    job = run(stub_server)
+    job = run_in_process(stub_server)
     assert job.failure_reason == "The kick-off failed: kick-off refused: HTTP 404"
     assert_nothing_kept(job)
 
 
 def test_token_refused_by_a_real_remote_fails_with_its_oauth_error(remote, remote_key):
     server = make_server("unknown", remote.base_url, "not-registered-there", remote_key)
-    job = run(server)
+    job = run_in_process(server)
     assert job.failure_reason.startswith(
         "The token request failed: token request refused: HTTP 401: invalid_client"
     ), job.failure_reason

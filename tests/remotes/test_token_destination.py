@@ -17,12 +17,13 @@ import pytest
 
 from accounts.models import TOKEN_REQUEST, AuditEvent
 from accounts.services import register_client
+from bulkops.outbound import same_origin
 from bulkops.signing_keys import public_jwks
 from exports.models import ExportJob
 from remotes.models import RemoteServer, ServerCheck
-from remotes.token_destination import same_origin, token_destination_problem
+from remotes.token_destination import token_destination_problem
 from tests.exports.conftest import wait_for_job
-from tests.remotes.conftest import form_data, make_server, run
+from tests.remotes.conftest import form_data, make_server, run_in_process
 from tests.remotes.stub_server import STUB_TOKEN, FaultyExportServer, TokenCollector, serve
 
 
@@ -190,7 +191,7 @@ def test_an_admin_confirmation_lets_a_token_endpoint_elsewhere_serve_that_base_u
     console_client, fhir, auth, elsewhere, split
 ) -> None:
     token_url = f"{auth.base_url}/token"
-    refused = run(split)
+    refused = run_in_process(split)
     assert (fhir.authorizations, auth.token_forms) == ([], [])
     assert refused.failure_reason == refusal(token_url, fhir.origin)
 
@@ -211,7 +212,7 @@ def test_an_admin_confirmation_lets_a_token_endpoint_elsewhere_serve_that_base_u
     )
 
     split.refresh_from_db()
-    done = run(split)
+    done = run_in_process(split)
     assert done.status == ExportJob.Status.COMPLETED, done.failure_reason
     assert len(auth.token_forms) == 1
     assert set(fhir.authorizations) == {f"Bearer {STUB_TOKEN}"}
@@ -233,11 +234,11 @@ def test_changing_the_base_url_voids_the_confirmation(
     assert (split.confirmed_token_url, split.token_url_confirmed_at) == ("", None)
     event = AuditEvent.objects.get(action="remote.token_url.unconfirmed")
     assert event.details == {"server": "lab", "base_url": fhir.base_url, "token_url": token_url}
-    assert run(split).failure_reason == refusal(token_url, elsewhere.origin)
+    assert run_in_process(split).failure_reason == refusal(token_url, elsewhere.origin)
     # Moving back does not bring the confirmation back: an admin confirms again.
     operator.post("/remotes/lab/edit/", lab_form(fhir.base_url, token_url=token_url))
     split.refresh_from_db()
-    assert run(split).failure_reason == refusal(token_url, fhir.origin)
+    assert run_in_process(split).failure_reason == refusal(token_url, fhir.origin)
     assert (elsewhere.authorizations, fhir.authorizations, auth.token_forms) == ([], [], [])
 
 
@@ -249,7 +250,7 @@ def test_the_runner_judges_the_row_as_it_is_when_it_runs(console_client, fhir, a
     confirm(console_client("admin"), fhir.base_url, token_url)
     with serve(FaultyExportServer()) as other:
         RemoteServer.objects.filter(pk=split.pk).update(base_url=other.base_url)
-        job = run(RemoteServer.objects.get(pk=split.pk))
+        job = run_in_process(RemoteServer.objects.get(pk=split.pk))
     assert job.failure_reason == refusal(token_url, other.origin)
     assert (other.authorizations, auth.token_forms) == ([], [])
 
@@ -289,7 +290,7 @@ def test_only_admins_change_the_self_check_remote(console_client, fhir, elsewher
 @pytest.mark.django_db
 def test_a_status_url_on_another_origin_is_never_polled(fhir, elsewhere, remote_key) -> None:
     fhir.status_url = f"{elsewhere.base_url}/status"
-    job = run(make_server("lab", fhir.base_url, "us", remote_key))
+    job = run_in_process(make_server("lab", fhir.base_url, "us", remote_key))
     assert job.failure_reason == (
         f"The kick-off failed: the status URL {elsewhere.base_url}/status is not on the FHIR "
         f"server's origin ({fhir.origin}), and our token goes nowhere else"
@@ -310,7 +311,7 @@ def test_manifest_files_get_the_token_only_on_the_servers_origin_and_when_requir
             {"type": "Patient", "url": f"{elsewhere.base_url}/files/Patient.ndjson"},
         ],
     }
-    job = run(make_server("lab", fhir.base_url, "us", remote_key))
+    job = run_in_process(make_server("lab", fhir.base_url, "us", remote_key))
 
     assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
     assert [path for _, path, _ in elsewhere.requests] == ["/files/Patient.ndjson"]

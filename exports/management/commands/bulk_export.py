@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from bulkops.outbound import FetchError
 from exports.bulk_client import BulkClientError, BulkExportClient, TokenSource
 
 
@@ -29,14 +31,34 @@ class Command(BaseCommand):
         parser.add_argument("--since")
         parser.add_argument("--out", required=True, type=Path)
         parser.add_argument("--workers", type=int, default=4)
+        parser.add_argument(
+            "--allow-private",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help=(
+                "reach loopback, private and link-local addresses (default: yes; the URLs "
+                "are typed by whoever runs this command, who can reach those hosts from "
+                "this shell anyway). --no-allow-private refuses them as the web app and "
+                "workers do unless BULKOPS_ALLOW_PRIVATE_FETCH=true"
+            ),
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         base_url = str(options["base_url"]).rstrip("/")
         token_url = options["token_url"] or base_url.rsplit("/fhir", 1)[0] + "/auth/token"
         keys = json.loads(Path(str(options["key"])).read_text())
         jwk = keys["keys"][0] if "keys" in keys else keys
-        tokens = TokenSource(str(token_url), str(options["client_id"]), jwk, str(options["scope"]))
-        client = BulkExportClient(base_url, tokens, workers=int(options["workers"]))
+        allow_private = bool(options["allow_private"])
+        tokens = TokenSource(
+            str(token_url),
+            str(options["client_id"]),
+            jwk,
+            str(options["scope"]),
+            allow_private=allow_private,
+        )
+        client = BulkExportClient(
+            base_url, tokens, workers=int(options["workers"]), allow_private=allow_private
+        )
         path = (
             f"/Group/{options['group']}/$export"
             if options["group"]
@@ -53,7 +75,7 @@ class Command(BaseCommand):
             manifest = client.wait(status_url, self.show_progress)
             self.stdout.write("\nExport complete; downloading files...")
             outcome = client.download(manifest, options["out"])
-        except BulkClientError as error:
+        except (BulkClientError, FetchError) as error:
             raise CommandError(str(error)) from None
         self.summarise(outcome, options["out"])
 
