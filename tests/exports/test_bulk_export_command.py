@@ -67,3 +67,31 @@ def test_bulk_export_reports_a_refusal_in_words(live_server, store, demo_key, tm
             out=tmp_path / "out",
             stdout=StringIO(),
         )
+
+
+def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
+    """The error files of another server are untrusted input: a line nested 5,000 deep
+    (or no OperationOutcome at all) is named as such, the other lines' issues are kept,
+    and the export still ends with its summary instead of a traceback."""
+    from tests.remotes.stub_server import FaultyExportServer, serve
+
+    _, key_path = demo_key
+    kept = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "kept"}]}
+    error_body = b"[" * 5000 + b"\n" + b"[1]\n" + json.dumps(kept).encode() + b"\n"
+    out = StringIO()
+    with serve(FaultyExportServer(error_body=error_body)) as stub:
+        call_command(
+            "bulk_export",
+            base_url=stub.base_url,
+            token_url=f"{stub.base_url}/token",
+            client_id="us",
+            key=str(key_path),
+            out=tmp_path / "out",
+            stdout=out,
+        )
+    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: line 1 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
+        "warning: line 2 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
+        "warning: kept",
+    ]
