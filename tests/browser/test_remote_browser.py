@@ -10,7 +10,10 @@ import json
 import pytest
 
 from tests.browser.test_console_browser import chromium, log_in, page, shots, sync_api  # noqa: F401
-from tests.remotes.conftest import remote  # noqa: F401 - the second bulkops
+from tests.remotes.conftest import (  # noqa: F401 - the second bulkops, on 127.0.0.1
+    loopback_fetches,
+    remote,
+)
 from tests.remotes.remote_server import GROUP_ID, PATIENTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
