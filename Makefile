@@ -1,8 +1,10 @@
-# bulkops: two commands for a fresh machine with Python 3.11.
+# bulkops: two commands for a fresh machine with Python 3.11 or newer.
 #   make run   set up and start the web app and a Celery worker on http://127.0.0.1:$(PORT)
 #   make test  install test dependencies and run the whole suite
+# The venv is made with PYTHON when given, else with the newest of python3.13, python3.12,
+# python3.11 and python3 on PATH that is 3.11 or newer (scripts/find-python).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?=
 PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,8 @@ export PORT
 .PHONY: run test lint install install-test clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@python=$$(scripts/find-python $(PYTHON)) && \
+	  echo "$$python -m venv $(VENV)" && "$$python" -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python

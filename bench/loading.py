@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +46,18 @@ class ScratchStore:
         self.env = process_env(self.var_dir, **overrides)
         _run(self.env, "migrate", "--no-input")
 
-    def connect(self) -> Any:
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A connection that commits and closes when the block ends. sqlite3's own `with`
+        only commits; Python 3.13 warns about a connection left to the garbage collector."""
         if self.vendor == "postgresql":
             import psycopg
 
-            return psycopg.connect(self.env["DATABASE_URL"])
-        return sqlite3.connect(self.var_dir / "bulkops.sqlite3")
+            with psycopg.connect(self.env["DATABASE_URL"]) as connection:
+                yield connection
+            return
+        with closing(sqlite3.connect(self.var_dir / "bulkops.sqlite3")) as connection, connection:
+            yield connection
 
     def rows(self) -> list[tuple[Any, ...]]:
         with self.connect() as connection:

@@ -23,8 +23,15 @@ from bulkops.env import (
     persistent_secret,
 )
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+PACKAGE_DIR = Path(__file__).resolve().parent
+BASE_DIR = PACKAGE_DIR.parent
+# A checkout keeps templates/ and static/ at its top and its state in its own var/. A
+# wheel carries templates and static files inside this package (pyproject.toml), and an
+# installed bulkops, whose BASE_DIR is site-packages, keeps its state in ./var.
+INSTALLED = (PACKAGE_DIR / "templates").is_dir()
+FILES_DIR = PACKAGE_DIR if INSTALLED else BASE_DIR
+_DEFAULT_VAR_DIR = Path("var").resolve() if INSTALLED else BASE_DIR / "var"
+VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(_DEFAULT_VAR_DIR))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env_secret("SECRET_KEY") or persistent_secret(VAR_DIR / "secret_key")
@@ -81,7 +88,7 @@ WSGI_APPLICATION = "bulkops.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [FILES_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -169,7 +176,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [FILES_DIR / "static"]
 # Hashed, compressed files once `collectstatic` has run (make run does); before that
 # (tests, a fresh checkout) WhiteNoise serves the source files through the finders.
 _STATIC_COLLECTED = (STATIC_ROOT / "staticfiles.json").exists()

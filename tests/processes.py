@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -45,6 +47,14 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.
         timeout=timeout,
         check=False,
     )
+
+
+def sqlite_rows(var_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one query on the SQLite database of the bulkops whose state is in
+    `var_dir`. The connection is closed here: sqlite3's own `with` only commits, and
+    Python 3.13 warns about a connection left to the garbage collector."""
+    with closing(sqlite3.connect(var_dir / "bulkops.sqlite3")) as db:
+        return db.execute(sql, params).fetchall()
 
 
 def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:

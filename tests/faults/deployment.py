@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import time
 import uuid
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 
 from exports.bulk_client import BulkExportClient, TokenSource, http
-from tests.processes import BIN, ROOT, free_port, manage, process_env, web_server
+from tests.processes import BIN, ROOT, free_port, manage, process_env, sqlite_rows, web_server
 
 
 def redis_binary() -> str:
@@ -161,8 +160,7 @@ class Deployment:
         if self.database_url.startswith("postgres"):
             with psycopg.connect(self.database_url) as db:
                 return db.execute(sql.format("%s"), (job,)).fetchone()[0]
-        with sqlite3.connect(self.var_dir / "bulkops.sqlite3") as db:
-            return db.execute(sql.format("?"), (job.hex,)).fetchone()[0]
+        return sqlite_rows(self.var_dir, sql.format("?"), (job.hex,))[0][0]
 
     def _spawn(self, role: str, *args: str) -> subprocess.Popen:
         log = (self.var_dir / f"{role}-{uuid.uuid4().hex[:6]}.log").open("wb")

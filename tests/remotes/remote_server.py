@@ -5,7 +5,6 @@ generated store, gunicorn and a Celery worker process."""
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkops.fhir.synthetic import NAMESPACE
-from tests.processes import celery_worker_process, manage, process_env, web_server
+from tests.processes import celery_worker_process, manage, process_env, sqlite_rows, web_server
 
 PATIENTS = 4
 SEED = 23
@@ -47,10 +46,10 @@ class RemoteBulkops:
 
     def resource_ids(self) -> dict[str, set[str]]:
         """Every live resource id per type in the remote store, read from its database."""
-        with sqlite3.connect(self.var_dir / "bulkops.sqlite3") as db:
-            rows = db.execute(
-                "SELECT resource_type, resource_id FROM exports_resource WHERE NOT deleted"
-            ).fetchall()
+        rows = sqlite_rows(
+            self.var_dir,
+            "SELECT resource_type, resource_id FROM exports_resource WHERE NOT deleted",
+        )
         ids: dict[str, set[str]] = {}
         for resource_type, resource_id in rows:
             ids.setdefault(resource_type, set()).add(resource_id)
