@@ -227,7 +227,7 @@ class JobLaunchApi(OperatorApi):
             raise exceptions.ValidationError({"client_id": "No active client has this id."})
         now = timezone.now()
         pairs = _kickoff_pairs(data)
-        plan = _plan(client, data, pairs, now)
+        plan = _plan(request, client, data, pairs, now)
         job = start_export(
             client=client,
             level=data["level"],
@@ -256,7 +256,11 @@ def _kickoff_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _plan(
-    client: BackendClient, data: dict[str, Any], pairs: list[tuple[str, str]], now: Any
+    request: Request,
+    client: BackendClient,
+    data: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    now: Any,
 ) -> ExportPlan:
     """plan_export, its refusals as 400s: here they describe the operator's input
     (a 403 would read as "your role may not", a 404 as "no such endpoint")."""
@@ -270,6 +274,7 @@ def _plan(
             now=now,
             method="POST",
             access=readable_types(client.scopes.split()),
+            base_url=absolute_url(request, "/fhir"),
         )
     except FhirError as error:
         raise exceptions.ValidationError({"non_field_errors": [error.diagnostics]}) from error

@@ -81,10 +81,12 @@ def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if stored.get("_type") is not None:
         pairs.append(("_type", ",".join(stored["_type"])))
-    if stored.get("_since"):
-        pairs.append(("_since", stored["_since"]))
+    for name in ("_since", "_until"):
+        if stored.get(name):
+            pairs.append((name, stored[name]))
     if stored.get("_elements"):
         pairs.append(("_elements", ",".join(stored["_elements"])))
+    pairs.extend(("_typeFilter", text) for text in stored.get("_typeFilter", []))
     pairs.extend(("patient", ref) for ref in stored.get("patient", []))
     return pairs
 

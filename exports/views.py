@@ -105,7 +105,7 @@ def access_for(client: BackendClient | None) -> ReadAccess:
     return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
 
 
-def plan_for_form(form: LaunchForm) -> ExportPlan:
+def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
     """What the API would do with this request from this client (raises FhirError)."""
     client = form.cleaned_data["client"]
     return plan_export(
@@ -117,6 +117,7 @@ def plan_for_form(form: LaunchForm) -> ExportPlan:
         now=timezone.now(),
         method="POST",
         access=access_for(client),
+        base_url=absolute_url(request, "/fhir"),
     )
 
 
@@ -126,11 +127,11 @@ def kickoff_path(level: str, group_id: str) -> str:
     return "/fhir/Patient/$export" if level == PATIENT else "/fhir/$export"
 
 
-def lint_context(form: LaunchForm) -> dict[str, Any]:
+def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:
     if not form.is_valid():
         return {"form": form, "plan": None, "refusal": ""}
     try:
-        plan = plan_for_form(form)
+        plan = plan_for_form(request, form)
     except FhirError as error:
         return {"form": form, "plan": None, "refusal": error.diagnostics}
     return {"form": form, "plan": plan, "refusal": "", "client": form.cleaned_data["client"]}
@@ -141,7 +142,9 @@ def lint_context(form: LaunchForm) -> dict[str, Any]:
 def job_lint(request: HttpRequest) -> HttpResponse:
     """The launch form's live preview: what would be exported, what dropped and why."""
     return render(
-        request, "exports/partials/scope_lint.html", lint_context(LaunchForm(request.POST))
+        request,
+        "exports/partials/scope_lint.html",
+        lint_context(request, LaunchForm(request.POST)),
     )
 
 
@@ -149,7 +152,7 @@ def job_lint(request: HttpRequest) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def job_launch(request: HttpRequest) -> HttpResponse:
     form = LaunchForm(request.POST or None, initial={"client": request.GET.get("client")})
-    context = lint_context(form) if request.method == "POST" else {"form": form}
+    context = lint_context(request, form) if request.method == "POST" else {"form": form}
     context["sources"] = launch_sources()
     if request.method == "POST" and context.get("plan") is not None:
         data = form.cleaned_data
@@ -300,6 +303,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             now=now,
             method="POST",
             access=access_for(client),
+            base_url=absolute_url(request, "/fhir"),
         )
         new_job = start_export(
             client=client,
