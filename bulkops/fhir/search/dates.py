@@ -139,10 +139,11 @@ class DateValue:
         if self.prefix != AP:
             return self.interval
         margin = abs(self.now - self.interval.start) * APPROXIMATELY
-        return Interval(_shifted(self.interval.start, -margin), _shifted(self.interval.end, margin))
+        return Interval(shifted(self.interval.start, -margin), shifted(self.interval.end, margin))
 
 
-def _shifted(moment: datetime, delta: timedelta) -> datetime:
+def shifted(moment: datetime, delta: timedelta) -> datetime:
+    """`moment + delta`, held at the ends of time instead of overflowing."""
     try:
         return moment + delta
     except OverflowError:
