@@ -31,7 +31,7 @@ from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
-from exports.manifests import job_manifest
+from exports.manifests import applied_type_filters, job_manifest
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
 
@@ -241,11 +241,21 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         },
         "manifest_json": json.dumps(manifest, indent=2) if manifest else "",
         "parameters_json": json.dumps(job.parameters, indent=2),
+        "type_filters": type_filter_rows(job),
+        "until": job.parameters.get("_until"),
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),
     }
     return render(request, "exports/job_detail.html", context)
+
+
+def type_filter_rows(job: ExportJob) -> list[dict[str, Any]]:
+    """The job's filters, each saying whether it applied (its type is exported)."""
+    applied = applied_type_filters(job)
+    return [
+        {"text": text, "applied": text in applied} for text in job.parameters.get("_typeFilter", [])
+    ]
 
 
 @require_GET

@@ -85,6 +85,12 @@ def test_system_export_filters_only_the_named_type_and_ors_its_filters(client_a,
     assert kickoff.status_code == 202, kickoff.content
     manifest = client_a.finished_manifest(kickoff)
     assert manifest["error"] == []
+    assert manifest["extension"] == {
+        "_typeFilter": [
+            "Observation?category=laboratory&value-quantity=gt100",
+            "Observation?category=vital-signs",
+        ]
+    }
     resources = client_a.resources(manifest)
     assert ids(resources) == {
         "Patient": {"p1", "p2"},
@@ -168,6 +174,7 @@ def test_since_and_until_bound_the_window_and_deletions_of_a_filtered_type_are_l
         },
     )
     manifest = client_a.finished_manifest(kickoff)
+    assert manifest["extension"]["_until"] == format_instant(until)
     # o6 is a lab result in the window; o7 is not a lab result; o8 came after _until;
     # the rest were written before _since.
     assert ids(client_a.resources(manifest)) == {"Observation": {"o6"}}

@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.search import UnsupportedSearch, parse_type_search
 from bulkops.fhir.search.definitions import (
+    SUPPORTED_TYPES,
     search_parameter,
     search_parameters,
     split_alternatives,
 )
+from bulkops.fhir.search.extractors import extractor
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -128,3 +131,15 @@ def test_what_cannot_be_evaluated_is_refused_naming_the_part(text, names):
 
 def test_a_result_parameter_among_good_criteria_still_refuses_the_search():
     assert "_sort" in refusal("Observation?code=1234-5&_sort=date")
+
+
+def test_every_r4_parameter_of_a_supported_type_compiles():
+    """What the CapabilityStatement lists as usable must parse: every expression of every
+    token, string, date, reference, quantity, number and uri parameter compiles."""
+    compiled = 0
+    for resource_type in R4_RESOURCE_TYPES:
+        for parameter in search_parameters(resource_type).values():
+            if parameter.type in SUPPORTED_TYPES and parameter.paths:
+                extractor(parameter)
+                compiled += 1
+    assert compiled > 2000
