@@ -34,6 +34,7 @@ from bulkops.api import (
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, LENIENT, STRICT
 from bulkops.fhir.scopes import readable_types
+from bulkops.fhir.type_filters import MAX_TYPE_FILTERS, parse_filters
 from exports.fhir_http import absolute_url
 from exports.groups import delete_group, upsert_group
 from exports.kickoff import ExportPlan, plan_export
@@ -199,8 +200,18 @@ class JobLaunchApi(OperatorApi):
             child=serializers.CharField(max_length=64), required=False, max_length=200
         )
         since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(
+            required=False, help_text="Only resources last updated at or before this instant."
+        )
         elements = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, max_length=100
+        )
+        type_filters = serializers.ListField(
+            child=serializers.CharField(max_length=2000),
+            required=False,
+            max_length=MAX_TYPE_FILTERS,
+            help_text="_typeFilter searches, e.g. Observation?category=laboratory; "
+            "filters on one type are OR-ed.",
         )
         patients = serializers.ListField(
             child=serializers.CharField(max_length=64),
@@ -217,6 +228,8 @@ class JobLaunchApi(OperatorApi):
                 raise serializers.ValidationError(
                     {"group_id": "Give group_id for a group export, and only then."}
                 )
+            if not data["lenient"] and (problems := filter_problems(data)):
+                raise serializers.ValidationError({"type_filters": problems})
             return data
 
     @extend_schema(request=InputSerializer, responses={201: JobDetailOutputSerializer})
@@ -242,15 +255,26 @@ class JobLaunchApi(OperatorApi):
         return Response(_job_detail(request, job), status=status.HTTP_201_CREATED)
 
 
+def filter_problems(data: dict[str, Any]) -> list[str]:
+    """Why each of the launch's filters cannot be applied (strict handling refuses the
+    launch for any), in the words the FHIR kick-off uses."""
+    parsed = parse_filters(
+        data.get("type_filters", []), now=timezone.now(), types=data.get("types") or None
+    )
+    return [item.problem for item in parsed if item.problem]
+
+
 def _kickoff_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The launch as $export parameters, so planning is the FHIR kick-off's own."""
     pairs = []
     if data.get("types"):
         pairs.append(("_type", ",".join(data["types"])))
-    if data.get("since"):
-        pairs.append(("_since", data["since"].isoformat()))
+    for name in ("since", "until"):
+        if data.get(name):
+            pairs.append((f"_{name}", data[name].isoformat()))
     if data.get("elements"):
         pairs.append(("_elements", ",".join(data["elements"])))
+    pairs += [("_typeFilter", text) for text in data.get("type_filters", [])]
     pairs += [("patient", f"Patient/{pid}") for pid in data.get("patients", [])]
     return pairs
 

@@ -24,7 +24,7 @@ from bulkops.fhir.outcome import NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.search import TypeSearch
 from bulkops.fhir.search.dates import zone_plus_restored
-from bulkops.fhir.type_filters import MAX_TYPE_FILTERS, parse_filter, split_type_filters
+from bulkops.fhir.type_filters import parse_filters
 
 SYSTEM = "system"
 PATIENT = "patient"
@@ -265,12 +265,10 @@ def _parse_type_filters(
 ) -> tuple[TypeSearch, ...]:
     """Each filter parsed; one that cannot be applied is refused (strict) or dropped
     with its refusal as the warning (lenient), leaving its type's other filters."""
-    texts = split_type_filters(grouped.get("_typeFilter", []))
-    if len(texts) > MAX_TYPE_FILTERS:
-        raise FhirError(400, f"At most {MAX_TYPE_FILTERS} _typeFilter values are accepted.")
     searches: list[TypeSearch] = []
-    for text in texts:
-        parsed = parse_filter(text, now=now, base_url=base_url, types=types)
+    for parsed in parse_filters(
+        grouped.get("_typeFilter", []), now=now, base_url=base_url, types=types
+    ):
         if parsed.search is None:
             collector.unsupported(parsed.problem)
         elif parsed.search not in searches:

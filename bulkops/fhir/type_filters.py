@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.search import TypeSearch, UnsupportedSearch, parse_type_search
 
 _NEXT_FILTER = re.compile(r",(?=[A-Z][A-Za-z]+\?)")
@@ -56,6 +57,22 @@ def parse_filter(
         reason = f"_type does not ask for {search.resource_type}, so nothing would be filtered"
         return ParsedFilter(text, None, refusal(text, reason))
     return ParsedFilter(text, search, "")
+
+
+def parse_filters(
+    values: Iterable[str],
+    *,
+    now: datetime,
+    base_url: str = "",
+    types: Iterable[str] | None = None,
+) -> list[ParsedFilter]:
+    """Every filter in `_typeFilter` values (split as the wire form is), parsed; a 400
+    before any is parsed when there are more than MAX_TYPE_FILTERS."""
+    texts = split_type_filters(values)
+    if len(texts) > MAX_TYPE_FILTERS:
+        raise FhirError(400, f"At most {MAX_TYPE_FILTERS} _typeFilter values are accepted.")
+    allowed = None if types is None else list(types)
+    return [parse_filter(text, now=now, base_url=base_url, types=allowed) for text in texts]
 
 
 @dataclass(frozen=True)
