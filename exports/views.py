@@ -29,6 +29,7 @@ from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
 from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
+from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import applied_type_filters, job_manifest
@@ -128,19 +129,28 @@ def kickoff_path(level: str, group_id: str) -> str:
 
 
 def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:
+    context: dict[str, Any] = {"form": form, "plan": None, "refusal": ""}
+    if any(form.filter_lines()):  # previewed even while the form has errors
+        context["filters"] = preview_filters(
+            form.filter_lines(),
+            types=form.requested_types(),
+            now=timezone.now(),
+            base_url=absolute_url(request, "/fhir"),
+        )
     if not form.is_valid():
-        return {"form": form, "plan": None, "refusal": ""}
+        return context
     try:
         plan = plan_for_form(request, form)
     except FhirError as error:
-        return {"form": form, "plan": None, "refusal": error.diagnostics}
-    return {"form": form, "plan": plan, "refusal": "", "client": form.cleaned_data["client"]}
+        return {**context, "refusal": error.diagnostics}
+    return {**context, "plan": plan, "client": form.cleaned_data["client"]}
 
 
 @require_POST
 @permission_required(RUN_EXPORTS)
 def job_lint(request: HttpRequest) -> HttpResponse:
-    """The launch form's live preview: what would be exported, what dropped and why."""
+    """The launch form's live preview: what would be exported, what dropped and why,
+    and how each `_typeFilter` parses and how much of the store it matches."""
     return render(
         request,
         "exports/partials/scope_lint.html",

@@ -140,3 +140,20 @@ def test_until_must_be_after_since(client_a, store):
     assert response.status_code == 400
     assert "_until must be later than _since" in diagnostics(response)[0]
     assert not ExportJob.objects.exists()
+
+
+def test_a_nul_character_in_a_filter_never_reaches_the_database(client_a, store):
+    """PostgreSQL refuses NUL in text and jsonb: a filter holding one would fail the job
+    row's insert (a 500) or a worker's query. It is refused like any bad filter, and
+    the lenient warning quotes it escaped."""
+    strict = client_a.kick_off("/fhir/$export?_typeFilter=Observation%3Fcode%3Da%2500b")
+    assert strict.status_code == 400
+    assert "contains a NUL character" in diagnostics(strict)[0]
+    assert not ExportJob.objects.exists()
+    lenient = client_a.kick_off(
+        "/fhir/$export?_typeFilter=Observation%3Fcode%3Da%00b", prefer=LENIENT
+    )
+    assert lenient.status_code == 202
+    job = ExportJob.objects.get()
+    assert job.parameters["_typeFilter"] == []
+    assert "\x00" not in job.warnings[0] and "contains a NUL character" in job.warnings[0]

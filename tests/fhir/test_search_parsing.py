@@ -123,6 +123,8 @@ def test_a_time_zone_plus_decoded_to_a_space_is_put_back():
         ("Observation?subject=Banana/1", "Banana is not a FHIR R4 resource type"),
         ("Observation?subject=not an id!", "not a reference like Type/id, an id or a URL"),
         ("Observation?subject:Patient=Group/1", "'Group/1' is not a Patient"),
+        ("Observation?code=a\x00b", "it contains a NUL character"),
+        ("Observation?code=a%00b", "it contains a NUL character"),
     ],
 )
 def test_what_cannot_be_evaluated_is_refused_naming_the_part(text, names):

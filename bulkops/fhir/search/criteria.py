@@ -134,6 +134,8 @@ def parse_type_search(text: str, *, now: datetime, base_url: str = "") -> TypeSe
     within a query) but `+` stays `+`, as in a time zone. `now` anchors `ap` on dates;
     `base_url`, this server's FHIR base, makes absolute references to it relative.
     """
+    if "\x00" in unquote(text):  # PostgreSQL refuses NUL in text and jsonb
+        raise UnsupportedSearch("it contains a NUL character")
     resource_type, mark, query = text.strip().partition("?")
     if not mark:
         raise UnsupportedSearch("it is not a search like Type?parameter=value")
