@@ -2,7 +2,9 @@
 
 fhirpathpy (with its R4 model, which resolves choice elements such as `value[x]`)
 evaluates the official expressions. Each (type, parameter) is compiled the first time a
-filter names it and reused for every resource of every export in the process.
+filter names it and reused for every resource of every export in the process. Plain
+member paths, most of them, are compiled to direct walks over the JSON instead
+(search/paths.py), an order of magnitude faster.
 
 Two forms in the R4 definitions are rewritten before compiling:
 
@@ -28,6 +30,7 @@ from fhirpathpy.models import models
 
 from bulkops.fhir.references import parse_reference
 from bulkops.fhir.search.definitions import SearchParameter
+from bulkops.fhir.search.paths import compile_path
 
 _R4 = models["r4"]
 _RESOLVE_IS = re.compile(r"^(?P<path>.+)\.where\(resolve\(\) is (?P<type>[A-Z][A-Za-z]+)\)$")
@@ -79,6 +82,8 @@ def _compiled(path: str) -> _Path:
     expression = _AS_FUNCTION.sub(
         r".ofType(\g<type>)", _AS_OPERATOR.sub(r".ofType(\g<type>)", expression)
     )
+    if (walk := compile_path(expression)) is not None:
+        return _Path(walk, target_type)
     try:
         return _Path(compile_fhirpath(expression, _R4), target_type)
     except Exception as error:  # fhirpathpy raises plain Exceptions
