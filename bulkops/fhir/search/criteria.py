@@ -11,6 +11,7 @@ that part, so a parsed query always runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ from bulkops.fhir.search.definitions import (
     search_parameter,
 )
 from bulkops.fhir.search.escapes import escape, split_unescaped, unescape
-from bulkops.fhir.search.extractors import NotEvaluable, extractor
+from bulkops.fhir.search.extractors import Extractor, NotEvaluable, extractor
 from bulkops.fhir.search.prefixes import split_prefix
 from bulkops.fhir.search.quantities import parse_number, parse_quantity
 from bulkops.fhir.search.reference_values import BadReference, parse_reference_value
@@ -98,8 +99,14 @@ class Criterion:
     def text(self) -> str:
         return f"{_encoded(self.name)}={_encoded(self.value_text)}"
 
+    @functools.cached_property
+    def extract(self) -> Extractor:
+        """The parameter's compiled extractor, looked up once per criterion rather than
+        once per resource (hashing the parameter costs as much as a match)."""
+        return extractor(self.parameter)
+
     def matches(self, resource: dict[str, Any]) -> bool:
-        found = extractor(self.parameter)(resource)
+        found = self.extract(resource)
         if self.missing is not None:
             return (not found) == self.missing
         hit = any(value.matches(item) for item in found for value in self.values)
