@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from fhirpathpy.models import models
+
+from bulkops.fhir.walk import walk
 
 _R4 = models["r4"]
 _PATH = re.compile(
@@ -40,7 +42,7 @@ def compile_path(expression: str) -> Walk | None:
     keys = _keys(match["head"], match["steps"][1:].split("."), match["type"])
     if keys is None:
         return None
-    return lambda resource: list(_walk(resource, keys))
+    return lambda resource: list(walk(resource, keys))
 
 
 def _keys(head: str, names: list[str], of_type: str | None) -> list[tuple[str, ...]] | None:
@@ -74,18 +76,3 @@ def _backbone_paths() -> frozenset[str]:
     """Paths of elements the model describes only through their children."""
     known = [*_R4["path2Type"], *_R4["choiceTypePaths"]]
     return frozenset(path.rpartition(".")[0] for path in known)
-
-
-def _walk(node: Any, keys: list[tuple[str, ...]]) -> Iterator[Any]:
-    """Every value under `keys`, flattening lists as FHIRPath does."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, keys)
-        return
-    if not keys:
-        yield node
-        return
-    if isinstance(node, dict):
-        for key in keys[0]:
-            if key in node:
-                yield from _walk(node[key], keys[1:])
