@@ -157,3 +157,18 @@ def test_a_nul_character_in_a_filter_never_reaches_the_database(client_a, store)
     job = ExportJob.objects.get()
     assert job.parameters["_typeFilter"] == []
     assert "\x00" not in job.warnings[0] and "contains a NUL character" in job.warnings[0]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Observation?value-quantity=1e99999999999",
+        "RiskAssessment?probability=ap-1e-99999999",
+        "Observation?date=ge9999-12-31T23:59:59-14:00",
+        "Observation?_lastUpdated=le0001-01-01T00:00:00+14:00",
+    ],
+)
+def test_numbers_and_dates_beyond_any_range_are_a_400_not_a_crash(client_a, store, value):
+    response = client_a.kick_off(data={"_typeFilter": value})
+    assert response.status_code == 400
+    assert diagnostics(response)[0].startswith(f"The _typeFilter {value!r} cannot be applied")

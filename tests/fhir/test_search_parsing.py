@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.search import UnsupportedSearch, parse_type_search
@@ -124,6 +126,8 @@ def test_a_time_zone_plus_decoded_to_a_space_is_put_back():
         ("Observation?subject=not an id!", "not a reference like Type/id, an id or a URL"),
         ("Observation?subject:Patient=Group/1", "'Group/1' is not a Patient"),
         ("Observation?code=a\x00b", "it contains a NUL character"),
+        ("Observation?value-quantity=1e99999999999", "is not a quantity"),
+        ("RiskAssessment?probability=-1e-99999999", "is not a number"),
         ("Observation?code=a%00b", "it contains a NUL character"),
     ],
 )
@@ -145,3 +149,42 @@ def test_every_r4_parameter_of_a_supported_type_compiles():
                 extractor(parameter)
                 compiled += 1
     assert compiled > 2000
+
+
+PARAMETERS = st.sampled_from(
+    ["code", "date", "value-quantity", "subject", "patient", "_lastUpdated", "_id", "_tag",
+     "_profile", "status", "combo-code", "component-value-quantity", "focus", "category"]
+)  # fmt: skip
+MODIFIERS = st.sampled_from(["", ":missing", ":not", ":text", ":exact", ":below", ":Patient"])
+VALUES = st.one_of(
+    st.text(max_size=30),
+    st.from_regex(r"(eq|ne|gt|lt|ge|le|sa|eb|ap)?-?[0-9]{1,6}(\.[0-9]{0,12})?(e-?[0-9]{1,12})?"),
+    st.from_regex(r"(ge|ap|le)?[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2})?"
+                  r"(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"),
+    st.from_regex(r"[a-z:/.]{0,12}\|[a-z0-9]{0,6}(\|[a-z]{0,4})?"),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    criteria=st.lists(st.tuples(PARAMETERS, MODIFIERS, VALUES), min_size=1, max_size=4),
+)
+def test_any_query_parses_and_matches_or_is_refused_in_words(criteria):
+    """Nothing a client writes makes parsing or matching raise anything but a refusal."""
+    query = "&".join(f"{name}{modifier}={value}" for name, modifier, value in criteria)
+    try:
+        search = parse("Observation?" + query)
+    except UnsupportedSearch as refused:
+        assert str(refused)
+        return
+    resource = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "1"}], "text": "x"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2024-01-01T00:00:00Z",
+        "valueQuantity": {"value": 1.5, "unit": "kg"},
+        "meta": {"lastUpdated": "2024-01-01T00:00:00.000Z", "tag": [{"code": "t"}]},
+    }
+    assert search.matches(resource) in (True, False)
+    assert parse(search.text) == search

@@ -39,6 +39,7 @@ class NumberValue:
     value: Decimal
     low: Decimal  # the implicit precision range, [low, high)
     high: Decimal
+    near: tuple[Decimal, Decimal]  # `ap`: within 10% of the value (around zero, its precision)
 
     def matches(self, target: Any) -> bool:
         number = to_decimal(target)
@@ -55,24 +56,27 @@ class NumberValue:
             return number >= self.value
         if self.prefix == LE:
             return number <= self.value
-        # ap: within 10% of the value; around zero, within its precision
-        margin = abs(self.value) * Decimal(str(APPROXIMATELY)) or self.high - self.value
-        return self.value - margin <= number <= self.value + margin
+        return self.near[0] <= number <= self.near[1]
 
 
 def parse_number(text: str) -> NumberValue | None:
-    """`[prefix]decimal`, or None when `text` is not one."""
+    """`[prefix]decimal`, or None when `text` is not one. Every bound is worked out
+    here, so matching only compares; a number too large for that (`1e99999999999`) is
+    not one either."""
     prefix, rest = split_prefix(text)
     if not _NUMBER.match(rest):
         return None
     try:
         value = Decimal(rest)
-    except InvalidOperation:
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # a finite number
+        half_unit = Decimal(5).scaleb(exponent - 1)
+        margin = abs(value) * Decimal(str(APPROXIMATELY)) or half_unit
+        return NumberValue(
+            prefix, value, value - half_unit, value + half_unit, (value - margin, value + margin)
+        )
+    except ArithmeticError:  # decimal's Overflow and InvalidOperation among them
         return None
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)  # a finite number
-    half_unit = Decimal(5).scaleb(exponent - 1)
-    return NumberValue(prefix, value, value - half_unit, value + half_unit)
 
 
 def to_decimal(value: Any) -> Decimal | None:
