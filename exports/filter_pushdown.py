@@ -45,6 +45,7 @@ from bulkops.fhir.search.tokens import TokenValue
 from bulkops.fhir.type_filters import TypeFilters
 
 MILLISECOND = timedelta(milliseconds=1)
+MAX_TERMS = 200
 _JSON_LITERAL = re.compile(r"^(true|false|null|-?\d+(\.\d+)?([eE][+-]?\d+)?)$")
 
 
@@ -62,11 +63,18 @@ def rows_filter(filters: TypeFilters, resource_types: Iterable[str]) -> Q | None
 
 
 def type_filter(searches: tuple[TypeSearch, ...]) -> Q | None:
-    """The OR of the searches' pushable parts; None if any search pushes nothing."""
+    """The OR of the searches' pushable parts; None if any search pushes nothing, or if
+    they add up to more than MAX_TERMS conditions (a statement that large costs more to
+    plan than it saves, and SQLite refuses expressions deeper than 1000)."""
     parts = [search_filter(search) for search in searches]
     if not parts or any(part is None for part in parts):
         return None
-    return reduce(or_, parts)  # type: ignore[arg-type]
+    pushed = reduce(or_, parts)  # type: ignore[arg-type]
+    return pushed if _terms(pushed) <= MAX_TERMS else None
+
+
+def _terms(q: Q) -> int:
+    return sum(_terms(child) if isinstance(child, Q) else 1 for child in q.children)
 
 
 def search_filter(search: TypeSearch) -> Q | None:

@@ -117,3 +117,11 @@ def test_nothing_is_pushed_when_one_filter_of_a_type_has_no_checkable_criterion(
         ["Condition?_id=c0", "Condition?onset-date=2024"], now=datetime(2025, 1, 1, tzinfo=UTC)
     )
     assert rows_filter(filters, ["Condition"]) is None
+
+
+def test_a_filter_too_large_for_one_statement_is_left_to_the_engine(rows):
+    codes = ",".join(f"code-{n}" for n in range(250))
+    filters = TypeFilters.from_texts(
+        [f"Condition?clinical-status={codes}"], now=datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    assert rows_filter(filters, ["Condition"]) is None

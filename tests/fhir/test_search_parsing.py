@@ -127,6 +127,8 @@ def test_a_time_zone_plus_decoded_to_a_space_is_put_back():
         ("Observation?subject:Patient=Group/1", "'Group/1' is not a Patient"),
         ("Observation?code=a\x00b", "it contains a NUL character"),
         ("Observation?value-quantity=1e99999999999", "is not a quantity"),
+        ("Observation?" + "&".join(["status=final"] * 51), "it has 51 criteria; at most 50"),
+        ("Observation?code=" + ",".join(["1"] * 1001), "code has 1001 values; at most 1000"),
         ("RiskAssessment?probability=-1e-99999999", "is not a number"),
         ("Observation?code=a%00b", "it contains a NUL character"),
     ],

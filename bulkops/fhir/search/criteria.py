@@ -73,6 +73,12 @@ RESULT_PARAMETERS = frozenset(
 )
 
 
+# Bounds on one query: every criterion and value is checked against every resource of
+# the type, so a query of a million values would hold a worker for hours.
+MAX_CRITERIA = 50
+MAX_VALUES = 1000
+
+
 class UnsupportedSearch(ValueError):
     """A query, or a part of it, bulkops cannot evaluate; the message says which and why."""
 
@@ -154,6 +160,8 @@ def parse_type_search(text: str, *, now: datetime, base_url: str = "") -> TypeSe
     )
     if not criteria:
         raise UnsupportedSearch("it names no search parameter")
+    if len(criteria) > MAX_CRITERIA:
+        raise UnsupportedSearch(f"it has {len(criteria)} criteria; at most {MAX_CRITERIA} work")
     return TypeSearch(resource_type, criteria)
 
 
@@ -181,7 +189,10 @@ def _criterion(
         return Criterion(parameter, modifier, (), value == "true", value)
     read = _VALUE_READERS[parameter.type]
     values, texts = [], []
-    for part in split_unescaped(value, ","):
+    parts = split_unescaped(value, ",")
+    if len(parts) > MAX_VALUES:
+        raise UnsupportedSearch(f"{name} has {len(parts)} values; at most {MAX_VALUES} work")
+    for part in parts:
         parsed, part_text = read(part, modifier, parameter, now, base_url)
         values.append(parsed)
         texts.append(part_text)
