@@ -71,8 +71,6 @@ RESULT_PARAMETERS = frozenset(
         "_pretty",
     }
 )
-
-
 # Bounds on one query: every criterion and value is checked against every resource of
 # the type, so a query of a million values would hold a worker for hours.
 MAX_CRITERIA = 50
@@ -154,14 +152,15 @@ def parse_type_search(text: str, *, now: datetime, base_url: str = "") -> TypeSe
         raise UnsupportedSearch("it is not a search like Type?parameter=value")
     if resource_type not in R4_RESOURCE_TYPES:
         raise UnsupportedSearch(f"{resource_type!r} is not a FHIR R4 resource type")
+    pairs = _pairs(query)
+    if not pairs:
+        raise UnsupportedSearch("it names no search parameter")
+    if len(pairs) > MAX_CRITERIA:
+        raise UnsupportedSearch(f"it has {len(pairs)} criteria; at most {MAX_CRITERIA} work")
     criteria = tuple(
         _criterion(resource_type, unquote(name), unquote(value), now=now, base_url=base_url)
-        for name, value in _pairs(query)
+        for name, value in pairs
     )
-    if not criteria:
-        raise UnsupportedSearch("it names no search parameter")
-    if len(criteria) > MAX_CRITERIA:
-        raise UnsupportedSearch(f"it has {len(criteria)} criteria; at most {MAX_CRITERIA} work")
     return TypeSearch(resource_type, criteria)
 
 
