@@ -33,6 +33,7 @@ from bulkops.api import (
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, LENIENT, STRICT
 from bulkops.fhir.scopes import readable_types
+from bulkops.fhir.type_filters import MAX_TYPE_FILTERS, parse_filters
 from exports.fhir_http import absolute_url
 from exports.file_audit import Part, record_file_read
 from exports.groups import delete_group, upsert_group
@@ -199,8 +200,18 @@ class JobLaunchApi(OperatorApi):
             child=serializers.CharField(max_length=64), required=False, max_length=200
         )
         since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(
+            required=False, help_text="Only resources last updated at or before this instant."
+        )
         elements = serializers.ListField(
             child=serializers.CharField(max_length=100), required=False, max_length=100
+        )
+        type_filters = serializers.ListField(
+            child=serializers.CharField(max_length=2000),
+            required=False,
+            max_length=MAX_TYPE_FILTERS,
+            help_text="_typeFilter searches, e.g. Observation?category=laboratory; "
+            "filters on one type are OR-ed.",
         )
         patients = serializers.ListField(
             child=serializers.CharField(max_length=64),
@@ -217,6 +228,8 @@ class JobLaunchApi(OperatorApi):
                 raise serializers.ValidationError(
                     {"group_id": "Give group_id for a group export, and only then."}
                 )
+            if not data["lenient"] and (problems := filter_problems(data)):
+                raise serializers.ValidationError({"type_filters": problems})
             return data
 
     @extend_schema(request=InputSerializer, responses={201: JobDetailOutputSerializer})
@@ -227,7 +240,7 @@ class JobLaunchApi(OperatorApi):
             raise exceptions.ValidationError({"client_id": "No active client has this id."})
         now = timezone.now()
         pairs = _kickoff_pairs(data)
-        plan = _plan(client, data, pairs, now)
+        plan = _plan(request, client, data, pairs, now)
         job = start_export(
             client=client,
             level=data["level"],
@@ -242,21 +255,36 @@ class JobLaunchApi(OperatorApi):
         return Response(_job_detail(request, job), status=status.HTTP_201_CREATED)
 
 
+def filter_problems(data: dict[str, Any]) -> list[str]:
+    """Why each of the launch's filters cannot be applied (strict handling refuses the
+    launch for any), in the words the FHIR kick-off uses."""
+    parsed = parse_filters(
+        data.get("type_filters", []), now=timezone.now(), types=data.get("types") or None
+    )
+    return [item.problem for item in parsed if item.problem]
+
+
 def _kickoff_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The launch as $export parameters, so planning is the FHIR kick-off's own."""
     pairs = []
     if data.get("types"):
         pairs.append(("_type", ",".join(data["types"])))
-    if data.get("since"):
-        pairs.append(("_since", data["since"].isoformat()))
+    for name in ("since", "until"):
+        if data.get(name):
+            pairs.append((f"_{name}", data[name].isoformat()))
     if data.get("elements"):
         pairs.append(("_elements", ",".join(data["elements"])))
+    pairs += [("_typeFilter", text) for text in data.get("type_filters", [])]
     pairs += [("patient", f"Patient/{pid}") for pid in data.get("patients", [])]
     return pairs
 
 
 def _plan(
-    client: BackendClient, data: dict[str, Any], pairs: list[tuple[str, str]], now: Any
+    request: Request,
+    client: BackendClient,
+    data: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    now: Any,
 ) -> ExportPlan:
     """plan_export, its refusals as 400s: here they describe the operator's input
     (a 403 would read as "your role may not", a 404 as "no such endpoint")."""
@@ -270,6 +298,7 @@ def _plan(
             now=now,
             method="POST",
             access=readable_types(client.scopes.split()),
+            base_url=absolute_url(request, "/fhir"),
         )
     except FhirError as error:
         raise exceptions.ValidationError({"non_field_errors": [error.diagnostics]}) from error

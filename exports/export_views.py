@@ -81,6 +81,7 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
         now=now,
         method=request.method or "GET",
         access=request.read_access,
+        base_url=absolute_url(request, "/fhir"),
     )
     job = start_export(
         client=request.client,

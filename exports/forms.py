@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from accounts.models import BackendClient
+from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
 from bulkops.fhir.references import is_valid_id
+from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob, Resource
 
 LEVEL_CHOICES = [(GROUP, "Group"), (PATIENT, "Patient"), (SYSTEM, "System")]
@@ -42,8 +45,20 @@ class LaunchForm(forms.Form):
     since = forms.CharField(
         label="_since", required=False, help_text="FHIR instant, e.g. 2024-01-01T00:00:00Z"
     )
+    until = forms.CharField(
+        label="_until",
+        required=False,
+        help_text="FHIR instant: only resources last updated at or before it",
+    )
     elements = forms.CharField(
         label="_elements", required=False, help_text="e.g. id,meta,Patient.name"
+    )
+    type_filters = forms.CharField(
+        label="_typeFilter",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text="One search per line, e.g. Observation?category=laboratory; "
+        "filters on one type are OR-ed, types without one are exported whole.",
     )
     output_format = forms.ChoiceField(
         label="_outputFormat", choices=[(f, f) for f in OUTPUT_FORMATS], initial=OUTPUT_FORMATS[0]
@@ -60,15 +75,37 @@ class LaunchForm(forms.Form):
         data = super().clean() or {}
         if data.get("level") == GROUP and not data.get("group_id"):
             self.add_error("group_id", "Choose the Group to export.")
+        for problem in self.filter_problems():
+            self.add_error("type_filters", problem)
         return data
+
+    def filter_lines(self) -> list[str]:
+        return [line.strip() for line in self.data.get("type_filters", "").splitlines()]
+
+    def requested_types(self) -> list[str] | None:
+        """The `_type` names as typed (None: every type), for checking filters against."""
+        names = [name.strip() for name in self.data.get("types", "").split(",")]
+        return [name for name in names if name] or None
+
+    def filter_problems(self) -> list[str]:
+        """Why each filter cannot be applied: the console launches with strict handling,
+        so any of these refuses the export, in the words the FHIR kick-off uses."""
+        try:
+            parsed = parse_filters(
+                self.filter_lines(), now=timezone.now(), types=self.requested_types()
+            )
+        except FhirError as error:
+            return [error.diagnostics]
+        return [item.problem for item in parsed if item.problem]
 
     def pairs(self) -> list[tuple[str, str]]:
         """The kick-off parameters, as the API would read them from a query string."""
         data = self.cleaned_data
-        names = {"types": "_type", "since": "_since", "elements": "_elements"}
+        names = {"types": "_type", "since": "_since", "until": "_until", "elements": "_elements"}
         pairs = [
             (param, data[field].strip()) for field, param in names.items() if data[field].strip()
         ]
+        pairs += [("_typeFilter", line) for line in self.filter_lines() if line]
         return [*pairs, ("_outputFormat", data["output_format"])]
 
     def group(self) -> str:
@@ -81,10 +118,12 @@ def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     if stored.get("_type") is not None:
         pairs.append(("_type", ",".join(stored["_type"])))
-    if stored.get("_since"):
-        pairs.append(("_since", stored["_since"]))
+    for name in ("_since", "_until"):
+        if stored.get(name):
+            pairs.append((name, stored[name]))
     if stored.get("_elements"):
         pairs.append(("_elements", ",".join(stored["_elements"])))
+    pairs.extend(("_typeFilter", text) for text in stored.get("_typeFilter", []))
     pairs.extend(("patient", ref) for ref in stored.get("patient", []))
     return pairs
 

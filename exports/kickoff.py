@@ -45,9 +45,11 @@ def plan_export(
     now: datetime,
     method: str,
     access: ReadAccess,
+    base_url: str = "",
 ) -> ExportPlan:
     """Check a kick-off for `client` with read `access`; raise FhirError like the API.
-    `client` None is the console exporting on its own behalf: no group binding."""
+    `client` None is the console exporting on its own behalf: no group binding.
+    `base_url` is this server's FHIR base (for `_typeFilter` references to it)."""
     if client is not None:
         check_group_binding(client, level=level, group_id=group_id)
     if (
@@ -58,7 +60,7 @@ def plan_export(
     ):
         raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
     parameters = parse_export_parameters(
-        pairs, level=level, handling=handling, now=now, method=method
+        pairs, level=level, handling=handling, now=now, method=method, base_url=base_url
     )
     check_patients(parameters, level=level, group_id=group_id)
     type_plan = plan_export_types(
@@ -66,6 +68,7 @@ def plan_export(
         requested=parameters.types,
         level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         access=access,
+        filtered=[search.resource_type for search in parameters.type_filters],
     )
     return ExportPlan(parameters, type_plan)
 

@@ -48,5 +48,18 @@ def job_manifest(job: ExportJob, url_for: Callable[[str], str]) -> SignedManifes
         output=items[ExportFile.Kind.OUTPUT],
         deleted=items[ExportFile.Kind.DELETED],
         error=items[ExportFile.Kind.ERROR],
+        type_filters=applied_type_filters(job),
+        until=datetime.fromisoformat(job.parameters["_until"])
+        if job.parameters.get("_until")
+        else None,
     )
     return SignedManifest(manifest, min(expiries) if expiries else None)
+
+
+def applied_type_filters(job: ExportJob) -> list[str]:
+    """The job's `_typeFilter` filters on types it exports (one on a type the scopes or
+    the level dropped filtered nothing), as bulkops read them."""
+    exported = set(job.types)
+    return [
+        text for text in job.parameters.get("_typeFilter", []) if text.partition("?")[0] in exported
+    ]

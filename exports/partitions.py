@@ -9,11 +9,12 @@ table page once per type, while one pass in id order reads it once
 (resource_type, id) index, Patient and Group exports through the compartment index.
 Each partition reads chunks by keyset pagination on id, each chunk one block of joined
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
-`_elements`) to one file series per type while it reads the next chunk, checks for
-cancellation between chunks, and records its files and counters in one transaction at
-the end. The partition that completes the job runs the finaliser. Every step is
-idempotent: a redelivered task finds its work done or redoes it under the same file
-names.
+`_elements` and the types a `_typeFilter` names, whose rows the database has already
+narrowed as far as exports/filter_pushdown.py can) to one file series per type while it
+reads the next chunk, checks for cancellation between chunks, and records its files and
+counters in one transaction at the end. The partition that completes the job runs the
+finaliser. Every step is idempotent: a redelivered task finds its work done or redoes it
+under the same file names.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -35,6 +37,8 @@ from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from bulkops.fhir.type_filters import TypeFilters
+from exports.filter_pushdown import rows_filter
 from exports.models import (
     CompartmentMembership,
     ExportFile,
@@ -134,15 +138,16 @@ def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
     every row's heap tuple for `candidate_rows`' filters. Their row counts then include
     the few rows the partitions skip (tombstones, rows created after the kick-off), which
     only shifts the progress estimate. A `_since` export may take few rows, so its
-    ranges count those.
+    ranges count those; so may an `_until` export.
     """
-    if job.parameters.get("_since"):
+    if job.parameters.get("_since") or job.parameters.get("_until"):
         return candidate_rows(job, None)
     return Resource.objects.all()
 
 
 def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource]:
-    """Rows of `types` (None: of any type) the job exports (spec §2.3, §1.3 `_since`).
+    """Rows of `types` (None: of any type) the job exports (spec §2.3, §1.3 `_since`;
+    `_until` from the Bulk Data 3.0 ballot: last updated at or before it).
 
     The rows that existed at transactionTime (ids up to the job's `last_resource_id`),
     as they are when read: the output SHALL hold every change up to transactionTime
@@ -158,6 +163,8 @@ def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource
         # A filter on type makes the database read by (resource_type, id) and sort;
         # all-types partitions leave it out to read straight along the primary key.
         rows = rows.filter(resource_type__in=types)
+    if until := job.parameters.get("_until"):
+        rows = rows.filter(last_updated__lte=datetime.fromisoformat(until))
     since = job.parameters.get("_since")
     if since:
         return rows.filter(last_updated__gt=datetime.fromisoformat(since))
@@ -239,10 +246,18 @@ def type_ranges(job: ExportJob, resource_type: str, size: int) -> Iterator[tuple
     return member_id_ranges(member_resource_ids(job, resource_type), size)
 
 
+def job_filters(job: ExportJob) -> TypeFilters:
+    """The job's `_typeFilter` filters, parsed again from the form the kick-off stored."""
+    return TypeFilters.from_texts(job.parameters.get("_typeFilter", []), now=job.transaction_time)
+
+
 def partition_chunks(job: ExportJob, partition: ExportPartition) -> Iterator[list[Block]]:
     """The partition's rows in chunks of blocks, in id order; keyset, never OFFSET."""
     all_types = partition.resource_type == ALL_TYPES
     rows = candidate_rows(job, None if all_types else [partition.resource_type])
+    pushed = rows_filter(job_filters(job), job.types if all_types else [partition.resource_type])
+    if pushed is not None:
+        rows = rows.filter(pushed)
     if job.level == SYSTEM:
         last = partition.lower_id
         while (
@@ -362,36 +377,44 @@ class ChunkWriter:
             if block.deleted:
                 write_deletions(self.files.writer(block.resource_type, deleted=True), block)
             else:
-                self.to_lines(self.files.writer(block.resource_type), block)
-                exported += block.count
+                exported += self.to_lines(self.files.writer(block.resource_type), block)
         return exported
 
 
 class LineMaker:
-    """Writes a block of stored bodies as NDJSON lines: verbatim, or their `_elements`
-    subsets (the only case that parses a body)."""
+    """Writes a block of stored bodies as NDJSON lines and says how many: verbatim, or
+    only those its type's `_typeFilter` filters keep (still verbatim), or their
+    `_elements` subsets. Only the last two parse a body."""
 
     def __init__(self, job: ExportJob) -> None:
         self.selections = [
             ElementSelection.from_text(e) for e in job.parameters.get("_elements", [])
         ]
-        self.names: dict[str, set[str] | None] = {}
+        self.filters = job_filters(job)
+        self.names: dict[str, frozenset[str] | None] = {}
+        self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
-    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> None:
-        if block.resource_type not in self.names:
-            self.names[block.resource_type] = selected_elements(
-                self.selections, block.resource_type
-            )
-        names = self.names[block.resource_type]
-        if names is None:
+    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> int:
+        resource_type = block.resource_type
+        if resource_type not in self.names:
+            self.names[resource_type] = selected_elements(self.selections, resource_type)
+            self.keep[resource_type] = self.filters.matcher(resource_type)
+        names, keep = self.names[resource_type], self.keep[resource_type]
+        if names is None and keep is None:
             writer.write_block(block.records, block.count)
-            return
-        writer.write_records(
-            [
-                json.dumps(subset_resource(json.loads(body), names), separators=(",", ":")).encode()
-                for body in block.records.split(b"\n")
-            ]
-        )
+            return block.count
+        lines = []
+        for body in block.records.split(b"\n"):
+            resource = json.loads(body)
+            if keep is not None and not keep(resource):
+                continue
+            if names is None:
+                lines.append(body)
+            else:
+                subset = subset_resource(resource, names)
+                lines.append(json.dumps(subset, separators=(",", ":")).encode())
+        writer.write_records(lines)
+        return len(lines)
 
 
 def write_deletions(writer: RotatingNdjsonWriter, block: Block) -> None:

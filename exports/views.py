@@ -30,9 +30,10 @@ from bulkops.fhir.scopes import ReadAccess, readable_types
 from exports.console_hooks import launch_sources, panels_for
 from exports.fhir_http import absolute_url
 from exports.file_audit import record_file_read
+from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, plan_export
-from exports.manifests import job_manifest
+from exports.manifests import applied_type_filters, job_manifest
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
 
@@ -106,7 +107,7 @@ def access_for(client: BackendClient | None) -> ReadAccess:
     return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
 
 
-def plan_for_form(form: LaunchForm) -> ExportPlan:
+def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
     """What the API would do with this request from this client (raises FhirError)."""
     client = form.cleaned_data["client"]
     return plan_export(
@@ -118,6 +119,7 @@ def plan_for_form(form: LaunchForm) -> ExportPlan:
         now=timezone.now(),
         method="POST",
         access=access_for(client),
+        base_url=absolute_url(request, "/fhir"),
     )
 
 
@@ -127,22 +129,33 @@ def kickoff_path(level: str, group_id: str) -> str:
     return "/fhir/Patient/$export" if level == PATIENT else "/fhir/$export"
 
 
-def lint_context(form: LaunchForm) -> dict[str, Any]:
+def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:
+    context: dict[str, Any] = {"form": form, "plan": None, "refusal": ""}
+    if any(form.filter_lines()):  # previewed even while the form has errors
+        context["filters"] = preview_filters(
+            form.filter_lines(),
+            types=form.requested_types(),
+            now=timezone.now(),
+            base_url=absolute_url(request, "/fhir"),
+        )
     if not form.is_valid():
-        return {"form": form, "plan": None, "refusal": ""}
+        return context
     try:
-        plan = plan_for_form(form)
+        plan = plan_for_form(request, form)
     except FhirError as error:
-        return {"form": form, "plan": None, "refusal": error.diagnostics}
-    return {"form": form, "plan": plan, "refusal": "", "client": form.cleaned_data["client"]}
+        return {**context, "refusal": error.diagnostics}
+    return {**context, "plan": plan, "client": form.cleaned_data["client"]}
 
 
 @require_POST
 @permission_required(RUN_EXPORTS)
 def job_lint(request: HttpRequest) -> HttpResponse:
-    """The launch form's live preview: what would be exported, what dropped and why."""
+    """The launch form's live preview: what would be exported, what dropped and why,
+    and how each `_typeFilter` parses and how much of the store it matches."""
     return render(
-        request, "exports/partials/scope_lint.html", lint_context(LaunchForm(request.POST))
+        request,
+        "exports/partials/scope_lint.html",
+        lint_context(request, LaunchForm(request.POST)),
     )
 
 
@@ -150,7 +163,7 @@ def job_lint(request: HttpRequest) -> HttpResponse:
 @permission_required(RUN_EXPORTS)
 def job_launch(request: HttpRequest) -> HttpResponse:
     form = LaunchForm(request.POST or None, initial={"client": request.GET.get("client")})
-    context = lint_context(form) if request.method == "POST" else {"form": form}
+    context = lint_context(request, form) if request.method == "POST" else {"form": form}
     context["sources"] = launch_sources()
     if request.method == "POST" and context.get("plan") is not None:
         data = form.cleaned_data
@@ -242,11 +255,21 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         },
         "manifest_json": json.dumps(manifest, indent=2) if manifest else "",
         "parameters_json": json.dumps(job.parameters, indent=2),
+        "type_filters": type_filter_rows(job),
+        "until": job.parameters.get("_until"),
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),
     }
     return render(request, "exports/job_detail.html", context)
+
+
+def type_filter_rows(job: ExportJob) -> list[dict[str, Any]]:
+    """The job's filters, each saying whether it applied (its type is exported)."""
+    applied = applied_type_filters(job)
+    return [
+        {"text": text, "applied": text in applied} for text in job.parameters.get("_typeFilter", [])
+    ]
 
 
 @require_GET
@@ -304,6 +327,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             now=now,
             method="POST",
             access=access_for(client),
+            base_url=absolute_url(request, "/fhir"),
         )
         new_job = start_export(
             client=client,

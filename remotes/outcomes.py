@@ -59,3 +59,17 @@ def plain(issue: Any) -> dict[str, str]:
     if said:
         sentence += f" The remote says: {said}"
     return {"severity": severity, "plain": sentence}
+
+
+def ignored_type_filters(issues: list[dict[str, Any]], pairs: list[list[str]]) -> list[str]:
+    """Warnings for the job when the export asked for `_typeFilter` and the remote's
+    error files say something about it: a remote that ignores a filter under lenient
+    handling writes it there (spec §1.2), and its output then holds unfiltered types."""
+    if not any(name == "_typeFilter" for name, _ in pairs):
+        return []
+    return [
+        f"The remote server reports on _typeFilter, so its output may not be filtered as "
+        f"asked. {issue['plain']}"
+        for issue in issues
+        if "typefilter" in issue["raw"].lower()
+    ]

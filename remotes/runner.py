@@ -43,7 +43,7 @@ from exports.storage import get_storage
 from remotes.crypto import DecryptionError
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
-from remotes.outcomes import read_outcomes
+from remotes.outcomes import ignored_type_filters, read_outcomes
 from remotes.token_destination import TokenDestinationRefused
 
 logger = logging.getLogger(__name__)
@@ -337,6 +337,7 @@ class _Runner:
                 )
                 RemoteDownload.objects.filter(pk=transfer.row.pk).update(file=file)
             self._save(phase=RemoteExport.Phase.DONE, outcomes=outcomes)
+            warnings = ignored_type_filters(outcomes, self.export.kickoff_pairs)
             types = sorted({t.row.resource_type for t in outputs})
             updated = ExportJob.objects.filter(pk=self.job.pk, status__in=ExportJob.UNFINISHED)
             updated = updated.update(
@@ -348,6 +349,7 @@ class _Runner:
                 types_total=len(types),
                 types_done=len(types),
                 resources_exported=sum(t.lines for t in outputs),
+                warnings=[*self.job.warnings, *warnings],
             )
             if not updated:  # cancelled while finishing: nothing is kept
                 raise ExportStopped

@@ -34,6 +34,9 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     export = rows["system export, 1 worker(s)"]
     assert export["resources"] == baseline["resources"] > 0
     assert export["ratio_to_baseline"] > 0 and export["worker_peak_rss_mb"] > 0
+    filtered = rows["filtered system export, 1 worker(s)"]
+    assert 0 < filtered["resources"] < export["resources"]
+    assert filtered["scanned"] == baseline["resources"] and filtered["vs_unfiltered"] > 0
     assert rows["Group export, 2 members, 1 worker(s)"]["resources"] > 0
     assert rows["SMART discovery (web floor), 2 concurrent"]["errors"] == 0
     for web in ("token endpoint", "kick-off", "status poll"):

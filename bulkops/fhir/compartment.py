@@ -22,26 +22,14 @@ from typing import Any
 
 from bulkops.fhir.compartment_paths import PATIENT_COMPARTMENT_PATHS
 from bulkops.fhir.references import parse_reference
+from bulkops.fhir.walk import walk
 
 NOT_COMPARTMENT_DATA = frozenset({"Group"})
 COMPARTMENT_TYPES: frozenset[str] = frozenset(PATIENT_COMPARTMENT_PATHS) - NOT_COMPARTMENT_DATA
 
 
-def _walk(node: Any, path: tuple[str, ...]) -> Iterator[Any]:
-    """Every value at `path`, flattening lists the way FHIRPath does."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, path)
-        return
-    if not path:
-        yield node
-        return
-    if isinstance(node, dict) and path[0] in node:
-        yield from _walk(node[path[0]], path[1:])
-
-
 def _patient_ids(node: Any, path: tuple[str, ...]) -> Iterator[str]:
-    for value in _walk(node, path):
+    for value in walk(node, [(name,) for name in path]):
         if isinstance(value, dict) and isinstance(value.get("reference"), str):
             key = parse_reference(value["reference"])
             if key is not None and key.resource_type == "Patient":

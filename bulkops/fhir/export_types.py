@@ -33,17 +33,21 @@ def plan_export_types(
     requested: Sequence[str] | None,
     level_types: Collection[str],
     access: ReadAccess,
+    filtered: Sequence[str] = (),
 ) -> TypePlan:
     """Intersect requested, level-allowed and scope-allowed types; see module docstring.
 
+    `filtered` are the types `_typeFilter` names: without `_type` the client asked for
+    them by name too, so dropping one is explained like dropping a requested type.
     Raises FhirError 400 when every requested type lies outside the level (spec §5.5)
     and 403 when the scopes leave nothing to export.
     """
     warnings: list[str] = []
+    named = list(requested) if requested is not None else list(dict.fromkeys(filtered))
+    outside = [name for name in named if name not in level_types]
     if requested is None:
         candidates = sorted(level_types)
     else:
-        outside = [name for name in requested if name not in level_types]
         candidates = [name for name in requested if name in level_types]
         if outside and not candidates:
             raise FhirError(
@@ -51,15 +55,14 @@ def plan_export_types(
                 f"{plain_list(outside)} cannot be exported by a {LEVEL_NAMES[level]} export: "
                 "only resource types in the Patient compartment can.",
             )
-        if outside:
-            one = len(outside) == 1
-            warnings.append(
-                f"{plain_list(outside)} {'was' if one else 'were'} requested but "
-                f"{'is' if one else 'are'} not in the Patient compartment, so this "
-                f"{LEVEL_NAMES[level]} export left {'it' if one else 'them'} out."
-            )
+    if outside:
+        one = len(outside) == 1
+        warnings.append(
+            f"{plain_list(outside)} {'was' if one else 'were'} requested but "
+            f"{'is' if one else 'are'} not in the Patient compartment, so this "
+            f"{LEVEL_NAMES[level]} export left {'it' if one else 'them'} out."
+        )
     allowed = [name for name in candidates if access.allows(name)]
-    denied = [name for name in candidates if not access.allows(name)]
     if not allowed:
         reason = (
             access.explain_withheld(requested)
@@ -68,7 +71,8 @@ def plan_export_types(
             f"type a {LEVEL_NAMES[level]} export can include"
         )
         raise FhirError(403, f"{reason}; nothing is left to export.", code=FORBIDDEN)
-    if denied and requested is not None:
+    denied = [name for name in named if name in candidates and not access.allows(name)]
+    if denied:
         left_out = "it was" if len(denied) == 1 else "they were"
         warnings.append(f"{access.explain_withheld(denied)}; {left_out} left out of this export.")
     return TypePlan(types=tuple(allowed), warnings=tuple(warnings))

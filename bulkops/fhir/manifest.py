@@ -24,6 +24,15 @@ class Manifest(TypedDict):
     output: list[ManifestItem]
     deleted: list[ManifestItem]
     error: list[ManifestItem]
+    extension: NotRequired[dict[str, Any]]
+
+
+# Manifest `extension` members (spec §2.3: server extras), named after the parameters:
+# the `_typeFilter` filters the export applied, as bulkops read them, and its `_until`.
+# A POST kick-off's `request` holds no parameters, so this is where a client sees what
+# narrowed its output.
+TYPE_FILTER_EXTENSION = "_typeFilter"
+UNTIL_EXTENSION = "_until"
 
 
 def format_instant(value: datetime) -> str:
@@ -40,8 +49,10 @@ def build_manifest(
     output: Iterable[ManifestItem],
     deleted: Iterable[ManifestItem],
     error: Iterable[ManifestItem],
+    type_filters: Iterable[str] = (),
+    until: datetime | None = None,
 ) -> Manifest:
-    return {
+    manifest: Manifest = {
         "transactionTime": format_instant(transaction_time),
         "request": request_url,
         "requiresAccessToken": requires_access_token,
@@ -49,6 +60,14 @@ def build_manifest(
         "deleted": list(deleted),
         "error": list(error),
     }
+    extension: dict[str, Any] = {}
+    if filters := list(type_filters):
+        extension[TYPE_FILTER_EXTENSION] = filters
+    if until is not None:
+        extension[UNTIL_EXTENSION] = format_instant(until)
+    if extension:
+        manifest["extension"] = extension
+    return manifest
 
 
 def deletion_bundle_line(resource_type: str, resource_id: str) -> bytes:

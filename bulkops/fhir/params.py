@@ -6,6 +6,10 @@ handling; `parse_export_parameters` returns a frozen `ExportParameters` or raise
 `FhirError(400)`. Under `Prefer: handling=lenient` what bulkops cannot honour is dropped
 and described in `warnings`, which end up as OperationOutcome lines in the manifest's
 `error[]` (spec §1.2: one OO per ignored parameter).
+
+`_typeFilter` filters are parsed here by the search engine (bulkops/fhir/type_filters.py)
+and kept in the canonical form every worker parses again. `_until` comes from the Bulk
+Data 3.0 ballot: only resources last updated at or before it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from typing import Any
 
 from bulkops.fhir.outcome import NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from bulkops.fhir.search import TypeSearch
+from bulkops.fhir.search.dates import zone_plus_restored
+from bulkops.fhir.type_filters import parse_filters
 
 SYSTEM = "system"
 PATIENT = "patient"
@@ -39,7 +46,7 @@ _INSTANT = re.compile(
 _ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]*(\[x\])?$")
 _PATIENT_REFERENCE = re.compile(r"^(?:.*/)?Patient/(?P<id>[A-Za-z0-9\-.]{1,64})$")
 _LIST_PARAMETERS = frozenset({"_type", "_elements", "_typeFilter", "includeAssociatedData"})
-_SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since"})
+_SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since", "_until"})
 _KNOWN = _LIST_PARAMETERS | _SINGLE_PARAMETERS | {"patient"}
 # The reference server reads `_includeAssociatedData`; accept it as the IG's name (§9).
 _ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
@@ -67,9 +74,11 @@ class ElementSelection:
 class ExportParameters:
     output_format: str = NDJSON
     since: datetime | None = None
+    until: datetime | None = None
     types: tuple[str, ...] | None = None
     elements: tuple[ElementSelection, ...] = ()
     patients: tuple[str, ...] = ()
+    type_filters: tuple[TypeSearch, ...] = ()
     warnings: tuple[str, ...] = field(default=())
 
     def as_json(self) -> dict[str, Any]:
@@ -77,8 +86,10 @@ class ExportParameters:
         return {
             "_outputFormat": self.output_format,
             "_since": self.since.isoformat() if self.since else None,
+            "_until": self.until.isoformat() if self.until else None,
             "_type": list(self.types) if self.types is not None else None,
             "_elements": [e.as_text() for e in self.elements],
+            "_typeFilter": [search.text for search in self.type_filters],
             "patient": [f"Patient/{p}" for p in self.patients],
         }
 
@@ -100,10 +111,12 @@ def parse_prefer(header: str) -> Prefer:
     return Prefer(respond_async="respond-async" in tokens, handling=handling)
 
 
-def parse_instant(value: str, *, now: datetime, name: str = "_since") -> datetime:
-    """A FHIR instant, not in the future. A `+` decoded to a space is put back."""
-    text = value.strip()
-    text = re.sub(r" (\d{2}:\d{2})$", r"+\1", text)
+def parse_instant(
+    value: str, *, now: datetime, name: str = "_since", future: bool = False
+) -> datetime:
+    """A FHIR instant, not in the future unless `future`. A `+` decoded to a space is
+    put back."""
+    text = zone_plus_restored(value)
     match = _INSTANT.match(text)
     if not match:
         raise FhirError(
@@ -116,7 +129,7 @@ def parse_instant(value: str, *, now: datetime, name: str = "_since") -> datetim
         parsed.astimezone(UTC)  # what the database stores; year 1 at +14:00 is year 0
     except (ValueError, OverflowError):  # 2020-02-30, year 0000, or off the calendar
         raise FhirError(400, f"{name} {value!r} is not a date and time that exists.") from None
-    if parsed > now:
+    if parsed > now and not future:
         raise FhirError(400, f"{name} {value!r} is in the future.")
     return parsed
 
@@ -150,8 +163,10 @@ def parse_export_parameters(
     handling: str,
     now: datetime,
     method: str = "GET",
+    base_url: str = "",
 ) -> ExportParameters:
-    """Validate kick-off parameters for `level`; see the module docstring."""
+    """Validate kick-off parameters for `level`; see the module docstring. `base_url`
+    is this server's FHIR base: filters' absolute references to it become relative."""
     collector = _Collector(handling)
     grouped: dict[str, list[str]] = {}
     for raw_name, value in pairs:
@@ -173,15 +188,33 @@ def parse_export_parameters(
             code=NOT_SUPPORTED,
         )
     since = parse_instant(grouped["_since"][0], now=now) if "_since" in grouped else None
-
+    until = _parse_until(grouped, since=since, now=now)
+    types = _parse_types(grouped, collector)
     return ExportParameters(
         output_format=NDJSON,
         since=since,
-        types=_parse_types(grouped, collector),
+        until=until,
+        types=types,
         elements=_parse_elements(grouped, collector),
         patients=_parse_patients(grouped, collector, level=level, method=method),
+        type_filters=_parse_type_filters(
+            grouped, collector, types=types, now=now, base_url=base_url
+        ),
         warnings=tuple(collector.warnings) + _ignored_experimental(grouped, collector),
     )
+
+
+def _parse_until(
+    grouped: dict[str, list[str]], *, since: datetime | None, now: datetime
+) -> datetime | None:
+    """`_until` (Bulk Data 3.0 ballot): resources last updated at or before it. Later
+    than transactionTime changes nothing; not after `_since` selects nothing, so 400."""
+    if "_until" not in grouped:
+        return None
+    until = parse_instant(grouped["_until"][0], now=now, name="_until", future=True)
+    if since is not None and until <= since:
+        raise FhirError(400, "_until must be later than _since.")
+    return until
 
 
 def _parse_types(grouped: dict[str, list[str]], collector: _Collector) -> tuple[str, ...] | None:
@@ -222,6 +255,27 @@ def _parse_elements(
     return tuple(dict.fromkeys(selections))
 
 
+def _parse_type_filters(
+    grouped: dict[str, list[str]],
+    collector: _Collector,
+    *,
+    types: tuple[str, ...] | None,
+    now: datetime,
+    base_url: str,
+) -> tuple[TypeSearch, ...]:
+    """Each filter parsed; one that cannot be applied is refused (strict) or dropped
+    with its refusal as the warning (lenient), leaving its type's other filters."""
+    searches: list[TypeSearch] = []
+    for parsed in parse_filters(
+        grouped.get("_typeFilter", []), now=now, base_url=base_url, types=types
+    ):
+        if parsed.search is None:
+            collector.unsupported(parsed.problem)
+        elif parsed.search not in searches:
+            searches.append(parsed.search)
+    return tuple(searches)
+
+
 def _parse_patients(
     grouped: dict[str, list[str]], collector: _Collector, *, level: str, method: str
 ) -> tuple[str, ...]:
@@ -242,11 +296,10 @@ def _parse_patients(
 
 
 def _ignored_experimental(grouped: dict[str, list[str]], collector: _Collector) -> tuple[str, ...]:
-    """includeAssociatedData and _typeFilter: strict refuses, lenient ignores (issue scope)."""
+    """includeAssociatedData: strict refuses, lenient ignores (issue scope)."""
     before = len(collector.warnings)
-    for name in ("includeAssociatedData", "_typeFilter"):
-        if grouped.get(name):
-            collector.unsupported(f"bulkops does not support {name} yet.")
+    if grouped.get("includeAssociatedData"):
+        collector.unsupported("bulkops does not support includeAssociatedData yet.")
     return tuple(collector.warnings[before:])
 
 

@@ -244,3 +244,52 @@ def test_preview_never_reads_past_its_byte_budget(api_as, client_a, store):
     preview = operator.get(f"/api/v1/files/{file.uuid}/preview", lines=2).json()
     assert preview["lines"] == [{"resourceType": "Patient", "id": "a"}]
     assert preview["truncated"] is True
+
+
+@pytest.mark.django_db
+def test_launch_takes_type_filters_and_until(api_as, client_a, store):
+    response = launch(
+        api_as("operator"),
+        client_a.backend_client.client_id,
+        level="group",
+        group_id="g1",
+        type_filters=["Observation?code=http://loinc.org|8867-4", "Condition?subject=p2"],
+        until="2030-01-01T00:00:00Z",
+    )
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["parameters"]["_typeFilter"] == [
+        "Observation?code=http://loinc.org|8867-4",
+        "Condition?subject=p2",
+    ]
+    assert job["parameters"]["_until"] == "2030-01-01T00:00:00+00:00"
+    assert "_typeFilter=Observation%3Fcode%3Dhttp%3A%2F%2Floinc.org%7C8867-4" in job["request_url"]
+
+
+@pytest.mark.django_db
+def test_a_filter_that_cannot_be_applied_is_a_field_error_unless_lenient(api_as, client_a, store):
+    operator = api_as("operator")
+    fields = {
+        "level": "system",
+        "types": ["Patient", "Observation"],
+        "type_filters": ["Observation?_sort=date", "Condition?code=1", "Observation?code=1"],
+    }
+    response = launch(operator, client_a.backend_client.client_id, **fields)
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "type_filters": [
+            "The _typeFilter 'Observation?_sort=date' cannot be applied: _sort is a result "
+            "parameter: it shapes results, selects nothing.",
+            "The _typeFilter 'Condition?code=1' cannot be applied: _type does not ask for "
+            "Condition, so nothing would be filtered.",
+        ]
+    }
+    assert not ExportJob.objects.exists()
+    lenient = launch(operator, client_a.backend_client.client_id, lenient=True, **fields)
+    assert lenient.status_code == 201
+    job = lenient.json()
+    assert job["parameters"]["_typeFilter"] == ["Observation?code=1"]
+    assert [w.split(":")[0] for w in job["warnings"]] == [
+        "The _typeFilter 'Observation?_sort=date' cannot be applied",
+        "The _typeFilter 'Condition?code=1' cannot be applied",
+    ]

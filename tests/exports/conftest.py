@@ -86,14 +86,21 @@ class FhirClient:
         headers = {"Accept": "application/fhir+json", "Prefer": prefer}
         return self.request("get", path, scope=scope, headers=headers, **kwargs)
 
-    def post_kick_off(self, path: str, parameters: list[dict[str, Any]], **kwargs: Any):
+    def post_kick_off(
+        self,
+        path: str,
+        parameters: list[dict[str, Any]],
+        *,
+        prefer: str = "respond-async",
+        **kwargs: Any,
+    ):
         body = {"resourceType": "Parameters", "parameter": parameters}
         return self.request(
             "post",
             path,
             data=json.dumps(body),
             content_type="application/fhir+json",
-            headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+            headers={"Accept": "application/fhir+json", "Prefer": prefer},
             **kwargs,
         )
 

@@ -95,3 +95,30 @@ def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
         "warning: line 2 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
         "warning: kept",
     ]
+
+
+def test_bulk_export_passes_type_filters_and_until(live_server, store, demo_key, tmp_path):
+    """The store's Conditions are p1-c, p2-c and p3-c; the filters keep p2's (by
+    subject) and p3's (by id), and every Patient comes out whole."""
+    jwk, key_path = demo_key
+    client = register_client(name="cli", jwks=public_jwks(jwk), scopes="system/*.read")
+    out = StringIO()
+    call_command(
+        "bulk_export",
+        base_url=f"{live_server.url}/fhir",
+        client_id=client.client_id,
+        key=str(key_path),
+        types=["Patient", "Condition"],
+        type_filters=["Condition?subject=Patient/p2", "Condition?_id=p3-c"],
+        until="2099-01-01T00:00:00Z",
+        out=tmp_path / "out",
+        stdout=out,
+    )
+    conditions = [
+        json.loads(line)["id"]
+        for path in (tmp_path / "out").glob("output-*-Condition.ndjson")
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(conditions) == ["p2-c", "p3-c"]
+    summary = [line.split() for line in out.getvalue().splitlines()]
+    assert ["Patient", "1", "3"] in summary and ["Condition", "1", "2"] in summary

@@ -104,12 +104,31 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     resources = {r["type"]: [i["code"] for i in r["interaction"]] for r in rest["resource"]}
     assert resources == {"Group": ["read", "search-type"], "Patient": ["read"]}
     definitions = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
-    assert rest["operation"] == [{"name": "export", "definition": f"{definitions}/export"}]
-    operations = {r["type"]: r["operation"] for r in rest["resource"]}
-    assert operations == {
-        "Group": [{"name": "export", "definition": f"{definitions}/group-export"}],
-        "Patient": [{"name": "export", "definition": f"{definitions}/patient-export"}],
+    operations = {
+        r["type"]: [(o["name"], o["definition"]) for o in r["operation"]] for r in rest["resource"]
     }
+    operations["*"] = [(o["name"], o["definition"]) for o in rest["operation"]]
+    assert operations == {
+        "*": [("export", f"{definitions}/export")],
+        "Group": [("export", f"{definitions}/group-export")],
+        "Patient": [("export", f"{definitions}/patient-export")],
+    }
+    documentation = rest["operation"][0]["documentation"]
+    assert "_typeFilter" in documentation and "_until" in documentation
+
+
+def test_metadata_lists_the_parameters_type_filters_may_use(client: Client, patient):
+    rest = json.loads(client.get(reverse("fhir:metadata")).content)["rest"][0]
+    params = {r["type"]: {p["name"]: p for p in r.get("searchParam", [])} for r in rest["resource"]}
+    birthdate = params["Patient"]["birthdate"]
+    assert birthdate["type"] == "date"
+    assert birthdate["definition"] == "http://hl7.org/fhir/SearchParameter/individual-birthdate"
+    assert birthdate["documentation"].startswith("In $export _typeFilter only")
+    assert ":text" in params["Patient"]["gender"]["documentation"]
+    assert {"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"} <= set(
+        params["Group"]
+    )
+    assert "_text" not in params["Patient"]  # no expression to evaluate
 
 
 def test_metadata_token_url_uses_the_configured_base_url(client: Client, settings):

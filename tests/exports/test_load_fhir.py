@@ -2,19 +2,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from exports.loaders import SHARED_FIRST
 from exports.models import CompartmentMembership, Resource
 from tests.exports.conftest import DATA
+from tests.shared_data import SHARED_DATA
 
 pytestmark = pytest.mark.django_db
 
 SYNTHEA = DATA / "synthea"
-SHARED_DATA = Path(settings.BASE_DIR).parent / "shared" / "data"
 NPI_PRACTITIONER = "Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999999999"
 
 

@@ -77,3 +77,27 @@ def test_patient_level_refuses_only_non_compartment_types_and_warns_on_a_mix():
 def test_plain_list():
     assert plain_list(["A"]) == "A"
     assert plain_list(["A", "B", "C"]) == "A, B and C"
+
+
+def test_types_named_only_by_type_filter_are_explained_when_dropped():
+    plan = plan_export_types(
+        level="patient",
+        requested=None,
+        level_types=COMPARTMENT,
+        access=PATIENT_ONLY,
+        filtered=["Observation", "Practitioner", "Observation"],
+    )
+    assert plan.types == ("Patient",)
+    assert plan.warnings == (
+        "Practitioner was requested but is not in the Patient compartment, so this "
+        "Patient-level export left it out.",
+        "Observation was requested but this client's token only grants "
+        "system/Patient.read; it was left out of this export.",
+    )
+
+
+def test_a_filtered_type_the_scopes_cover_adds_no_warning():
+    plan = plan_export_types(
+        level="system", requested=None, level_types=COMPARTMENT, access=ALL, filtered=["Patient"]
+    )
+    assert plan.warnings == ()

@@ -3,7 +3,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
-from bulkops.fhir.manifest import deletion_bundle_line, format_instant, warning_outcome_line
+from bulkops.fhir.manifest import (
+    build_manifest,
+    deletion_bundle_line,
+    format_instant,
+    warning_outcome_line,
+)
 
 
 def test_instants_are_utc_with_milliseconds():
@@ -27,3 +32,24 @@ def test_warning_lines_are_operation_outcomes():
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["severity"] == "warning"
     assert outcome["issue"][0]["diagnostics"] == "Condition was left out."
+
+
+def test_applied_filters_and_until_go_into_the_extension_only_when_given():
+    common = {
+        "transaction_time": datetime(2025, 1, 1, tzinfo=UTC),
+        "request_url": "https://x/fhir/$export",
+        "requires_access_token": True,
+        "output": [],
+        "deleted": [],
+        "error": [],
+    }
+    assert "extension" not in build_manifest(**common)
+    manifest = build_manifest(
+        **common,
+        type_filters=["Observation?category=laboratory"],
+        until=datetime(2024, 12, 31, tzinfo=UTC),
+    )
+    assert manifest["extension"] == {
+        "_typeFilter": ["Observation?category=laboratory"],
+        "_until": "2024-12-31T00:00:00.000Z",
+    }

@@ -110,7 +110,7 @@ def test_patient_parameter_only_in_post_and_not_at_system_level():
 
 
 def test_unsupported_parameters_are_refused_strict_and_reported_lenient():
-    assert "_typeFilter" in refused([("_typeFilter", "Observation?code=x")]).diagnostics
+    assert "includeAssociatedData" in refused([("includeAssociatedData", "_x")]).diagnostics
     lenient = parse(
         [("includeAssociatedData", "LatestProvenanceResources"), ("foo", "bar")],
         handling="lenient",

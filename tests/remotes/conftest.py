@@ -61,10 +61,13 @@ def form_data(base_url: str, **extra) -> dict:
     }  # fmt: skip
 
 
-def run_in_process(server: RemoteServer, **kwargs) -> ExportJob:
-    """A system export of Patients from `server`, run in this process to its end."""
+def run_in_process(
+    server: RemoteServer, pairs: tuple = (("_type", "Patient"),), **kwargs
+) -> ExportJob:
+    """A system export (of Patients, unless `pairs` say otherwise) from `server`, run in
+    this process to its end."""
     job = start_remote_export(
-        server, level="system", group_id="", pairs=[("_type", "Patient")],
+        server, level="system", group_id="", pairs=list(pairs),
         actor="t", request=None, queue=False, **kwargs,
     )  # fmt: skip
     run_remote_export(job.pk)

@@ -4,6 +4,7 @@ polling, and failures that end the job with a clear reason and nothing claimed."
 
 from __future__ import annotations
 
+import html
 import json
 from urllib.parse import parse_qs
 
@@ -157,3 +158,32 @@ def test_token_refused_by_a_real_remote_fails_with_its_oauth_error(remote, remot
     ), job.failure_reason
     assert_nothing_kept(job)
     assert RemoteExport.objects.get(job=job).status_url == ""
+
+
+def test_type_filters_go_to_the_remote_and_its_report_of_ignoring_them_is_a_warning(
+    stub, stub_server, console_client
+):
+    said = "_typeFilter 'Patient?gender=female' is not supported and was ignored"
+    issue = {"severity": "warning", "code": "not-supported", "diagnostics": said}
+    other = {"severity": "warning", "code": "not-found", "diagnostics": "Group g9 missing"}
+    stub.error_body = b"\n".join(
+        json.dumps({"resourceType": "OperationOutcome", "issue": [i]}).encode()
+        for i in (issue, other)
+    )
+    job = run_in_process(stub_server, pairs=[("_typeFilter", "Patient?gender=female")])
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    kickoff = next(path for method, path, _ in stub.requests if "$export" in path)
+    assert parse_qs(kickoff.partition("?")[2])["_typeFilter"] == ["Patient?gender=female"]
+    assert job.warnings == [
+        "The remote server reports on _typeFilter, so its output may not be filtered as "
+        "asked. Warning: the remote does not support part of the request. The remote says: " + said
+    ]
+    page = html.unescape(console_client("operator").get(f"/exports/{job.uuid}/").content.decode())
+    assert job.warnings[0] in page
+
+
+def test_a_remote_that_reports_nothing_about_filters_adds_no_warning(stub, stub_server):
+    issue = {"severity": "warning", "code": "not-found", "diagnostics": "Group g9 missing"}
+    stub.error_body = json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}).encode()
+    job = run_in_process(stub_server, pairs=[("_typeFilter", "Patient?gender=female")])
+    assert job.status == ExportJob.Status.COMPLETED and job.warnings == []

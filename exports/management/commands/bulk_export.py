@@ -28,7 +28,17 @@ class Command(BaseCommand):
         level.add_argument("--patient-level", action="store_true")
         level.add_argument("--system", action="store_true", help="the default")
         parser.add_argument("--type", action="append", default=[], dest="types")
+        parser.add_argument(
+            "--type-filter",
+            action="append",
+            default=[],
+            dest="type_filters",
+            metavar="QUERY",
+            help="a _typeFilter search such as 'Observation?category=laboratory' (repeatable; "
+            "filters on one type are OR-ed)",
+        )
         parser.add_argument("--since")
+        parser.add_argument("--until", help="only resources last updated at or before this")
         parser.add_argument("--out", required=True, type=Path)
         parser.add_argument("--workers", type=int, default=4)
         parser.add_argument(
@@ -67,8 +77,10 @@ class Command(BaseCommand):
             else "/$export"
         )
         params = [("_type", ",".join(options["types"]))] if options["types"] else []
-        if options["since"]:
-            params.append(("_since", str(options["since"])))
+        for name in ("since", "until"):
+            if options[name]:
+                params.append((f"_{name}", str(options[name])))
+        params += [("_typeFilter", query) for query in options["type_filters"]]
         try:
             status_url = client.kick_off(path, params)
             self.stdout.write(f"Kick-off accepted: {status_url}")
