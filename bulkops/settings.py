@@ -353,6 +353,10 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": BULKOPS_LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO: a presigned file URL's signature,
+        # which works as a credential, would reach the log. The exchange logs of remote
+        # exports and server checks record each request with such values redacted.
+        "httpx": {"level": "WARNING"},
         # Each run of a CELERY_BEAT_SCHEDULE task is logged at DEBUG, not INFO.
         "celery.beat": {"filters": ["routine_tasks"]},
         "celery.worker.strategy": {"filters": ["routine_tasks"]},
