@@ -257,6 +257,7 @@ class RemoteExchange(models.Model):
     response_headers = models.JSONField(default=dict)
     seconds = models.FloatField()
     answered_at = models.DateTimeField()
+    note = models.TextField(blank=True, help_text="What bulkops made of the answer.")
 
     class Meta:
         ordering = ["pk"]
