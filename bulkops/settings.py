@@ -268,6 +268,11 @@ BULKOPS_ALLOW_PRIVATE_FETCH = env_bool("BULKOPS_ALLOW_PRIVATE_FETCH", False)
 BULKOPS_OUTBOUND_PROXY = env_secret("BULKOPS_OUTBOUND_PROXY") or ""
 if BULKOPS_OUTBOUND_PROXY and not BULKOPS_OUTBOUND_PROXY.startswith(("http://", "https://")):
     raise ImproperlyConfigured("BULKOPS_OUTBOUND_PROXY must be an http:// or https:// URL")
+# Our client of remote Bulk Data servers (exports.bulk_client): the longest wait between
+# two status polls, whatever Retry-After asks (one server sent an epoch time: 57 years),
+# and how often a poll answered with a transient error (spec §2.2) is tried again.
+BULKOPS_REMOTE_MAX_WAIT = env_int("BULKOPS_REMOTE_MAX_WAIT", 300, minimum=1)
+BULKOPS_REMOTE_TRANSIENT_RETRIES = env_int("BULKOPS_REMOTE_TRANSIENT_RETRIES", 5, minimum=0)
 # Client keys: rotate within this many days of adding one (0: no such policy); the
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)
@@ -360,6 +365,10 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": BULKOPS_LOG_LEVEL},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # httpx logs every request's full URL at INFO: a presigned file URL's signature,
+        # which works as a credential, would reach the log. The exchange logs of remote
+        # exports and server checks record each request with such values redacted.
+        "httpx": {"level": "WARNING"},
         # Each run of a CELERY_BEAT_SCHEDULE task is logged at DEBUG, not INFO.
         "celery.beat": {"filters": ["routine_tasks"]},
         "celery.worker.strategy": {"filters": ["routine_tasks"]},

@@ -9,6 +9,7 @@ from accounts.api_urls import urlpatterns as accounts_api
 from bulkops.api import api_not_found
 from bulkops.health import healthz
 from exports.api_urls import urlpatterns as exports_api
+from remotes.public_jwks import published_jwks
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -19,6 +20,8 @@ urlpatterns = [
         name="smart-configuration",
     ),
     path("fhir/", include("exports.fhir_urls")),
+    # Our public key set for one remote, for its jwks_uri registration: no sign-in.
+    path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
     path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

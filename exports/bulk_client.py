@@ -6,6 +6,7 @@ internals. Every request goes through the guarded client (`bulkops.outbound`).
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import json
 import re
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 import jwt
+from django.conf import settings
 
 from bulkops import outbound, untrusted_json
 from bulkops.outbound import FetchError, same_origin
@@ -28,6 +30,14 @@ from bulkops.outbound import FetchError, same_origin
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ANSWER_LIMIT = 16 * 1024 * 1024  # tokens, manifests, outcomes: a few kilobytes to megabytes
 DOWNLOAD_IDLE_TIMEOUT = 300.0  # seconds a file download may wait for its next bytes
+ERROR_TEXT_BYTES = 4096  # of a failed download's answer, read to quote its reason
+QUOTE_CHARS = 300  # of a server's own error text in our messages
+MIN_WAIT = 1.0  # shortest wait a Retry-After can ask for
+# IssueType's transient branch: a status poll failing with these failed for a moment,
+# not the export, and is tried again later (spec §2.2).
+TRANSIENT_CODES = frozenset(
+    {"transient", "lock-error", "no-store", "exception", "timeout", "incomplete", "throttled"}
+)
 
 
 class BulkClientError(Exception):
@@ -54,6 +64,7 @@ class Exchange:
     request_headers: dict[str, str]
     response_headers: dict[str, str]
     seconds: float
+    note: str = ""  # what the client made of the answer when it did not simply go on
 
 
 # Query parameters of presigned URLs that work as credentials on their own.
@@ -147,17 +158,53 @@ def http(
 
 
 def describe_error(result: HttpResult) -> str:
+    """The status and the server's own words: an OperationOutcome's diagnostics, an OAuth
+    error, else the start of the body as text."""
     try:
         body = result.json()
     except ValueError:
-        return f"HTTP {result.status}: {result.body[:300]!r}"
+        body = result.body.decode("utf-8", "replace")
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        return f"HTTP {result.status}: " + "; ".join(
-            issue.get("diagnostics", "") for issue in body.get("issue", [])
-        )
-    if isinstance(body, dict) and "error" in body:
-        return f"HTTP {result.status}: {body['error']}: {body.get('error_description', '')}"
-    return f"HTTP {result.status}"
+        said = "; ".join(_issue_texts(body))
+    elif isinstance(body, dict) and "error" in body:
+        said = f"{body['error']}: {body.get('error_description', '')}"
+    else:
+        said = body if isinstance(body, str) else ""
+    said = " ".join(said.split())
+    if len(said) > QUOTE_CHARS:
+        said = said[:QUOTE_CHARS] + " …"
+    return f"HTTP {result.status}: {said}" if said else f"HTTP {result.status}"
+
+
+def _issues(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    issues = outcome.get("issue")
+    return [i for i in issues if isinstance(i, dict)] if isinstance(issues, list) else []
+
+
+def _issue_texts(outcome: dict[str, Any]) -> list[str]:
+    """Each issue's diagnostics, else its details' text, else its code."""
+    texts = []
+    for issue in _issues(outcome):
+        details = issue.get("details") if isinstance(issue.get("details"), dict) else {}
+        text = issue.get("diagnostics") or details.get("text") or issue.get("code") or ""
+        texts.append(str(text))
+    return texts
+
+
+def transient_code(result: HttpResult) -> str:
+    """The issue code of a 5xx answer whose OperationOutcome has only issues of the
+    transient branch (spec §2.2: the poll failed for a moment, try again); "" for any
+    other answer, which means the export itself failed."""
+    if result.status < 500:
+        return ""
+    try:
+        body = result.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return ""
+    codes = [issue.get("code") for issue in _issues(body)]
+    return str(codes[0]) if codes and all(code in TRANSIENT_CODES for code in codes) else ""
 
 
 def make_client_assertion(
@@ -232,10 +279,32 @@ class ExportOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Pause:
+    """A wait between two requests, and (for the exchange log) why it is not simply the
+    one the server asked for."""
+
+    seconds: float
+    note: str = ""
+
+    def bounded(self, longest: float, left: float) -> Pause:
+        """At most `longest` seconds, and over when the deadline `left` seconds away is."""
+        limit, why = (longest, "the longest wait allowed") if longest <= left else (left, "")
+        if self.seconds <= limit:
+            return self
+        limit = max(0.0, limit)
+        why = why or "the export's deadline comes first"
+        note = f"Waiting {limit:,.0f} s instead of {self.seconds:,.0f} s: {why}."
+        return Pause(limit, f"{self.note} {note}".strip())
+
+
 class BulkExportClient:
     """Kick-off, polling, downloads and DELETE against one server. `verify_tls`,
     `allow_private` (None: BULKOPS_ALLOW_PRIVATE_FETCH decides) and `on_exchange` apply
-    to every request, file downloads included."""
+    to every request, file downloads included. No wait between polls is longer than
+    `max_wait` seconds, whatever the server asks; a status poll failing with a transient
+    error is tried again up to `transient_retries` times (None: BULKOPS_REMOTE_MAX_WAIT
+    and BULKOPS_REMOTE_TRANSIENT_RETRIES)."""
 
     def __init__(
         self,
@@ -246,6 +315,8 @@ class BulkExportClient:
         verify_tls: bool = True,
         allow_private: bool | None = None,
         on_exchange: ExchangeHook | None = None,
+        max_wait: float | None = None,
+        transient_retries: int | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tokens = tokens
@@ -253,13 +324,27 @@ class BulkExportClient:
         self.verify_tls = verify_tls
         self.allow_private = allow_private
         self.on_exchange = on_exchange
+        self.max_wait = settings.BULKOPS_REMOTE_MAX_WAIT if max_wait is None else max_wait
+        self.transient_retries = (
+            settings.BULKOPS_REMOTE_TRANSIENT_RETRIES
+            if transient_retries is None
+            else transient_retries
+        )
 
     def _auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens.token()}"}
 
     def _http(
-        self, method: str, url: str, headers: dict[str, str], data: bytes | None = None
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: bytes | None = None,
+        *,
+        hook: ExchangeHook | None = None,
     ) -> HttpResult:
+        """One request; its exchange goes to `hook` instead of `on_exchange` when given
+        (to be logged once the client knows what to make of the answer, `_log`)."""
         return http(
             method,
             url,
@@ -267,8 +352,13 @@ class BulkExportClient:
             data=data,
             verify_tls=self.verify_tls,
             allow_private=self.allow_private,
-            on_exchange=self.on_exchange,
+            on_exchange=hook or self.on_exchange,
         )
+
+    def _log(self, seen: list[Exchange], note: str = "") -> None:
+        if self.on_exchange:
+            for exchange in seen:
+                self.on_exchange(dataclasses.replace(exchange, note=note) if note else exchange)
 
     def kick_off(
         self,
@@ -284,11 +374,17 @@ class BulkExportClient:
         deadline = time.monotonic() + patience
         delay = 1.0
         while True:
-            result = self._send_kick_off(path, params)
+            seen: list[Exchange] = []
+            result = self._send_kick_off(path, params, seen.append)
             if result.status != 429 or time.monotonic() >= deadline:
+                self._log(seen)
                 break
-            delay = backoff(result, delay)
-            _sleep_unless(min(delay, deadline - time.monotonic()), should_stop)
+            pause = Pause(backoff(result, delay)).bounded(
+                self.max_wait, deadline - time.monotonic()
+            )
+            self._log(seen, pause.note)
+            delay = pause.seconds
+            _sleep_unless(delay, should_stop)
             if should_stop():
                 raise ExportStopped
         if result.status != 202:
@@ -297,7 +393,9 @@ class BulkExportClient:
             raise BulkClientError("kick-off answered 202 without a Content-Location header")
         return result.headers["Content-Location"]
 
-    def _send_kick_off(self, path: str, params: Sequence[tuple[str, str]]) -> HttpResult:
+    def _send_kick_off(
+        self, path: str, params: Sequence[tuple[str, str]], hook: ExchangeHook
+    ) -> HttpResult:
         """GET with the parameters in the query; POST a Parameters body instead when
         they name patients, which Bulk Data accepts only that way (spec §1.1)."""
         headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
@@ -307,9 +405,10 @@ class BulkExportClient:
                 f"{self.base_url}{path}",
                 {**headers, "Content-Type": "application/fhir+json"},
                 json.dumps(parameters_resource(params)).encode(),
+                hook=hook,
             )
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        return self._http("GET", f"{self.base_url}{path}{query}", headers)
+        return self._http("GET", f"{self.base_url}{path}{query}", headers, hook=hook)
 
     def wait(
         self,
@@ -318,29 +417,57 @@ class BulkExportClient:
         timeout: float = 3600,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
-        """Poll until the manifest: sleep what Retry-After asks, and on 429 back off
-        (Retry-After if given, else twice the previous wait, at most a minute)."""
+        """Poll until the manifest: wait what Retry-After asks (seconds or an HTTP-date),
+        else 2 s; on 429 back off (Retry-After if given, else twice the previous wait, at
+        most a minute); on a transient error (spec §2.2) poll again after 1, 2, 4 … s,
+        up to `transient_retries` times. No wait is longer than `max_wait` or ends past
+        `timeout`, and `should_stop` is heard every second. The exchange log notes every
+        retry and every wait shortened."""
         deadline = time.monotonic() + timeout
-        delay = 1.0
+        delay, transients = 1.0, 0
         while time.monotonic() < deadline:
             if should_stop():
                 raise ExportStopped
-            result = self._http("GET", status_url, {**self._auth(), "Accept": "application/json"})
+            seen: list[Exchange] = []
+            headers = {**self._auth(), "Accept": "application/json"}
+            result = self._http("GET", status_url, headers, hook=seen.append)
             if result.status == 200:
+                self._log(seen)
                 try:
                     return result.json()
                 except ValueError:
                     raise BulkClientError("the manifest is not valid JSON") from None
-            if result.status not in (202, 429):
-                raise BulkClientError(f"export failed: {describe_error(result)}")
-            if result.status == 429:
-                delay = backoff(result, delay)
-            else:
+            pause = self._after_poll(result, delay, transients)
+            if pause is None:
+                self._log(seen)
+                retries = "retry" if transients == 1 else "retries"
+                still = f" (still, after {transients} {retries})" if transients else ""
+                raise BulkClientError(f"export failed: {describe_error(result)}{still}")
+            transients += result.status >= 500
+            pause = pause.bounded(self.max_wait, deadline - time.monotonic())
+            self._log(seen, pause.note)
+            if result.status == 202:
                 on_progress(result.headers.get("X-Progress", ""))
-                asked = retry_after(result.headers.get("Retry-After", ""))
-                delay = asked if asked is not None else 2.0
+            delay = pause.seconds
             _sleep_unless(delay, should_stop)
         raise BulkClientError(f"export did not finish within {timeout:.0f}s")
+
+    def _after_poll(self, result: HttpResult, delay: float, transients: int) -> Pause | None:
+        """The wait after a poll answered in progress, throttled or with a transient
+        error; None when the answer ends the export."""
+        asked = retry_after(result.headers.get("Retry-After", ""))
+        if result.status == 202:
+            return Pause(2.0 if asked is None else asked)
+        if result.status == 429:
+            return Pause(backoff(result, delay))
+        code = transient_code(result)
+        if not code or transients >= self.transient_retries:
+            return None
+        return Pause(
+            2.0**transients if asked is None else asked,
+            f"A transient error ({code}), not the end of the export: polling again, "
+            f"retry {transients + 1} of {self.transient_retries}.",
+        )
 
     def delete(self, status_url: str) -> int:
         """DELETE the job at the server (cancel, or let it free the files); the status."""
@@ -403,8 +530,9 @@ class BulkExportClient:
                     self.on_exchange, "GET", url, answer.status, headers, answer.headers, started
                 )
                 if answer.status != 200:
+                    said = HttpResult(answer.status, answer.headers, _head(answer.chunks))
                     raise BulkClientError(
-                        f"download of {redact_url(url)} failed: HTTP {answer.status}"
+                        f"download of {redact_url(url)} failed: {describe_error(said)}"
                     )
                 yield answer.chunks
         except FetchError as error:
@@ -434,17 +562,29 @@ def backoff(result: HttpResult, delay: float) -> float:
 
 
 def retry_after(value: str) -> float | None:
-    """Retry-After in seconds: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    """Retry-After in seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3), at least
+    MIN_WAIT so that "0" or a date gone by does not make a tight loop; None when absent
+    or unreadable. An absurd value stays absurd here: callers bound it (Pause.bounded)."""
     value = value.strip()
     if not value:
         return None
     if value.isdigit():
-        return float(value)
+        return max(MIN_WAIT, float(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(MIN_WAIT, when.timestamp() - time.time())
+
+
+def _head(chunks: Iterator[bytes]) -> bytes:
+    """The first ERROR_TEXT_BYTES of a streamed answer."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= ERROR_TEXT_BYTES:
+            break
+    return head[:ERROR_TEXT_BYTES]
 
 
 def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -11,12 +12,16 @@ from remotes import crypto
 from remotes.target import RemoteTarget
 from remotes.token_destination import token_destination_problem
 
+CLIENT_ID_MAX_LENGTH = 4096
+
 
 class RemoteServer(models.Model):
     """A Bulk Data server elsewhere (or bulkops itself) that operators export from.
 
     Our private key for it is stored encrypted (remotes.crypto) and never shown again;
-    `public_jwks` is what the operator registers at the remote side.
+    `public_jwks` is what the operator registers at the remote side, pasted or, while
+    `publish_jwks` is on, fetched by the remote from /jwks/<jwks_id>.json
+    (remotes.public_jwks).
 
     A token endpoint on another origin than the base URL is used only once an admin
     confirmed it for exactly this pair of URLs (remotes.token_destination); the
@@ -32,9 +37,22 @@ class RemoteServer(models.Model):
     token_url = models.URLField(
         max_length=500, blank=True, help_text="Empty: discovered from smart-configuration."
     )
-    client_id = models.CharField(max_length=255, help_text="Our client_id at that server.")
+    # Servers choose their client ids: some issue a signed token of several hundred
+    # characters (the SMART reference server: 557). The limit only bounds the input.
+    client_id = models.CharField(
+        max_length=CLIENT_ID_MAX_LENGTH, help_text="Our client_id at that server."
+    )
     private_key_encrypted = models.TextField(editable=False)
     public_jwks = models.JSONField(editable=False)
+    # The public key set's URL names this random id, not the server: it stays the same
+    # when the key is replaced (the remote refetches it), and reveals nothing about
+    # which or how many remotes there are.
+    jwks_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    publish_jwks = models.BooleanField(
+        default=True,
+        editable=False,
+        help_text="Serve the public key set at its URL without sign-in (admins switch it).",
+    )
     key_algorithm = models.CharField(max_length=8, choices=Algorithm.choices, editable=False)
     scopes = models.TextField(default="system/*.read")
     default_group_id = models.CharField(max_length=64, blank=True)
@@ -239,6 +257,7 @@ class RemoteExchange(models.Model):
     response_headers = models.JSONField(default=dict)
     seconds = models.FloatField()
     answered_at = models.DateTimeField()
+    note = models.TextField(blank=True, help_text="What bulkops made of the answer.")
 
     class Meta:
         ordering = ["pk"]

@@ -86,6 +86,7 @@ class ExchangeLog:
                 response_headers=e.response_headers,
                 seconds=e.seconds,
                 answered_at=at,
+                note=e.note,
             )
             for e, at in pending
         )

@@ -218,5 +218,16 @@ def start_remote_export(
     return job
 
 
+def set_jwks_published(
+    server: RemoteServer, *, published: bool, actor: str, request: HttpRequest | None
+) -> None:
+    """Serve our public key set for `server` at its URL without sign-in, or stop; the
+    audit trail records who switched it. The URL stays the same either way."""
+    server.publish_jwks = published
+    server.save(update_fields=["publish_jwks", "updated_at"])
+    action = "remote.jwks.published" if published else "remote.jwks.withdrawn"
+    _audit(actor, action, request, server=server.name, kid=server.kid)
+
+
 def public_jwks_json(server: RemoteServer) -> str:
     return json.dumps(server.public_jwks, indent=2)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("<slug:name>/edit/", views.remote_edit, name="remote-edit"),
     path("<slug:name>/key/", views.remote_key, name="remote-key"),
     path("<slug:name>/jwks.json", views.remote_jwks, name="remote-jwks"),
+    path("<slug:name>/publish-jwks/", views.remote_publish_jwks, name="remote-publish-jwks"),
     path("<slug:name>/discover/", views.remote_discover, name="remote-discover"),
     path(
         "<slug:name>/confirm-token-url/",

@@ -1,9 +1,11 @@
 """Console pages for remote servers: list, create (with our key), detail, edit, key
-replacement, public JWKS download, discovery, delete, and launching an export there.
+replacement, public JWKS download and publication, discovery, delete, and launching an
+export there.
 
 Operators and admins manage and launch; auditors read. A remote whose key is a
 backend client here (the self-check remote) is changed by client managers only, and
-only they confirm a token endpoint on another origin (remotes.token_destination).
+only they confirm a token endpoint on another origin (remotes.token_destination) and
+switch the public key set's URL without sign-in (remotes.public_jwks) on or off.
 Private keys never reach a template: only the public JWKS does.
 """
 
@@ -14,10 +16,12 @@ from django.core.exceptions import PermissionDenied
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.decorators import permission_required
 from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
+from exports.fhir_http import absolute_url
 from exports.models import ExportJob
 from remotes import services
 from remotes.forms import KeyForm, RemoteLaunchForm, RemoteServerForm
@@ -91,6 +95,9 @@ def remote_detail(request: HttpRequest, name: str) -> HttpResponse:
         "token_url_problem": server.token_url_problem(),
         "jobs": jobs,
         "public_jwks": services.public_jwks_json(server),
+        "public_jwks_url": absolute_url(
+            request, reverse("remote-public-jwks", kwargs={"jwks_id": server.jwks_id})
+        ),
         "launch_form": RemoteLaunchForm(server=server),
     }
     return render(request, "remotes/detail.html", context)
@@ -125,6 +132,25 @@ def remote_jwks(request: HttpRequest, name: str) -> HttpResponse:
     response = HttpResponse(services.public_jwks_json(server), content_type="application/json")
     response["Content-Disposition"] = f'attachment; filename="{server.name}-jwks.json"'
     return response
+
+
+@require_POST
+@permission_required(MANAGE_CLIENTS)
+def remote_publish_jwks(request: HttpRequest, name: str) -> HttpResponse:
+    """An admin publishes our public key set for this server at its URL, or withdraws it
+    (the remote can then no longer fetch it from there)."""
+    server = get_object_or_404(RemoteServer, name=name)
+    published = {"on": True, "off": False}.get(request.POST.get("publish", ""))
+    if published is None:
+        messages.error(request, "Nothing changed: say whether to publish (on) or withdraw (off).")
+    else:
+        services.set_jwks_published(
+            server, published=published, actor=_actor(request), request=request
+        )
+        messages.success(
+            request, "Public key set published." if published else "Public key set withdrawn."
+        )
+    return redirect("remotes:remote-detail", name=server.name)
 
 
 @require_POST

@@ -19,6 +19,15 @@ PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 EXCERPT_CHARS = 600
 # Keys whose values work as credentials: never kept in evidence.
 SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token", "client_assertion"})
+# Why a later check is skipped when an earlier one established nothing (and gave no
+# reason of its own).
+MISSING = {
+    "token_url": "no token endpoint was found.",
+    "access_token": "no access token was obtained.",
+    "status_url": "no status URL was obtained.",
+    "manifest": "no manifest was obtained.",
+    "files": "no file was downloaded.",
+}
 
 
 class Skip(Exception):  # noqa: N818 - reads as `raise Skip("why")`
@@ -59,13 +68,16 @@ def excerpt_of(body: bytes) -> str:
 
 
 class Recorder:
-    """What one check saw and concluded: its exchanges, excerpts and problems."""
+    """What one check saw and concluded: its exchanges, excerpts, problems and notes
+    (facts worth telling that are no problem, such as an error the spec lets a client
+    retry)."""
 
     def __init__(self, target: RemoteTarget) -> None:
         self.target = target
         self.exchanges: list[Exchange] = []
         self.excerpts: list[dict[str, str]] = []
         self.problems: list[tuple[str, str]] = []
+        self.notes: list[str] = []
 
     def http(self, method: str, url: str, **kwargs: Any) -> HttpResult:
         return http(
@@ -86,6 +98,9 @@ class Recorder:
     def warn(self, message: str) -> None:
         self.problems.append((WARN, message))
 
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
     def result(self, name: str, group: str, passed: str) -> CheckResult:
         fails = [text for status, text in self.problems if status == FAIL]
         warns = [text for status, text in self.problems if status == WARN]
@@ -94,7 +109,7 @@ class Recorder:
             name=name,
             group=group,
             status=status,
-            summary=" ".join(summary),
+            summary=" ".join([*summary, *self.notes]),
             exchanges=[dataclasses.asdict(exchange) for exchange in self.exchanges],
             excerpts=self.excerpts,
         )
@@ -115,7 +130,7 @@ class Facts:
     def need(self, fact: str) -> Any:
         value = getattr(self, fact)
         if not value:
-            raise Skip(self.reasons.get(fact, f"no {fact.replace('_', ' ')} was established."))
+            raise Skip(self.reasons.get(fact) or MISSING[fact])
         return value
 
 

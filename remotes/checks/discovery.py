@@ -3,11 +3,14 @@ CapabilityStatement (§6, checklist 51–52)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Any
 
+from bulkops.outbound import FetchError
 from remotes.checks.base import Facts, Recorder, is_absolute, media_type, parse_json
 
 BULK_IG = "http://hl7.org/fhir/uv/bulkdata"
+MAX_OWN_DEFINITIONS = 3  # per level: a statement listing hundreds costs no more
 OPERATIONS = {
     "system": f"{BULK_IG}/OperationDefinition/export",
     "Patient": f"{BULK_IG}/OperationDefinition/patient-export",
@@ -60,11 +63,64 @@ def smart_configuration(rec: Recorder, facts: Facts) -> str:
     return "Every field a backend client needs is there; the token endpoint is advertised."
 
 
-def _operation(operations: Any, definition: str) -> bool:
-    return any(
-        isinstance(op, dict) and op.get("name") == "export" and op.get("definition") == definition
-        for op in (operations if isinstance(operations, list) else [])
-    )
+def _unversioned(canonical: str) -> str:
+    """A canonical URL without its `|version` suffix."""
+    return canonical.split("|")[0]
+
+
+def _export_definitions(operations: Any) -> list[str]:
+    """The definitions of the operations named export (a canonical in R4, a Reference
+    in STU3)."""
+    definitions = []
+    for op in operations if isinstance(operations, list) else []:
+        if not isinstance(op, dict) or op.get("name") != "export":
+            continue
+        definition = op.get("definition")
+        if isinstance(definition, dict):
+            definition = definition.get("reference")
+        if isinstance(definition, str):
+            definitions.append(definition)
+    return definitions
+
+
+def _based_on(rec: Recorder, definition: str, canonical: str) -> str:
+    """Why `definition` is not an OperationDefinition of the server's own whose base is
+    the Bulk Data `canonical` (fetched without a token, as /metadata is); "" when it is."""
+    url = urllib.parse.urljoin(f"{rec.target.base_url}/", definition)
+    try:
+        result = rec.http("GET", url, headers={"Accept": "application/fhir+json"})
+    except FetchError as error:
+        return f"fetching it failed: {error}"
+    try:
+        resource = result.json()
+    except ValueError:
+        resource = None
+    if result.status != 200 or not isinstance(resource, dict):
+        return f"GET {url} answered {result.status} without an OperationDefinition"
+    base = resource.get("base")
+    if resource.get("resourceType") != "OperationDefinition" or not isinstance(base, str):
+        return f"{url} is not an OperationDefinition with a base"
+    return "" if _unversioned(base) == canonical else f"its base is {base}, not {canonical}"
+
+
+def _declares(rec: Recorder, level: str, operations: Any) -> str:
+    """Why no export operation at `level` is the Bulk Data one; "" when one is: its
+    definition is the canonical (any version), or a definition of the server's own
+    based on it (noted). At most MAX_OWN_DEFINITIONS of them are fetched."""
+    definitions = _export_definitions(operations)
+    canonical = OPERATIONS[level]
+    if any(_unversioned(definition) == canonical for definition in definitions):
+        return ""
+    reasons = []
+    for definition in definitions[:MAX_OWN_DEFINITIONS]:
+        if not (why := _based_on(rec, definition, canonical)):
+            rec.note(
+                f"The {level} export operation names the server's own {definition}, "
+                "based on the Bulk Data definition."
+            )
+            return ""
+        reasons.append(f"{definition}: {why}")
+    return "; ".join(reasons) or "no operation named export"
 
 
 def capability_statement(rec: Recorder, facts: Facts) -> str:
@@ -85,14 +141,17 @@ def capability_statement(rec: Recorder, facts: Facts) -> str:
     rest = next(iter(_listed(statement, "rest")), None)
     rest = rest if isinstance(rest, dict) else {}
     resources = {r.get("type"): r for r in _listed(rest, "resource") if isinstance(r, dict)}
-    declared = {
-        "system": _operation(rest.get("operation"), OPERATIONS["system"]),
-        "Patient": _operation(resources.get("Patient", {}).get("operation"), OPERATIONS["Patient"]),
-        "Group": _operation(resources.get("Group", {}).get("operation"), OPERATIONS["Group"]),
+    operations = {
+        "system": rest.get("operation"),
+        "Patient": resources.get("Patient", {}).get("operation"),
+        "Group": resources.get("Group", {}).get("operation"),
     }
-    missing = [level for level, found in declared.items() if not found]
-    if len(missing) == len(declared):
-        rec.fail("No export operation is declared.")
+    missing = {
+        level: why for level, ops in operations.items() if (why := _declares(rec, level, ops))
+    }
+    reasons = " ".join(f"{level}: {why}." for level, why in missing.items())
+    if len(missing) == len(operations):
+        rec.fail(f"No Bulk Data export operation is declared. {reasons}")
     elif missing:
-        rec.warn(f"No export operation declared at level {', '.join(missing)}.")
+        rec.warn(f"No Bulk Data export operation declared at level {', '.join(missing)}. {reasons}")
     return "It instantiates the Bulk Data IG and declares all three export operations."

@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 import urllib.parse
 
+from django.conf import settings
+
 from bulkops.outbound import same_origin
-from exports.bulk_client import HttpResult
+from exports.bulk_client import HttpResult, retry_after, transient_code
 from remotes.checks.base import Facts, Recorder, is_absolute, media_type
 
 POLL_TIMEOUT = 120.0
@@ -103,29 +105,54 @@ def kickoff(rec: Recorder, facts: Facts) -> str:
     return ""
 
 
-def _wait_seconds(result: HttpResult) -> float:
-    try:
-        return min(max(float(result.headers.get("Retry-After", "")), 0.2), MAX_WAIT)
-    except ValueError:
-        return 1.0
+def _wait_seconds(rec: Recorder, result: HttpResult, default: float) -> float:
+    """What Retry-After asks (seconds or an HTTP-date), else `default`; a check waits at
+    most MAX_WAIT (or BULKOPS_REMOTE_MAX_WAIT, when lower), and says when it waited
+    less than asked."""
+    asked = retry_after(result.headers.get("Retry-After", ""))
+    longest = min(MAX_WAIT, settings.BULKOPS_REMOTE_MAX_WAIT)
+    if asked is not None and asked > longest:
+        rec.note(f"A Retry-After of {asked:,.0f} s was waited {longest:,.0f} s.")
+    return min(default if asked is None else asked, longest)
+
+
+def _poll_until_complete(
+    rec: Recorder, facts: Facts, status_url: str, in_progress: list[HttpResult]
+) -> HttpResult | None:
+    """Poll until the 200; the in-progress answers go to `in_progress`. A poll failing
+    with a transient error (spec §2.2) is polled again, as clients are asked to, up to
+    BULKOPS_REMOTE_TRANSIENT_RETRIES times. None, with the failure recorded, when the
+    export does not complete."""
+    deadline = time.monotonic() + POLL_TIMEOUT
+    transients = 0
+    while time.monotonic() < deadline:
+        result = rec.http("GET", status_url, headers=_headers(facts, Accept="application/json"))
+        if result.status == 200:
+            return result
+        code = transient_code(result)
+        if code and transients < settings.BULKOPS_REMOTE_TRANSIENT_RETRIES:
+            transients += 1
+            rec.excerpt(f"status answer ({result.status}, transient)", result.body)
+            rec.note(
+                f"A poll answered {result.status} with a transient error ({code}) and was retried."
+            )
+            time.sleep(_wait_seconds(rec, result, 2.0 ** (transients - 1)))
+            continue
+        if result.status not in (202, 429):
+            rec.excerpt(f"status answer ({result.status})", result.body)
+            rec.fail(f"A poll was answered with {result.status}; the export did not complete.")
+            return None
+        in_progress.append(result)
+        time.sleep(_wait_seconds(rec, result, 1.0))
+    rec.fail(f"The export did not complete within {POLL_TIMEOUT:.0f} s.")
+    return None
 
 
 def status_polling(rec: Recorder, facts: Facts) -> str:
     status_url = facts.need("status_url")
-    deadline = time.monotonic() + POLL_TIMEOUT
     in_progress: list[HttpResult] = []
-    while time.monotonic() < deadline:
-        result = rec.http("GET", status_url, headers=_headers(facts, Accept="application/json"))
-        if result.status == 200:
-            break
-        if result.status not in (202, 429):
-            rec.excerpt(f"status answer ({result.status})", result.body)
-            rec.fail(f"A poll was answered with {result.status}; the export did not complete.")
-            return ""
-        in_progress.append(result)
-        time.sleep(_wait_seconds(result))
-    else:
-        rec.fail(f"The export did not complete within {POLL_TIMEOUT:.0f} s.")
+    result = _poll_until_complete(rec, facts, status_url, in_progress)
+    if result is None:
         return ""
     rec.excerpt("manifest", result.body)
     facts.completion_headers = result.headers

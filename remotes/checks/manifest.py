@@ -1,6 +1,6 @@
 """Manifest and file checks (spec §2.3, §4; checklist 34–40, 45–47): the manifest's
-fields, every output file parsing as NDJSON of its declared type with the declared
-count, requiresAccessToken honoured, the Expires header."""
+fields, every output and error file parsing as NDJSON of its declared type with the
+declared count, requiresAccessToken honoured, the Expires header."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bulkops import untrusted_json
 from bulkops.outbound import same_origin
 from remotes.checks.base import Facts, Recorder, Skip, is_absolute, media_type
 
-MAX_FILES = 10  # output files downloaded by a check; the export is small anyway
+MAX_FILES = 10  # output (and error) files downloaded by a check; the export is small anyway
 MAX_FILE_BYTES = 8 * 1024 * 1024  # read of each; a larger file is checked in its first part
 MAX_PROBLEMS = 3  # per file, so one broken file does not flood the summary
 OUTLINE_KEPT = ("resourceType", "id")  # the only values a file's evidence shows
@@ -51,16 +51,22 @@ def _check_item(rec: Recorder, where: str, item: Any) -> None:
         rec.fail(f"{where} has a count that is not a number.")
 
 
-def _outputs(facts: Facts) -> list[dict[str, Any]]:
-    manifest = facts.need("manifest")
-    outputs = [
+def _downloadable(manifest: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    """The first MAX_FILES items of `kind` with a type and an absolute url."""
+    items = [
         item
-        for item in _items(manifest, "output")
-        if isinstance(item, dict) and is_absolute(item.get("url"))
-    ]
+        for item in _items(manifest, kind)
+        if isinstance(item, dict) and isinstance(item.get("type"), str)
+        and is_absolute(item.get("url"))
+    ]  # fmt: skip
+    return items[:MAX_FILES]
+
+
+def _outputs(facts: Facts) -> list[dict[str, Any]]:
+    outputs = _downloadable(facts.need("manifest"), "output")
     if not outputs:
         raise Skip("the manifest lists no downloadable output files.")
-    return outputs[:MAX_FILES]
+    return outputs
 
 
 def _file_headers(rec: Recorder, facts: Facts, url: str, *, token: bool) -> dict[str, str]:
@@ -73,38 +79,54 @@ def _file_headers(rec: Recorder, facts: Facts, url: str, *, token: bool) -> dict
 
 
 def ndjson_files(rec: Recorder, facts: Facts) -> str:
-    requires_token = bool(facts.need("manifest").get("requiresAccessToken"))
-    for item in _outputs(facts):
-        headers = _file_headers(rec, facts, item["url"], token=requires_token)
-        result = rec.http("GET", item["url"], headers=headers, max_bytes=MAX_FILE_BYTES)
-        if result.status != 200:
-            rec.fail(f"{item['type']} file download answered {result.status}.")
-            continue
-        if media_type(result.headers) != "application/fhir+ndjson":
-            rec.warn(f"{item['type']} file is served as {media_type(result.headers) or 'no type'}.")
-        lines = result.body.splitlines()
-        if result.truncated:
-            lines = lines[:-1]  # the last one may be cut off
-            rec.warn(
-                f"{item['type']} file is over {MAX_FILE_BYTES // 2**20} MiB; its first "
-                f"{len(lines)} lines were checked and its count is not compared."
-            )
-        rec.excerpt(f"{item['type']} file, first line (values left out)", outline(lines))
-        facts.files.append(
-            {
-                "type": item["type"],
-                "count": item.get("count"),
-                "lines": None if result.truncated else len(lines),
-            }
+    """Download the output files and the error files (NDJSON of OperationOutcomes,
+    spec §2.3): every line a resource of the item's type; counts for output_counts."""
+    manifest = facts.need("manifest")
+    token = bool(manifest.get("requiresAccessToken"))
+    outputs, errors = _outputs(facts), _downloadable(manifest, "error")
+    for kind, items in (("output", outputs), ("error", errors)):
+        for index, item in enumerate(items):
+            _check_file(rec, facts, kind, index, item, token=token)
+    return (
+        f"{len(facts.files)} file(s) downloaded ({len(outputs)} output, {len(errors)} error); "
+        "every line is a resource of the file's type."
+    )
+
+
+def _check_file(
+    rec: Recorder, facts: Facts, kind: str, index: int, item: dict[str, Any], *, token: bool
+) -> None:
+    """Download one file of the manifest's `kind` list and check its lines."""
+    label = item["type"] if kind == "output" else f"{item['type']} error"
+    headers = _file_headers(rec, facts, item["url"], token=token)
+    result = rec.http("GET", item["url"], headers=headers, max_bytes=MAX_FILE_BYTES)
+    if result.status != 200:
+        rec.fail(f"{label} file download answered {result.status}.")
+        return
+    if media_type(result.headers) != "application/fhir+ndjson":
+        rec.warn(f"{label} file is served as {media_type(result.headers) or 'no type'}.")
+    lines = result.body.splitlines()
+    if result.truncated:
+        lines = lines[:-1]  # the last one may be cut off
+        rec.warn(
+            f"{label} file is over {MAX_FILE_BYTES // 2**20} MiB; its first "
+            f"{len(lines)} lines were checked and its count is not compared."
         )
-        problems = [
-            p
-            for p in (_line_problem(item["type"], n, line) for n, line in enumerate(lines, 1))
-            if p
-        ]
-        for problem in problems[:MAX_PROBLEMS]:
-            rec.fail(problem)
-    return f"{len(facts.files)} file(s) downloaded; every line is a resource of the file's type."
+    rec.excerpt(f"{label} file, first line (values left out)", outline(lines))
+    facts.files.append(
+        {
+            "item": f"{kind}[{index}] ({item['type']})",
+            "kind": kind,
+            "count": item.get("count"),
+            "lines": None if result.truncated else len(lines),
+        }
+    )
+    problems = [
+        p for p in (_line_problem(label, item["type"], n, line) for n, line in enumerate(lines, 1))
+        if p
+    ]  # fmt: skip
+    for problem in problems[:MAX_PROBLEMS]:
+        rec.fail(problem)
 
 
 def outline(lines: list[bytes]) -> bytes:
@@ -123,27 +145,30 @@ def outline(lines: list[bytes]) -> bytes:
     return json.dumps(shape).encode()
 
 
-def _line_problem(expected: str, number: int, line: bytes) -> str:
+def _line_problem(label: str, expected: str, number: int, line: bytes) -> str:
     try:
         resource = untrusted_json.loads(line)
     except ValueError:
-        return f"{expected} file line {number} is not JSON."
+        return f"{label} file line {number} is not JSON."
     found = resource.get("resourceType") if isinstance(resource, dict) else None
     if found != expected:
-        return f"{expected} file line {number} holds a {found or 'non-resource'}."
+        return f"{label} file line {number} holds a {found or 'non-resource'}."
     return ""
 
 
 def output_counts(rec: Recorder, facts: Facts) -> str:
+    """Each downloaded file's lines against its item's count, output[] and error[] alike;
+    a missing count is worth a warning in output[] only (error counts are rarely sent)."""
     files = facts.need("files")
     for file in files:
         if file["count"] is None:
-            rec.warn(f"The {file['type']} item has no count.")
+            if file["kind"] == "output":
+                rec.warn(f"The {file['item']} item has no count.")
         elif file["lines"] is None:
             continue  # too large to read whole: ndjson_files said so
         elif file["count"] != file["lines"]:
             rec.fail(
-                f"The {file['type']} item says count {file['count']}; "
+                f"The {file['item']} item says count {file['count']}; "
                 f"the file has {file['lines']} lines."
             )
     return "Every count matches the lines in its file."

@@ -1,25 +1,33 @@
 """Stub Bulk Data servers on 127.0.0.1 that misbehave in ways the tests choose: one
 request plumbing (`serve`, which records every request so tests can assert what the
-client sent) and three behaviours, `FaultyExportServer` for remote exports,
-`NonConformingServer` for the check battery and `TokenCollector`, an attacker's server
-naming another origin's token endpoint.
+client sent) and four behaviours, `FaultyExportServer` for remote exports,
+`ReferenceLikeServer` (conforming, with the habits of the SMART reference server) for
+remote exports and the check battery alike, `NonConformingServer` for the check battery
+and `TokenCollector`, an attacker's server naming another origin's token endpoint.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email.message import Message
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
+
+import jwt
 
 STUB_TOKEN = "stub-access-token-5f1c"  # noqa: S105 - a test credential, asserted absent
 TOKEN_RESPONSE = {"access_token": STUB_TOKEN, "token_type": "bearer", "expires_in": 300}
 JSON = {"Content-Type": "application/json"}
 NDJSON = {"Content-Type": "application/fhir+ndjson"}
 NO_STORE = {"Cache-Control": "no-store"}
+WWW_BEARER = {"WWW-Authenticate": 'Bearer realm="fhir"'}
 
 Reply = tuple[int, bytes, dict[str, str]]  # status, body, headers
 
@@ -49,6 +57,13 @@ class StubServer:
     def answer(self, method: str, path: str, body: bytes) -> Reply:
         raise NotImplementedError
 
+    def answer_request(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> Reply:
+        """The reply to one request; `headers` (the request's) are for stubs that judge
+        them, and their names compare case-insensitively."""
+        return self.answer(method, path, body)
+
 
 def json_reply(status: int, body: Any, headers: dict[str, str] | None = None) -> Reply:
     return status, json.dumps(body).encode(), {**JSON, **(headers or {})}
@@ -62,8 +77,9 @@ class FaultyExportServer(StubServer):
     are not NDJSON, header names all in lowercase (as HTTP/2 servers and some proxies
     send them), the file sent on elsewhere by a redirect (as to a presigned URL)."""
 
-    # (status, headers) answers to status polls before the manifest.
-    polls: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    # (status, headers) or (status, headers, body) answers to status polls before the
+    # manifest.
+    polls: list[tuple[Any, ...]] = field(default_factory=list)
     manifest: Any = None  # None: a well-formed one pointing at /files/Patient.ndjson
     file_status: int = 200
     file_body: bytes = (
@@ -89,13 +105,15 @@ class FaultyExportServer(StubServer):
             ]
         return manifest
 
-    def answer(self, method: str, path: str, body: bytes) -> Reply:
-        status, data, headers = self._reply(method, path, body)
+    def answer_request(
+        self, method: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> Reply:
+        status, data, sent = self._reply(method, path, body, headers)
         if self.lowercase_headers:
-            headers = {name.lower(): value for name, value in headers.items()}
-        return status, data, headers
+            sent = {name.lower(): value for name, value in sent.items()}
+        return status, data, sent
 
-    def _reply(self, method: str, path: str, body: bytes) -> Reply:
+    def _reply(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         if method == "POST" and path == "/token":
             self.token_forms.append(body.decode())
             return json_reply(200, TOKEN_RESPONSE)
@@ -108,8 +126,8 @@ class FaultyExportServer(StubServer):
         if path == "/$export":
             return 202, b"", {"Content-Location": self.status_url or f"{self.base_url}/status"}
         if path == "/status" and self.polls:
-            status, headers = self.polls.pop(0)
-            return status, b"", headers
+            status, sent, *data = self.polls.pop(0)
+            return status, data[0] if data else b"", sent
         if path == "/status":
             manifest = self.default_manifest() if self.manifest is None else self.manifest
             data = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
@@ -117,7 +135,7 @@ class FaultyExportServer(StubServer):
         if path == "/files/Patient.ndjson" and self.file_redirect:
             return 302, b"", {"Location": self.file_redirect}
         if path == "/files/Patient.ndjson":
-            return self.file_status, self.file_body if self.file_status == 200 else b"", {}
+            return self.file_status, self.file_body, {}
         if path == "/files/errors.ndjson":
             return 200, self.error_body, {}
         return 404, b"", {}  # no .well-known/smart-configuration
@@ -131,6 +149,148 @@ def capability_statement(token_url: str) -> dict[str, Any]:
     return {
         "resourceType": "CapabilityStatement",
         "rest": [{"mode": "server", "security": {"extension": [oauth]}}],
+    }
+
+
+BULK_IG = "http://hl7.org/fhir/uv/bulkdata"
+# Shaped as the SMART reference server's client ids are: a signed token of several
+# hundred characters, here 600.
+LONG_CLIENT_ID = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + "eyJqd2tzX3VybCI6" * 34 + "." + "s" * 18
+
+
+def outcome(code: str, diagnostics: str) -> dict[str, Any]:
+    issue = {"severity": "error", "code": code, "diagnostics": diagnostics}
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+@dataclass
+class ReferenceLikeServer(FaultyExportServer):
+    """A Bulk Data server that passes the whole check battery, with the habits of the
+    SMART reference bulk-data-server that bulkops met, each switched on by a test: a
+    client_id of several hundred characters (`client_id`, checked in every assertion),
+    an epoch time as Retry-After on in-progress polls (`retry_after`), polls failing
+    with a transient OperationOutcome (`transient_polls`), export operations defined by
+    a versioned canonical and by its own OperationDefinitions (`own_definitions`), counts
+    on output[] and error[] items (`error_count` to get the latter wrong), and, from
+    FaultyExportServer, header names in lowercase. Every export answers one 202, then
+    `transient_polls` 500s, then the manifest."""
+
+    client_id: str = "bulkops"
+    retry_after: str = "1"
+    transient_polls: int = 0
+    own_definitions: bool = False
+    own_definition_base: str = f"{BULK_IG}/OperationDefinition/patient-export"
+    error_body: bytes = json.dumps(outcome("not-found", "Group member gone")).encode() + b"\n"
+    error_count: int | None = None  # None: the error file's lines
+    jtis: set[str] = field(default_factory=set)
+    job_deleted: bool = False
+
+    def _reply(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        if method == "POST" and path == "/token":
+            self.token_forms.append(body.decode())
+            return self._token(parse_qs(body.decode()))
+        if path == "/.well-known/smart-configuration":
+            return json_reply(200, smart_configuration(f"{self.base_url}/token"))
+        if path == "/metadata":
+            return json_reply(200, self._capability_statement())
+        if path.startswith("/OperationDefinition/"):
+            return json_reply(200, self._operation_definition(path))
+        if headers.get("Authorization") != f"Bearer {STUB_TOKEN}":
+            return json_reply(401, outcome("login", "a bearer token is needed"), WWW_BEARER)
+        if path.endswith("/$export"):
+            return self._kick_off(headers)
+        if path == "/status":
+            return self._status(method, path, body, headers)
+        status, data, sent = super()._reply(method, path, body, headers)
+        return status, data, {**NDJSON, **sent} if status == 200 else sent
+
+    def _token(self, form: dict[str, list[str]]) -> Reply:
+        """Checks what bulkops' own token endpoint checks, but the signature."""
+        claims = jwt.decode(form["client_assertion"][0], options={"verify_signature": False})
+        if not (
+            claims.get("iss") == claims.get("sub") == self.client_id
+            and claims.get("aud") == f"{self.base_url}/token"
+            and claims.get("exp", 0) > time.time()
+            and claims.get("jti") not in self.jtis
+        ):
+            return json_reply(401, {"error": "invalid_client"}, NO_STORE)
+        self.jtis.add(claims["jti"])
+        return json_reply(200, {**TOKEN_RESPONSE, "scope": form["scope"][0]}, NO_STORE)
+
+    def _kick_off(self, headers: Mapping[str, str]) -> Reply:
+        if headers.get("Prefer") != "respond-async":
+            return json_reply(400, outcome("invalid", "Prefer: respond-async is required"))
+        if headers.get("Accept") != "application/fhir+json":
+            return json_reply(400, outcome("invalid", "Accept: application/fhir+json only"))
+        in_progress = {"X-Progress": "50% complete", "Retry-After": self.retry_after}
+        transient = json.dumps(outcome("transient", "database busy, try again")).encode()
+        self.polls = [(202, in_progress), *[(500, JSON, transient)] * self.transient_polls]
+        self.job_deleted = False
+        return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+
+    def _status(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        if self.job_deleted:
+            return json_reply(404, outcome("not-found", "no such job"))
+        if method == "DELETE":
+            self.job_deleted = True
+        status, data, sent = super()._reply(method, path, body, headers)
+        if method == "GET" and status == 200:
+            sent = {**sent, "Expires": formatdate(time.time() + 3600, usegmt=True)}
+        return status, data, sent
+
+    def default_manifest(self) -> dict[str, Any]:
+        manifest = super().default_manifest()
+        manifest["output"][0]["count"] = len(self.file_body.splitlines())
+        lines = len(self.error_body.splitlines())
+        for item in manifest["error"]:
+            item["count"] = lines if self.error_count is None else self.error_count
+        return manifest
+
+    def _capability_statement(self) -> dict[str, Any]:
+        definitions = {
+            "system": f"{BULK_IG}/OperationDefinition/export",
+            "Patient": f"{BULK_IG}/OperationDefinition/patient-export",
+            "Group": f"{BULK_IG}/OperationDefinition/group-export",
+        }
+        if self.own_definitions:  # as the reference server's: versioned, absolute, relative
+            definitions = {
+                "system": f"{BULK_IG}/OperationDefinition/export|2.0.0",
+                "Patient": f"{self.base_url}/OperationDefinition/PatientExport",
+                "Group": "OperationDefinition/GroupExport",
+            }
+        statement = capability_statement(f"{self.base_url}/token")
+        rest = statement["rest"][0]
+        rest["operation"] = [{"name": "export", "definition": definitions["system"]}]
+        rest["resource"] = [
+            {"type": level, "operation": [{"name": "export", "definition": definitions[level]}]}
+            for level in ("Patient", "Group")
+        ]
+        return {**statement, "instantiates": [f"{BULK_IG}/CapabilityStatement/bulk-data"]}
+
+    def _operation_definition(self, path: str) -> dict[str, Any]:
+        name = path.rsplit("/", 1)[-1]
+        base = (
+            self.own_definition_base
+            if name == "PatientExport"
+            else f"{BULK_IG}/OperationDefinition/group-export"
+        )
+        return {
+            "resourceType": "OperationDefinition",
+            "url": f"{self.base_url}{path}",
+            "base": base,
+            "code": "export",
+        }
+
+
+def smart_configuration(token_url: str) -> dict[str, Any]:
+    return {
+        "token_endpoint": token_url,
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "capabilities": ["client-confidential-asymmetric"],
+        "scopes_supported": ["system/*.read"],
+        "code_challenge_methods_supported": ["S256"],
     }
 
 
@@ -232,13 +392,34 @@ class TokenCollector(StubServer):
 Stub = TypeVar("Stub", bound=StubServer)
 
 
+class _Headers(Mapping[str, str]):
+    """A request's headers, looked up by name in any case."""
+
+    def __init__(self, message: Message) -> None:
+        self._message = message
+
+    def __getitem__(self, name: str) -> str:
+        value = self._message.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._message.keys())
+
+    def __len__(self) -> int:
+        return len(self._message)
+
+
 class _Handler(BaseHTTPRequestHandler):
     stub: StubServer
 
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.stub.requests.append((self.command, self.path, dict(self.headers.items())))
-        status, data, headers = self.stub.answer(self.command, self.path.split("?")[0], body)
+        status, data, headers = self.stub.answer_request(
+            self.command, self.path.split("?")[0], body, _Headers(self.headers)
+        )
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)

@@ -187,3 +187,23 @@ def test_a_remote_that_reports_nothing_about_filters_adds_no_warning(stub, stub_
     stub.error_body = json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}).encode()
     job = run_in_process(stub_server, pairs=[("_typeFilter", "Patient?gender=female")])
     assert job.status == ExportJob.Status.COMPLETED and job.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (410, json.dumps({"resourceType": "OperationOutcome", "issue": [
+            {"severity": "error", "code": "not-found", "diagnostics": "File expired at 09:00"}
+        ]}).encode(), "HTTP 410: File expired at 09:00"),
+        (503, b"<html><body>\n  Upstream   busy\n</body></html>",
+         "HTTP 503: <html><body> Upstream busy </body></html>"),
+    ],
+)  # fmt: skip
+def test_a_failed_download_quotes_the_remotes_own_words(stub, stub_server, status, body, said):
+    stub.file_status, stub.file_body = status, body
+    job = run_in_process(stub_server)
+    assert job.failure_reason == (
+        f"Downloading the files failed: download of {stub.base_url}/files/Patient.ndjson "
+        f"failed: {said}"
+    )
+    assert_nothing_kept(job)

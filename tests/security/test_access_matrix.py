@@ -74,6 +74,7 @@ REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "remote-edit": (RUN, RUN),
     "remote-key": (RUN, RUN),
     "remote-jwks": (ALL, None),
+    "remote-publish-jwks": (None, ADMIN),
     "remote-discover": (None, RUN),
     "remote-confirm-token-url": (None, ADMIN),
     "remote-delete": (None, RUN),
@@ -122,6 +123,8 @@ OTHER_PREFIXES = {
     "auth/token": "the OAuth token endpoint: signed assertions, no session",
     ".well-known/": "SMART discovery is public (spec §7.1)",
     "fhir/": "bearer tokens of backend clients (tests/security/test_fhir_access.py)",
+    "jwks/": "our public keys for remote servers to register by jwks_uri: public members "
+    "only, one 404 for unknown and withdrawn ids (tests/remotes/test_public_jwks.py)",
     "^api/": "the API's 404 for unknown paths",
     "accounts/": "allauth's login and logout pages",
     "admin/": "Django admin: staff users only, none are created by bulkops",

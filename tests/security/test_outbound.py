@@ -354,6 +354,18 @@ def test_a_file_redirected_to_another_origin_is_fetched_without_our_token(
     assert "authorization" not in {name.lower() for name in sent_on}
 
 
+def test_a_presigned_signature_never_reaches_the_log(loopback_allowed, stub, caplog) -> None:
+    """The exchange log shows the file's URL redacted; no log line shows it at all (httpx
+    logs each request's full URL at INFO)."""
+    with serve(FaultyExportServer()) as elsewhere:
+        stub.file_redirect = f"{elsewhere.base_url}/files/Patient.ndjson?X-Amz-Signature=s3cr3t"
+        job = run_in_process(remote_at(stub.base_url))
+
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    assert "s3cr3t" not in caplog.text
+    assert all("s3cr3t" not in exchange.url for exchange in RemoteExchange.objects.all())
+
+
 @dataclass
 class ForwardProxy:
     """A forward proxy on 127.0.0.1 that answers for every origin itself: it records
