@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bulkops.fhir.search.criteria import MISSING, MODIFIERS
-from bulkops.fhir.search.definitions import REFERENCE, SUPPORTED_TYPES, search_parameters
+from bulkops.fhir.search.criteria import supported_modifiers
+from bulkops.fhir.search.definitions import SUPPORTED_TYPES, search_parameters
 
 BULK_DATA_CAPABILITY = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 BULK_DATA_IG = "http://hl7.org/fhir/uv/bulkdata/ImplementationGuide/hl7.fhir.uv.bulkdata"
@@ -107,9 +107,7 @@ def type_filter_parameters(resource_type: str) -> list[dict[str, str]]:
     for code, parameter in sorted(search_parameters(resource_type).items()):
         if parameter.type not in SUPPORTED_TYPES or not parameter.paths:
             continue
-        modifiers = [MISSING, *MODIFIERS[parameter.type]]
-        if parameter.type == REFERENCE:
-            modifiers.append("[type]")
+        modifiers = supported_modifiers(parameter.type)
         entries.append(
             {
                 "name": code,
