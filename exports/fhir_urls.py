@@ -41,6 +41,17 @@ urlpatterns = [
     path("Group/<fhir_id:group_id>/$export", export_views.group_export, name="group-export"),
     path("bulkstatus/<uuid:job_id>", export_views.export_status, name="export-status"),
     path("bulkfiles/<uuid:file_id>", export_views.export_file, name="export-file"),
+    # bulkops' own $export definitions; before the generic read, which needs a token.
+    path(
+        "OperationDefinition",
+        fhir_views.operation_definition_list,
+        name="operation-definition-list",
+    ),
+    path(
+        "OperationDefinition/<fhir_id:definition_id>",
+        fhir_views.operation_definition_read,
+        name="operation-definition",
+    ),
     path("Group", fhir_views.group_list, name="group-list"),
     path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
     path("<fhir_type:resource_type>/<fhir_id:resource_id>", fhir_views.read, name="read"),

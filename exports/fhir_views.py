@@ -1,9 +1,11 @@
-"""FHIR read surface: /fhir/metadata, /fhir/{type}/{id}, /fhir/Group (list) and Group/{id}.
+"""FHIR read surface: /fhir/metadata, bulkops' OperationDefinitions, /fhir/{type}/{id},
+/fhir/Group (list) and Group/{id}.
 
 Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
-nothing is re-parsed. Everything but metadata needs a bearer token; what it may read is
-decided by exports/access.py alone: the types its scopes cover (spec §7.8) and, for a
-client bound to groups, only what an export of those groups would give it.
+nothing is re-parsed. Everything but metadata and the OperationDefinitions (protocol
+facts, not data) needs a bearer token; what it may read is decided by exports/access.py
+alone: the types its scopes cover (spec §7.8) and, for a client bound to groups, only
+what an export of those groups would give it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from accounts.bearer import require_bearer
 from accounts.token_views import token_endpoint_url
 from bulkops.fhir.capability import capability_statement
 from bulkops.fhir.formats import is_json_format
+from bulkops.fhir.operation_definitions import (
+    OPERATIONS_BY_ID,
+    definitions_bundle,
+    operation_definition,
+)
 from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import is_resource_type
 from exports.access import readable_resource, readable_resources
@@ -42,10 +49,44 @@ def metadata(request: HttpRequest) -> HttpResponse:
     statement = capability_statement(
         stored_types=Resource.objects.stored_types(),
         token_url=token_endpoint_url(request),
+        fhir_base=absolute_url(request, "/fhir"),
         software_version="0.1.0",
         now=timezone.now(),
     )
     return fhir_json(statement)
+
+
+@fhir_endpoint
+@require_GET
+def operation_definition_read(request: HttpRequest, definition_id: str) -> HttpResponse:
+    """One of bulkops' own $export definitions; no token, like metadata. Stored
+    OperationDefinition resources are not served here (they are exported)."""
+    _check_format(request)
+    operation = OPERATIONS_BY_ID.get(definition_id)
+    if operation is None:
+        raise FhirError(
+            404,
+            f"OperationDefinition/{definition_id} is not one of bulkops' definitions "
+            f"({', '.join(OPERATIONS_BY_ID)}).",
+            code=NOT_FOUND,
+        )
+    return fhir_json(operation_definition(operation, fhir_base=absolute_url(request, "/fhir")))
+
+
+@fhir_endpoint
+@require_GET
+def operation_definition_list(request: HttpRequest) -> HttpResponse:
+    """Search-type on OperationDefinition: all of bulkops' definitions. It takes no
+    search parameter, so one given is refused rather than silently ignored."""
+    _check_format(request)
+    given = sorted(set(request.GET) - {"_format"})
+    if given:
+        raise FhirError(
+            400,
+            f"OperationDefinition search takes no parameters; got {', '.join(given)}.",
+            code=NOT_SUPPORTED,
+        )
+    return fhir_json(definitions_bundle(fhir_base=absolute_url(request, "/fhir")))
 
 
 def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:

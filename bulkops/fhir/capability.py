@@ -5,30 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bulkops.fhir.search.criteria import MISSING, MODIFIERS
-from bulkops.fhir.search.definitions import REFERENCE, SUPPORTED_TYPES, search_parameters
+from bulkops.fhir.operation_definitions import (
+    EXPORT_OPERATIONS,
+    OPERATION_DEFINITION,
+    OPERATIONS_BY_LEVEL,
+    ExportOperation,
+    parameter_names,
+)
+from bulkops.fhir.params import SYSTEM
+from bulkops.fhir.search.criteria import supported_modifiers
+from bulkops.fhir.search.definitions import SUPPORTED_TYPES, search_parameters
 
 BULK_DATA_CAPABILITY = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 BULK_DATA_IG = "http://hl7.org/fhir/uv/bulkdata/ImplementationGuide/hl7.fhir.uv.bulkdata"
-OPERATION_DEFINITIONS = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
-# The three export operations are all named "export" (spec §6, FHIR-34235).
-TYPE_OPERATIONS = {
-    "Patient": {"name": "export", "definition": f"{OPERATION_DEFINITIONS}/patient-export"},
-    "Group": {"name": "export", "definition": f"{OPERATION_DEFINITIONS}/group-export"},
-}
-EXPORT_DOCUMENTATION = (
-    "Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson); "
-    "_since; _until (Bulk Data 3.0 ballot: resources last updated at or before it); "
-    "_type; _elements (top-level elements); patient (POST, Patient and Group level); "
-    "_typeFilter: FHIR R4 searches on one type each, OR-ed for a type, with the token, "
-    "string, date, reference, quantity, number and uri parameters listed under each "
-    "resource's searchParam (including _id, _lastUpdated, _profile, _tag, _security and "
-    "_source), comma-separated values OR-ed, and the modifiers :missing, :not, :text, "
-    ":exact, :contains, :below, :above and :[type]. Chained, reverse-chained, composite "
-    "and result parameters (_include, _revinclude, _sort, _count, _elements, _summary) "
-    "are refused, or ignored with a warning under Prefer: handling=lenient. "
-    "includeAssociatedData is not supported."
-)
+# The types $export is invoked on (Patient/$export, Group/{id}/$export).
+TYPE_OPERATIONS = {op.resource_type: op for op in EXPORT_OPERATIONS if op.resource_type}
+# Types with search-type: Group lists groups to export (spec §6); OperationDefinition
+# lists bulkops' own $export definitions.
+SEARCHABLE_TYPES = frozenset({"Group", OPERATION_DEFINITION})
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
     "coding": [
@@ -43,27 +37,38 @@ SMART_SERVICE = {
 
 
 def capability_statement(
-    *, stored_types: list[str], token_url: str, software_version: str, now: datetime
+    *,
+    stored_types: list[str],
+    token_url: str,
+    fhir_base: str,
+    software_version: str,
+    now: datetime,
 ) -> dict[str, Any]:
     """A server CapabilityStatement for FHIR 4.0.1 instantiating the Bulk Data IG one.
 
     Every stored type can be read; Group can also be searched (list), which Bulk Data
     clients use to find a group to export (spec §6). Each type lists the search
     parameters its `_typeFilter` filters may use (as the Bulk Data 3.0 ballot asks);
-    they work in `$export` only, which each one's documentation says.
+    they work in `$export` only, which each one's documentation says. The export
+    operations name the IG's definitions, and their documentation points to bulkops'
+    own (`fhir_base`/OperationDefinition/...), which say what bulkops accepts.
     """
     resources = []
-    for resource_type in sorted(set(stored_types) | set(TYPE_OPERATIONS)):
+    types = set(stored_types) | set(TYPE_OPERATIONS) | {OPERATION_DEFINITION}
+    for resource_type in sorted(types):
         interactions = [{"code": "read"}]
-        if resource_type == "Group":
+        if resource_type in SEARCHABLE_TYPES:
             interactions.append({"code": "search-type"})
         resource: dict[str, Any] = {"type": resource_type, "interaction": interactions}
+        if resource_type == OPERATION_DEFINITION:
+            resource["documentation"] = (
+                "bulkops' own $export definitions, readable without a token; stored "
+                "OperationDefinition resources are exported, not read here."
+            )
         if search_params := type_filter_parameters(resource_type):
             resource["searchParam"] = search_params
         if resource_type in TYPE_OPERATIONS:
-            resource["operation"] = [
-                {**TYPE_OPERATIONS[resource_type], "documentation": EXPORT_DOCUMENTATION}
-            ]
+            resource["operation"] = [operation_entry(TYPE_OPERATIONS[resource_type], fhir_base)]
         resources.append(resource)
     return {
         "resourceType": "CapabilityStatement",
@@ -88,15 +93,22 @@ def capability_statement(
                     "service": [SMART_SERVICE],
                 },
                 "resource": resources,
-                "operation": [
-                    {
-                        "name": "export",
-                        "definition": f"{OPERATION_DEFINITIONS}/export",
-                        "documentation": EXPORT_DOCUMENTATION,
-                    }
-                ],
+                "operation": [operation_entry(OPERATIONS_BY_LEVEL[SYSTEM], fhir_base)],
             }
         ],
+    }
+
+
+def operation_entry(operation: ExportOperation, fhir_base: str) -> dict[str, str]:
+    """An `operation` entry naming the IG's definition, as clients and test kits expect
+    (all three are named "export": spec §6, FHIR-34235), with the parameters bulkops
+    accepts at that level and where its own definition says how."""
+    return {
+        "name": "export",
+        "definition": operation.base,
+        "documentation": f"bulkops accepts {', '.join(parameter_names(operation.level))}. "
+        f"What each takes, and what is refused, is in bulkops' own OperationDefinition "
+        f"{operation.url(fhir_base)}, based on this one.",
     }
 
 
@@ -107,9 +119,7 @@ def type_filter_parameters(resource_type: str) -> list[dict[str, str]]:
     for code, parameter in sorted(search_parameters(resource_type).items()):
         if parameter.type not in SUPPORTED_TYPES or not parameter.paths:
             continue
-        modifiers = [MISSING, *MODIFIERS[parameter.type]]
-        if parameter.type == REFERENCE:
-            modifiers.append("[type]")
+        modifiers = supported_modifiers(parameter.type)
         entries.append(
             {
                 "name": code,

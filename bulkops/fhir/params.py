@@ -45,11 +45,21 @@ _INSTANT = re.compile(
 )
 _ELEMENT = re.compile(r"^[a-z][A-Za-z0-9]*(\[x\])?$")
 _PATIENT_REFERENCE = re.compile(r"^(?:.*/)?Patient/(?P<id>[A-Za-z0-9\-.]{1,64})$")
-_LIST_PARAMETERS = frozenset({"_type", "_elements", "_typeFilter", "includeAssociatedData"})
-_SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since", "_until"})
-_KNOWN = _LIST_PARAMETERS | _SINGLE_PARAMETERS | {"patient"}
+# The kick-off parameters bulkops knows; bulkops/fhir/operation_definitions.py publishes
+# them, so a parameter added here must be described there.
+LIST_PARAMETERS = frozenset({"_type", "_elements", "_typeFilter", "includeAssociatedData"})
+SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since", "_until"})
+KNOWN_PARAMETERS = LIST_PARAMETERS | SINGLE_PARAMETERS | {"patient"}
+# `patient` narrows a Patient or Group export; the system level has no patients (§1.3).
+PATIENT_LEVELS = frozenset({PATIENT, GROUP})
 # The reference server reads `_includeAssociatedData`; accept it as the IG's name (§9).
-_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
+PARAMETER_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
+
+
+def accepted_parameters(level: str) -> frozenset[str]:
+    """The parameters a kick-off at `level` takes; any other is refused under strict
+    handling and ignored with a warning under lenient."""
+    return KNOWN_PARAMETERS if level in PATIENT_LEVELS else KNOWN_PARAMETERS - {"patient"}
 
 
 @dataclass(frozen=True)
@@ -170,13 +180,13 @@ def parse_export_parameters(
     collector = _Collector(handling)
     grouped: dict[str, list[str]] = {}
     for raw_name, value in pairs:
-        name = _ALIASES.get(raw_name, raw_name)
-        if name not in _KNOWN:
+        name = PARAMETER_ALIASES.get(raw_name, raw_name)
+        if name not in KNOWN_PARAMETERS:
             collector.unsupported(f"bulkops does not support the parameter {raw_name!r}.")
             continue
         grouped.setdefault(name, []).append(value)
 
-    for name in _SINGLE_PARAMETERS:
+    for name in SINGLE_PARAMETERS:
         if len(grouped.get(name, [])) > 1:
             raise FhirError(400, f"{name} may be given only once.")
 
@@ -283,7 +293,7 @@ def _parse_patients(
         return ()
     if method != "POST":
         raise FhirError(400, "The patient parameter is accepted only in a POST Parameters body.")
-    if level == SYSTEM:
+    if level not in PATIENT_LEVELS:
         collector.unsupported("The patient parameter applies to Patient and Group exports only.")
         return ()
     ids: list[str] = []

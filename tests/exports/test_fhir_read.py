@@ -102,10 +102,16 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     oauth = rest["security"]["extension"][0]
     assert oauth["extension"] == [{"url": "token", "valueUri": "http://testserver/auth/token"}]
     resources = {r["type"]: [i["code"] for i in r["interaction"]] for r in rest["resource"]}
-    assert resources == {"Group": ["read", "search-type"], "Patient": ["read"]}
+    assert resources == {
+        "Group": ["read", "search-type"],
+        "OperationDefinition": ["read", "search-type"],
+        "Patient": ["read"],
+    }
     definitions = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
     operations = {
-        r["type"]: [(o["name"], o["definition"]) for o in r["operation"]] for r in rest["resource"]
+        r["type"]: [(o["name"], o["definition"]) for o in r["operation"]]
+        for r in rest["resource"]
+        if "operation" in r
     }
     operations["*"] = [(o["name"], o["definition"]) for o in rest["operation"]]
     assert operations == {
@@ -115,6 +121,7 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     }
     documentation = rest["operation"][0]["documentation"]
     assert "_typeFilter" in documentation and "_until" in documentation
+    assert "http://testserver/fhir/OperationDefinition/bulkops-export" in documentation
 
 
 def test_metadata_lists_the_parameters_type_filters_may_use(client: Client, patient):

@@ -61,6 +61,15 @@ CASES: dict[str, list[Case]] = {
     "smart-configuration": [
         Case("SMART discovery", "get", "/fhir/.well-known/smart-configuration", PUBLIC)
     ],
+    # bulkops' own $export definitions: protocol facts, public like metadata; the store's
+    # OperationDefinitions stay behind the token (none is served here).
+    "operation-definition-list": [
+        Case("OperationDefinition search", "get", "/fhir/OperationDefinition", PUBLIC)
+    ],
+    "operation-definition": [
+        Case("bulkops' definition", "get", "/fhir/OperationDefinition/bulkops-export", PUBLIC),
+        Case("an unknown definition", "get", "/fhir/OperationDefinition/nope", (404,) * 5),
+    ],
     "export": [read("system export", "/fhir/$export", 202, 403, 202)],
     "patient-export": [read("Patient export", "/fhir/Patient/$export", 202, 403, 202)],
     "group-export": [
@@ -191,7 +200,7 @@ def listed_groups(response: Any) -> tuple[list[str], int]:
 def shown(name: str, response: Any) -> Any:
     """What a successful answer shows: the resource read, or the Groups listed and the
     total; None for routes whose answers are not resources."""
-    if name in ("read", "group-read"):
+    if name in ("read", "group-read", "operation-definition"):
         body = json.loads(response.content)
         return f"{body['resourceType']}/{body['id']}"
     if name == "group-list":
@@ -200,7 +209,7 @@ def shown(name: str, response: Any) -> Any:
 
 
 def expected_shown(name: str, path: str, kind: str) -> Any:
-    if name in ("read", "group-read"):
+    if name in ("read", "group-read", "operation-definition"):
         return path.removeprefix("/fhir/")
     if name == "group-list":
         return GROUPS_LISTED[kind]

@@ -55,6 +55,8 @@ MODIFIERS: dict[str, tuple[str, ...]] = {
     NUMBER: (),
     QUANTITY: (),
 }
+# How a reference parameter's resource-type modifier (`subject:Patient`) is documented.
+TYPE_MODIFIER = "[type]"
 # Parameters that shape a search's results rather than select resources.
 RESULT_PARAMETERS = frozenset(
     {
@@ -75,6 +77,13 @@ RESULT_PARAMETERS = frozenset(
 # the type, so a query of a million values would hold a worker for hours.
 MAX_CRITERIA = 50
 MAX_VALUES = 1000
+
+
+def supported_modifiers(parameter_type: str) -> tuple[str, ...]:
+    """The modifiers bulkops evaluates on a parameter of `parameter_type`, as the
+    CapabilityStatement, the OperationDefinitions and refusals name them."""
+    modifiers = (MISSING, *MODIFIERS[parameter_type])
+    return (*modifiers, TYPE_MODIFIER) if parameter_type == REFERENCE else modifiers
 
 
 class UnsupportedSearch(ValueError):
@@ -232,9 +241,7 @@ def _check_modifier(parameter: SearchParameter, modifier: str) -> None:
                 f"never to {modifier}"
             )
         return
-    supported = [f":{m}" for m in (MISSING, *MODIFIERS[parameter.type])]
-    if parameter.type == REFERENCE:
-        supported.append(":[type]")
+    supported = [f":{m}" for m in supported_modifiers(parameter.type)]
     raise UnsupportedSearch(
         f"the modifier :{modifier} is not supported on {parameter.code}, a "
         f"{parameter.type} parameter (bulkops supports {', '.join(supported)})"
