@@ -1,7 +1,8 @@
 """Where the shared test data lives: `../shared/data` next to the main checkout.
 
-A worktree sits deeper (`/work/wt/<name>`), so the folder is looked for beside the repo
-and each of its parents; BULKOPS_SHARED_DATA names it outright.
+A checkout kept elsewhere (a git worktree in a folder of its own) sits deeper, so the
+folder is looked for beside the repository and beside each of its parents;
+BULKOPS_SHARED_DATA names it outright.
 """
 
 from __future__ import annotations
