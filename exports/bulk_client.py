@@ -597,15 +597,18 @@ def _sleep_unless(seconds: float, should_stop: Callable[[], bool]) -> None:
 
 
 def _diagnostics(path: Path) -> list[str]:
-    """The issues' diagnostics of a downloaded error file; a line that is no
-    OperationOutcome (the server's file is untrusted input) is named instead."""
+    """The issues' texts of a downloaded error file (as `describe_error` words them); a
+    line that is no OperationOutcome (the server's file is untrusted input) is named
+    instead."""
     texts = []
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 outcome = untrusted_json.loads(line)
-                issues = outcome.get("issue", [])
-                texts += [issue.get("diagnostics", "") for issue in issues]
-            except (ValueError, AttributeError, TypeError):
+            except ValueError:
+                outcome = None
+            if isinstance(outcome, dict):
+                texts += _issue_texts(outcome)
+            else:
                 texts.append(f"line {number} of {path.name} is not an OperationOutcome")
     return texts
