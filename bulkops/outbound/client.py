@@ -32,10 +32,10 @@ from bulkops.outbound.guard import (
     resolve,
     too_slow,
 )
+from bulkops.outbound.origins import DEFAULT_PORTS
 
 MAX_REDIRECTS = 5
 ONLY_HTTP = "only http and https URLs are fetched"
-DEFAULT_PORTS = {"http": 80, "https": 443}
 # httpx's own defaults: idle connections are closed after 5 s, before most servers would
 # close them under a request about to be sent.
 POOL_LIMITS: dict[str, Any] = {
