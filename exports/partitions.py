@@ -251,11 +251,15 @@ def job_filters(job: ExportJob) -> TypeFilters:
     return TypeFilters.from_texts(job.parameters.get("_typeFilter", []), now=job.transaction_time)
 
 
-def partition_chunks(job: ExportJob, partition: ExportPartition) -> Iterator[list[Block]]:
-    """The partition's rows in chunks of blocks, in id order; keyset, never OFFSET."""
+def partition_chunks(
+    job: ExportJob, partition: ExportPartition, filters: TypeFilters
+) -> Iterator[list[Block]]:
+    """The partition's rows in chunks of blocks, in id order; keyset, never OFFSET.
+    `filters` (the job's, parsed once for the partition) narrow the rows as far as the
+    database can."""
     all_types = partition.resource_type == ALL_TYPES
     rows = candidate_rows(job, None if all_types else [partition.resource_type])
-    pushed = rows_filter(job_filters(job), job.types if all_types else [partition.resource_type])
+    pushed = rows_filter(filters, job.types if all_types else [partition.resource_type])
     if pushed is not None:
         rows = rows.filter(pushed)
     if job.level == SYSTEM:
@@ -327,9 +331,11 @@ def run_partition(*, partition_id: int, worker: str) -> None:
         lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
-    write_chunk = ChunkWriter(job, files)
+    filters = job_filters(job)
+    write_chunk = ChunkWriter(job, files, filters)
     with files:
-        for exported in written_while_reading(write_chunk, partition_chunks(job, partition)):
+        chunks = partition_chunks(job, partition, filters)
+        for exported in written_while_reading(write_chunk, chunks):
             if not record_chunk(partition, exported):
                 files.abort()
                 discard_keys([file.key for _, _, file in files.written])
@@ -364,9 +370,9 @@ class ChunkWriter:
     """Writes a chunk's blocks to the partition's files; returns how many resources it
     wrote (tombstones, written as deleted[] entries, are not counted)."""
 
-    def __init__(self, job: ExportJob, files: TypedNdjsonFiles) -> None:
+    def __init__(self, job: ExportJob, files: TypedNdjsonFiles, filters: TypeFilters) -> None:
         self.files = files
-        self.to_lines = LineMaker(job)
+        self.to_lines = LineMaker(job, filters)
         self.wanted = set(job.types)  # an all-types partition reads rows of any type
 
     def __call__(self, blocks: list[Block]) -> int:
@@ -386,11 +392,11 @@ class LineMaker:
     only those its type's `_typeFilter` filters keep (still verbatim), or their
     `_elements` subsets. Only the last two parse a body."""
 
-    def __init__(self, job: ExportJob) -> None:
+    def __init__(self, job: ExportJob, filters: TypeFilters) -> None:
         self.selections = [
             ElementSelection.from_text(e) for e in job.parameters.get("_elements", [])
         ]
-        self.filters = job_filters(job)
+        self.filters = filters
         self.names: dict[str, frozenset[str] | None] = {}
         self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
