@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,6 +29,12 @@ def find_shared_data() -> Path:
 SHARED_DATA = find_shared_data()
 SYNTHEA_NDJSON = SHARED_DATA / "synthea" / "ndjson"
 SYNTHEA_BUNDLES = SHARED_DATA / "synthea" / "bundles"
+
+# Tests that read the shared Synthea data skip, saying where they looked, in a checkout
+# without it beside (CI lays ../shared beside its clone).
+needs_synthea = pytest.mark.skipif(
+    not SYNTHEA_NDJSON.is_dir(), reason=f"no Synthea data in {SYNTHEA_NDJSON} (see its README)"
+)
 
 
 def synthea_ndjson(resource_type: str) -> list[dict[str, Any]]:

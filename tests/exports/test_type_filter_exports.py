@@ -15,7 +15,7 @@ from bulkops.fhir.manifest import format_instant
 from exports.groups import upsert_group
 from exports.models import ExportJob, Resource
 from exports.store import delete_resource, put_resource
-from tests.shared_data import SYNTHEA_NDJSON
+from tests.shared_data import SYNTHEA_NDJSON, needs_synthea
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -198,7 +198,7 @@ def test_lenient_warning_for_a_dropped_filter_reaches_the_manifest(client_a, lab
     assert outcome["issue"][0]["diagnostics"] == ExportJob.objects.get().warnings[0]
 
 
-@pytest.mark.skipif(not SYNTHEA_NDJSON.is_dir(), reason=f"no Synthea data in {SYNTHEA_NDJSON}")
+@needs_synthea
 def test_group_export_of_synthea_patients_on_a_worker(client_a, load_fhir, settings):
     """Two Synthea patients (counts from the shared NDJSON, read with plain JSON code):
     8e1a0a7c has 6 active Conditions of 47, 1 active MedicationRequest of 2, 7

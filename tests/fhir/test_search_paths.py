@@ -15,7 +15,7 @@ from fhirpathpy.models import models
 from bulkops.fhir.search.definitions import search_parameters
 from bulkops.fhir.search.extractors import _AS_FUNCTION, _AS_OPERATOR
 from bulkops.fhir.search.paths import compile_path
-from tests.shared_data import SYNTHEA_BUNDLES, SYNTHEA_NDJSON
+from tests.shared_data import SYNTHEA_BUNDLES, SYNTHEA_NDJSON, needs_synthea
 
 WRITTEN = [
     {
@@ -57,6 +57,7 @@ def decimals(value: Any) -> Any:
     return value
 
 
+@needs_synthea
 def test_walks_give_what_fhirpathpy_gives():
     checked = 0
     compiled: dict[str, tuple] = {}

@@ -8,11 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from bulkops.fhir.search import parse_type_search
-from tests.shared_data import SYNTHEA_NDJSON, synthea_bundle_resources, synthea_ndjson
+from tests.shared_data import needs_synthea, synthea_bundle_resources, synthea_ndjson
 
-pytestmark = pytest.mark.skipif(
-    not SYNTHEA_NDJSON.is_dir(), reason=f"no Synthea data in {SYNTHEA_NDJSON} (see its README)"
-)
+pytestmark = needs_synthea
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 DECEASED = "129c6ac7-8d06-89de-ad63-0204a93e76c3"  # died 1989
