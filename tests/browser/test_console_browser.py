@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.services import create_operator
@@ -285,10 +286,20 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
         f"/files/{first.files.filter(resource_type='Observation').get().uuid}/",
         "/data/",
         "/audit/",
+        "/operators/",
+        f"/operators/{get_user_model().objects.get(username='ada').pk}/reset-password/",
+        "/remotes/",
     ):
-        page.goto(path)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{path} is {overflow}px wider than a 390px phone screen"
+        assert_fits_a_phone(page, path)
+    page.context.clear_cookies()  # the sign-in pages, as a stranger sees them
+    for path in ("/accounts/login/", "/accounts/password/reset/", "/accounts/signup/"):
+        assert_fits_a_phone(page, path)
+
+
+def assert_fits_a_phone(page: Any, path: str) -> None:
+    page.goto(path)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} is {overflow}px wider than a 390px phone screen"
 
 
 @pytest.mark.django_db(transaction=True)
