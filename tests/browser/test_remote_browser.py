@@ -9,7 +9,14 @@ import json
 
 import pytest
 
-from tests.browser.test_console_browser import chromium, log_in, page, shots, sync_api  # noqa: F401
+from tests.browser.test_console_browser import (  # noqa: F401
+    assert_fits_a_phone,
+    chromium,
+    log_in,
+    page,
+    shots,
+    sync_api,
+)
 from tests.remotes.conftest import (  # noqa: F401 - the second bulkops, on 127.0.0.1
     loopback_fetches,
     remote,
@@ -60,3 +67,10 @@ def test_remote_journey(page, shots, remote, celery_worker) -> None:  # noqa: F8
     expect(page.locator("table.ndjson tbody tr")).to_have_count(PATIENTS)
     page.goto("/remotes/lab/")
     expect(page.locator("table").last).to_contain_text("completed")
+
+    # On a phone the remote's page and its export's page fit the screen's width.
+    export_page = page.locator("table").last.get_by_role("link").first.get_attribute("href")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert export_page.startswith("/exports/"), export_page
+    for path in ("/remotes/lab/", export_page):
+        assert_fits_a_phone(page, path)
