@@ -122,12 +122,6 @@ class RemoteLaunchForm(LaunchForm):
     """LaunchForm for a remote: no local client; the group is the remote's id."""
 
     group_id = forms.CharField(label="Group", required=False, max_length=64)  # type: ignore[assignment]
-    type_filter = forms.CharField(
-        label="_typeFilter",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="One search query per line, e.g. Observation?status=final",
-    )
     patient = forms.CharField(
         required=False,
         help_text="Patient ids (space- or comma-separated); Patient and Group exports only.",
@@ -137,6 +131,11 @@ class RemoteLaunchForm(LaunchForm):
         super().__init__(*args, **kwargs)
         del self.fields["client"]
         self.fields["group_id"].initial = server.default_group_id
+
+    def filter_problems(self) -> list[str]:
+        """None here: `_typeFilter` lines go to the remote as written, and the remote
+        decides what it supports (it may evaluate what bulkops' own engine refuses)."""
+        return []
 
     def clean_group_id(self) -> str:
         return optional_fhir_id(self.cleaned_data["group_id"])
@@ -150,7 +149,5 @@ class RemoteLaunchForm(LaunchForm):
         return ids
 
     def pairs(self) -> list[tuple[str, str]]:
-        data = self.cleaned_data
-        filters = [("_typeFilter", line.strip()) for line in data["type_filter"].splitlines()]
-        patients = [("patient", f"Patient/{pid}") for pid in data["patient"]]
-        return [*super().pairs(), *(f for f in filters if f[1]), *patients]
+        patients = [("patient", f"Patient/{pid}") for pid in self.cleaned_data["patient"]]
+        return [*super().pairs(), *patients]
