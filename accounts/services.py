@@ -42,7 +42,7 @@ from accounts.models import (
 from accounts.oauth import OAuthError
 from accounts.roles import MANAGE_CLIENTS, Role, perm
 from bulkops.fhir.scopes import parse_system_scopes
-from exports.models import Resource
+from fhirstore.models import Resource
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 

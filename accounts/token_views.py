@@ -37,7 +37,7 @@ from accounts.services import issue_access_token, refuse_token_request
 from accounts.throttle import check_token_rate
 from bulkops.fhir.scopes import grant_scopes
 from bulkops.fhir.smart import smart_configuration as smart_document
-from exports.fhir_http import absolute_url, oversized_text
+from bulkops.fhir_http import absolute_url, oversized_text
 
 logger = logging.getLogger(__name__)
 

@@ -48,4 +48,5 @@ urlpatterns = [
     ),
     # Export and data pages live in the exports app but share the console namespace.
     path("", include("exports.urls")),
+    path("", include("fhirstore.urls")),
 ]

@@ -40,8 +40,9 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from exports.models import ExportJob, Resource
+    from exports.models import ExportJob
     from exports.partitions import plan_export, run_partition
+    from fhirstore.models import Resource
 
     print(f"database: {connection.vendor}  var dir: {var_dir}")
     call_command("migrate", verbosity=0)

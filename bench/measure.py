@@ -35,8 +35,8 @@ MAX_TOKEN_REQUESTS = 6000  # signed up front; ~2.5 s of the bench's own CPU
 # Members spread evenly over the store (every n-th patient), as a real cohort's are: the
 # first patients' resources alone would sit together at the start of every index.
 MAKE_GROUP = """
-from exports.groups import upsert_group
-from exports.models import Resource
+from fhirstore.groups import upsert_group
+from fhirstore.models import Resource
 ids = list(Resource.objects.live().filter(resource_type="Patient")
            .order_by("pk").values_list("resource_id", flat=True))
 ids = ids[:: max(1, len(ids) // {size})][:{size}]

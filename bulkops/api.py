@@ -31,7 +31,7 @@ from rest_framework.views import APIView, exception_handler
 from accounts.api_auth import RolePermission
 from accounts.roles import VIEW_CONSOLE
 from bulkops.fhir.outcome import FhirError
-from exports.groups import GroupError
+from fhirstore.groups import GroupError
 
 ERROR_STATUSES = ("400", "401", "403", "404", "429")
 

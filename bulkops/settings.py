@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
+    "fhirstore",
     "exports",
     "remotes",
 ]
@@ -384,7 +385,7 @@ BULKOPS_MAX_RESOURCES_PER_FILE = env_int("BULKOPS_MAX_RESOURCES_PER_FILE", 100_0
 # BULKOPS_MAX_BODY_BYTES.
 BULKOPS_MAX_UPLOAD_BYTES = env_int("BULKOPS_MAX_UPLOAD_BYTES", 100 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_HANDLERS = [
-    "exports.uploads.UploadLimitHandler",
+    "fhirstore.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)

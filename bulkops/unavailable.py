@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bulkops.fhir.outcome import TRANSIENT, FhirError
-from exports.fhir_http import fhir_json
+from bulkops.fhir_http import fhir_json
 
 logger = logging.getLogger(__name__)
 

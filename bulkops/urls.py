@@ -9,6 +9,9 @@ from accounts.api_urls import urlpatterns as accounts_api
 from bulkops.api import api_not_found
 from bulkops.health import healthz
 from exports.api_urls import urlpatterns as exports_api
+from exports.fhir_urls import urlpatterns as export_fhir
+from fhirstore.api_urls import urlpatterns as store_api
+from fhirstore.fhir_urls import urlpatterns as store_fhir
 from remotes.public_jwks import published_jwks
 
 urlpatterns = [
@@ -19,11 +22,11 @@ urlpatterns = [
         token_views.smart_configuration,
         name="smart-configuration",
     ),
-    path("fhir/", include("exports.fhir_urls")),
+    path("fhir/", include(([*export_fhir, *store_fhir], "fhir"))),
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
-    path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
+    path("api/v1/", include(([*accounts_api, *store_api, *exports_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script
     # (CSP). Swagger UI does add <style> elements, so this page alone allows those.

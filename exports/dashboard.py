@@ -9,7 +9,8 @@ from typing import Any
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
 
-from exports.models import ExportFile, ExportJob, Resource
+from exports.models import ExportFile, ExportJob
+from fhirstore.reads import live_counts_by_type
 
 CHART_DAYS = 14
 CHART_HEIGHT = 80
@@ -62,12 +63,7 @@ def daily_bars(now: datetime) -> list[Bar]:
 
 
 def inventory() -> dict[str, Any]:
-    per_type = list(
-        Resource.objects.live()
-        .values("resource_type")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "resource_type")
-    )
+    per_type = live_counts_by_type()
     return {
         "types": per_type[:10],
         "other_types": len(per_type) - 10 if len(per_type) > 10 else 0,

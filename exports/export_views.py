@@ -31,7 +31,7 @@ from bulkops.fhir.params import (
     pairs_from_parameters,
     parse_prefer,
 )
-from exports.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
+from bulkops.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
 from exports.file_audit import DOWNLOAD, record_file_read
 from exports.kickoff import plan_export
 from exports.manifests import job_manifest

@@ -20,7 +20,7 @@ from django.db.models import Max, Min
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.search import Criterion, TypeSearch
 from bulkops.fhir.type_filters import parse_filters
-from exports.models import Resource
+from fhirstore.reads import Resource
 
 EXACT_LIMIT = 2000
 SAMPLE_WINDOWS = 20

@@ -3,17 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
 from django.utils import timezone
 
 from accounts.models import BackendClient
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
-from bulkops.fhir.references import is_valid_id
 from bulkops.fhir.type_filters import parse_filters
-from exports.models import ExportJob, Resource
+from exports.models import ExportJob
+from fhirstore.reads import group_ids
 
 LEVEL_CHOICES = [(GROUP, "Group"), (PATIENT, "Patient"), (SYSTEM, "System")]
 OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
@@ -66,10 +64,7 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        groups = (
-            Resource.objects.live().filter(resource_type="Group").order_by("resource_id")
-        ).values_list("resource_id", flat=True)
-        self.fields["group_id"].choices = [("", "—")] + [(g, g) for g in groups]
+        self.fields["group_id"].choices = [("", "—")] + [(g, g) for g in group_ids()]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -141,64 +136,3 @@ class JobFilterForm(forms.Form):
     date_to = forms.DateField(
         label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-
-
-class GroupForm(forms.Form):
-    group_id = forms.CharField(
-        label="Group id",
-        required=False,
-        max_length=64,
-        help_text="Leave empty for a new id; an existing id replaces that Group.",
-    )
-    name = forms.CharField(max_length=200)
-    patients = forms.CharField(
-        label="Patient ids",
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="Space-, comma- or line-separated ids of existing patients.",
-    )
-
-    def clean_group_id(self) -> str:
-        value = self.cleaned_data["group_id"].strip()
-        if value and not is_valid_id(value):
-            raise forms.ValidationError(f"{value!r} is not a FHIR id (A-Z a-z 0-9 - ., ≤ 64).")
-        return value
-
-    def patient_ids(self) -> list[str]:
-        return self.cleaned_data["patients"].replace(",", " ").split()
-
-
-class MultipleFileInput(forms.ClearableFileInput):
-    allow_multiple_selected = True
-
-
-class MultipleFileField(forms.FileField):
-    """Several files in one field (Django's documented recipe)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", MultipleFileInput())
-        super().__init__(*args, **kwargs)
-
-    def clean(self, data: Any, initial: Any = None) -> Any:
-        if isinstance(data, list | tuple) and data:
-            return [super(MultipleFileField, self).clean(item, initial) for item in data]
-        return [super().clean(data, initial)]
-
-
-class UploadForm(forms.Form):
-    files = MultipleFileField(
-        label="Bundles or NDJSON",
-        help_text=".json (a Bundle or one resource), .ndjson or .ndjson.gz; "
-        "each file loads whole or not at all.",
-    )
-
-    def __init__(self, *args: Any, refusal: str = "", **kwargs: Any) -> None:
-        """`refusal`: why the request's files were skipped (exports/uploads.py)."""
-        super().__init__(*args, **kwargs)
-        self.refusal = refusal
-        if refusal:
-            self.fields["files"].required = False
-
-    def clean(self) -> dict[str, Any]:
-        if self.refusal:
-            self.add_error("files", self.refusal)
-        return super().clean()

@@ -18,8 +18,7 @@ from bulkops.fhir.outcome import NOT_FOUND, FhirError
 from bulkops.fhir.params import GROUP, SYSTEM, ExportParameters, parse_export_parameters
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import ReadAccess
-from exports.access import check_group_binding
-from exports.models import GroupMembership, Resource
+from fhirstore.reads import GroupMembership, Resource, check_group_binding, group_exists
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,7 @@ def plan_export(
     `base_url` is this server's FHIR base (for `_typeFilter` references to it)."""
     if client is not None:
         check_group_binding(client, level=level, group_id=group_id)
-    if (
-        level == GROUP
-        and not Resource.objects.filter(
-            resource_type="Group", resource_id=group_id, deleted=False
-        ).exists()
-    ):
+    if level == GROUP and not group_exists(group_id):
         raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
     parameters = parse_export_parameters(
         pairs, level=level, handling=handling, now=now, method=method, base_url=base_url

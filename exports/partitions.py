@@ -39,17 +39,12 @@ from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
 from exports.filter_pushdown import rows_filter
-from exports.models import (
-    CompartmentMembership,
-    ExportFile,
-    ExportJob,
-    ExportPartition,
-    Resource,
-)
+from exports.models import ExportFile, ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
 from exports.row_chunks import Block, read_chunk
 from exports.storage import get_storage
+from fhirstore.reads import CompartmentMembership, Resource
 
 logger = logging.getLogger(__name__)
 

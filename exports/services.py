@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Max
 from django.http import HttpRequest
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -18,9 +17,10 @@ from accounts.models import AuditEvent, BackendClient
 from bulkops.fhir.export_types import TypePlan
 from bulkops.fhir.outcome import THROTTLED, FhirError
 from bulkops.fhir.params import ExportParameters
-from exports.models import ExportJob, Resource
+from exports.models import ExportJob
 from exports.partitions import discard_files
 from exports.storage import get_storage
+from fhirstore.reads import newest_resource_pk
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def start_export(
             types=list(type_plan.types),
             warnings=[*type_plan.warnings, *parameters.warnings],
             transaction_time=now,
-            last_resource_id=Resource.objects.aggregate(last=Max("pk"))["last"] or 0,
+            last_resource_id=newest_resource_pk(),
         )
         record_event(
             actor_type=AuditEvent.ActorType.OPERATOR if operator else AuditEvent.ActorType.CLIENT,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from exports import data_views, file_views, views
+from exports import file_views, views
 
 urlpatterns = [
     path("exports/", views.job_list, name="job-list"),
@@ -14,7 +14,4 @@ urlpatterns = [
     path("exports/<uuid:job_id>/rerun/", views.job_rerun, name="job-rerun"),
     path("files/<uuid:file_id>/", file_views.file_preview, name="file-preview"),
     path("files/<uuid:file_id>/download/", file_views.file_download, name="file-download"),
-    path("data/", data_views.data_page, name="data"),
-    path("data/groups/", data_views.group_save, name="group-save"),
-    path("data/upload/", data_views.data_upload, name="data-upload"),
 ]

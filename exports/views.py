@@ -27,8 +27,8 @@ from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
+from bulkops.fhir_http import absolute_url
 from exports.console_hooks import launch_sources, panels_for
-from exports.fhir_http import absolute_url
 from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs

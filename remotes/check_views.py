@@ -13,7 +13,7 @@ from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.decorators import permission_required
 from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
-from exports.fhir_http import absolute_url
+from bulkops.fhir_http import absolute_url
 from remotes.checks import CHECKS
 from remotes.models import RemoteServer, ServerCheck
 from remotes.self_server import self_server

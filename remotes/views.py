@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import permission_required
 from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
-from exports.fhir_http import absolute_url
+from bulkops.fhir_http import absolute_url
 from exports.models import ExportJob
 from remotes import services
 from remotes.forms import KeyForm, RemoteLaunchForm, RemoteServerForm

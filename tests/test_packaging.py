@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.layout import project_packages
 from tests.processes import process_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.packaging]
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "bulkops", "exports", "remotes")
 # Kept at the checkout's top, carried inside the bulkops package (pyproject.toml).
 PACKAGED_DIRS = {"templates": "bulkops/templates", "static": "bulkops/static"}
 
@@ -55,7 +55,7 @@ def run(*command: str | Path, **kwargs) -> subprocess.CompletedProcess:
 def checkout_files() -> set[str]:
     """What bulkops reads at run time, as paths in the wheel: every file git tracks in
     the apps, templates/ and static/."""
-    listed = run("git", "ls-files", *APPS, *PACKAGED_DIRS, cwd=ROOT).stdout.split()
+    listed = run("git", "ls-files", *project_packages(), *PACKAGED_DIRS, cwd=ROOT).stdout.split()
     files = set()
     for name in listed:
         top, _, rest = name.partition("/")
@@ -88,7 +88,7 @@ def test_the_sdist_holds_what_the_wheel_is_built_from(dist):
     with tarfile.open(sdist) as archive:
         names = {name.removeprefix(f"{top}/") for name in archive.getnames()}
 
-    tracked = run("git", "ls-files", *APPS, *PACKAGED_DIRS, cwd=ROOT).stdout.split()
+    tracked = run("git", "ls-files", *project_packages(), *PACKAGED_DIRS, cwd=ROOT).stdout.split()
     assert {*tracked, "pyproject.toml", "README.md"} <= names
 
 

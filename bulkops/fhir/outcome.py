@@ -1,6 +1,6 @@
 """OperationOutcome and the one error type every FHIR-facing rule raises.
 
-Protocol code raises `FhirError`; the `@fhir_endpoint` decorator (exports/fhir_http.py)
+Protocol code raises `FhirError`; the `@fhir_endpoint` decorator (bulkops/fhir_http.py)
 turns it into an OperationOutcome response, so views carry no try/except.
 """
 

@@ -1,19 +1,5 @@
-"""The resource store (store.py) and export bookkeeping (jobs.py)."""
+"""Export bookkeeping: jobs, their partitions and the files they write."""
 
 from exports.models.jobs import ExportFile, ExportJob, ExportPartition
-from exports.models.store import (
-    CompartmentMembership,
-    GroupMembership,
-    Resource,
-    ResourceIdentifier,
-)
 
-__all__ = [
-    "CompartmentMembership",
-    "ExportFile",
-    "ExportJob",
-    "ExportPartition",
-    "GroupMembership",
-    "Resource",
-    "ResourceIdentifier",
-]
+__all__ = ["ExportFile", "ExportJob", "ExportPartition"]

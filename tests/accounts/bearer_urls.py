@@ -6,7 +6,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 
 from accounts.bearer import FhirRequest, require_bearer, require_read
-from exports.fhir_http import fhir_endpoint, fhir_json
+from bulkops.fhir_http import fhir_endpoint, fhir_json
 
 
 @fhir_endpoint

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent, BackendClient, CachedJwks, new_client_id
 from accounts.services import register_client
-from exports.groups import upsert_group
-from exports.store import put_resource
+from fhirstore.groups import upsert_group
+from fhirstore.writes import put_resource
 from tests.conftest import JwksServer, KeyPair
 from tests.smart import post_token, sign_assertion
 

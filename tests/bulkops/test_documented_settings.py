@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from tests.layout import project_packages
 from tests.processes import ROOT, manage, process_env
 
 SETTINGS = ROOT / "bulkops" / "settings.py"
@@ -300,7 +301,7 @@ def test_every_bulkops_setting_is_read() -> None:
     }
     code = "\n".join(
         path.read_text()
-        for folder in ("accounts", "bulkops", "exports", "remotes")
+        for folder in project_packages()
         for path in (ROOT / folder).rglob("*.py")
         if path != SETTINGS and "migrations" not in path.parts
     )

@@ -8,7 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
-from exports.models import GroupMembership, Resource
+from fhirstore.models import GroupMembership, Resource
 
 pytestmark = pytest.mark.django_db
 DATA = Path(__file__).parents[1] / "data"

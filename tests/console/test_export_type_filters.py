@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from exports.models import ExportJob
-from exports.store import ResourceWrite, write_resources
+from fhirstore.writes import ResourceWrite, write_resources
 from tests.console.test_exports import launch_data
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,10 @@ from django.utils import timezone
 from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from exports.bulk_client import make_client_assertion
-from exports.groups import upsert_group
 from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
-from exports.store import put_resource
+from fhirstore.groups import upsert_group
+from fhirstore.writes import put_resource
 from tests.smart import TOKEN_URL, post_form, token_form
 
 DATA = Path(__file__).parents[1] / "data"

@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from exports.models import ExportJob, Resource
-from exports.store import delete_resource, put_resource
+from exports.models import ExportJob
+from fhirstore.models import Resource
+from fhirstore.writes import delete_resource, put_resource
 from tests.exports.conftest import observation, wait_for_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]

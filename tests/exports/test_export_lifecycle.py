@@ -11,12 +11,13 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
-from exports.models import ExportJob, ExportPartition, Resource
+from exports.models import ExportJob, ExportPartition
 from exports.partitions import claim_partition, fail_export, plan_export, run_partition
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 from exports.storage import get_storage
-from exports.store import put_resource
+from fhirstore.models import Resource
+from fhirstore.writes import put_resource
 from tests.exports.conftest import observation
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ from django.test import Client
 from django.urls import resolve, reverse
 
 from accounts.services import register_client
-from exports.groups import upsert_group
-from exports.store import delete_resource, put_resource
+from fhirstore.groups import upsert_group
+from fhirstore.writes import delete_resource, put_resource
 from tests.smart import get_token
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ import pytest
 
 from bulkops.fhir.type_filters import TypeFilters
 from exports.filter_pushdown import rows_filter
-from exports.models import Resource
-from exports.store import delete_resource, put_resource
+from fhirstore.models import Resource
+from fhirstore.writes import delete_resource, put_resource
 
 pytestmark = pytest.mark.django_db
 

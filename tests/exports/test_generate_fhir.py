@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from exports.models import CompartmentMembership, GroupMembership, Resource
+from fhirstore.models import CompartmentMembership, GroupMembership, Resource
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from exports.loaders import SHARED_FIRST
-from exports.models import CompartmentMembership, Resource
+from fhirstore.loaders import SHARED_FIRST
+from fhirstore.models import CompartmentMembership, Resource
 from tests.exports.conftest import DATA
 from tests.shared_data import SHARED_DATA
 

@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from accounts.services import register_client
-from exports.store import put_resource
+from fhirstore.writes import put_resource
 from tests.smart import get_token
 
 pytestmark = pytest.mark.django_db

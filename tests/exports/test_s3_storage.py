@@ -17,11 +17,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from exports.models import ExportJob, Resource
+from exports.models import ExportJob
 from exports.ndjson_files import RotatingNdjsonWriter
 from exports.partitions import plan_export, run_partition
 from exports.services import expire_exports
 from exports.storage import get_storage
+from fhirstore.models import Resource
 from tests.conftest import free_port
 
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts.models import AuditEvent
-from exports.groups import GroupError, delete_group, upsert_group
-from exports.models import CompartmentMembership, GroupMembership, Resource
-from exports.store import StoreError, delete_resource, put_resource
+from fhirstore.groups import GroupError, delete_group, upsert_group
+from fhirstore.models import CompartmentMembership, GroupMembership, Resource
+from fhirstore.writes import StoreError, delete_resource, put_resource
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2024, 5, 1, tzinfo=UTC)

@@ -12,9 +12,10 @@ import pytest
 from django.utils import timezone
 
 from bulkops.fhir.manifest import format_instant
-from exports.groups import upsert_group
-from exports.models import ExportJob, Resource
-from exports.store import delete_resource, put_resource
+from exports.models import ExportJob
+from fhirstore.groups import upsert_group
+from fhirstore.models import Resource
+from fhirstore.writes import delete_resource, put_resource
 from tests.shared_data import SYNTHEA_NDJSON, needs_synthea
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]

@@ -19,10 +19,11 @@ from django.utils import timezone
 
 from accounts.models import BackendClient
 from accounts.services import disable_client
-from exports.access import is_visible, visible_resources
-from exports.groups import upsert_group
-from exports.models import ExportJob, Resource
-from exports.store import delete_resource, put_resource
+from exports.models import ExportJob
+from fhirstore.access import is_visible, visible_resources
+from fhirstore.groups import upsert_group
+from fhirstore.models import Resource
+from fhirstore.writes import delete_resource, put_resource
 from tests.exports.conftest import observation, stored_file
 from tests.security.test_access_matrix import routes
 

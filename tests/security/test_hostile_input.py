@@ -36,7 +36,7 @@ from bulkops.logs import TextFormatter
 from bulkops.signing_keys import generate_private_jwk
 from bulkops.untrusted_json import MAX_DEPTH
 from exports.bulk_client import make_client_assertion
-from exports.models import Resource
+from fhirstore.models import Resource
 from remotes.models import RemoteServer
 from tests.accounts.conftest import ensure_role_groups
 from tests.security.test_access_matrix import (

@@ -19,11 +19,11 @@ from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
-from exports.forms import GroupForm, UploadForm
-from exports.groups import GroupError, upsert_group
-from exports.loaders import FileReport, load_file
-from exports.models import GroupMembership, Resource
-from exports.uploads import upload_refusal
+from fhirstore.forms import GroupForm, UploadForm
+from fhirstore.groups import GroupError, upsert_group
+from fhirstore.loaders import FileReport, load_file
+from fhirstore.models import GroupMembership, Resource
+from fhirstore.uploads import upload_refusal
 
 
 def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def _group_initial(group_id: str) -> dict[str, str]:
 @permission_required(VIEW_CONSOLE)
 def data_page(request: HttpRequest) -> HttpResponse:
     group_form = GroupForm(initial=_group_initial(request.GET.get("group", "")))
-    return render(request, "exports/data.html", data_context(group_form, UploadForm()))
+    return render(request, "fhirstore/data.html", data_context(group_form, UploadForm()))
 
 
 @require_POST
@@ -80,7 +80,7 @@ def group_save(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Saved Group/{group.resource_id}.")
             return redirect("console:data")
-    return render(request, "exports/data.html", data_context(form, UploadForm()), status=400)
+    return render(request, "fhirstore/data.html", data_context(form, UploadForm()), status=400)
 
 
 @require_POST
@@ -89,7 +89,7 @@ def data_upload(request: HttpRequest) -> HttpResponse:
     """Load each uploaded file with `load_file`; a bad file changes nothing and says why."""
     form = UploadForm(request.POST, request.FILES, refusal=upload_refusal(request))
     if not form.is_valid():
-        return render(request, "exports/data.html", data_context(GroupForm(), form), status=400)
+        return render(request, "fhirstore/data.html", data_context(GroupForm(), form), status=400)
     uploads = form.cleaned_data["files"]
     reports: list[FileReport] = []
     with tempfile.TemporaryDirectory() as folder:
@@ -115,4 +115,4 @@ def data_upload(request: HttpRequest) -> HttpResponse:
     )
     context = data_context(GroupForm(), UploadForm())
     context["reports"] = reports
-    return render(request, "exports/data.html", context)
+    return render(request, "fhirstore/data.html", context)

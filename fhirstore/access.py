@@ -29,8 +29,7 @@ from accounts.bearer import FhirRequest, require_read
 from accounts.models import BackendClient
 from bulkops.fhir.outcome import FORBIDDEN, NOT_FOUND, FhirError
 from bulkops.fhir.params import GROUP, SYSTEM
-from exports.models import CompartmentMembership, GroupMembership, Resource
-from exports.models.store import ResourceQuerySet
+from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceQuerySet
 
 
 def bound_group_ids(client: BackendClient) -> list[str]:

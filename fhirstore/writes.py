@@ -20,7 +20,7 @@ from django.db import transaction
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
-from exports.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
+from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
 # Conditional references point at shared resources (Practitioner, Organization...), never
 # at clinical data, so only types outside the compartment keep an identifier index.

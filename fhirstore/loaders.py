@@ -21,7 +21,7 @@ from bulkops import untrusted_json
 from bulkops.fhir.bundle import BundleError, plan_bundle
 from bulkops.fhir.references import ConditionalReference
 from bulkops.fhir.resource_types import is_resource_type
-from exports.store import (
+from fhirstore.writes import (
     BATCH_SIZE,
     ResourceWrite,
     StoreError,

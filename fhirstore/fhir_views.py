@@ -3,7 +3,7 @@
 
 Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
 nothing is re-parsed. Everything but metadata and the OperationDefinitions (protocol
-facts, not data) needs a bearer token; what it may read is decided by exports/access.py
+facts, not data) needs a bearer token; what it may read is decided by fhirstore/access.py
 alone: the types its scopes cover (spec §7.8) and, for a client bound to groups, only
 what an export of those groups would give it.
 """
@@ -29,9 +29,9 @@ from bulkops.fhir.operation_definitions import (
 )
 from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import is_resource_type
-from exports.access import readable_resource, readable_resources
-from exports.fhir_http import absolute_url, fhir_endpoint, fhir_json
-from exports.models import Resource
+from bulkops.fhir_http import absolute_url, fhir_endpoint, fhir_json
+from fhirstore.access import readable_resource, readable_resources
+from fhirstore.models import Resource
 
 GROUP_PAGE_DEFAULT = 50
 GROUP_PAGE_MAX = 500

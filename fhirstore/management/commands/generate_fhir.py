@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from bulkops.fhir.synthetic import SyntheticData
-from exports.models import Resource
-from exports.store import ResourceWrite, WriteResult, write_resources
+from fhirstore.models import Resource
+from fhirstore.writes import ResourceWrite, WriteResult, write_resources
 
 # Patients per transaction: big enough for bulk inserts, small enough that an
 # interrupted run keeps what it finished.

@@ -1,7 +1,9 @@
 """The FHIR resource store: resources, the Patient compartment index, Group membership.
 
-Rows are written only through exports/store.py, which keeps the index tables in step
-with the resource bodies.
+Rows are written only through fhirstore/writes.py, which keeps the index tables in step
+with the resource bodies. The tables keep the names they were created with when the
+store was part of the exports app: fhirstore's first migration moved only Django's
+record of the models, not a row.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Resource(models.Model):
     objects = ResourceQuerySet.as_manager()
 
     class Meta:
+        db_table = "exports_resource"
         constraints = [
             models.UniqueConstraint(
                 fields=["resource_type", "resource_id"], name="resource_type_id_unique"
@@ -73,6 +76,7 @@ class CompartmentMembership(models.Model):
     objects = CompartmentMembershipQuerySet.as_manager()
 
     class Meta:
+        db_table = "exports_compartmentmembership"
         constraints = [
             models.UniqueConstraint(
                 fields=["resource", "patient_id"], name="compartment_resource_patient_unique"
@@ -96,7 +100,7 @@ class GroupMembershipQuerySet(models.QuerySet["GroupMembership"]):
         """The active members of the Groups `group_ids`.
 
         The one definition of membership that Group exports and the read rule of
-        clients bound to groups (exports/access.py) share, so the two cannot drift.
+        clients bound to groups (fhirstore/access.py) share, so the two cannot drift.
         Inactive members (`member.inactive`, or a `member.period` that had ended when
         the Group was written) are left out, as spec §5.3 asks of Group exports.
         """
@@ -116,6 +120,7 @@ class GroupMembership(models.Model):
     objects = GroupMembershipQuerySet.as_manager()
 
     class Meta:
+        db_table = "exports_groupmembership"
         constraints = [
             models.UniqueConstraint(fields=["group", "patient_id"], name="group_patient_unique")
         ]
@@ -136,6 +141,7 @@ class ResourceIdentifier(models.Model):
     value = models.CharField(max_length=255)
 
     class Meta:
+        db_table = "exports_resourceidentifier"
         indexes = [
             models.Index(fields=["resource_type", "system", "value"], name="identifier_lookup")
         ]

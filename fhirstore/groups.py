@@ -15,8 +15,8 @@ from django.utils import timezone
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops.fhir.references import is_valid_id
-from exports.models import Resource
-from exports.store import delete_resource, put_resource
+from fhirstore.models import Resource
+from fhirstore.writes import delete_resource, put_resource
 
 
 class GroupError(ValueError):

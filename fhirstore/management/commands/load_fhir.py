@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from exports.loaders import data_files, load_file
-from exports.store import WriteResult
+from fhirstore.loaders import data_files, load_file
+from fhirstore.writes import WriteResult
 
 
 class Command(BaseCommand):

@@ -1,0 +1,34 @@
+"""The store's read routes under /fhir/: metadata, discovery, bulkops' OperationDefinitions,
+Groups and single resources; bulkops/urls.py joins them with the `$export` routes."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+import bulkops.fhir_paths  # noqa: F401 - registers the fhir_type and fhir_id path converters
+from accounts import token_views
+from fhirstore import fhir_views
+
+urlpatterns = [
+    path("metadata", fhir_views.metadata, name="metadata"),
+    # Discovery needs no token (spec §7.1); the document is the same as at the root.
+    path(
+        ".well-known/smart-configuration",
+        token_views.smart_configuration,
+        name="smart-configuration",
+    ),
+    # bulkops' own $export definitions; before the generic read, which needs a token.
+    path(
+        "OperationDefinition",
+        fhir_views.operation_definition_list,
+        name="operation-definition-list",
+    ),
+    path(
+        "OperationDefinition/<fhir_id:definition_id>",
+        fhir_views.operation_definition_read,
+        name="operation-definition",
+    ),
+    path("Group", fhir_views.group_list, name="group-list"),
+    path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
+    path("<fhir_type:resource_type>/<fhir_id:resource_id>", fhir_views.read, name="read"),
+]

@@ -1,0 +1,49 @@
+"""What the export engine reads of the store: the one module `exports/` imports from it.
+
+The engine streams rows itself (exports/partitions.py tunes those queries per database),
+so the row models are part of this interface, read-only: every write goes through
+fhirstore/writes.py. The rest is named questions the engine asks of the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, Max
+
+from fhirstore.access import check_group_binding
+from fhirstore.models import CompartmentMembership, GroupMembership, Resource
+
+__all__ = [
+    "CompartmentMembership",
+    "GroupMembership",
+    "Resource",
+    "check_group_binding",
+    "group_exists",
+    "group_ids",
+    "live_counts_by_type",
+    "newest_resource_pk",
+]
+
+
+def group_exists(group_id: str) -> bool:
+    """A live Group with this id is stored."""
+    return Resource.objects.live().filter(resource_type="Group", resource_id=group_id).exists()
+
+
+def group_ids() -> list[str]:
+    """The ids of the live Groups, in order."""
+    rows = Resource.objects.live().filter(resource_type="Group").order_by("resource_id")
+    return list(rows.values_list("resource_id", flat=True))
+
+
+def live_counts_by_type() -> list[dict[str, Any]]:
+    """`{"resource_type", "n"}` per type with live resources, largest first."""
+    rows = Resource.objects.live().values("resource_type").annotate(n=Count("pk"))
+    return list(rows.order_by("-n", "resource_type"))
+
+
+def newest_resource_pk() -> int:
+    """The highest row id written so far (0 for an empty store): an export reads no row
+    written after its kick-off, so its output is the store as of that moment."""
+    return Resource.objects.aggregate(last=Max("pk"))["last"] or 0

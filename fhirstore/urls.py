@@ -1,0 +1,12 @@
+"""Console URLs of the store (the Data page); included by accounts.urls into the
+"console" namespace."""
+
+from django.urls import path
+
+from fhirstore import data_views
+
+urlpatterns = [
+    path("data/", data_views.data_page, name="data"),
+    path("data/groups/", data_views.group_save, name="group-save"),
+    path("data/upload/", data_views.data_upload, name="data-upload"),
+]

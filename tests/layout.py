@@ -1,0 +1,20 @@
+"""Where bulkops' own code lives, for tests that walk it (settings read, packaging, layers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.apps import apps
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_packages() -> tuple[str, ...]:
+    """`bulkops` and every installed app whose code is in this checkout: a new app is
+    walked by these tests as soon as it is in INSTALLED_APPS."""
+    ours = [
+        config.name
+        for config in apps.get_app_configs()
+        if Path(config.path).resolve().is_relative_to(ROOT)
+    ]
+    return ("bulkops", *ours)
