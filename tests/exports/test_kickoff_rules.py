@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exports.models import ExportJob
+from exports.store import put_resource
 
 pytestmark = pytest.mark.django_db
 
@@ -89,3 +90,49 @@ def test_too_many_exports_is_429_and_delete_frees_the_slot_at_once(client_a, sto
     assert gone.status_code == 404
     assert gone.json()["resourceType"] == "OperationOutcome"
     assert client_a.kick_off().status_code == 202
+
+
+def group_with_an_inactive_member(written) -> None:
+    """g2: p1 active, p2 a member marked inactive (Group.member.inactive)."""
+    put_resource(
+        resource_type="Group",
+        resource_id="g2",
+        body={
+            "resourceType": "Group",
+            "id": "g2",
+            "type": "person",
+            "actual": True,
+            "member": [
+                {"entity": {"reference": "Patient/p1"}},
+                {"entity": {"reference": "Patient/p2"}, "inactive": True},
+            ],
+        },
+        now=written,
+    )
+
+
+def patients(*ids: str) -> list[dict]:
+    return [{"name": "patient", "valueReference": {"reference": f"Patient/{p}"}} for p in ids]
+
+
+@pytest.mark.parametrize("prefer", ["respond-async", "respond-async, handling=lenient"])
+def test_patient_naming_an_inactive_member_is_refused_like_an_outsider(client_a, store, prefer):
+    group_with_an_inactive_member(store["written"])
+    response = client_a.post_kick_off("/fhir/Group/g2/$export", patients("p1", "p2"), prefer=prefer)
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["diagnostics"] == (
+        "Patient/p2 is not a member of Group/g2; a Group export includes only its active members."
+    )
+    assert not ExportJob.objects.exists()
+    assert client_a.post_kick_off("/fhir/Group/g2/$export", patients("p1")).status_code == 202
+
+
+def test_patients_outside_the_export_are_named_together(client_a, store):
+    response = client_a.post_kick_off("/fhir/Group/g1/$export", patients("p1", "p3", "nobody"))
+    assert response.json()["issue"][0]["diagnostics"] == (
+        "Patient/p3, Patient/nobody are not members of Group/g1; a Group export includes only "
+        "its active members."
+    )
+    unknown = client_a.post_kick_off("/fhir/Patient/$export", patients("nobody"))
+    assert unknown.status_code == 400
+    assert unknown.json()["issue"][0]["diagnostics"] == "Patient/nobody is not a known patient."
