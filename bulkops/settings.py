@@ -388,6 +388,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
+# A kick-off's _since may be this many seconds ahead of the server's clock (client skew).
+BULKOPS_SINCE_CLOCK_SKEW = env_int("BULKOPS_SINCE_CLOCK_SKEW", 60, minimum=0)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
 BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)

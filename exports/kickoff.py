@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.conf import settings
 
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
@@ -60,7 +62,13 @@ def plan_export(
     ):
         raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
     parameters = parse_export_parameters(
-        pairs, level=level, handling=handling, now=now, method=method, base_url=base_url
+        pairs,
+        level=level,
+        handling=handling,
+        now=now,
+        method=method,
+        base_url=base_url,
+        clock_skew=timedelta(seconds=settings.BULKOPS_SINCE_CLOCK_SKEW),
     )
     check_patients(parameters, level=level, group_id=group_id)
     type_plan = plan_export_types(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from exports.models import ExportJob
 from exports.store import put_resource
@@ -136,3 +139,20 @@ def test_patients_outside_the_export_are_named_together(client_a, store):
     unknown = client_a.post_kick_off("/fhir/Patient/$export", patients("nobody"))
     assert unknown.status_code == 400
     assert unknown.json()["issue"][0]["diagnostics"] == "Patient/nobody is not a known patient."
+
+
+def instant(seconds_from_now: float) -> str:
+    return (timezone.now() + timedelta(seconds=seconds_from_now)).isoformat()
+
+
+def test_since_a_little_ahead_of_the_server_clock_is_client_skew(client_a, store, settings):
+    assert client_a.kick_off(data={"_since": instant(30)}).status_code == 202
+    refused = client_a.kick_off(data={"_since": instant(90)})
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["diagnostics"].endswith(
+        "is in the future (more than 60 seconds ahead of this server's clock)."
+    )
+    settings.BULKOPS_SINCE_CLOCK_SKEW = 0
+    assert client_a.kick_off(data={"_since": instant(30)}).status_code == 400
+    settings.BULKOPS_SINCE_CLOCK_SKEW = 120
+    assert client_a.kick_off(data={"_since": instant(90)}).status_code == 202
