@@ -156,3 +156,38 @@ def test_since_a_little_ahead_of_the_server_clock_is_client_skew(client_a, store
     assert client_a.kick_off(data={"_since": instant(30)}).status_code == 400
     settings.BULKOPS_SINCE_CLOCK_SKEW = 120
     assert client_a.kick_off(data={"_since": instant(90)}).status_code == 202
+
+
+def test_a_status_poll_in_progress_has_no_body_and_no_content_type(client_a, store):
+    """As the spec's examples answer (§2.1): 202, X-Progress, Retry-After, nothing else."""
+    kickoff = client_a.kick_off()
+    response = client_a.request("get", kickoff["Content-Location"])
+    assert response.status_code == 202
+    assert response.content == b""
+    assert "Content-Type" not in response
+    assert response["X-Progress"] == "0% - planning"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/fhir/$export", "GET, POST"),
+        ("delete", "/fhir/Patient/$export", "GET, POST"),
+        ("post", "/fhir/bulkstatus/00000000-0000-0000-0000-000000000000", "GET, DELETE"),
+        ("delete", "/fhir/bulkfiles/00000000-0000-0000-0000-000000000000", "GET"),
+        ("post", "/fhir/Patient/p1", "GET"),
+        ("put", "/fhir/metadata", "GET"),
+    ],
+)
+def test_a_method_a_fhir_endpoint_does_not_take_is_405_outcome(
+    client_a, store, method, path, allowed
+):
+    response = client_a.request(method, path)
+    assert response.status_code == 405
+    assert response["Allow"] == allowed
+    assert response["Content-Type"].startswith("application/fhir+json")
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["diagnostics"] == (
+        f"{method.upper()} is not allowed here; use {allowed}."
+    )
