@@ -288,9 +288,11 @@ BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int(
 BULKOPS_TOKEN_FAILURE_WINDOW = env_int("BULKOPS_TOKEN_FAILURE_WINDOW", 300, minimum=1)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
-# redis:// or amqp:// in production.
+# redis:// or amqp:// in production. The host part means nothing to the filesystem
+# transport, but without one kombu warns "No hostname was supplied" each time it copies
+# the connection to publish, which is every kick-off.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BROKER_DIR / "queue"),
