@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk, public_jwks
+from exports.models import ExportJob
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -122,3 +123,80 @@ def test_bulk_export_passes_type_filters_and_until(live_server, store, demo_key,
     assert sorted(conditions) == ["p2-c", "p3-c"]
     summary = [line.split() for line in out.getvalue().splitlines()]
     assert ["Patient", "1", "3"] in summary and ["Condition", "1", "2"] in summary
+
+
+def test_bulk_export_sends_elements_patients_and_lenient_handling(
+    live_server, store, demo_key, tmp_path
+):
+    """--patient goes in a POST Parameters body, --elements subsets, and --lenient lets
+    the server drop the unknown type with a warning instead of refusing the kick-off."""
+    jwk, key_path = demo_key
+    client = register_client(name="cli", jwks=public_jwks(jwk), scopes="system/*.read")
+    out = StringIO()
+    call_command(
+        "bulk_export",
+        base_url=f"{live_server.url}/fhir",
+        client_id=client.client_id,
+        key=str(key_path),
+        group="g1",
+        patients=["p2"],
+        types=["Patient", "Banana"],
+        elements=["Patient.gender"],
+        lenient=True,
+        out=tmp_path / "out",
+        stdout=out,
+    )
+    (patient,) = [
+        json.loads(line)
+        for path in (tmp_path / "out").glob("output-*-Patient.ndjson")
+        for line in path.read_text().splitlines()
+    ]
+    assert (patient["id"], patient["gender"], "name" in patient) == ("p2", "female", False)
+    output = out.getvalue()
+    assert ["Patient", "1", "1"] in [line.split() for line in output.splitlines()]
+    assert "warning: _type names unknown resource types: Banana." in output
+    job = ExportJob.objects.get()
+    assert job.parameters["patient"] == ["Patient/p2"]
+    assert job.request_url == f"{live_server.url}/fhir/Group/g1/$export"  # a POST
+
+    with pytest.raises(CommandError, match="unknown resource types: Banana"):
+        call_command(
+            "bulk_export",
+            base_url=f"{live_server.url}/fhir",
+            client_id=client.client_id,
+            key=str(key_path),
+            types=["Patient", "Banana"],
+            out=tmp_path / "strict",
+            stdout=StringIO(),
+        )
+
+
+def test_bulk_export_prints_progress_as_plain_lines_when_not_a_terminal(demo_key, tmp_path):
+    from tests.remotes.stub_server import FaultyExportServer, serve
+
+    _, key_path = demo_key
+    polls = [
+        (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
+        (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
+        (202, {"X-Progress": "60% - 2 of 2 types", "Retry-After": "0"}),
+    ]
+    out = StringIO()
+    with serve(FaultyExportServer(polls=polls)) as stub:
+        call_command(
+            "bulk_export",
+            base_url=stub.base_url,
+            token_url=f"{stub.base_url}/token",
+            client_id="us",
+            key=str(key_path),
+            out=tmp_path / "out",
+            stdout=out,
+        )
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue()
+    assert [line for line in lines if line.startswith("progress:")] == [
+        "progress: 10% - 1 of 2 types",
+        "progress: 60% - 2 of 2 types",
+    ]
+    assert lines[lines.index("progress: 60% - 2 of 2 types") + 1] == (
+        "Export complete; downloading files..."
+    )
