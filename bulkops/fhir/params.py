@@ -145,10 +145,11 @@ def parse_instant(
     except (ValueError, OverflowError):  # 2020-02-30, year 0000, or off the calendar
         raise FhirError(400, f"{name} {value!r} is not a date and time that exists.") from None
     if parsed > now + clock_skew and not future:
+        ahead = int(clock_skew.total_seconds())
         raise FhirError(
             400,
-            f"{name} {value!r} is in the future (more than {int(clock_skew.total_seconds())} seconds "
-            "ahead of this server's clock).",
+            f"{name} {value!r} is in the future (more than {ahead} seconds ahead of this "
+            "server's clock).",
         )
     return parsed
 
