@@ -70,27 +70,34 @@ def test_bulk_export_reports_a_refusal_in_words(live_server, store, demo_key, tm
         )
 
 
-def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
-    """The error files of another server are untrusted input: a line nested 5,000 deep
-    (or no OperationOutcome at all) is named as such, the other lines' issues are kept,
-    and the export still ends with its summary instead of a traceback."""
-    from tests.remotes.stub_server import FaultyExportServer, serve
+def export_from_stub(server, demo_key, tmp_path) -> str:
+    """What `bulk_export` prints for a whole export from a stub server."""
+    from tests.remotes.stub_server import serve
 
-    _, key_path = demo_key
-    kept = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "kept"}]}
-    error_body = b"[" * 5000 + b"\n" + b"[1]\n" + json.dumps(kept).encode() + b"\n"
     out = StringIO()
-    with serve(FaultyExportServer(error_body=error_body)) as stub:
+    with serve(server) as stub:
         call_command(
             "bulk_export",
             base_url=stub.base_url,
             token_url=f"{stub.base_url}/token",
             client_id="us",
-            key=str(key_path),
+            key=str(demo_key[1]),
             out=tmp_path / "out",
             stdout=out,
         )
-    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning:")]
+    return out.getvalue()
+
+
+def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
+    """The error files of another server are untrusted input: a line nested 5,000 deep
+    (or no OperationOutcome at all) is named as such, the other lines' issues are kept,
+    and the export still ends with its summary instead of a traceback."""
+    from tests.remotes.stub_server import FaultyExportServer
+
+    kept = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "kept"}]}
+    error_body = b"[" * 5000 + b"\n" + b"[1]\n" + json.dumps(kept).encode() + b"\n"
+    output = export_from_stub(FaultyExportServer(error_body=error_body), demo_key, tmp_path)
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: line 1 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
         "warning: line 2 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
@@ -172,27 +179,16 @@ def test_bulk_export_sends_elements_patients_and_lenient_handling(
 
 
 def test_bulk_export_prints_progress_as_plain_lines_when_not_a_terminal(demo_key, tmp_path):
-    from tests.remotes.stub_server import FaultyExportServer, serve
+    from tests.remotes.stub_server import FaultyExportServer
 
-    _, key_path = demo_key
     polls = [
         (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
         (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
         (202, {"X-Progress": "60% - 2 of 2 types", "Retry-After": "0"}),
     ]
-    out = StringIO()
-    with serve(FaultyExportServer(polls=polls)) as stub:
-        call_command(
-            "bulk_export",
-            base_url=stub.base_url,
-            token_url=f"{stub.base_url}/token",
-            client_id="us",
-            key=str(key_path),
-            out=tmp_path / "out",
-            stdout=out,
-        )
-    lines = out.getvalue().splitlines()
-    assert "\r" not in out.getvalue()
+    output = export_from_stub(FaultyExportServer(polls=polls), demo_key, tmp_path)
+    lines = output.splitlines()
+    assert "\r" not in output
     assert [line for line in lines if line.startswith("progress:")] == [
         "progress: 10% - 1 of 2 types",
         "progress: 60% - 2 of 2 types",
