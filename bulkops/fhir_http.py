@@ -10,10 +10,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
-from bulkops.fhir.outcome import TOO_LONG, FhirError
+from bulkops.fhir.outcome import NOT_SUPPORTED, TOO_LONG, FhirError
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +39,40 @@ def fhir_json(
     return response
 
 
+def empty_response(
+    status: int, headers: dict[str, str] | None = None, *, location: str = ""
+) -> HttpResponse:
+    """A response without a body, and so without a Content-Type (Django would call
+    the nothing text/html), as the spec's examples answer a status poll in progress
+    (spec §2.1). `location` makes it a redirect."""
+    response = HttpResponse(status=status)
+    del response["Content-Type"]
+    for name, value in (headers or {}).items():
+        response[name] = value
+    if location:
+        response["Location"] = location
+    return response
+
+
 def fhir_endpoint(view: View) -> View:
     """Mark a FHIR API view: no CSRF (bearer-token API), and a raised `FhirError`
     becomes an OperationOutcome with its status and headers, as does a request body or
-    query string over Django's DATA_UPLOAD_* limits (BULKOPS_MAX_BODY_BYTES)."""
+    query string over Django's DATA_UPLOAD_* limits (BULKOPS_MAX_BODY_BYTES) and a
+    method the view does not take (Django's 405 has an empty text/html body)."""
 
     @csrf_exempt
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
-            return view(request, *args, **kwargs)
+            response = view(request, *args, **kwargs)
+            if not isinstance(response, HttpResponseNotAllowed):
+                return response
+            error = FhirError(
+                405,
+                f"{request.method} is not allowed here; use {response['Allow']}.",
+                code=NOT_SUPPORTED,
+                headers={"Allow": response["Allow"]},
+            )
         except (RequestDataTooBig, TooManyFieldsSent):
             error = oversized_request()
         except FhirError as raised:

@@ -289,9 +289,11 @@ BULKOPS_TOKEN_MAX_FAILURES_PER_ADDRESS = env_int(
 BULKOPS_TOKEN_FAILURE_WINDOW = env_int("BULKOPS_TOKEN_FAILURE_WINDOW", 300, minimum=1)
 
 # Celery: a filesystem broker under var/ needs no server; CELERY_BROKER_URL switches to
-# redis:// or amqp:// in production.
+# redis:// or amqp:// in production. The host part means nothing to the filesystem
+# transport, but without one kombu warns "No hostname was supplied" each time it copies
+# the connection to publish, which is every kick-off.
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -389,6 +391,8 @@ FILE_UPLOAD_HANDLERS = [
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
+# A kick-off's _since may be this many seconds ahead of the server's clock (client skew).
+BULKOPS_SINCE_CLOCK_SKEW = env_int("BULKOPS_SINCE_CLOCK_SKEW", 60, minimum=0)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)
 BULKOPS_POLL_BURST = env_int("BULKOPS_POLL_BURST", 10, minimum=1)

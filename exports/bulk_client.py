@@ -367,15 +367,17 @@ class BulkExportClient:
         *,
         patience: float = 600,
         should_stop: Callable[[], bool] = lambda: False,
+        lenient: bool = False,
     ) -> str:
         """Start an export; its status URL. A 429 (the server already runs as many of our
         exports as it allows, spec §1.5) is tried again after Retry-After, else after a
-        doubling wait, for up to `patience` seconds."""
+        doubling wait, for up to `patience` seconds. `lenient` sends
+        `Prefer: handling=lenient`: the server may drop what it cannot honour (spec §1.2)."""
         deadline = time.monotonic() + patience
         delay = 1.0
         while True:
             seen: list[Exchange] = []
-            result = self._send_kick_off(path, params, seen.append)
+            result = self._send_kick_off(path, params, seen.append, lenient=lenient)
             if result.status != 429 or time.monotonic() >= deadline:
                 self._log(seen)
                 break
@@ -394,11 +396,17 @@ class BulkExportClient:
         return result.headers["Content-Location"]
 
     def _send_kick_off(
-        self, path: str, params: Sequence[tuple[str, str]], hook: ExchangeHook
+        self,
+        path: str,
+        params: Sequence[tuple[str, str]],
+        hook: ExchangeHook,
+        *,
+        lenient: bool,
     ) -> HttpResult:
         """GET with the parameters in the query; POST a Parameters body instead when
         they name patients, which Bulk Data accepts only that way (spec §1.1)."""
-        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": "respond-async"}
+        prefer = "respond-async, handling=lenient" if lenient else "respond-async"
+        headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": prefer}
         if any(name == "patient" for name, _ in params):
             return self._http(
                 "POST",

@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET, require_http_methods
@@ -31,7 +31,7 @@ from bulkops.fhir.params import (
     pairs_from_parameters,
     parse_prefer,
 )
-from bulkops.fhir_http import FHIR_NDJSON, absolute_url, fhir_endpoint, fhir_json
+from bulkops.fhir_http import FHIR_NDJSON, absolute_url, empty_response, fhir_endpoint, fhir_json
 from exports.file_audit import DOWNLOAD, record_file_read
 from exports.kickoff import plan_export
 from exports.manifests import job_manifest
@@ -156,10 +156,9 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
             code=THROTTLED,
             headers={"Retry-After": str(poll.retry_after * 5)},
         )
-    response = HttpResponse(status=202)
-    response["X-Progress"] = job.progress_text
-    response["Retry-After"] = str(poll.retry_after)
-    return response
+    return empty_response(
+        202, {"X-Progress": job.progress_text, "Retry-After": str(poll.retry_after)}
+    )
 
 
 def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:
@@ -195,7 +194,7 @@ def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
         signed = storage.signed_url(
             file.storage_key, now=timezone.now(), not_after=file.job.expires_at
         )
-        return HttpResponseRedirect(signed.url)
+        return empty_response(302, location=signed.url)
     size = file.size_bytes
     byte_range = parse_range(request.headers.get("Range", ""), size)
     handle = storage.open_reader(file.storage_key)

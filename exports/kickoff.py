@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.conf import settings
 
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
@@ -54,7 +56,13 @@ def plan_export(
     if level == GROUP and not group_exists(group_id):
         raise FhirError(404, f"Group/{group_id} does not exist.", code=NOT_FOUND)
     parameters = parse_export_parameters(
-        pairs, level=level, handling=handling, now=now, method=method, base_url=base_url
+        pairs,
+        level=level,
+        handling=handling,
+        now=now,
+        method=method,
+        base_url=base_url,
+        clock_skew=timedelta(seconds=settings.BULKOPS_SINCE_CLOCK_SKEW),
     )
     check_patients(parameters, level=level, group_id=group_id)
     type_plan = plan_export_types(
@@ -68,23 +76,40 @@ def plan_export(
 
 
 def check_patients(parameters: ExportParameters, *, level: str, group_id: str) -> None:
-    """`patient` must name existing patients (and, for a Group, its members): spec §1.3."""
+    """`patient` must name patients the export would include (spec §1.3): existing ones,
+    and for a Group its active members (the membership rule of Group exports,
+    `GroupMembership.objects.active_in`), so an inactive member is refused like an
+    outsider rather than giving an export that is silently empty.
+
+    Refused under lenient handling too: dropping the patients named wrongly would
+    export other patients than the client listed, and dropping all of them would
+    export the whole Group or every patient.
+    """
     if not parameters.patients:
         return
-    known = set(
-        Resource.objects.filter(
-            resource_type="Patient", resource_id__in=parameters.patients, deleted=False
-        ).values_list("resource_id", flat=True)
-    )
+    included = Resource.objects.filter(
+        resource_type="Patient", resource_id__in=parameters.patients, deleted=False
+    ).values_list("resource_id", flat=True)
+    known = set(included)
     if level == GROUP:
         known &= set(
-            GroupMembership.objects.filter(
-                group__resource_type="Group",
-                group__resource_id=group_id,
-                patient_id__in=parameters.patients,
-            ).values_list("patient_id", flat=True)
+            GroupMembership.objects.active_in([group_id])
+            .filter(patient_id__in=parameters.patients)
+            .values_list("patient_id", flat=True)
         )
     missing = [f"Patient/{pid}" for pid in parameters.patients if pid not in known]
     if missing:
-        where = f"members of Group/{group_id}" if level == GROUP else "known patients"
-        raise FhirError(400, f"{', '.join(missing)} are not {where}.")
+        raise FhirError(400, not_included_message(missing, level=level, group_id=group_id))
+
+
+def not_included_message(references: Sequence[str], *, level: str, group_id: str) -> str:
+    """The refusal naming `references`, in the singular for one patient."""
+    one = len(references) == 1
+    if level == GROUP:
+        where = (
+            f"{'a member' if one else 'members'} of Group/{group_id}; a Group export "
+            "includes only its active members"
+        )
+    else:
+        where = "a known patient" if one else "known patients"
+    return f"{', '.join(references)} {'is not' if one else 'are not'} {where}."

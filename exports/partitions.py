@@ -5,7 +5,9 @@ A job is split into partitions (id ranges) so every available worker shares one 
 (a plain `$export`) is split into all-types partitions: the store interleaves types (a
 patient's resources are loaded together), so reading type by type would visit each
 table page once per type, while one pass in id order reads it once
-(docs/performance.md). Other exports are split by type: a `_type` subset through the
+(docs/performance.md); once that pass takes more than one partition, each type small
+enough for one partition gets one of its own, so it makes one file rather than one per
+range (`all_types_slots`). Other exports are split by type: a `_type` subset through the
 (resource_type, id) index, Patient and Group exports through the compartment index.
 Each partition reads chunks by keyset pagination on id, each chunk one block of joined
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +54,7 @@ CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
 PAGE_SIZE = 1000  # compartment-index ids per page of a Patient or Group partition
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
+Range = tuple[int, int, int]  # lower id (exclusive), upper id (inclusive), rows
 
 
 def plan_export(job_id: int) -> list[int]:
@@ -77,7 +80,7 @@ def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
     all_types = job.level == SYSTEM and exports_every_stored_type(job)
     if all_types:
-        slots = [(ALL_TYPES, id_ranges(all_types_rows(job), "id", size))]
+        slots = all_types_slots(job, size)
     else:
         slots = [(t, type_ranges(job, t, size)) for t in job.types]
     partitions = [
@@ -106,6 +109,34 @@ def create_partitions(job: ExportJob) -> None:
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
 
 
+def all_types_slots(job: ExportJob, size: int) -> list[tuple[str, Iterable[Range]]]:
+    """The partitions of a plain export: id ranges of the whole table, read in one pass,
+    and, once there is more than one range, a partition of its own for each small type.
+
+    A file never spans partitions (each is written by one worker, under names a retry
+    overwrites), so in the pass every type gets a file per range it has rows in: 10
+    Organizations spread over 8 ranges would make 8 files. A type of at most `size` rows
+    (BULKOPS_PARTITION_SIZE) is read instead by one partition of its own through the
+    (resource_type, id) index, a small read, and makes one file (rotated at
+    BULKOPS_MAX_RESOURCES_PER_FILE); the pass skips its rows. Larger types stay in the
+    pass, whose single read of the table is what makes a plain export fast
+    (docs/performance.md). When every type is small the pass is left out.
+    """
+    ranges = list(id_ranges(all_types_rows(job), "id", size))
+    if len(ranges) < 2:
+        return [(ALL_TYPES, ranges)]
+    stored = exported_stored_types(job)
+    small = [t for t in stored if candidate_rows(job, [t]).values("id")[: size + 1].count() <= size]
+    own = [(t, type_ranges(job, t, size)) for t in small]
+    return own if len(small) == len(stored) else [(ALL_TYPES, ranges), *own]
+
+
+def pass_types(job: ExportJob) -> set[str]:
+    """The types an all-types partition writes: those without partitions of their own."""
+    own = job.partitions.exclude(resource_type=ALL_TYPES).values_list("resource_type", flat=True)
+    return set(job.types) - set(own)
+
+
 def exports_every_stored_type(job: ExportJob) -> bool:
     """No stored resource is of a type the job leaves out (index probes, no scan)."""
     left_out = [t for t in R4_RESOURCE_TYPES if t not in set(job.types)]
@@ -113,16 +144,22 @@ def exports_every_stored_type(job: ExportJob) -> bool:
 
 
 def count_exported_types(job: ExportJob) -> int:
-    """How many types have rows an all-types job exports (every stored type is one of
+    """How many types have rows an all-types job exports."""
+    return len(exported_stored_types(job))
+
+
+def exported_stored_types(job: ExportJob) -> list[str]:
+    """The types that have rows an all-types job exports (every stored type is one of
     the job's). The stored types are found by stepping from type to type along the
     (resource_type, id) index, and only those are asked for rows in the job's window:
     two probes a stored type (17 in the bench store), where asking each of the 146 R4
     types took 0.10 s."""
     stored = Resource.objects.order_by("resource_type").values_list("resource_type", flat=True)
-    count, last = 0, ""
+    found, last = [], ""
     while (last := stored.filter(resource_type__gt=last).first()) is not None:
-        count += candidate_rows(job, [last]).exists()
-    return count
+        if candidate_rows(job, [last]).exists():
+            found.append(last)
+    return found
 
 
 def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
@@ -131,8 +168,9 @@ def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
     A plain export takes nearly every row, so its ranges are cut along the primary key
     alone: an index-only scan, 0.11 s for the 1M store against 0.44-0.64 s to read
     every row's heap tuple for `candidate_rows`' filters. Their row counts then include
-    the few rows the partitions skip (tombstones, rows created after the kick-off), which
-    only shifts the progress estimate. A `_since` export may take few rows, so its
+    the rows the pass skips (tombstones, rows created after the kick-off, and the small
+    types read by partitions of their own, see `all_types_slots`), which only shifts the
+    progress estimate: a job still reaches 100% when its last partition is done. A `_since` export may take few rows, so its
     ranges count those; so may an `_until` export.
     """
     if job.parameters.get("_since") or job.parameters.get("_until"):
@@ -327,7 +365,8 @@ def run_partition(*, partition_id: int, worker: str) -> None:
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
     filters = job_filters(job)
-    write_chunk = ChunkWriter(job, files, filters)
+    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
+    write_chunk = ChunkWriter(job, files, filters, wanted)
     with files:
         chunks = partition_chunks(job, partition, filters)
         for exported in written_while_reading(write_chunk, chunks):
@@ -365,10 +404,12 @@ class ChunkWriter:
     """Writes a chunk's blocks to the partition's files; returns how many resources it
     wrote (tombstones, written as deleted[] entries, are not counted)."""
 
-    def __init__(self, job: ExportJob, files: TypedNdjsonFiles, filters: TypeFilters) -> None:
+    def __init__(
+        self, job: ExportJob, files: TypedNdjsonFiles, filters: TypeFilters, wanted: set[str]
+    ) -> None:
         self.files = files
         self.to_lines = LineMaker(job, filters)
-        self.wanted = set(job.types)  # an all-types partition reads rows of any type
+        self.wanted = wanted  # an all-types partition reads rows of any type
 
     def __call__(self, blocks: list[Block]) -> int:
         exported = 0
@@ -487,10 +528,14 @@ def complete_partition(
 
 def types_finished(job: ExportJob, partition: ExportPartition) -> int:
     """How many of the job's types are complete now that `partition` is: its type once
-    its last partition is done; all of them when the last all-types partition is."""
+    its last partition is done; the types of the all-types pass when its last partition
+    is (every type but those with partitions of their own)."""
     unfinished = job.partitions.exclude(status=ExportPartition.Status.DONE)
     if partition.resource_type == ALL_TYPES:
-        return 0 if unfinished.exists() else job.types_total
+        if unfinished.filter(resource_type=ALL_TYPES).exists():
+            return 0
+        own = job.partitions.exclude(resource_type=ALL_TYPES).values("resource_type")
+        return job.types_total - own.order_by().distinct().count()
     return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, shared_task
 from django.db import DatabaseError
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from exports.models import ExportPartition
 from exports.partitions import fail_export, finalize_export, plan_export, run_partition
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
+
+logger = logging.getLogger(__name__)
 
 
 class ExportTask(Task):
@@ -49,8 +53,17 @@ RETRYING = {
 
 @shared_task(**RETRYING)
 def plan_export_task(self: Task, job_id: int) -> None:
+    """Plan the job and queue its partitions. With the broker gone while they are
+    queued the job is not failed: its partitions are recorded, and the reaper queues
+    the ones still pending once the broker is back (exports.recovery)."""
     for partition_id in plan_export(job_id):
-        run_partition_task.delay(partition_id=partition_id)
+        try:
+            run_partition_task.delay(partition_id=partition_id)
+        except KombuOperationalError:
+            logger.warning(
+                "broker unavailable: partitions left to the reaper", extra={"job": job_id}
+            )
+            return
 
 
 @shared_task(**RETRYING)

@@ -36,7 +36,7 @@ def in_memory_broker() -> None:
     """Tests never touch the filesystem broker under var/: a `make run` worker on the
     same checkout must not see their tasks."""
     celery_app.conf.update(
-        broker_url="memory://",
+        broker_url="memory://localhost/",
         broker_transport_options={"polling_interval": 0.05},
         result_backend="cache+memory://",
     )

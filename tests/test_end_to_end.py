@@ -16,7 +16,7 @@ import pytest
 
 from tests.processes import celery_worker_process, manage, process_env, web_server
 
-BROKERS = [pytest.param("filesystem://", id="filesystem")]
+BROKERS = [pytest.param("filesystem://localhost/", id="filesystem")]
 if os.environ.get("BULKOPS_TEST_REDIS_URL"):
     BROKERS.append(pytest.param(os.environ["BULKOPS_TEST_REDIS_URL"], id="redis"))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bulkops.fhir.outcome import NOT_SUPPORTED, FhirError
@@ -122,10 +122,15 @@ def parse_prefer(header: str) -> Prefer:
 
 
 def parse_instant(
-    value: str, *, now: datetime, name: str = "_since", future: bool = False
+    value: str,
+    *,
+    now: datetime,
+    name: str = "_since",
+    future: bool = False,
+    clock_skew: timedelta = timedelta(0),
 ) -> datetime:
-    """A FHIR instant, not in the future unless `future`. A `+` decoded to a space is
-    put back."""
+    """A FHIR instant, not later than `now` + `clock_skew` unless `future`. A `+` decoded
+    to a space is put back."""
     text = zone_plus_restored(value)
     match = _INSTANT.match(text)
     if not match:
@@ -139,8 +144,13 @@ def parse_instant(
         parsed.astimezone(UTC)  # what the database stores; year 1 at +14:00 is year 0
     except (ValueError, OverflowError):  # 2020-02-30, year 0000, or off the calendar
         raise FhirError(400, f"{name} {value!r} is not a date and time that exists.") from None
-    if parsed > now and not future:
-        raise FhirError(400, f"{name} {value!r} is in the future.")
+    if parsed > now + clock_skew and not future:
+        ahead = int(clock_skew.total_seconds())
+        raise FhirError(
+            400,
+            f"{name} {value!r} is in the future (more than {ahead} seconds ahead of this "
+            "server's clock).",
+        )
     return parsed
 
 
@@ -174,9 +184,12 @@ def parse_export_parameters(
     now: datetime,
     method: str = "GET",
     base_url: str = "",
+    clock_skew: timedelta = timedelta(0),
 ) -> ExportParameters:
     """Validate kick-off parameters for `level`; see the module docstring. `base_url`
-    is this server's FHIR base: filters' absolute references to it become relative."""
+    is this server's FHIR base: filters' absolute references to it become relative.
+    `_since` may be up to `clock_skew` ahead of `now`: a client whose clock runs a
+    little ahead of ours, sending its own "now", is not refused."""
     collector = _Collector(handling)
     grouped: dict[str, list[str]] = {}
     for raw_name, value in pairs:
@@ -197,7 +210,11 @@ def parse_export_parameters(
             f"_outputFormat {output_format!r} is not supported; use application/fhir+ndjson.",
             code=NOT_SUPPORTED,
         )
-    since = parse_instant(grouped["_since"][0], now=now) if "_since" in grouped else None
+    since = (
+        parse_instant(grouped["_since"][0], now=now, clock_skew=clock_skew)
+        if "_since" in grouped
+        else None
+    )
     until = _parse_until(grouped, since=since, now=now)
     types = _parse_types(grouped, collector)
     return ExportParameters(

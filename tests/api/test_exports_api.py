@@ -117,7 +117,12 @@ def test_cancelling_a_finished_export_is_a_conflict(api_as, client_a, store):
         ),
         (
             {"client_id": "A", "level": "system", "since": "2999-01-01T00:00:00Z"},
-            {"non_field_errors": ["_since '2999-01-01T00:00:00+00:00' is in the future."]},
+            {
+                "non_field_errors": [
+                    "_since '2999-01-01T00:00:00+00:00' is in the future (more than 60 "
+                    "seconds ahead of this server's clock)."
+                ]
+            },
         ),
         (
             {"client_id": "A", "level": "system", "types": "Patient"},

@@ -38,7 +38,7 @@ def test_defaults_keep_all_state_under_the_var_dir(tmp_path):
     shown = settings_in(process_env(tmp_path))
     assert shown["db"] == "django.db.backends.sqlite3"
     assert shown["db_name"] == str(tmp_path / "bulkops.sqlite3")
-    assert shown["broker"] == "filesystem://"
+    assert shown["broker"] == "filesystem://localhost/"
     assert (tmp_path / "broker" / "queue").is_dir()
     assert shown["storage_kind"] == "local"
     assert shown["storage"] == str(tmp_path / "exports")

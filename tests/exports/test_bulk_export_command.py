@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk, public_jwks
+from exports.models import ExportJob
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -69,27 +70,34 @@ def test_bulk_export_reports_a_refusal_in_words(live_server, store, demo_key, tm
         )
 
 
-def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
-    """The error files of another server are untrusted input: a line nested 5,000 deep
-    (or no OperationOutcome at all) is named as such, the other lines' issues are kept,
-    and the export still ends with its summary instead of a traceback."""
-    from tests.remotes.stub_server import FaultyExportServer, serve
+def export_from_stub(server, demo_key, tmp_path) -> str:
+    """What `bulk_export` prints for a whole export from a stub server."""
+    from tests.remotes.stub_server import serve
 
-    _, key_path = demo_key
-    kept = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "kept"}]}
-    error_body = b"[" * 5000 + b"\n" + b"[1]\n" + json.dumps(kept).encode() + b"\n"
     out = StringIO()
-    with serve(FaultyExportServer(error_body=error_body)) as stub:
+    with serve(server) as stub:
         call_command(
             "bulk_export",
             base_url=stub.base_url,
             token_url=f"{stub.base_url}/token",
             client_id="us",
-            key=str(key_path),
+            key=str(demo_key[1]),
             out=tmp_path / "out",
             stdout=out,
         )
-    warnings = [line for line in out.getvalue().splitlines() if line.startswith("warning:")]
+    return out.getvalue()
+
+
+def test_a_hostile_error_file_is_named_in_the_warnings(demo_key, tmp_path):
+    """The error files of another server are untrusted input: a line nested 5,000 deep
+    (or no OperationOutcome at all) is named as such, the other lines' issues are kept,
+    and the export still ends with its summary instead of a traceback."""
+    from tests.remotes.stub_server import FaultyExportServer
+
+    kept = {"resourceType": "OperationOutcome", "issue": [{"diagnostics": "kept"}]}
+    error_body = b"[" * 5000 + b"\n" + b"[1]\n" + json.dumps(kept).encode() + b"\n"
+    output = export_from_stub(FaultyExportServer(error_body=error_body), demo_key, tmp_path)
+    warnings = [line for line in output.splitlines() if line.startswith("warning:")]
     assert warnings == [
         "warning: line 1 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
         "warning: line 2 of error-0000-OperationOutcome.ndjson is not an OperationOutcome",
@@ -122,3 +130,69 @@ def test_bulk_export_passes_type_filters_and_until(live_server, store, demo_key,
     assert sorted(conditions) == ["p2-c", "p3-c"]
     summary = [line.split() for line in out.getvalue().splitlines()]
     assert ["Patient", "1", "3"] in summary and ["Condition", "1", "2"] in summary
+
+
+def test_bulk_export_sends_elements_patients_and_lenient_handling(
+    live_server, store, demo_key, tmp_path
+):
+    """--patient goes in a POST Parameters body, --elements subsets, and --lenient lets
+    the server drop the unknown type with a warning instead of refusing the kick-off."""
+    jwk, key_path = demo_key
+    client = register_client(name="cli", jwks=public_jwks(jwk), scopes="system/*.read")
+    out = StringIO()
+    call_command(
+        "bulk_export",
+        base_url=f"{live_server.url}/fhir",
+        client_id=client.client_id,
+        key=str(key_path),
+        group="g1",
+        patients=["p2"],
+        types=["Patient", "Banana"],
+        elements=["Patient.gender"],
+        lenient=True,
+        out=tmp_path / "out",
+        stdout=out,
+    )
+    (patient,) = [
+        json.loads(line)
+        for path in (tmp_path / "out").glob("output-*-Patient.ndjson")
+        for line in path.read_text().splitlines()
+    ]
+    assert (patient["id"], patient["gender"], "name" in patient) == ("p2", "female", False)
+    output = out.getvalue()
+    assert ["Patient", "1", "1"] in [line.split() for line in output.splitlines()]
+    assert "warning: _type names unknown resource types: Banana." in output
+    job = ExportJob.objects.get()
+    assert job.parameters["patient"] == ["Patient/p2"]
+    assert job.request_url == f"{live_server.url}/fhir/Group/g1/$export"  # a POST
+
+    with pytest.raises(CommandError, match="unknown resource types: Banana"):
+        call_command(
+            "bulk_export",
+            base_url=f"{live_server.url}/fhir",
+            client_id=client.client_id,
+            key=str(key_path),
+            types=["Patient", "Banana"],
+            out=tmp_path / "strict",
+            stdout=StringIO(),
+        )
+
+
+def test_bulk_export_prints_progress_as_plain_lines_when_not_a_terminal(demo_key, tmp_path):
+    from tests.remotes.stub_server import FaultyExportServer
+
+    polls = [
+        (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
+        (202, {"X-Progress": "10% - 1 of 2 types", "Retry-After": "0"}),
+        (202, {"X-Progress": "60% - 2 of 2 types", "Retry-After": "0"}),
+    ]
+    output = export_from_stub(FaultyExportServer(polls=polls), demo_key, tmp_path)
+    lines = output.splitlines()
+    assert "\r" not in output
+    assert [line for line in lines if line.startswith("progress:")] == [
+        "progress: 10% - 1 of 2 types",
+        "progress: 60% - 2 of 2 types",
+    ]
+    assert lines[lines.index("progress: 60% - 2 of 2 types") + 1] == (
+        "Export complete; downloading files..."
+    )

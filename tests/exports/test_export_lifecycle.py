@@ -171,8 +171,12 @@ def test_a_plain_export_reads_every_type_in_one_pass_of_id_ranges(client_a, stor
     run_all(job)
     live = Resource.objects.filter(deleted=False)
     assert job.status == ExportJob.Status.COMPLETED
-    assert set(job.partitions.values_list("resource_type", flat=True)) == {"*"}
-    assert job.partitions_total == -(-Resource.objects.count() // 4)  # ranges of the table
+    # Observation (6 rows) is read in ranges of the table; the types of at most 4 rows
+    # have a partition each.
+    ranges = -(-Resource.objects.count() // 4)
+    assert sorted(job.partitions.values_list("resource_type", flat=True)) == sorted(
+        ["*"] * ranges + ["Condition", "Group", "Patient", "Practitioner"]
+    )
     assert (job.types_done, job.types_total) == (len(stored_types()), len(stored_types()))
     store_order = {
         (t, i): pk for pk, t, i in live.values_list("pk", "resource_type", "resource_id")
@@ -252,3 +256,36 @@ def test_the_audit_trail_tells_the_story_without_secrets(client_a, store):
     assert kickoff.details["level"] == "system"
     assert events[1].details["resources"] == 9
     assert all(token not in json.dumps(e.details) for e in events)
+
+
+def files_per_type(job: ExportJob) -> dict[str, list[int]]:
+    counts: dict[str, list[int]] = {}
+    for resource_type, count in job.files.order_by("storage_key").values_list(
+        "resource_type", "resource_count"
+    ):
+        counts.setdefault(resource_type, []).append(count)
+    return counts
+
+
+def test_a_plain_export_of_a_small_store_writes_one_file_a_type(client_a, store, settings):
+    """However many partitions read the table, a type of at most BULKOPS_PARTITION_SIZE
+    rows is one file; a larger type is split only by its ranges and the rotation size."""
+    settings.BULKOPS_PARTITION_SIZE = 4
+    job = accepted_job(client_a)
+    run_all(job)
+    assert job.status == ExportJob.Status.COMPLETED
+    files = files_per_type(job)
+    observations = files.pop("Observation")
+    assert files == {"Condition": [3], "Group": [1], "Patient": [3], "Practitioner": [1]}
+    assert sum(observations) == 6 and all(count <= 4 for count in observations)
+    assert (job.types_done, job.types_total) == (5, 5)
+    assert job.resources_exported == 14
+
+
+def test_a_type_above_the_rotation_size_fills_files_up_to_it(client_a, store, settings):
+    settings.BULKOPS_MAX_RESOURCES_PER_FILE = 4
+    job = accepted_job(client_a)
+    run_all(job)
+    files = files_per_type(job)
+    assert files.pop("Observation") == [4, 2]  # ceil(6 / 4) files, each within the size
+    assert all(len(counts) == 1 for counts in files.values())

@@ -278,3 +278,11 @@ def test_check_storage_names_an_unreachable_endpoint(s3, settings):
     _, error = check_storage()
     assert error is not None
     assert error.startswith("put failed: endpoint unreachable: no answer from http://127.0.0.1:")
+
+
+@pytest.mark.django_db
+def test_the_redirect_to_a_presigned_url_has_no_body_and_no_content_type(client_a, store, s3):
+    job = finished_job(client_a, _type="Patient")
+    response = client_a.request("get", f"/fhir/bulkfiles/{job.files.get().uuid}")
+    assert (response.status_code, response.content) == (302, b"")
+    assert "Content-Type" not in response

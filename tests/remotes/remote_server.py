@@ -65,7 +65,7 @@ def remote_bulkops(
     `start_worker` its exports wait in the queue until `start_worker()`."""
     env = process_env(
         var_dir,
-        CELERY_BROKER_URL="filesystem://",
+        CELERY_BROKER_URL="filesystem://localhost/",
         BULKOPS_ALLOW_HTTP_JWKS="true",
         **settings,
     )
