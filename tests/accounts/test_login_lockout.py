@@ -61,7 +61,9 @@ def ada(settings: Any) -> str:
 
 
 def sign_in(address: str, login: str, password: str) -> Any:
-    return Client(REMOTE_ADDR=address).post("/accounts/login/", {"login": login, "password": password})
+    return Client(REMOTE_ADDR=address).post(
+        "/accounts/login/", {"login": login, "password": password}
+    )
 
 
 def fail_until_locked(address: str, login: str = "ada") -> list[Any]:
