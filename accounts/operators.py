@@ -83,6 +83,24 @@ def _require_an_admin_remains(user: AbstractUser) -> None:
         )
 
 
+def _record(
+    actor: AbstractBaseUser | None,
+    action: str,
+    user: AbstractUser,
+    request: HttpRequest | None,
+    **details: Any,
+) -> None:
+    """Audit one change to operator `user`, naming who made it."""
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type,
+        actor=actor_name,
+        action=action,
+        request=request,
+        details={"username": user.get_username(), **details},
+    )
+
+
 def _refuse_self(user: AbstractUser, actor: AbstractBaseUser | None, doing: str) -> None:
     if actor is not None and actor.pk == user.pk:
         raise ValidationError({"username": f"You cannot {doing} yourself; another admin can."})
@@ -107,14 +125,7 @@ def set_operator_role(
     user.groups.remove(*Group.objects.filter(name__in=Role.values))
     user.groups.add(Group.objects.get(name=role))
     _require_an_admin_remains(user)
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="operator.role_changed",
-        request=request,
-        details={"username": user.get_username(), "from": before, "to": role},
-    )
+    _record(actor, "operator.role_changed", user, request, **{"from": before, "to": role})
     return user
 
 
@@ -147,17 +158,13 @@ def deactivate_operator(
     revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()
     )
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="operator.deactivated",
-        request=request,
-        details={
-            "username": user.get_username(),
-            "sessions_ended": ended,
-            "api_tokens_revoked": revoked,
-        },
+    _record(
+        actor,
+        "operator.deactivated",
+        user,
+        request,
+        sessions_ended=ended,
+        api_tokens_revoked=revoked,
     )
     return Deactivation(user, ended, revoked)
 
@@ -172,14 +179,7 @@ def reactivate_operator(
         raise ValidationError({"username": f"{user.get_username()} is already active."})
     user.is_active = True
     user.save(update_fields=["is_active"])
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action="operator.reactivated",
-        request=request,
-        details={"username": user.get_username()},
-    )
+    _record(actor, "operator.reactivated", user, request)
     return user
 
 
