@@ -71,10 +71,15 @@ def _lock_operators() -> None:
     list(get_user_model().objects.select_for_update().filter(is_active=True).values("pk"))
 
 
-def _require_an_admin_remains(user: AbstractUser) -> None:
-    """ValidationError if, after a change to `user` in this transaction, nobody active
-    could manage operators any more: nobody could then undo the change in the console."""
-    if not _managers().exists():
+def _is_admin(user: AbstractUser) -> bool:
+    return _managers().filter(pk=user.pk).exists()
+
+
+def _require_an_admin_remains(user: AbstractUser, *, was_admin: bool) -> None:
+    """ValidationError if `user` was an active admin and, after a change to them in this
+    transaction, nobody active could manage operators any more: nobody could then undo
+    the change in the console. (A site without any admin may still change others.)"""
+    if was_admin and not _managers().exists():
         raise ValidationError(
             {
                 "username": f"{user.get_username()} is the last active admin; make another "
@@ -121,10 +126,10 @@ def set_operator_role(
             {"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."}
         )
     _lock_operators()
-    before = role_of(user)
+    before, was_admin = role_of(user), _is_admin(user)
     user.groups.remove(*Group.objects.filter(name__in=Role.values))
     user.groups.add(Group.objects.get(name=role))
-    _require_an_admin_remains(user)
+    _require_an_admin_remains(user, was_admin=was_admin)
     _record(actor, "operator.role_changed", user, request, **{"from": before, "to": role})
     return user
 
@@ -151,9 +156,10 @@ def deactivate_operator(
     user.refresh_from_db(fields=["is_active"])
     if not user.is_active:
         raise ValidationError({"username": f"{user.get_username()} is already deactivated."})
+    was_admin = _is_admin(user)
     user.is_active = False
     user.save(update_fields=["is_active"])
-    _require_an_admin_remains(user)
+    _require_an_admin_remains(user, was_admin=was_admin)
     ended = sessions.end_all(user)
     revoked = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()

@@ -232,3 +232,12 @@ def test_the_operator_command_keeps_the_last_admin_and_names_unknown_operators()
     with pytest.raises(CommandError, match="invalid choice"):
         operator_command("set-role", "ada", "root")
     assert user("ada").is_active and user("ada").groups.get().name == "admin"
+
+
+def test_without_any_admin_other_operators_can_still_be_changed_from_a_shell():
+    """The rule keeps the last admin; it does not stop a site that has none yet."""
+    ensure_role_groups()
+    operator_command("create", "bob", "--role", "operator")
+    operator_command("set-role", "bob", "auditor")
+    assert "Deactivated 'bob'" in operator_command("deactivate", "bob")
+    assert not user("bob").is_active
