@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import create_operator
@@ -103,3 +105,15 @@ def test_an_exports_transaction_time_is_shown_in_the_operators_zone():
     page = admin_in("Asia/Kolkata", "asha").get(f"/exports/{job.uuid}/").text
     assert "<dd>2024-07-01 17:30:00</dd>" in page  # +05:30
     assert "times in Asia/Kolkata" in page
+
+
+def test_the_dashboards_days_are_the_operators_days():
+    """A zone whose date differs from UTC's right now: an export started now is counted
+    on the operator's today, the chart's last bar."""
+    now = timezone.now()
+    zone = "Etc/GMT+12" if now.hour < 12 else "Etc/GMT-14"  # UTC-12: yesterday; UTC+14: tomorrow
+    ExportJob.objects.create(level="system", request_url="x", transaction_time=now)
+    page = admin_in(zone, "zoe").get("/").text
+    today = timezone.localtime(now, ZoneInfo(zone)).date()
+    titles = re.findall(r"<title>([^<]+)</title>", page)
+    assert titles[-1] == f"{today:%b} {today.day}: 1"
