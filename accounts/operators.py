@@ -22,10 +22,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts import sessions
-from accounts.audit import record_event
 from accounts.models import ApiToken
 from accounts.roles import MANAGE_OPERATORS, Role
-from accounts.services import _actor
+from accounts.services import record_change
 
 
 def operators() -> QuerySet[AbstractUser]:
@@ -96,14 +95,7 @@ def _record(
     **details: Any,
 ) -> None:
     """Audit one change to operator `user`, naming who made it."""
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action=action,
-        request=request,
-        details={"username": user.get_username(), **details},
-    )
+    record_change(actor, action, request=request, username=user.get_username(), **details)
 
 
 def _refuse_self(user: AbstractUser, actor: AbstractBaseUser | None, doing: str) -> None:

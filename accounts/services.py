@@ -272,17 +272,25 @@ def _locked_client(client_id: str, actor: AbstractBaseUser | None) -> BackendCli
     return client
 
 
+def record_change(
+    actor: AbstractBaseUser | None,
+    action: str,
+    *,
+    request: HttpRequest | None = None,
+    **details: Any,
+) -> None:
+    """Audit one change, naming the operator who made it (None: the command line)."""
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type, actor=actor_name, action=action, request=request, details=details
+    )
+
+
 def _record_client_change(
     actor: AbstractBaseUser | None, action: str, client: BackendClient, **details: Any
 ) -> None:
     """Audit one change to a backend client, naming who made it."""
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action=action,
-        details={"client_id": client.client_id, **details},
-    )
+    record_change(actor, action, client_id=client.client_id, **details)
 
 
 @transaction.atomic
