@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from accounts import api
+from accounts import api, operator_api
 from bulkops.api import ClientIdConverter
 
 register_converter(ClientIdConverter, "cid")
@@ -28,6 +28,31 @@ urlpatterns = [
         "clients/<cid:client_id>/keys/retire",
         api.ClientKeyRetireApi.as_view(),
         name="client-key-retire",
+    ),
+    path("operators/", operator_api.OperatorListApi.as_view(), name="operator-list"),
+    path("operators/create", operator_api.OperatorCreateApi.as_view(), name="operator-create"),
+    path(
+        "operators/<int:user_id>", operator_api.OperatorDetailApi.as_view(), name="operator-detail"
+    ),
+    path(
+        "operators/<int:user_id>/set-role",
+        operator_api.OperatorSetRoleApi.as_view(),
+        name="operator-set-role",
+    ),
+    path(
+        "operators/<int:user_id>/deactivate",
+        operator_api.OperatorDeactivateApi.as_view(),
+        name="operator-deactivate",
+    ),
+    path(
+        "operators/<int:user_id>/reactivate",
+        operator_api.OperatorReactivateApi.as_view(),
+        name="operator-reactivate",
+    ),
+    path(
+        "operators/<int:user_id>/reset-password",
+        operator_api.OperatorPasswordResetApi.as_view(),
+        name="operator-reset-password",
     ),
     path("audit-events/", api.AuditEventListApi.as_view(), name="audit-event-list"),
 ]

@@ -1,6 +1,7 @@
-"""Console forms: backend clients, the audit filter, sign-in. The client forms only
-collect input: `register_client` validates keys, scopes and groups, and its errors are
-put back next to the fields."""
+"""Console forms: backend clients, operators, the audit filter, sign-in, the operator's
+time zone. The client and operator forms only collect input: the services validate
+(keys, scopes, groups; usernames, roles), and their errors are put back next to the
+fields."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from typing import Any
 
 from allauth.account.forms import LoginForm
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from accounts.lockout import lockout_message
 from accounts.models import AuditEvent
+from accounts.roles import Role
 from bulkops import untrusted_json
+from bulkops.env import time_zone_names
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 
 MAX_JWKS_UPLOAD = 64 * 1024
@@ -180,3 +184,31 @@ class ConsoleLoginForm(LoginForm):
             if getattr(self.request, "axes_locked_out", False):
                 raise ValidationError(lockout_message(), code="locked_out") from None
             raise
+
+
+class OperatorForm(forms.Form):
+    username = forms.CharField(
+        max_length=150, help_text="Letters, digits and @ . + - _ only; they sign in with it."
+    )
+    role = forms.ChoiceField(choices=Role.choices)
+    email = forms.EmailField(
+        required=False,
+        help_text="Optional: where a password reset link goes, if bulkops sends mail.",
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="The console shows every time in this zone; they are stored in UTC.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        default = [("", f"The site's default ({settings.TIME_ZONE})")]
+        self.fields["time_zone"].choices = default + [(z, z) for z in sorted(time_zone_names())]

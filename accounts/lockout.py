@@ -4,8 +4,7 @@ Failed sign-ins are stored in the database, so every web process sees the same c
 and counted per username and peer address together: after BULKOPS_LOGIN_MAX_FAILURES
 failures that pair is refused for BULKOPS_LOGIN_COOLOFF_MINUTES. A stranger who guesses
 a known operator's password locks only their own address out of that account; the
-operator still signs in from theirs. The Django admin's sign-in goes through the same
-backend and is counted the same way.
+operator still signs in from theirs.
 
 Operators locked out by mistake are released with `manage.py axes_reset_username NAME`
 (lower-case) or `axes_reset_ip ADDRESS`.
@@ -22,7 +21,7 @@ from django.http import HttpRequest, HttpResponse
 def attempted_username(request: HttpRequest, credentials: dict[str, Any] | None) -> str | None:
     """The username a sign-in tried, as lock-outs count it: lower-cased, because sign-in
     matches usernames whatever their case (allauth), so "Ada" and "ADA" are one account
-    and must share one count. Both the console's and the admin's forms pass `username`."""
+    and must share one count. The console's form passes `username`."""
     name = (credentials or {}).get("username")
     return name.lower() if isinstance(name, str) else None
 
@@ -39,7 +38,6 @@ def lockout_response(
     request: HttpRequest, original_response: HttpResponse, credentials: dict[str, Any] | None
 ) -> HttpResponse:
     """What a locked-out sign-in gets instead of axes' bare text page: the page that
-    refused it, as 429 Too Many Requests. The console's form says why (ConsoleLoginForm);
-    the admin's says only that the sign-in failed."""
+    refused it, as 429 Too Many Requests. The console's form says why (ConsoleLoginForm)."""
     original_response.status_code = 429
     return original_response

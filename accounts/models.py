@@ -278,3 +278,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) of {self.user_id}"
+
+
+class OperatorProfile(models.Model):
+    """An operator's own console settings. An operator without a row, or with an empty
+    field, has the site's default (`time_zone`: settings.TIME_ZONE)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="operator_profile",
+    )
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="IANA name the console shows times in."
+    )
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"

@@ -2,8 +2,8 @@
 
 admin manages backend clients and operators (and may do everything else), operator
 launches and manages exports, auditor reads everything including the audit trail but
-changes nothing. Views check permissions, never group names, so a site can compose
-its own roles in the admin.
+changes nothing. Views check permissions, never group names: a role is what its
+permissions allow.
 """
 
 from __future__ import annotations

@@ -53,14 +53,23 @@ def generate_password() -> str:
 
 @transaction.atomic
 def create_operator(
-    *, username: str, role: str, email: str = "", created_by: str = "system"
+    *,
+    username: str,
+    role: str,
+    email: str = "",
+    created_by: AbstractBaseUser | None = None,
+    request: HttpRequest | None = None,
 ) -> tuple[AbstractUser, str]:
     """Create an operator with a generated password; return the user and the password.
 
     The password is returned once for the caller to show; only its hash is stored.
+    Raises ValidationError by field (username taken or malformed, email, role).
+    `created_by` None means the command line.
     """
     if role not in Role.values:
-        raise ValidationError(f"Unknown role {role!r}; choose one of {', '.join(Role.values)}.")
+        raise ValidationError(
+            {"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."}
+        )
     user_model = get_user_model()
     user = user_model(username=username, email=email)
     user.full_clean(exclude=["password"])
@@ -68,12 +77,12 @@ def create_operator(
     user.set_password(password)
     user.save()
     user.groups.add(Group.objects.get(name=role))
+    actor_type, actor = _actor(created_by)
     record_event(
-        actor_type=(
-            AuditEvent.ActorType.SYSTEM if created_by == "system" else AuditEvent.ActorType.OPERATOR
-        ),
-        actor=created_by,
+        actor_type=actor_type,
+        actor=actor,
         action="operator.created",
+        request=request,
         details={"username": username, "role": role},
     )
     return user, password
@@ -103,7 +112,7 @@ def reset_operator_password(
 
 
 def _actor(user: AbstractBaseUser | None) -> tuple[str, str]:
-    """Audit actor for an operator action; None means the command line."""
+    """Audit actor (type, name) for an operator action; None means the command line."""
     if user is None:
         return AuditEvent.ActorType.SYSTEM, "system"
     return AuditEvent.ActorType.OPERATOR, user.get_username()
@@ -263,17 +272,25 @@ def _locked_client(client_id: str, actor: AbstractBaseUser | None) -> BackendCli
     return client
 
 
+def record_change(
+    actor: AbstractBaseUser | None,
+    action: str,
+    *,
+    request: HttpRequest | None = None,
+    **details: Any,
+) -> None:
+    """Audit one change, naming the operator who made it (None: the command line)."""
+    actor_type, actor_name = _actor(actor)
+    record_event(
+        actor_type=actor_type, actor=actor_name, action=action, request=request, details=details
+    )
+
+
 def _record_client_change(
     actor: AbstractBaseUser | None, action: str, client: BackendClient, **details: Any
 ) -> None:
     """Audit one change to a backend client, naming who made it."""
-    actor_type, actor_name = _actor(actor)
-    record_event(
-        actor_type=actor_type,
-        actor=actor_name,
-        action=action,
-        details={"client_id": client.client_id, **details},
-    )
+    record_change(actor, action, client_id=client.client_id, **details)
 
 
 @transaction.atomic

@@ -1,7 +1,7 @@
 from django.urls import include, path
 
 import accounts.api_urls  # noqa: F401 - registers the cid path converter
-from accounts import api_token_views, client_views, views
+from accounts import api_token_views, client_views, operator_views, views
 
 app_name = "console"
 
@@ -10,12 +10,28 @@ urlpatterns = [
     path("running/", views.dashboard_running, name="dashboard-running"),
     path("audit/", views.audit_trail, name="audit-trail"),
     path("audit/export.csv", views.audit_csv, name="audit-csv"),
-    path("operators/", views.operator_list, name="operator-list"),
+    path("operators/", operator_views.operator_list, name="operator-list"),
+    path("operators/new/", operator_views.operator_create, name="operator-create"),
+    path("operators/<int:user_id>/", operator_views.operator_detail, name="operator-detail"),
+    path("operators/<int:user_id>/role/", operator_views.operator_set_role, name="operator-role"),
+    path(
+        "operators/<int:user_id>/deactivate/",
+        operator_views.operator_set_status,
+        {"action": "deactivate"},
+        name="operator-deactivate",
+    ),
+    path(
+        "operators/<int:user_id>/reactivate/",
+        operator_views.operator_set_status,
+        {"action": "reactivate"},
+        name="operator-reactivate",
+    ),
     path(
         "operators/<int:user_id>/reset-password/",
-        views.operator_password_reset,
+        operator_views.operator_password_reset,
         name="operator-password-reset",
     ),
+    path("profile/", operator_views.profile, name="profile"),
     path("tokens/", api_token_views.api_tokens, name="api-tokens"),
     path(
         "tokens/<int:token_id>/revoke/",

@@ -1,4 +1,5 @@
-"""Console pages owned by accounts: dashboard, audit trail, operators (clients: client_views)."""
+"""Console pages owned by accounts: dashboard, audit trail (clients: client_views;
+operators: operator_views)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,20 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import AuditFilterForm
 from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
-from accounts.roles import MANAGE_OPERATORS, VIEW_AUDIT, VIEW_CONSOLE
-from accounts.services import reset_operator_password
+from accounts.operators import describe_operator_event
+from accounts.roles import VIEW_AUDIT, VIEW_CONSOLE
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
 from exports.file_audit import describe_read, read_url
 from exports.models import ExportJob
@@ -88,7 +87,7 @@ def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
 
 def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     """Each event with the job, the file and the (registered) client it is about, for
-    links, and what part of the file was read, in words.
+    links, what part of the file was read, and what an operator event did, in words.
 
     A refused token request may name an unverified client_id: only ids that exist link.
     """
@@ -109,6 +108,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
                 "client_id": client_id if client_id in known else "",
                 "file_url": read_url(event.details) if read else "",
                 "file_part": describe_read(event.details) if read else "",
+                "said": describe_operator_event(event.action, event.details),
             }
         )
     return rows
@@ -174,26 +174,3 @@ def audit_csv(request: HttpRequest) -> StreamingHttpResponse:
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="bulkops-audit.csv"'
     return response
-
-
-@require_GET
-@permission_required(MANAGE_OPERATORS)
-def operator_list(request: HttpRequest) -> HttpResponse:
-    operators = get_user_model().objects.prefetch_related("groups").order_by("username")
-    return render(request, "accounts/operator_list.html", {"operators": operators})
-
-
-@never_cache
-@require_http_methods(["GET", "POST"])
-@permission_required(MANAGE_OPERATORS)
-def operator_password_reset(request: HttpRequest, user_id: int) -> HttpResponse:
-    """GET asks the admin to confirm; POST gives the operator a generated password,
-    shown once in this response (never cached, never in a message or the session), and
-    signs them out everywhere."""
-    operator = get_object_or_404(get_user_model(), pk=user_id)
-    context: dict[str, Any] = {"operator": operator}
-    if request.method == "POST":
-        context["password"] = reset_operator_password(
-            user=operator, admin=request.user, request=request
-        )
-    return render(request, "accounts/operator_password_reset.html", context)

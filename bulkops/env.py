@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from functools import cache
 from pathlib import Path
+from zoneinfo import available_timezones
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -57,6 +59,26 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default)
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+# In the zone database but not places: the machine's own setting, a link file, a
+# placeholder zone that prints "-00".
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zone names this machine knows (tzdata), e.g. `Europe/Berlin`."""
+    return frozenset(available_timezones() - NOT_ZONES)
+
+
+def env_time_zone(name: str, default: str) -> str:
+    value = env_str(name, default)
+    if value not in time_zone_names():
+        raise ImproperlyConfigured(
+            f"{name} must be an IANA time zone name such as Europe/Berlin, not {value!r}"
+        )
     return value
 
 

@@ -20,6 +20,7 @@ from bulkops.env import (
     env_networks,
     env_secret,
     env_str,
+    env_time_zone,
     persistent_secret,
 )
 
@@ -43,7 +44,6 @@ ALLOWED_HOSTS = env_str("BULKOPS_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],test
 CSRF_TRUSTED_ORIGINS = [o for o in env_str("BULKOPS_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -75,6 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.time_zones.OperatorTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -170,7 +171,9 @@ AXES_SENSITIVE_PARAMETERS = ["username", "login", "ip_address", "csrfmiddlewaret
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Times are stored in UTC; the console shows them in each operator's zone, by default
+# this one (accounts/time_zones.py).
+TIME_ZONE = env_time_zone("BULKOPS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 

@@ -1,6 +1,5 @@
 from csp.constants import SELF, UNSAFE_INLINE
 from csp.decorators import csp_update
-from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
@@ -39,7 +38,6 @@ urlpatterns = [
     ),
     re_path(r"^api/", api_not_found),
     path("accounts/", include("accounts.signin_urls")),
-    path("admin/", admin.site.urls),
     path("remotes/", include("remotes.urls")),
     path("", include("accounts.urls")),
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from exports.models import ExportFile, ExportJob
 from fhirstore.reads import live_counts_by_type
@@ -44,7 +45,8 @@ def window(now: datetime, days: int) -> Window:
 
 def daily_bars(now: datetime) -> list[Bar]:
     """Exports started per day over the last CHART_DAYS days, as SVG bar geometry."""
-    first = (now - timedelta(days=CHART_DAYS - 1)).date()
+    # Days as the operator counts them: the database truncates in the active time zone.
+    first = timezone.localdate(now) - timedelta(days=CHART_DAYS - 1)
     counts = dict(
         ExportJob.objects.filter(created_at__date__gte=first)
         .annotate(day=TruncDate("created_at"))

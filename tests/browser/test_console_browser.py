@@ -296,6 +296,36 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
         assert_fits_a_phone(page, path)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_operators_are_managed_and_times_shown_in_the_chosen_zone(page) -> None:
+    """An admin adds an operator, changes their role and deactivates them; picks a time
+    zone; the Operators pages and the settings page fit a phone."""
+    expect = sync_api.expect
+    log_in(page)
+    page.goto("/operators/")
+    page.click("text=Add an operator")
+    page.fill("input[name=username]", "grace")
+    page.select_option("select[name=role]", "auditor")
+    page.click("button:text('Add operator')")
+    expect(page.locator("#new-password")).to_contain_text("shown only this once")
+    grace = get_user_model().objects.get(username="grace")
+    page.goto(f"/operators/{grace.pk}/")
+    page.select_option("select[name=role]", "operator")
+    page.click("button:text('Change role')")
+    expect(page.locator(".flash")).to_contain_text("grace is now operator.")
+    page.click("button:text('Deactivate')")
+    expect(page.locator("#operator-status")).to_contain_text("deactivated")
+
+    page.click("#time-zone")
+    page.select_option("select[name=time_zone]", "Australia/Sydney")
+    page.click("button:text('Save')")
+    expect(page.locator("#time-zone")).to_have_text("times in Australia/Sydney")
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/operators/", "/operators/new/", f"/operators/{grace.pk}/", "/profile/"):
+        assert_fits_a_phone(page, path)
+
+
 def assert_fits_a_phone(page: Any, path: str) -> None:
     page.goto(path)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -162,6 +162,7 @@ SETTINGS_CHECKS: dict[str, Check] = {
     ),
     "BULKOPS_TOKEN_FAILURE_WINDOW": Check("90", lambda s: s.BULKOPS_TOKEN_FAILURE_WINDOW, 90),
     "BULKOPS_LOGIN_MAX_FAILURES": Check("9", lambda s: s.AXES_FAILURE_LIMIT, 9),
+    "BULKOPS_TIME_ZONE": Check("Asia/Kolkata", lambda s: s.TIME_ZONE, "Asia/Kolkata"),
     "BULKOPS_LOGIN_COOLOFF_MINUTES": Check(
         "30", lambda s: s.AXES_COOLOFF_TIME, timedelta(minutes=30)
     ),

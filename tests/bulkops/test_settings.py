@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from bulkops.env import env_bool, env_int
+from bulkops.env import env_bool, env_int, env_time_zone
 from tests.processes import manage, process_env
 
 SHOW_SETTINGS = (
@@ -115,6 +115,12 @@ def test_env_helpers_parse_strictly(monkeypatch):
     monkeypatch.setenv("X_NUM", "seven")
     with pytest.raises(ImproperlyConfigured, match="whole number"):
         env_int("X_NUM", 3)
+    monkeypatch.setenv("X_ZONE", "America/Sao_Paulo")
+    assert env_time_zone("X_ZONE", "UTC") == "America/Sao_Paulo"
+    for not_a_zone in ("Mars/Olympus_Mons", "localtime", "../../etc/passwd", "+02:00"):
+        monkeypatch.setenv("X_ZONE", not_a_zone)
+        with pytest.raises(ImproperlyConfigured, match="X_ZONE must be an IANA time zone name"):
+            env_time_zone("X_ZONE", "UTC")
 
 
 SHOW_EMAIL = (

@@ -263,7 +263,8 @@ def test_finished_export_manifest_preview_download_and_delete(
     job = wait_for_job(str(ExportJob.objects.get().uuid))
     assert job.status == "completed"
 
-    with django_assert_max_num_queries(9):  # session, user, perms, job, 3 partition reads
+    # session, user, their time zone, perms, job, 3 partition reads
+    with django_assert_max_num_queries(10):
         assert browser.get(f"/exports/{job.uuid}/progress/").status_code == 200
     poll = browser.get(f"/exports/{job.uuid}/progress/", headers={"HX-Request": "true"})
     assert poll["HX-Refresh"] == "true"  # the page reloads once to show the manifest

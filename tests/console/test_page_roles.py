@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.services import register_client
+from accounts.services import create_operator, register_client
 from exports.models import ExportJob
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +25,7 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         client=client, level="system", request_url="x", transaction_time=timezone.now()
     )
     cid = client.client_id
+    olivia, _ = create_operator(username="olivia", role="operator")
     return {
         "/": READ_ALL,
         "/running/": READ_ALL,
@@ -41,6 +42,10 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         "/tokens/": READ_ALL,
         "/audit/export.csv": AUDIT,
         "/operators/": ADMIN,
+        "/operators/new/": ADMIN,
+        f"/operators/{olivia.pk}/": ADMIN,
+        f"/operators/{olivia.pk}/reset-password/": ADMIN,
+        "/profile/": READ_ALL,
     }
 
 
@@ -57,3 +62,14 @@ def test_anonymous_visitors_are_sent_to_login(urls) -> None:
         response = Client().get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/accounts/login/"), url
+
+
+def test_every_page_names_the_time_zone_of_its_times(console_client, urls) -> None:
+    """Fragments (htmx) have no page around them: the page they refresh names it. The
+    CSV download is not a page."""
+    browser = console_client("admin")
+    for url in urls:
+        response = browser.get(url)
+        page = "" if response.streaming else response.content.decode()
+        if "<html" in page:
+            assert 'id="time-zone"' in page and "times in UTC" in page, url

@@ -40,7 +40,13 @@ CONSOLE: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "audit-trail": (AUDIT, None),
     "audit-csv": (AUDIT, None),
     "operator-list": (ADMIN, None),
+    "operator-create": (ADMIN, ADMIN),
+    "operator-detail": (ADMIN, None),
+    "operator-role": (None, ADMIN),
+    "operator-deactivate": (None, ADMIN),
+    "operator-reactivate": (None, ADMIN),
     "operator-password-reset": (ADMIN, ADMIN),
+    "profile": (ALL, ALL),
     "api-tokens": (ALL, ALL),
     "api-token-revoke": (None, ALL),
     "client-list": (ALL, None),
@@ -100,6 +106,13 @@ API: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "client-update": (None, ADMIN),
     "client-key-add": (None, ADMIN),
     "client-key-retire": (None, ADMIN),
+    "operator-list": (ADMIN, None),
+    "operator-create": (None, ADMIN),
+    "operator-detail": (ADMIN, None),
+    "operator-set-role": (None, ADMIN),
+    "operator-deactivate": (None, ADMIN),
+    "operator-reactivate": (None, ADMIN),
+    "operator-reset-password": (None, ADMIN),
     "audit-event-list": (AUDIT, None),
     "job-list": (ALL, None),
     "job-launch": (None, RUN),
@@ -127,7 +140,6 @@ OTHER_PREFIXES = {
     "only, one 404 for unknown and withdrawn ids (tests/remotes/test_public_jwks.py)",
     "^api/": "the API's 404 for unknown paths",
     "accounts/": "allauth's login and logout pages",
-    "admin/": "Django admin: staff users only, none are created by bulkops",
 }
 
 
@@ -246,11 +258,12 @@ def test_each_role_gets_exactly_what_it_may(role, url_of, console_client, api_as
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_no_console_role_reaches_the_django_admin(role, console_client) -> None:
-    """Operators are not staff: the admin site sends every one of them to its login."""
-    response = console_client(role).get("/admin/accounts/backendclient/")
-    assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+def test_there_is_no_django_admin_to_reach(role, console_client) -> None:
+    """Operators and clients are changed only through the console's services, which
+    audit and keep the last-admin rule; a second door that skips them is not served."""
+    browser = console_client(role)
+    for path in ("/admin/", "/admin/login/", "/admin/accounts/backendclient/"):
+        assert browser.get(path).status_code == 404, path
 
 
 def test_anonymous_visitors_get_login_or_401(url_of) -> None:
