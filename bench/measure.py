@@ -90,7 +90,7 @@ class BenchStore:
             "shell",
             "--no-imports",
             "-c",
-            "from exports.models import Resource; print(Resource.objects.live().count())",
+            "from fhirstore.models import Resource; print(Resource.objects.live().count())",
         ).split()[-1]
         facts = json.loads(ready.read_text())
         key = json.loads((var_dir / "bench-key.json").read_text())["keys"][0]

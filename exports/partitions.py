@@ -170,8 +170,9 @@ def all_types_rows(job: ExportJob) -> QuerySet[Resource]:
     every row's heap tuple for `candidate_rows`' filters. Their row counts then include
     the rows the pass skips (tombstones, rows created after the kick-off, and the small
     types read by partitions of their own, see `all_types_slots`), which only shifts the
-    progress estimate: a job still reaches 100% when its last partition is done. A `_since` export may take few rows, so its
-    ranges count those; so may an `_until` export.
+    progress estimate: a job still reaches 100% when its last partition is done. A
+    `_since` export may take few rows, so its ranges count those; so may an `_until`
+    export.
     """
     if job.parameters.get("_since") or job.parameters.get("_until"):
         return candidate_rows(job, None)
