@@ -5,8 +5,8 @@ Searches are matched by the search engine, which parses every body it is given (
 the export workers, in fhirstore/search.py); what the database can rule out first, it
 never sends. The push-down is an optimisation only: it keeps every row that could
 match (a superset), and the engine still checks each row it keeps, so a condition here
-never decides a match on its own. Deletions (tombstones) always pass: a deleted body cannot be matched,
-so a `_since` export lists every deletion of a filtered type.
+never decides a match on its own. Deletions (tombstones) always pass: a deleted body
+cannot be matched, so a `_since` export lists every deletion of a filtered type.
 
 What is pushed down, per criterion without `:missing`, `:text` or `:contains`:
 

@@ -110,10 +110,11 @@ class Prefer:
     handling: str
 
 
-def parse_prefer(header: str) -> Prefer:
-    """Parse RFC 7240 `Prefer`; `respond-async` may be combined with `handling=`."""
+def parse_prefer(header: str, *, default_handling: str = STRICT) -> Prefer:
+    """Parse RFC 7240 `Prefer`; `respond-async` may be combined with `handling=`.
+    Kick-offs are strict unless asked otherwise; searches pass FHIR's lenient default."""
     tokens = [token.strip().lower() for token in re.split(r"[,;]", header or "") if token.strip()]
-    handling = STRICT
+    handling = default_handling
     for token in tokens:
         name, _, value = token.partition("=")
         if name.strip() == "handling" and value.strip().strip('"') in (STRICT, LENIENT):
