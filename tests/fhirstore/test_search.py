@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -214,3 +215,45 @@ def test_unknown_types_and_routes_answer_a_404_outcome(client_a, store):
         assert response.status_code == 404, path
         assert response["Content-Type"].startswith("application/fhir+json"), path
         assert json.loads(response.content)["resourceType"] == "OperationOutcome", path
+
+
+@pytest.mark.django_db(transaction=True)
+def test_smart_fetch_crawl_requests_against_a_live_server(live_server, store, client_a):
+    """The requests smart-fetch's crawl and reference fetching make, over real HTTP."""
+    import httpx
+
+    put_resource(
+        resource_type="PractitionerRole",
+        resource_id="role1",
+        body={
+            "resourceType": "PractitionerRole",
+            "practitioner": {"reference": "Practitioner/dr1"},
+        },
+        now=timezone.now(),
+    )
+    since = (store["written"] + timedelta(seconds=1)).isoformat().replace("+00:00", "Z")
+    base = f"{live_server.url}/fhir"
+    headers = {"Authorization": f"Bearer {client_a.token()}", "Accept": "application/fhir+json"}
+    metadata = httpx.get(f"{base}/metadata").json()
+    observation_entry = next(
+        r for r in metadata["rest"][0]["resource"] if r["type"] == "Observation"
+    )
+    assert "_lastUpdated" in {p["name"] for p in observation_entry["searchParam"]}
+
+    def ids(url: str, **params: str) -> list[str]:
+        """Every id listed, the next links followed as they are given."""
+        found = []
+        url = str(httpx.URL(url, params=params))
+        while url:
+            bundle = httpx.get(url, headers=headers).raise_for_status().json()
+            assert bundle["type"] == "searchset"
+            found += [e["resource"]["id"] for e in bundle["entry"]]
+            url = next((x["url"] for x in bundle["link"] if x["relation"] == "next"), "")
+        return found
+
+    assert ids(f"{base}/Observation", patient="p1") == ["p1-o0", "p1-o1"]
+    assert ids(f"{base}/Patient", _id="p1,p3") == ["p1", "p3"]
+    assert ids(f"{base}/PractitionerRole", practitioner="dr1") == ["role1"]
+    assert ids(f"{base}/Observation", patient="p2", _lastUpdated=f"gt{since}") == []
+    assert ids(f"{base}/PractitionerRole", _lastUpdated=f"gt{since}") == ["role1"]
+    assert ids(f"{base}/Observation", patient="p3", _count="1") == ["p3-o0", "p3-o1"]
