@@ -27,7 +27,7 @@ from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.compartment_paths import PATIENT_COMPARTMENT_PATHS
 from bulkops.fhir.search import Criterion, TypeSearch
 from bulkops.fhir.search.criteria import NOT
-from bulkops.fhir.search.definitions import REFERENCE
+from bulkops.fhir.search.definitions import REFERENCE, SearchParameter
 from bulkops.fhir.search.reference_values import ReferenceValue
 from bulkops.fhir.search.tokens import TokenValue
 from fhirstore.filter_pushdown import search_filter
@@ -75,12 +75,21 @@ def compartment_patients(criterion: Criterion) -> list[str] | None:
     for value in criterion.values:
         if not isinstance(value, ReferenceValue) or value.url is not None:
             return None
-        if value.resource_type is None and parameter.targets != ("Patient",):
-            return None
+        if value.resource_type is None and not _reaches_only_patients(parameter):
+            return None  # `subject=123` may mean Group/123, which no compartment holds
         if value.resource_type not in (None, "Patient") or value.resource_id is None:
             return None
         ids.append(value.resource_id)
     return ids
+
+
+def _reaches_only_patients(parameter: SearchParameter) -> bool:
+    """Whether a bare id given to `parameter` can only match Patient references: it
+    targets Patient alone, or each path keeps Patients only (`patient` is
+    `Observation.subject.where(resolve() is Patient)` though its targets name Group)."""
+    return parameter.targets == ("Patient",) or all(
+        path.endswith(".where(resolve() is Patient)") for path in parameter.paths
+    )
 
 
 def _element_path(expression: str) -> tuple[str, ...]:

@@ -257,3 +257,27 @@ def test_smart_fetch_crawl_requests_against_a_live_server(live_server, store, cl
     assert ids(f"{base}/Observation", patient="p2", _lastUpdated=f"gt{since}") == []
     assert ids(f"{base}/PractitionerRole", _lastUpdated=f"gt{since}") == ["role1"]
     assert ids(f"{base}/Observation", patient="p3", _count="1") == ["p3-o0", "p3-o1"]
+
+
+@pytest.mark.parametrize(
+    ("query", "patients"),
+    [
+        ("Observation?patient=p1", ["p1"]),  # what smart-fetch's crawl sends
+        ("Observation?subject=Patient/p1,Patient/p2", ["p1", "p2"]),
+        ("Encounter?patient=Patient/p1", ["p1"]),
+        ("Observation?subject=p1", None),  # may be Group/p1, which no compartment holds
+        ("Observation?subject=Group/g1", None),
+        ("Observation?patient:missing=true", None),
+        ("Observation?code=8867-4", None),
+    ],
+)
+def test_patient_searches_read_through_the_compartment_index(query, patients):
+    """Which criteria the compartment index may answer: only those whose every match
+    is in the named patients' compartments."""
+    from datetime import UTC, datetime
+
+    from bulkops.fhir.search import parse_type_search
+    from fhirstore.search import compartment_patients
+
+    (criterion,) = parse_type_search(query, now=datetime.now(UTC)).criteria
+    assert compartment_patients(criterion) == patients
