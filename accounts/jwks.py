@@ -23,7 +23,7 @@ from accounts.key_expiry import expiry_problem, issuer_expiry
 from accounts.models import BackendClient, CachedJwks, ClientKey
 from bulkops import untrusted_json
 from bulkops.outbound import FetchError, request
-from bulkops.signing_keys import MIN_RSA_BITS, PRIVATE_MEMBERS
+from bulkops.signing_keys import MIN_RSA_BITS, PRIVATE_MEMBERS, THUMBPRINT_MEMBERS, thumbprint
 
 FETCH_TIMEOUT = 5.0  # seconds: the token request waits for this
 MAX_JWKS_BYTES = 64 * 1024  # pasted or fetched: a real set is a few kilobytes
@@ -49,6 +49,7 @@ class KeyInfo:
     kty: str
     algorithm: str | None
     problem: str = ""
+    thumbprint: str = ""  # RFC 7638, which an assertion may name as its kid instead
 
     def describe(self) -> str:
         if self.algorithm:
@@ -93,7 +94,18 @@ def _inspect(jwk: Any) -> KeyInfo:
             "only the public keys; the private key never leaves the client."
         )
     problem = _usability_problem(jwk, kty)
-    return KeyInfo(kid, kty, None if problem else KEY_ALGORITHMS[kty], problem)
+    algorithm = None if problem else KEY_ALGORITHMS[kty]
+    return KeyInfo(kid, kty, algorithm, problem, jwk_thumbprint(jwk) or "")
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str | None:
+    """The key's RFC 7638 JWK thumbprint (SHA-256, base64url without padding), or None
+    for a key type bulkops does not verify. Clients that hold a PEM key rather than a
+    JWK (cumulus-etl, smart-fetch) send it as the assertion's kid."""
+    members = THUMBPRINT_MEMBERS.get(jwk.get("kty", ""))
+    if members is None or not all(isinstance(jwk.get(name), str) for name in members):
+        return None
+    return thumbprint(jwk)
 
 
 def parsed_key(jwk: dict[str, Any], algorithm: str) -> jwt.PyJWK:
@@ -216,13 +228,15 @@ def _client_jwks(client: BackendClient, now: datetime, *, refresh: bool) -> tupl
 
 
 def _matching_key(jwks: Any, kid: str, algorithm: str) -> dict[str, Any] | None:
-    """The one usable key with `kid` whose type fits `algorithm` (spec §7.5 step 4)."""
-    matches = [
+    """The one usable key with `kid` whose type fits `algorithm` (spec §7.5 step 4); when
+    no key has that kid, the one whose RFC 7638 thumbprint it is."""
+    fitting = [
         key
         for key in jwks.get("keys", [])
-        if isinstance(key, dict)
-        and key.get("kid") == kid
-        and KEY_ALGORITHMS.get(key.get("kty", "")) == algorithm
+        if isinstance(key, dict) and KEY_ALGORITHMS.get(key.get("kty", "")) == algorithm
+    ]
+    matches = [key for key in fitting if key.get("kid") == kid] or [
+        key for key in fitting if jwk_thumbprint(key) == kid
     ]
     if len(matches) != 1:
         return None

@@ -74,9 +74,13 @@ def public_jwks(private_jwk: dict[str, Any]) -> dict[str, Any]:
     return {"keys": [public]}
 
 
+# The members an RFC 7638 thumbprint hashes, by key type (§3.2), in lexicographic order.
+THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}
+
+
 def thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url) of the public members."""
-    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y")}[jwk["kty"]]
+    required = THUMBPRINT_MEMBERS[jwk["kty"]]
     canonical = json.dumps({name: jwk[name] for name in required}, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -145,7 +145,7 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
         outcome = operation_outcome(Issue("information", INFORMATIONAL, "Export deleted."))
         return fhir_json(outcome, status=202)
     if job.status == ExportJob.Status.FAILED:
-        raise FhirError(500, job.failure_reason or "The export failed.", code=PROCESSING)
+        raise failed_export(job)
     if job.status == ExportJob.Status.COMPLETED:
         return manifest_response(request, job)
     poll = register_poll(job, now)
@@ -159,6 +159,18 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
     return empty_response(
         202, {"X-Progress": job.progress_text, "Retry-After": str(poll.retry_after)}
     )
+
+
+# A failed job is final: 424 (the status request depends on an export that failed) with
+# the non-transient `processing` code (spec §2.2). Not 500: smart-fetch and cumulus-etl
+# retry a 500 (like 408, 429, 502, 503 and 504) for minutes whatever the outcome says,
+# so a failed export looked like a server blip. Transient answers are 429 (`throttled`)
+# and 503 (`transient`, bulkops.unavailable): poll again after Retry-After.
+FAILED_STATUS = 424
+
+
+def failed_export(job: ExportJob) -> FhirError:
+    return FhirError(FAILED_STATUS, job.failure_reason or "The export failed.", code=PROCESSING)
 
 
 def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:

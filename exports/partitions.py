@@ -12,7 +12,7 @@ range (`all_types_slots`). Other exports are split by type: a `_type` subset thr
 Each partition reads chunks by keyset pagination on id, each chunk one block of joined
 records per type (exports/row_chunks.py), writes stored bytes verbatim (parsing only for
 `_elements` and the types a `_typeFilter` names, whose rows the database has already
-narrowed as far as exports/filter_pushdown.py can) to one file series per type while it
+narrowed as far as fhirstore/filter_pushdown.py can) to one file series per type while it
 reads the next chunk, checks for cancellation between chunks, and records its files and
 counters in one transaction at the end. The partition that completes the job runs the
 finaliser. Every step is idempotent: a redelivered task finds its work done or redoes it
@@ -40,13 +40,12 @@ from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
-from exports.filter_pushdown import rows_filter
 from exports.models import ExportFile, ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
 from exports.row_chunks import Block, read_chunk
 from exports.storage import get_storage
-from fhirstore.reads import CompartmentMembership, Resource
+from fhirstore.reads import CompartmentMembership, Resource, rows_filter
 
 logger = logging.getLogger(__name__)
 

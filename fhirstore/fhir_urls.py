@@ -1,13 +1,14 @@
-"""The store's read routes under /fhir/: metadata, discovery, bulkops' OperationDefinitions,
-Groups and single resources; bulkops/urls.py joins them with the `$export` routes."""
+"""The store's routes under /fhir/: metadata, discovery, bulkops' OperationDefinitions,
+search and read; bulkops/urls.py joins them after the `$export` routes, and the last
+one answers every other /fhir/ path with a 404 OperationOutcome."""
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 
 import bulkops.fhir_paths  # noqa: F401 - registers the fhir_type and fhir_id path converters
 from accounts import token_views
-from fhirstore import fhir_views
+from fhirstore import fhir_views, search_views
 
 urlpatterns = [
     path("metadata", fhir_views.metadata, name="metadata"),
@@ -28,7 +29,9 @@ urlpatterns = [
         fhir_views.operation_definition_read,
         name="operation-definition",
     ),
-    path("Group", fhir_views.group_list, name="group-list"),
     path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
+    path("<fhir_type:resource_type>", search_views.search, name="search"),
+    path("<fhir_type:resource_type>/_search", search_views.search_post, name="search-post"),
     path("<fhir_type:resource_type>/<fhir_id:resource_id>", fhir_views.read, name="read"),
+    re_path(r"^(?P<path>.*)$", fhir_views.not_found, name="not-found"),
 ]

@@ -1,8 +1,7 @@
-"""FHIR read surface: /fhir/metadata, bulkops' OperationDefinitions, /fhir/{type}/{id},
-/fhir/Group (list) and Group/{id}.
+"""FHIR read surface: /fhir/metadata, bulkops' OperationDefinitions, /fhir/{type}/{id}
+and Group/{id}, and the 404 for every other /fhir/ path (searches: search_views.py).
 
-Stored bodies are sent byte for byte; list Bundles are assembled around them as text so
-nothing is re-parsed. Everything but metadata and the OperationDefinitions (protocol
+Stored bodies are sent byte for byte. Everything but metadata and the OperationDefinitions (protocol
 facts, not data) needs a bearer token; what it may read is decided by fhirstore/access.py
 alone: the types its scopes cover (spec §7.8) and, for a client bound to groups, only
 what an export of those groups would give it.
@@ -10,10 +9,7 @@ what an export of those groups would give it.
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.http import require_GET
@@ -30,14 +26,12 @@ from bulkops.fhir.operation_definitions import (
 from bulkops.fhir.outcome import DELETED, NOT_FOUND, NOT_SUPPORTED, FhirError
 from bulkops.fhir.resource_types import is_resource_type
 from bulkops.fhir_http import absolute_url, fhir_endpoint, fhir_json
-from fhirstore.access import readable_resource, readable_resources
+from fhirstore.access import readable_resource
 from fhirstore.models import Resource
 
-GROUP_PAGE_DEFAULT = 50
-GROUP_PAGE_MAX = 500
 
-
-def _check_format(request: HttpRequest) -> None:
+def check_format(request: HttpRequest) -> None:
+    """A 406 unless the client accepts JSON: bulkops serves no XML."""
     if not is_json_format(request.GET.get("_format")):
         raise FhirError(406, "only JSON is supported (_format=json)", code=NOT_SUPPORTED)
 
@@ -45,7 +39,7 @@ def _check_format(request: HttpRequest) -> None:
 @fhir_endpoint
 @require_GET
 def metadata(request: HttpRequest) -> HttpResponse:
-    _check_format(request)
+    check_format(request)
     statement = capability_statement(
         stored_types=Resource.objects.stored_types(),
         token_url=token_endpoint_url(request),
@@ -61,7 +55,7 @@ def metadata(request: HttpRequest) -> HttpResponse:
 def operation_definition_read(request: HttpRequest, definition_id: str) -> HttpResponse:
     """One of bulkops' own $export definitions; no token, like metadata. Stored
     OperationDefinition resources are not served here (they are exported)."""
-    _check_format(request)
+    check_format(request)
     operation = OPERATIONS_BY_ID.get(definition_id)
     if operation is None:
         raise FhirError(
@@ -78,7 +72,7 @@ def operation_definition_read(request: HttpRequest, definition_id: str) -> HttpR
 def operation_definition_list(request: HttpRequest) -> HttpResponse:
     """Search-type on OperationDefinition: all of bulkops' definitions. It takes no
     search parameter, so one given is refused rather than silently ignored."""
-    _check_format(request)
+    check_format(request)
     given = sorted(set(request.GET) - {"_format"})
     if given:
         raise FhirError(
@@ -90,7 +84,7 @@ def operation_definition_list(request: HttpRequest) -> HttpResponse:
 
 
 def _read(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:
-    _check_format(request)
+    check_format(request)
     if not is_resource_type(resource_type):
         raise FhirError(404, f"unknown resource type {resource_type}", code=NOT_FOUND)
     row = readable_resource(request, resource_type, resource_id)
@@ -119,42 +113,13 @@ def group_read(request: HttpRequest, resource_id: str) -> HttpResponse:
     return _read(request, "Group", resource_id)
 
 
-def _positive_int(request: HttpRequest, name: str, default: int) -> int:
-    raw = request.GET.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit():
-        raise FhirError(400, f"{name} must be a non-negative integer, got {raw!r}")
-    return int(raw)
-
-
 @fhir_endpoint
-@require_GET
-@require_bearer
-def group_list(request: HttpRequest) -> HttpResponse:
-    """Search-type on Group: a searchset Bundle paged by `_count`, keyset on the row pk
-    (`_cursor`), so a page costs the same wherever it is."""
-    _check_format(request)
-    groups = readable_resources(request, "Group").live()
-    count = min(_positive_int(request, "_count", GROUP_PAGE_DEFAULT), GROUP_PAGE_MAX)
-    after = _positive_int(request, "_cursor", 0)
-    page = list(
-        groups.filter(pk__gt=after)
-        .order_by("pk")
-        .values_list("pk", "resource_id", "body")[: count + 1]
+def not_found(request: HttpRequest, path: str) -> HttpResponse:
+    """Every /fhir/ path no route serves: a FHIR client gets an OperationOutcome it can
+    read, never Django's HTML page."""
+    raise FhirError(
+        404,
+        f"bulkops serves no {request.method} /fhir/{path}: see /fhir/metadata for the "
+        "interactions it supports.",
+        code=NOT_FOUND,
     )
-    base = absolute_url(request, reverse("fhir:group-list"))
-    links = [{"relation": "self", "url": f"{base}?_count={count}&_cursor={after}"}]
-    if len(page) > count:
-        links.append(
-            {"relation": "next", "url": f"{base}?_count={count}&_cursor={page[count - 1][0]}"}
-        )
-    entries = ",".join(
-        f'{{"fullUrl":{json.dumps(f"{base}/{resource_id}")},"resource":{body},"search":{{"mode":"match"}}}}'
-        for _, resource_id, body in page[:count]
-    )
-    head = json.dumps(
-        {"resourceType": "Bundle", "type": "searchset", "total": groups.count(), "link": links},
-        separators=(",", ":"),
-    )
-    return fhir_json(f'{head[:-1]},"entry":[{entries}]}}')

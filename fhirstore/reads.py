@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Count, Max
 
 from fhirstore.access import check_group_binding
+from fhirstore.filter_pushdown import rows_filter
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "group_ids",
     "live_counts_by_type",
     "newest_resource_pk",
+    "rows_filter",
 ]
 
 

@@ -46,7 +46,7 @@ def test_demo_client_exports_the_seeded_data_end_to_end(tmp_path, broker, level)
             "--client-id",
             client_id,
             "--key",
-            str(tmp_path / "var" / "demo-client-key.json"),
+            str(tmp_path / "var" / "demo-client-key.jwks"),
             *level_args,
             "--out",
             str(tmp_path / "out"),

@@ -15,14 +15,20 @@ from bulkops.fhir.operation_definitions import (
 from bulkops.fhir.params import SYSTEM
 from bulkops.fhir.search.criteria import supported_modifiers
 from bulkops.fhir.search.definitions import SUPPORTED_TYPES, search_parameters
+from bulkops.fhir.search.rest import SEARCH_PAGE_MAX, SUMMARY_VALUES, TOTAL_VALUES
 
 BULK_DATA_CAPABILITY = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 BULK_DATA_IG = "http://hl7.org/fhir/uv/bulkdata/ImplementationGuide/hl7.fhir.uv.bulkdata"
 # The types $export is invoked on (Patient/$export, Group/{id}/$export).
 TYPE_OPERATIONS = {op.resource_type: op for op in EXPORT_OPERATIONS if op.resource_type}
-# Types with search-type: Group lists groups to export (spec §6); OperationDefinition
-# lists bulkops' own $export definitions.
-SEARCHABLE_TYPES = frozenset({"Group", OPERATION_DEFINITION})
+# What a search-type interaction on a stored type takes besides its search parameters.
+SEARCH_DOCUMENTATION = (
+    f"Search (GET [type]?... or POST [type]/_search): _count (at most {SEARCH_PAGE_MAX}), "
+    f"_elements, _summary={'|'.join(SUMMARY_VALUES)}, _total={'|'.join(TOTAL_VALUES)}; "
+    "pages follow the Bundle's next link. _include, _revinclude, _sort, chains and "
+    "unknown parameters are ignored with a warning entry, or refused under "
+    "Prefer: handling=strict."
+)
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
     "coding": [
@@ -46,26 +52,27 @@ def capability_statement(
 ) -> dict[str, Any]:
     """A server CapabilityStatement for FHIR 4.0.1 instantiating the Bulk Data IG one.
 
-    Every stored type can be read; Group can also be searched (list), which Bulk Data
-    clients use to find a group to export (spec §6). Each type lists the search
-    parameters its `_typeFilter` filters may use (as the Bulk Data 3.0 ballot asks);
-    they work in `$export` only, which each one's documentation says. The export
+    Every stored type can be read and searched, Group included (Bulk Data clients
+    list groups to export, spec §6). Each type lists the search parameters the search
+    engine evaluates, which REST search and `_typeFilter` share: clients look for
+    `_lastUpdated` there before asking for incremental data. OperationDefinition's
+    search lists bulkops' own $export definitions and takes no parameter. The export
     operations name the IG's definitions, and their documentation points to bulkops'
     own (`fhir_base`/OperationDefinition/...), which say what bulkops accepts.
     """
     resources = []
     types = set(stored_types) | set(TYPE_OPERATIONS) | {OPERATION_DEFINITION}
     for resource_type in sorted(types):
-        interactions = [{"code": "read"}]
-        if resource_type in SEARCHABLE_TYPES:
-            interactions.append({"code": "search-type"})
+        interactions = [{"code": "read"}, {"code": "search-type"}]
         resource: dict[str, Any] = {"type": resource_type, "interaction": interactions}
         if resource_type == OPERATION_DEFINITION:
             resource["documentation"] = (
-                "bulkops' own $export definitions, readable without a token; stored "
-                "OperationDefinition resources are exported, not read here."
+                "bulkops' own $export definitions, readable and listed without a token "
+                "(the search takes no parameter); stored OperationDefinition resources are "
+                "exported, not read here."
             )
-        if search_params := type_filter_parameters(resource_type):
+        elif search_params := search_parameters_of(resource_type):
+            resource["documentation"] = SEARCH_DOCUMENTATION
             resource["searchParam"] = search_params
         if resource_type in TYPE_OPERATIONS:
             resource["operation"] = [operation_entry(TYPE_OPERATIONS[resource_type], fhir_base)]
@@ -112,9 +119,9 @@ def operation_entry(operation: ExportOperation, fhir_base: str) -> dict[str, str
     }
 
 
-def type_filter_parameters(resource_type: str) -> list[dict[str, str]]:
-    """The search parameters of `resource_type` a `_typeFilter` may use, as
-    CapabilityStatement.rest.resource.searchParam entries."""
+def search_parameters_of(resource_type: str) -> list[dict[str, str]]:
+    """The search parameters of `resource_type` bulkops evaluates, in REST search and
+    in `_typeFilter` alike, as CapabilityStatement.rest.resource.searchParam entries."""
     entries = []
     for code, parameter in sorted(search_parameters(resource_type).items()):
         if parameter.type not in SUPPORTED_TYPES or not parameter.paths:
@@ -125,7 +132,7 @@ def type_filter_parameters(resource_type: str) -> list[dict[str, str]]:
                 "name": code,
                 "definition": parameter.url,
                 "type": parameter.type,
-                "documentation": "In $export _typeFilter only (no REST search); modifiers "
+                "documentation": "In search and in $export _typeFilter; modifiers "
                 + ", ".join(f":{m}" for m in modifiers)
                 + ".",
             }

@@ -38,6 +38,7 @@ STRICT = "strict"
 LENIENT = "lenient"
 
 # FHIR R4 `instant` (http://hl7.org/fhir/R4/datatypes.html#instant).
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(
     r"^(?P<date>[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))"
     r"T(?P<time>([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?)"
@@ -110,10 +111,11 @@ class Prefer:
     handling: str
 
 
-def parse_prefer(header: str) -> Prefer:
-    """Parse RFC 7240 `Prefer`; `respond-async` may be combined with `handling=`."""
+def parse_prefer(header: str, *, default_handling: str = STRICT) -> Prefer:
+    """Parse RFC 7240 `Prefer`; `respond-async` may be combined with `handling=`.
+    Kick-offs are strict unless asked otherwise; searches pass FHIR's lenient default."""
     tokens = [token.strip().lower() for token in re.split(r"[,;]", header or "") if token.strip()]
-    handling = STRICT
+    handling = default_handling
     for token in tokens:
         name, _, value = token.partition("=")
         if name.strip() == "handling" and value.strip().strip('"') in (STRICT, LENIENT):
@@ -133,6 +135,14 @@ def parse_instant(
     to a space is put back."""
     text = zone_plus_restored(value)
     match = _INSTANT.match(text)
+    if not match and _DATE_ONLY.match(text):
+        # Refused whatever the handling: guessing a time zone would shift the window by
+        # hours, and a client would silently miss or repeat that much data.
+        raise FhirError(
+            400,
+            f"{name} must be a FHIR instant with a time zone, not a date: for the start of "
+            f"{text} in UTC send {name}={text}T00:00:00Z.",
+        )
     if not match:
         raise FhirError(
             400,

@@ -17,12 +17,14 @@ from cryptography.hazmat.primitives import serialization
 from django.test import Client
 from django.utils import timezone
 
+from accounts.jwks import jwk_thumbprint
 from accounts.models import AccessToken, AuditEvent, BackendClient, UsedAssertion, hash_token
 from accounts.services import disable_client, register_client
 from accounts.tasks import prune_used_assertions_task
 from tests.conftest import JwksServer, KeyPair
 from tests.smart import (
     DROP,
+    TOKEN_URL,
     assert_issued,
     assert_refused,
     post_form,
@@ -382,3 +384,50 @@ def test_every_token_request_is_audited_without_tokens_or_assertions(
         assert secret not in everything
     for signature in (good, forged, stranger):
         assert signature.rsplit(".", 1)[1] not in everything
+
+
+# --- keys named by their RFC 7638 thumbprint ----------------------------------------------
+
+
+def test_a_thumbprint_is_computed_as_rfc_7638_says() -> None:
+    """The example of RFC 7638 §3.1."""
+    n = (
+        "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc"
+        "_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQ"
+        "R0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bF"
+        "TWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+    )
+    jwk = {"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"}
+    assert jwk_thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize("key_name", ["rsa_key", "ec_key"])
+def test_an_assertion_may_name_its_key_by_thumbprint(request, key_name: str) -> None:
+    """cumulus-etl and smart-fetch sign with a PEM file and send the key's thumbprint as
+    kid, whatever kid the operator registered the public key under."""
+    key: KeyPair = request.getfixturevalue(key_name)
+    client = register_client(name="PEM signer", jwks=key.jwks(), scopes="system/*.read")
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    thumbprint = jwk_thumbprint(key.public_jwk)
+    assert thumbprint and thumbprint != key.kid
+    assertion = jwt.encode(
+        {
+            "iss": client.client_id,
+            "sub": client.client_id,
+            "aud": TOKEN_URL,
+            "exp": int(time.time()) + 240,
+            "jti": f"pem-{key_name}",
+        },
+        pem,
+        algorithm=key.alg,
+        headers={"kid": thumbprint, "typ": "JWT"},
+    )
+    assert_issued(post_token(assertion))
+    another = register_client(name="other", jwks=key.jwks(), scopes="system/*.read")
+    # A thumbprint that is no key's still names nothing.
+    forged = sign_assertion(key, another.client_id, headers={"kid": thumbprint[:-2] + "xx"})
+    assert_refused(post_token(forged), 401, "invalid_client")

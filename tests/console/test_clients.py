@@ -13,6 +13,7 @@ from jwt.algorithms import RSAAlgorithm
 
 from accounts.models import AccessToken, AuditEvent, BackendClient
 from accounts.services import register_client
+from bulkops.signing_keys import thumbprint
 from tests.smart import certified
 
 pytestmark = pytest.mark.django_db
@@ -191,6 +192,9 @@ def test_detail_shows_keys_scopes_and_audit_but_never_token_hashes(
     assert issued.raw not in page
     assert AccessToken.objects.get().token_hash not in page
     assert "Disable" not in page  # auditors change nothing
+    # The thumbprint PEM signers send as kid, and that it is accepted.
+    assert thumbprint(registered.jwks["keys"][0]) in page
+    assert "RFC 7638 thumbprint" in page and "cumulus-etl" in page
 
 
 def test_unknown_client_is_404(console_client) -> None:

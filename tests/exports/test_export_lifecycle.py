@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from exports.bulk_client import TRANSIENT_CODES
 from exports.models import ExportJob, ExportPartition
 from exports.partitions import claim_partition, fail_export, plan_export, run_partition
 from exports.recovery import reap_stalled_exports
@@ -209,13 +210,17 @@ def stored_types() -> set[str]:
     return set(Resource.objects.filter(deleted=False).values_list("resource_type", flat=True))
 
 
-def test_a_failed_job_answers_500_with_the_reason(client_a, store):
+def test_a_failed_job_answers_a_final_status_with_the_reason(client_a, store):
+    """Not 500, which bulk clients retry for minutes whatever the OperationOutcome says,
+    and an issue code outside the transient branch (spec §2.2)."""
     job = accepted_job(client_a)
     fail_export(job.pk, "The export stopped after an internal error (OSError).")
     response = client_a.request("get", f"/fhir/bulkstatus/{job.uuid}")
-    assert response.status_code == 500
+    assert response.status_code == 424
+    assert response["Content-Type"].startswith("application/fhir+json")
     issue = response.json()["issue"][0]
     assert issue["code"] == "processing"
+    assert issue["code"] not in TRANSIENT_CODES
     assert issue["diagnostics"] == "The export stopped after an internal error (OSError)."
     assert AuditEvent.objects.filter(action="export.failed", outcome="failure").exists()
 

@@ -105,7 +105,7 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     assert resources == {
         "Group": ["read", "search-type"],
         "OperationDefinition": ["read", "search-type"],
-        "Patient": ["read"],
+        "Patient": ["read", "search-type"],
     }
     definitions = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
     operations = {
@@ -124,13 +124,16 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     assert "http://testserver/fhir/OperationDefinition/bulkops-export" in documentation
 
 
-def test_metadata_lists_the_parameters_type_filters_may_use(client: Client, patient):
+def test_metadata_lists_the_parameters_search_and_type_filters_may_use(client: Client, patient):
     rest = json.loads(client.get(reverse("fhir:metadata")).content)["rest"][0]
     params = {r["type"]: {p["name"]: p for p in r.get("searchParam", [])} for r in rest["resource"]}
     birthdate = params["Patient"]["birthdate"]
     assert birthdate["type"] == "date"
     assert birthdate["definition"] == "http://hl7.org/fhir/SearchParameter/individual-birthdate"
-    assert birthdate["documentation"].startswith("In $export _typeFilter only")
+    assert birthdate["documentation"].startswith("In search and in $export _typeFilter")
+    assert "_lastUpdated" in params["Patient"]  # what incremental clients look for
+    patient_entry = next(r for r in rest["resource"] if r["type"] == "Patient")
+    assert "_count (at most 500)" in patient_entry["documentation"]
     assert ":text" in params["Patient"]["gender"]["documentation"]
     assert {"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"} <= set(
         params["Group"]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bulkops.fhir.type_filters import TypeFilters
-from exports.filter_pushdown import rows_filter
+from fhirstore.filter_pushdown import rows_filter
 from fhirstore.models import Resource
 from fhirstore.writes import delete_resource, put_resource
 

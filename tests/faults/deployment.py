@@ -104,7 +104,7 @@ class Deployment:
             result = manage(self.env, *command)
             assert result.returncode == 0, result.stderr
         self.client_id = re.search(r"--client-id (\S+)", result.stdout).group(1)
-        key_set = json.loads((self.var_dir / "demo-client-key.json").read_text())
+        key_set = json.loads((self.var_dir / "demo-client-key.jwks").read_text())
         self.private_jwk = key_set["keys"][0]
 
     # --- processes ----------------------------------------------------------------------

@@ -75,6 +75,7 @@ def test_export_fails_with_a_reason_when_its_work_keeps_losing_workers(tmp_path,
             status_url, done=lambda status, headers: status != 202
         )
 
-        assert status == 500
+        assert status == 424  # final: clients stop polling (README, "Status")
         assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["code"] == "processing"
         assert "worker stopped responding" in outcome["issue"][0]["diagnostics"]

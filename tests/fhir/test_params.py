@@ -58,6 +58,18 @@ def test_since_that_is_not_an_instant_is_refused(value):
     assert "FHIR instant" in refused([("_since", value)]).diagnostics
 
 
+@pytest.mark.parametrize("name", ["_since", "_until"])
+@pytest.mark.parametrize("handling", ["strict", "lenient"])
+def test_a_date_only_since_or_until_is_refused_naming_the_instant_to_send(name, handling):
+    """Refused under lenient handling too: which day a date means depends on a time
+    zone bulkops would have to guess."""
+    error = refused([(name, "2024-01-01")], handling=handling)
+    assert error.diagnostics == (
+        f"{name} must be a FHIR instant with a time zone, not a date: for the start of "
+        f"2024-01-01 in UTC send {name}=2024-01-01T00:00:00Z."
+    )
+
+
 @pytest.mark.parametrize(
     "value", ["2020-02-30T00:00:00Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00"]
 )

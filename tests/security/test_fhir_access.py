@@ -84,7 +84,26 @@ CASES: dict[str, list[Case]] = {
         Case("DELETE of a job", "delete", "{doomed_job}", (202, 404, 404, *NO_TOKEN)),
     ],
     "export-file": [read("a job's file", "{file}", 200, 404, 404)],
-    "group-list": [read("Group search", "/fhir/Group", 200, 200, 403)],
+    "search": [
+        read("Group search", "/fhir/Group", 200, 200, 403),
+        read("Observation search", "/fhir/Observation", 200, 200, 403),
+        read("Patient search", "/fhir/Patient", 200, 200, 200),
+        read("Condition search (tombstones)", "/fhir/Condition", 200, 200, 403),
+        read("search for a non-member's data", "/fhir/Observation?patient=p3", 200, 200, 403),
+        read("search for a non-member by id", "/fhir/Patient?_id=p2,p3", 200, 200, 200),
+        read("search for a non-member by name", "/fhir/Patient?family=Fam-p3", 200, 200, 200),
+        read("Practitioner search", "/fhir/Practitioner", 200, 200, 403),
+        read("search of an unknown type", "/fhir/Spaceship", 404, 404, 404),
+    ],
+    "search-post": [
+        Case(
+            "POST Observation search",
+            "post_form",
+            "/fhir/Observation/_search",
+            (200, 200, 403, *NO_TOKEN),
+        )
+    ],
+    "not-found": [Case("a path no route serves", "get", "/fhir/no/such/route", (404,) * 5)],
     "group-read": [
         read("its own Group", "/fhir/Group/g1", 200, 200, 403),
         read("another Group", "/fhir/Group/g2", 200, 404, 403),
@@ -113,8 +132,24 @@ BOUND_VISIBLE = {
     ("Observation", "p1-o1"),
     ("Observation", "shared"),
 }
-# What the Group search lists for each kind that may search: ids and the total.
-GROUPS_LISTED = {"unbound": (["g1", "g2"], 2), "bound": (["g1"], 1)}
+# What each search lists for the kinds that may run it (ids in row order).
+SEARCHED: dict[str, dict[str, list[str]]] = {
+    "/fhir/Group": {"unbound": ["g1", "g2"], "bound": ["g1"]},
+    "/fhir/Observation": {
+        "unbound": ["p1-o0", "p1-o1", "p2-o0", "p2-o1", "p3-o0", "p3-o1", "shared"],
+        "bound": ["p1-o0", "p1-o1", "shared"],
+    },
+    "/fhir/Patient": {"unbound": ["p1", "p2", "p3"], "bound": ["p1"], "scoped": ["p1", "p2", "p3"]},
+    "/fhir/Condition": {"unbound": ["p2-c"], "bound": []},
+    "/fhir/Observation?patient=p3": {"unbound": ["p3-o0", "p3-o1", "shared"], "bound": ["shared"]},
+    "/fhir/Patient?_id=p2,p3": {"unbound": ["p2", "p3"], "bound": [], "scoped": ["p2", "p3"]},
+    "/fhir/Patient?family=Fam-p3": {"unbound": ["p3"], "bound": [], "scoped": ["p3"]},
+    "/fhir/Practitioner": {"unbound": ["dr1"], "bound": []},
+    "/fhir/Observation/_search": {
+        "unbound": ["p1-o0", "p1-o1", "p2-o0", "p2-o1", "p3-o0", "p3-o1", "shared"],
+        "bound": ["p1-o0", "p1-o1", "shared"],
+    },
+}
 
 
 def fhir_route_names() -> set[str]:
@@ -190,12 +225,17 @@ def world(store, make_fhir_client, jwk_a, settings) -> dict[str, Any]:
 
 def call(client: Client, method: str, path: str) -> Any:
     headers = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
+    if method == "post_form":  # POST _search: the criteria in a form body (none here)
+        return client.post(
+            path, data="", content_type="application/x-www-form-urlencoded", headers=headers
+        )
     return getattr(client, method)(path, headers=headers)
 
 
-def listed_groups(response: Any) -> tuple[list[str], int]:
+def listed(response: Any) -> tuple[list[str], int | None]:
+    """The ids a search lists and its total (when it gives one)."""
     bundle = json.loads(response.content)
-    return [entry["resource"]["id"] for entry in bundle.get("entry", [])], bundle["total"]
+    return [entry["resource"]["id"] for entry in bundle.get("entry", [])], bundle.get("total")
 
 
 def shown(name: str, response: Any) -> Any:
@@ -204,16 +244,18 @@ def shown(name: str, response: Any) -> Any:
     if name in ("read", "group-read", "operation-definition"):
         body = json.loads(response.content)
         return f"{body['resourceType']}/{body['id']}"
-    if name == "group-list":
-        return listed_groups(response)
+    if name in ("search", "search-post"):
+        return listed(response)
     return None
 
 
 def expected_shown(name: str, path: str, kind: str) -> Any:
     if name in ("read", "group-read", "operation-definition"):
         return path.removeprefix("/fhir/")
-    if name == "group-list":
-        return GROUPS_LISTED[kind]
+    if name in ("search", "search-post"):
+        ids = SEARCHED[path][kind]
+        exact = "?" not in path or "?_id=" in path  # the database alone counts these
+        return ids, len(ids) if exact else None
     return None
 
 
@@ -231,10 +273,12 @@ def test_each_client_gets_exactly_what_it_may_on_every_fhir_route(world) -> None
     assert wrong == []
 
 
-def test_group_search_totals_what_a_bound_client_may_see(world) -> None:
-    """The total counts the client's Groups, not the page and not the store."""
+def test_search_totals_count_what_a_bound_client_may_see(world) -> None:
+    """The total counts the client's resources, not the page and not the store."""
     bound = world["clients"]["bound"]
-    assert listed_groups(call(bound, "get", "/fhir/Group?_count=0")) == ([], 1)
+    assert listed(call(bound, "get", "/fhir/Group?_count=0")) == ([], 1)
+    assert listed(call(bound, "get", "/fhir/Observation?_summary=count")) == ([], 3)
+    assert listed(call(bound, "get", "/fhir/Observation?patient=p3&_summary=count")) == ([], 1)
 
 
 def test_a_refused_read_looks_exactly_like_an_unknown_id(world) -> None:

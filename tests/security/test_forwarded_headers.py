@@ -36,7 +36,7 @@ class Installation:
             result = manage(process_env(var_dir), *command)
             assert result.returncode == 0, result.stderr
         self.client_id = re.search(r"--client-id (\S+)", result.stdout).group(1)
-        self.jwk = json.loads((var_dir / "demo-client-key.json").read_text())["keys"][0]
+        self.jwk = json.loads((var_dir / "demo-client-key.jwks").read_text())["keys"][0]
 
     def last_token_request_address(self) -> str | None:
         with sqlite3.connect(self.var_dir / "bulkops.sqlite3") as db:

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--key-file",
             type=Path,
-            help="where the demo client's private key goes (default: var/demo-client-key.json)",
+            help="where the demo client's private key goes (default: var/demo-client-key.jwks)",
         )
 
     def handle(self, *args: object, url: str, key_file: Path | None, **options: object) -> None:
@@ -40,11 +40,12 @@ class Command(BaseCommand):
                 f"Log in as:  {DEMO_USERNAME}",
                 f"Password:   {password}   (shown only this once; keep it)",
             ]
-        key_path = key_file or settings.VAR_DIR / "demo-client-key.json"
+        key_path = key_file or settings.VAR_DIR / "demo-client-key.jwks"
         client = ensure_demo_client(key_path)
         lines += [
             "",
-            f"Demo backend client: {client.client_id} (private key: {key_path})",
+            f"Demo backend client: {client.client_id} (private key: {key_path}, "
+            f"and as PEM: {key_path.with_suffix('.pem')})",
             "Run a first export (with `make run` going, in another terminal):",
             f"  .venv/bin/python manage.py bulk_export --base-url {url}/fhir \\",
             f"      --client-id {client.client_id} --key {key_path} --out var/demo-export",

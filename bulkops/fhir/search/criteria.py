@@ -147,6 +147,19 @@ def _encoded(text: str) -> str:
     return text.replace("%", "%25").replace("&", "%26")
 
 
+def query_text(resource_type: str, pairs: list[tuple[str, str]]) -> str:
+    """`Type?name=value&...` that `parse_type_search` reads back as `pairs`: how a
+    search whose names and values are already decoded (a REST query) reaches the parser."""
+    return f"{resource_type}?{'&'.join(f'{_encoded(n)}={_encoded(v)}' for n, v in pairs)}"
+
+
+def check_parameter(resource_type: str, name: str) -> None:
+    """Raise UnsupportedSearch when `name` (`code[:modifier]`) is not a parameter and
+    modifier of `resource_type` that bulkops evaluates, whatever the value: what a
+    lenient search may ignore, where a bad value is refused."""
+    _parameter(resource_type, name)
+
+
 def parse_type_search(text: str, *, now: datetime, base_url: str = "") -> TypeSearch:
     """Parse `Type?criteria`; raise UnsupportedSearch naming the part that fails.
 

@@ -1,11 +1,12 @@
-"""The part of an export's `_typeFilter` the database can check, as ORM filters.
+"""The part of a search (an export's `_typeFilter`, a REST search) the database can
+check, as ORM filters.
 
-Filtered types are matched in the workers by the search engine, which parses every
-body of the type it reads; what the database can rule out first, it never sends. The
-push-down is an optimisation only: it keeps every row that could match (a superset),
-and the engine still checks each row it keeps, so a condition here never decides a
-match on its own. Deletions (tombstones) always pass: a deleted body cannot be matched,
-so a `_since` export lists every deletion of a filtered type.
+Searches are matched by the search engine, which parses every body it is given (in
+the export workers, in fhirstore/search.py); what the database can rule out first, it
+never sends. The push-down is an optimisation only: it keeps every row that could
+match (a superset), and the engine still checks each row it keeps, so a condition here
+never decides a match on its own. Deletions (tombstones) always pass: a deleted body
+cannot be matched, so a `_since` export lists every deletion of a filtered type.
 
 What is pushed down, per criterion without `:missing`, `:text` or `:contains`:
 
@@ -15,7 +16,7 @@ What is pushed down, per criterion without `:missing`, `:text` or `:contains`:
   the millisecond, hence a millisecond's slack at each bound).
 - token, `:exact` string, reference and uri values: the value must occur in the stored
   body as the JSON text it would be there (bodies are written by one serialiser,
-  `exports.store.minified`), found with STRPOS/INSTR. A code that reads as a JSON
+  `fhirstore.writes.minified`), found with STRPOS/INSTR. A code that reads as a JSON
   number or boolean is looked for without quotes, so it is found either way.
 
 A filter with no such criterion, or an OR of values one of which cannot be pushed,
