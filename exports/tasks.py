@@ -12,6 +12,7 @@ from exports.models import ExportPartition
 from exports.partitions import fail_export, finalize_export, plan_export, run_partition
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
+from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
 
 
 class ExportTask(Task):
@@ -47,18 +48,18 @@ RETRYING = {
 }
 
 
-@shared_task(**RETRYING)
+@shared_task(name=PLAN_EXPORT, **RETRYING)
 def plan_export_task(self: Task, job_id: int) -> None:
     for partition_id in plan_export(job_id):
         run_partition_task.delay(partition_id=partition_id)
 
 
-@shared_task(**RETRYING)
+@shared_task(name=RUN_PARTITION, **RETRYING)
 def run_partition_task(self: Task, partition_id: int) -> None:
     run_partition(partition_id=partition_id, worker=self.request.hostname or "worker")
 
 
-@shared_task(**RETRYING)
+@shared_task(name=FINALIZE_EXPORT, **RETRYING)
 def finalize_export_task(self: Task, job_id: int) -> None:
     finalize_export(job_id)
 
