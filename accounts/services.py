@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from accounts import sessions
 from accounts.audit import record_event
+from accounts.group_directory import existing_group_ids
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
 from accounts.key_expiry import issuer_expiry
 from accounts.models import (
@@ -42,7 +43,6 @@ from accounts.models import (
 from accounts.oauth import OAuthError
 from accounts.roles import MANAGE_CLIENTS, Role, perm
 from bulkops.fhir.scopes import parse_system_scopes
-from fhirstore.models import Resource
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -182,14 +182,6 @@ def _check_groups(group_ids: Sequence[str]) -> str:
     if missing := sorted(set(group_ids) - existing_group_ids(group_ids)):
         return f"No such Group: {', '.join(missing)}."
     return ""
-
-
-def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
-    return set(
-        Resource.objects.live()
-        .filter(resource_type="Group", resource_id__in=list(group_ids))
-        .values_list("resource_id", flat=True)
-    )
 
 
 def _scope_text(scopes: str | Sequence[str]) -> str:

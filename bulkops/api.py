@@ -28,10 +28,8 @@ from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView, exception_handler
 
-from accounts.api_auth import RolePermission
-from accounts.roles import VIEW_CONSOLE
+from bulkops.errors import InvalidRequest
 from bulkops.fhir.outcome import FhirError
-from fhirstore.groups import GroupError
 
 ERROR_STATUSES = ("400", "401", "403", "404", "429")
 
@@ -44,11 +42,10 @@ class ErrorBody(TypedDict, total=False):
 
 
 class RoleRequired:
-    """Reading needs `read_permission`, changing needs `write_permission` (console
-    codenames, see accounts.roles); RolePermission enforces them."""
+    """Reading needs `read_permission` (the console role when a view names none),
+    changing needs `write_permission`: console codenames that the default permission
+    class (REST_FRAMEWORK in settings, accounts.api_auth.RolePermission) enforces."""
 
-    permission_classes = [RolePermission]
-    read_permission: str = VIEW_CONSOLE
     write_permission: str = ""
 
 
@@ -116,7 +113,7 @@ def _translate(exc: Exception) -> Exception:
         if hasattr(exc, "error_dict"):
             return exceptions.ValidationError(exc.message_dict)
         return exceptions.ValidationError({"non_field_errors": exc.messages})
-    if isinstance(exc, GroupError):
+    if isinstance(exc, InvalidRequest):
         return exceptions.ValidationError({"non_field_errors": [str(exc)]})
     if isinstance(exc, FhirError):
         error = exceptions.APIException(exc.diagnostics, code=exc.code)

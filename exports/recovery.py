@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q
 
+from bulkops.task_queue import enqueue
 from exports.models import ExportJob, ExportPartition
 from exports.partitions import ALL_TYPES, fail_export
+from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +35,6 @@ class ReapReport:
 
 
 def reap_stalled_exports(now: datetime) -> ReapReport:
-    from exports.tasks import finalize_export_task, plan_export_task, run_partition_task
-
     lease = timedelta(seconds=settings.BULKOPS_PARTITION_LEASE)
     report = ReapReport()
     live = ExportJob.objects.filter(deleted_at__isnull=True)
@@ -42,7 +42,7 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
     for job_id in live.filter(
         status=ExportJob.Status.ACCEPTED, created_at__lt=now - lease
     ).values_list("pk", flat=True):
-        plan_export_task.delay(job_id=job_id)
+        enqueue(PLAN_EXPORT, job_id=job_id)
         report.replanned += 1
 
     running = ExportPartition.objects.filter(
@@ -74,13 +74,13 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
             continue
         if partition.status == ExportPartition.Status.PENDING:
             ExportPartition.objects.filter(pk=partition.pk).update(lease_until=now + lease)
-        run_partition_task.delay(partition_id=partition.pk)
+        enqueue(RUN_PARTITION, partition_id=partition.pk)
         report.requeued += 1
 
     for job_id in live.filter(
         status=ExportJob.Status.FINALIZING, created_at__lt=now - lease
     ).values_list("pk", flat=True):
-        finalize_export_task.delay(job_id=job_id)
+        enqueue(FINALIZE_EXPORT, job_id=job_id)
         report.refinalized += 1
 
     if report != ReapReport():

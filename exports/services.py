@@ -17,9 +17,11 @@ from accounts.models import AuditEvent, BackendClient
 from bulkops.fhir.export_types import TypePlan
 from bulkops.fhir.outcome import THROTTLED, FhirError
 from bulkops.fhir.params import ExportParameters
+from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from exports.partitions import discard_files
 from exports.storage import get_storage
+from exports.task_names import PLAN_EXPORT
 from fhirstore.reads import newest_resource_pk
 
 logger = logging.getLogger(__name__)
@@ -96,10 +98,8 @@ def start_export(
 def queue_planning(job_id: int) -> None:
     """Queue the job's planning. With the broker down the job is still accepted: it is
     recorded, and the reaper (exports.recovery) queues it once the broker is back."""
-    from exports.tasks import plan_export_task  # tasks import this module: import late
-
     try:
-        plan_export_task.delay(job_id=job_id)
+        enqueue(PLAN_EXPORT, job_id=job_id)
     except KombuOperationalError:
         logger.warning("broker unavailable: planning left to the reaper", extra={"job": job_id})
 

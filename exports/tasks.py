@@ -14,6 +14,7 @@ from exports.models import ExportPartition
 from exports.partitions import fail_export, finalize_export, plan_export, run_partition
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
+from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ RETRYING = {
 }
 
 
-@shared_task(**RETRYING)
+@shared_task(name=PLAN_EXPORT, **RETRYING)
 def plan_export_task(self: Task, job_id: int) -> None:
     """Plan the job and queue its partitions. With the broker gone while they are
     queued the job is not failed: its partitions are recorded, and the reaper queues
@@ -66,12 +67,12 @@ def plan_export_task(self: Task, job_id: int) -> None:
             return
 
 
-@shared_task(**RETRYING)
+@shared_task(name=RUN_PARTITION, **RETRYING)
 def run_partition_task(self: Task, partition_id: int) -> None:
     run_partition(partition_id=partition_id, worker=self.request.hostname or "worker")
 
 
-@shared_task(**RETRYING)
+@shared_task(name=FINALIZE_EXPORT, **RETRYING)
 def finalize_export_task(self: Task, job_id: int) -> None:
     finalize_export(job_id)
 

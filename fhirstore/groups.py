@@ -14,12 +14,13 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops.errors import InvalidRequest
 from bulkops.fhir.references import is_valid_id
 from fhirstore.models import Resource
 from fhirstore.writes import delete_resource, put_resource
 
 
-class GroupError(ValueError):
+class GroupError(InvalidRequest):
     """An operator's Group change that cannot be made; nothing was changed."""
 
 

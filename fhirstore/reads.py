@@ -7,6 +7,7 @@ fhirstore/writes.py. The rest is named questions the engine asks of the store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, Max
@@ -20,6 +21,7 @@ __all__ = [
     "GroupMembership",
     "Resource",
     "check_group_binding",
+    "existing_group_ids",
     "group_exists",
     "group_ids",
     "live_counts_by_type",
@@ -31,6 +33,12 @@ __all__ = [
 def group_exists(group_id: str) -> bool:
     """A live Group with this id is stored."""
     return Resource.objects.live().filter(resource_type="Group", resource_id=group_id).exists()
+
+
+def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
+    """Those of `group_ids` that name a live Group."""
+    rows = Resource.objects.live().filter(resource_type="Group", resource_id__in=list(group_ids))
+    return set(rows.values_list("resource_id", flat=True))
 
 
 def group_ids() -> list[str]:

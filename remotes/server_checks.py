@@ -15,8 +15,10 @@ from django.utils import timezone
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from accounts.services import _actor
+from bulkops.task_queue import enqueue
 from remotes.checks import overall_status, run_battery
 from remotes.models import RemoteServer, ServerCheck
+from remotes.task_names import RUN_SERVER_CHECK
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +27,6 @@ def start_check(
     *, server: RemoteServer, user: AbstractBaseUser | None, request: HttpRequest | None = None
 ) -> ServerCheck:
     """Queue a run; the Celery worker picks it up once this transaction commits."""
-    from remotes.tasks import run_server_check_task
-
     check = ServerCheck.objects.create(server=server, requested_by=user)
     actor_type, actor = _actor(user)
     record_event(
@@ -36,7 +36,7 @@ def start_check(
         request=request,
         details={"remote": server.name, "check": check.pk},
     )
-    transaction.on_commit(lambda: run_server_check_task.delay(check.pk))
+    transaction.on_commit(lambda: enqueue(RUN_SERVER_CHECK, check_id=check.pk))
     return check
 
 

@@ -14,9 +14,11 @@ from django.utils import timezone
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops.fhir.params import GROUP, PATIENT
+from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from remotes.discovery import DiscoveryError, discover_token_url
 from remotes.models import RemoteExport, RemoteServer
+from remotes.task_names import RUN_REMOTE_EXPORT
 
 
 class RemoteServerBusy(Exception):
@@ -185,8 +187,6 @@ def start_remote_export(
 ) -> ExportJob:
     """Record the job (no client: reachable only through the console) and queue it,
     unless the caller runs it itself (`queue=False`, the command)."""
-    from remotes.tasks import run_remote_export_task  # the task imports the runner
-
     path = kickoff_path(level, group_id)
     query = f"?{urlencode(pairs)}" if pairs else ""
     parameters: dict[str, list[str]] = {}
@@ -214,7 +214,7 @@ def start_remote_export(
             request_url=job.request_url,
         )
         if queue:
-            transaction.on_commit(lambda: run_remote_export_task.delay(job_id=job.pk))
+            transaction.on_commit(lambda: enqueue(RUN_REMOTE_EXPORT, job_id=job.pk))
     return job
 
 

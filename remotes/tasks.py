@@ -10,14 +10,15 @@ from exports.tasks import ExportTask
 from remotes.models import ServerCheck
 from remotes.runner import run_remote_export
 from remotes.server_checks import fail_stalled_checks, run_check
+from remotes.task_names import RUN_REMOTE_EXPORT, RUN_SERVER_CHECK
 
 
-@shared_task(base=ExportTask, bind=True, acks_late=True)
+@shared_task(name=RUN_REMOTE_EXPORT, base=ExportTask, bind=True, acks_late=True)
 def run_remote_export_task(self: Task, job_id: int) -> None:
     run_remote_export(job_id)
 
 
-@shared_task
+@shared_task(name=RUN_SERVER_CHECK)
 def run_server_check_task(check_id: int) -> str:
     check = ServerCheck.objects.select_related("server").get(pk=check_id)
     return run_check(check=check).status

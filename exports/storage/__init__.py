@@ -1,68 +1,24 @@
 """Where export files live. `get_storage()` picks the backend from BULKOPS_STORAGE.
 
-Backends share one small interface (`ExportStorage`) so partitions, downloads and
-cleanup never know which one is configured.
+Backends share one small interface (`ExportStorage`, in exports/storage/base.py) so
+partitions, downloads and cleanup never know which one is configured.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING
 
 from django.conf import settings
+
+from exports.storage.base import ExportStorage, ObjectWriter, SignedUrl, WriterContext
 
 if TYPE_CHECKING:
     from exports.storage.local import LocalStorage
     from exports.storage.s3 import S3Config, S3Storage
 
-
-class ObjectWriter(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-
-@dataclass(frozen=True)
-class SignedUrl:
-    """A URL that needs no bearer token, and the moment it stops working."""
-
-    url: str
-    expires_at: datetime
-
-
-class ExportStorage(Protocol):
-    requires_access_token: bool
-
-    def open_writer(self, key: str) -> WriterContext: ...
-
-    def open_reader(self, key: str) -> BinaryIO: ...
-
-    def open_range(self, key: str, start: int, length: int) -> BinaryIO:
-        """A reader of at most `length` bytes from byte `start`, fetching no others (a
-        preview of a 5 GB file reads one page); empty past the end of the object."""
-        ...
-
-    def size(self, key: str) -> int: ...
-
-    def delete(self, key: str) -> None: ...
-
-    def delete_prefix(self, prefix: str) -> None: ...
-
-    def list_keys(self, prefix: str) -> Iterator[str]:
-        """Every key under `prefix/`, including leftovers of interrupted writes."""
-        ...
-
-    def signed_url(self, key: str, *, now: datetime, not_after: datetime | None) -> SignedUrl:
-        """Only for backends with requires_access_token False."""
-        ...
-
-
-class WriterContext(Protocol):
-    def __enter__(self) -> ObjectWriter: ...
-
-    def __exit__(self, *exc: object) -> None: ...
+__all__ = ["ExportStorage", "ObjectWriter", "SignedUrl", "WriterContext", "get_storage"]
 
 
 def get_storage() -> ExportStorage:

@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.conf import settings
 
-from exports.storage import SignedUrl
+from exports.storage.base import SignedUrl
 
 logger = logging.getLogger(__name__)
 
