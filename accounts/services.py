@@ -42,7 +42,7 @@ from accounts.models import (
 )
 from accounts.oauth import OAuthError
 from accounts.roles import MANAGE_CLIENTS, Role, perm
-from bulkops.fhir.scopes import parse_system_scopes
+from bulkops.fhir.scopes import BULK_SUBMIT, OPERATION_SCOPES, parse_system_scopes
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
@@ -166,11 +166,14 @@ def _check_scopes(scopes: str) -> str:
     """Why `scopes` cannot be registered, or ""."""
     if not scopes.split():
         return "Give at least one scope, e.g. system/*.read."
-    unusable = [s for s in scopes.split() if not parse_system_scopes(s)]
+    unusable = [
+        s for s in scopes.split() if not parse_system_scopes(s) and s not in OPERATION_SCOPES
+    ]
     if unusable:
         return (
             f"Not a system/ resource scope: {', '.join(unusable)}. Use SMART v1 "
-            "(system/Patient.read, system/*.read) or v2 (system/Patient.rs, system/*.cruds)."
+            "(system/Patient.read, system/*.read) or v2 (system/Patient.rs, system/*.cruds), "
+            f"or {BULK_SUBMIT} for a client that sends $bulk-submit."
         )
     return ""
 

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "fhirstore",
     "exports",
     "remotes",
+    "submissions",
 ]
 
 MIDDLEWARE = [
@@ -277,6 +278,10 @@ if BULKOPS_OUTBOUND_PROXY and not BULKOPS_OUTBOUND_PROXY.startswith(("http://", 
 # and how often a poll answered with a transient error (spec §2.2) is tried again.
 BULKOPS_REMOTE_MAX_WAIT = env_int("BULKOPS_REMOTE_MAX_WAIT", 300, minimum=1)
 BULKOPS_REMOTE_TRANSIENT_RETRIES = env_int("BULKOPS_REMOTE_TRANSIENT_RETRIES", 5, minimum=0)
+# Bulk Submit (submissions/fetch.py): the longest wait for any answer or byte from a
+# submitter's file server, and the longest a whole file download may take.
+BULKOPS_SUBMIT_FETCH_TIMEOUT = env_int("BULKOPS_SUBMIT_FETCH_TIMEOUT", 60, minimum=1)
+BULKOPS_SUBMIT_FILE_DEADLINE = env_int("BULKOPS_SUBMIT_FILE_DEADLINE", 3600, minimum=1)
 # Client keys: rotate within this many days of adding one (0: no such policy); the
 # dashboard lists keys expiring within the warning window (accounts/key_expiry.py).
 BULKOPS_CLIENT_KEY_MAX_AGE_DAYS = env_int("BULKOPS_CLIENT_KEY_MAX_AGE_DAYS", 365, minimum=0)

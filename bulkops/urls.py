@@ -12,6 +12,7 @@ from exports.fhir_urls import urlpatterns as export_fhir
 from fhirstore.api_urls import urlpatterns as store_api
 from fhirstore.fhir_urls import urlpatterns as store_fhir
 from remotes.public_jwks import published_jwks
+from submissions.fhir_urls import urlpatterns as submit_fhir
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -21,7 +22,7 @@ urlpatterns = [
         token_views.smart_configuration,
         name="smart-configuration",
     ),
-    path("fhir/", include(([*export_fhir, *store_fhir], "fhir"))),
+    path("fhir/", include(([*export_fhir, *submit_fhir, *store_fhir], "fhir"))),
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),

@@ -19,6 +19,7 @@ from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from fhirstore.data_sections import data_sections
 from fhirstore.forms import GroupForm, UploadForm
 from fhirstore.groups import GroupError, upsert_group
 from fhirstore.loaders import FileReport, load_file
@@ -44,6 +45,7 @@ def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, An
         "per_type": per_type,
         "group_form": group_form,
         "upload_form": upload_form,
+        "sections": data_sections(),
     }
 
 

@@ -25,6 +25,10 @@ V1_PERMISSIONS: dict[str, frozenset[str]] = {
     "write": frozenset("cud"),
     "*": frozenset(V2_ORDER),
 }
+# Not a resource scope: the permission to send `$bulk-submit` and poll its status (spec
+# digest bulk-data-v4-ballot.md §3.2), granted when registered and requested.
+BULK_SUBMIT = "system/bulk-submit"
+OPERATION_SCOPES = (BULK_SUBMIT,)
 _SCOPE = re.compile(r"^(system|patient|user)/([A-Za-z]+|\*)\.([a-z]+|\*)(?:\?(.+))?$")
 
 
@@ -131,7 +135,8 @@ def grant_scopes(requested: str, allowed: str) -> list[str]:
         for scope in granted
         if not any(other != scope and other.covers(scope) for other in granted)
     ]
-    return [str(scope) for scope in kept]
+    operations = [s for s in OPERATION_SCOPES if s in requested.split() and s in allowed.split()]
+    return [str(scope) for scope in kept] + operations
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from bulkops.fhir.scopes import OPERATION_SCOPES
 
 SIGNING_ALGORITHMS = ("RS384", "ES384")
 
 
 def supported_scopes() -> list[str]:
     """Every scope a client may be registered for and granted: v1 `read` and v2 `rs`,
-    for all types and per R4 type (spec §7.1: each listed scope SHALL work)."""
+    for all types and per R4 type (spec §7.1: each listed scope SHALL work), and
+    system/bulk-submit."""
     types = ["*", *sorted(R4_RESOURCE_TYPES)]
-    return [f"system/{name}.{permission}" for name in types for permission in ("read", "rs")]
+    reads = [f"system/{name}.{permission}" for name in types for permission in ("read", "rs")]
+    return reads + list(OPERATION_SCOPES)
 
 
 def smart_configuration(*, token_url: str) -> dict[str, Any]:

@@ -1,0 +1,333 @@
+"""Receiving a submission: registering each `$bulk-submit` request, fetching manifests,
+loading files and purging what a stopped or replaced manifest loaded.
+
+Concurrency: a file's load commits while it holds the submission's row lock, and a stop
+or replacement changes the status under the same lock. So a load either commits before
+the stop (and the purge that follows sees it) or sees the stop and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+
+from accounts.audit import record_event
+from accounts.models import AuditEvent, BackendClient
+from bulkops import outbound, untrusted_json
+from bulkops.fhir.outcome import FORBIDDEN, FhirError
+from bulkops.fhir.resource_types import is_resource_type
+from bulkops.fhir.submit import COMPLETED, STOPPED, SubmitRequest
+from bulkops.task_queue import enqueue
+from fhirstore.loaders import load_file
+from fhirstore.writes import ResourceWrite, write_resources
+from submissions import fetch, task_names
+from submissions.models import Submission, SubmittedFile, SubmittedManifest
+
+logger = logging.getLogger(__name__)
+
+CONFLICT = "conflict"
+
+
+def receive_submission(
+    *, client: BackendClient, submit: SubmitRequest, request: HttpRequest, now: datetime
+) -> Submission:
+    """Apply one `$bulk-submit` request (spec §3.2, §3.3): a new manifest is queued for
+    fetching, a replaced one is marked for purging, `stopped` purges the submission.
+    FhirError 403 when the submitter is not this client, 409 after `completed` or
+    `stopped` and for a manifest URL the submission already has."""
+    if submit.submitter != client.client_id:
+        raise FhirError(
+            403,
+            "submitter must be the identifier bulkops assigned to this client: its client_id.",
+            code=FORBIDDEN,
+        )
+    with transaction.atomic():
+        submission = _locked_submission(client, submit.submission_id, now)
+        if submission.status != Submission.Status.IN_PROGRESS:
+            raise FhirError(
+                409,
+                f"Submission {submit.submission_id!r} is {submission.status}; no more requests "
+                "are accepted for it.",
+                code=CONFLICT,
+            )
+        replaced = _replaced_manifest(submission, submit.replaces_manifest_url)
+        manifest = _add_manifest(submission, submit, replaced, now) if submit.manifest_url else None
+        if replaced is not None and manifest is None:
+            transaction.on_commit(
+                lambda: enqueue(task_names.FETCH_MANIFEST, manifest_id=replaced.pk)
+            )
+        submission.status, submission.updated_at = submit.status, now
+        submission.save(update_fields=["status", "updated_at"])
+        _audit_request(client, submission, submit, request)
+        if submit.status == STOPPED:
+            transaction.on_commit(
+                lambda: enqueue(task_names.PURGE_SUBMISSION, submission_id=submission.pk)
+            )
+    return submission
+
+
+def _locked_submission(client: BackendClient, submission_id: str, now: datetime) -> Submission:
+    try:
+        with transaction.atomic():
+            Submission.objects.get_or_create(
+                client=client,
+                submission_id=submission_id,
+                defaults={"created_at": now, "updated_at": now},
+            )
+    except IntegrityError:
+        pass  # created at the same moment by a concurrent request
+    return Submission.objects.select_for_update().get(client=client, submission_id=submission_id)
+
+
+def _replaced_manifest(submission: Submission, url: str) -> SubmittedManifest | None:
+    if not url:
+        return None
+    replaced = submission.manifests.filter(url=url).exclude(
+        status=SubmittedManifest.Status.REPLACED
+    )
+    found = replaced.first()
+    if found is None:
+        raise FhirError(
+            400, f"replacesManifestUrl {url} is not a current manifest of this submission."
+        )
+    found.status = SubmittedManifest.Status.REPLACED
+    found.save(update_fields=["status"])
+    return found
+
+
+def _add_manifest(
+    submission: Submission,
+    submit: SubmitRequest,
+    replaced: SubmittedManifest | None,
+    now: datetime,
+) -> SubmittedManifest:
+    if submission.manifests.filter(url=submit.manifest_url).exists():
+        raise FhirError(
+            409, f"manifestUrl {submit.manifest_url} was already submitted.", code=CONFLICT
+        )
+    manifest = SubmittedManifest.objects.create(
+        submission=submission,
+        url=submit.manifest_url,
+        fhir_base_url=submit.fhir_base_url,
+        file_headers=[list(pair) for pair in submit.file_headers],
+        replaces=replaced,
+        created_at=now,
+    )
+    transaction.on_commit(lambda: enqueue(task_names.FETCH_MANIFEST, manifest_id=manifest.pk))
+    return manifest
+
+
+def _audit_request(
+    client: BackendClient, submission: Submission, submit: SubmitRequest, request: HttpRequest
+) -> None:
+    # Header names only: their values may be the submitter's credentials.
+    record_event(
+        actor_type=AuditEvent.ActorType.CLIENT,
+        actor=client.client_id,
+        action="submission.received",
+        request=request,
+        details={
+            "submission": str(submission.uuid),
+            "submission_id": submission.submission_id,
+            "status": submit.status,
+            "manifest_url": submit.manifest_url,
+            "replaces_manifest_url": submit.replaces_manifest_url,
+            "file_header_names": [name for name, _ in submit.file_headers],
+        },
+    )
+
+
+def _audit(submission: Submission, action: str, *, failed: str = "", **details: Any) -> None:
+    record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor="bulkops",
+        action=action,
+        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
+        reason=failed,
+        details={"submission": str(submission.uuid), "client": submission.client.client_id}
+        | details,
+    )
+
+
+def fetch_manifest(*, manifest_id: int, now: datetime) -> None:
+    """Purge what the manifest this one replaces loaded, then read this one (all its
+    pages) and queue one load task per output file. A replacement without a manifest
+    of its own is queued with the replaced manifest's id: it only purges."""
+    manifest = SubmittedManifest.objects.select_related("submission__client").get(pk=manifest_id)
+    submission = manifest.submission
+    if manifest.status == SubmittedManifest.Status.REPLACED:
+        purge_manifest(manifest, reason="replaced", now=now)
+        return
+    if manifest.replaces is not None:
+        purge_manifest(manifest.replaces, reason="replaced", now=now)
+    if manifest.status != SubmittedManifest.Status.QUEUED or submission.status == STOPPED:
+        return
+    try:
+        pages = fetch.manifest_pages(manifest.url, dict(manifest.file_headers))
+        items = [item for page in pages for item in fetch.output_items(page, manifest.url)]
+        unknown = sorted({kind for kind, _ in items if not is_resource_type(kind)})
+        if unknown:
+            raise outbound.FetchError(f"unknown resource types in output: {', '.join(unknown)}")
+    except outbound.FetchError as error:
+        manifest.status, manifest.error = SubmittedManifest.Status.FAILED, str(error)
+        manifest.save(update_fields=["status", "error"])
+        _audit(
+            submission,
+            "submission.manifest_fetched",
+            failed=str(error)[:255],
+            manifest=manifest.url,
+        )
+        return
+    with transaction.atomic():
+        files = SubmittedFile.objects.bulk_create(
+            SubmittedFile(manifest=manifest, url=url, resource_type=kind) for kind, url in items
+        )
+        manifest.status = SubmittedManifest.Status.FETCHED
+        manifest.save(update_fields=["status"])
+        _audit(submission, "submission.manifest_fetched", manifest=manifest.url, files=len(files))
+        for file in SubmittedFile.objects.filter(manifest=manifest):
+            transaction.on_commit(lambda pk=file.pk: enqueue(task_names.LOAD_FILE, file_id=pk))
+
+
+def load_submitted_file(*, file_id: int, now: datetime) -> None:
+    """Download one output file, check every line is of the file's declared type, and
+    load it in one transaction (fhirstore.loaders.load_file). Idempotent: only a
+    queued file is claimed."""
+    claimed = SubmittedFile.objects.filter(pk=file_id, status=SubmittedFile.Status.QUEUED).update(
+        status=SubmittedFile.Status.LOADING
+    )
+    if claimed != 1:
+        return
+    file = SubmittedFile.objects.select_related("manifest__submission__client").get(pk=file_id)
+    if _withdrawn(file):
+        _finish(
+            file, SubmittedFile.Status.PURGED, now, error="not loaded: withdrawn by the submitter"
+        )
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{file.uuid}.ndjson"
+        try:
+            fetch.download(file.url, dict(file.manifest.file_headers), path)
+            keys = declared_keys(path, file.resource_type)
+        except (outbound.FetchError, ValueError) as error:
+            _finish(file, SubmittedFile.Status.FAILED, now, error=str(error))
+            return
+        _load(file, path, keys, now)
+
+
+def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> None:
+    with transaction.atomic():
+        Submission.objects.select_for_update().filter(pk=file.manifest.submission_id).first()
+        file.manifest.refresh_from_db(fields=["status"])
+        file.manifest.submission.refresh_from_db(fields=["status"])
+        if _withdrawn(file):
+            _finish(
+                file,
+                SubmittedFile.Status.PURGED,
+                now,
+                error="not loaded: withdrawn by the submitter",
+            )
+            return
+        report = load_file(path, now=now)
+        if report.error:
+            _finish(file, SubmittedFile.Status.FAILED, now, error=report.error)
+            return
+        file.loaded_keys = keys
+        _finish(file, SubmittedFile.Status.LOADED, now, count=len(keys))
+
+
+def _withdrawn(file: SubmittedFile) -> bool:
+    return (
+        file.manifest.status == SubmittedManifest.Status.REPLACED
+        or file.manifest.submission.status == STOPPED
+    )
+
+
+def _finish(
+    file: SubmittedFile, status: str, now: datetime, *, error: str = "", count: int = 0
+) -> None:
+    file.status, file.error, file.resource_count, file.finished_at = status, error, count, now
+    file.save(update_fields=["status", "error", "resource_count", "finished_at", "loaded_keys"])
+    _audit(
+        file.manifest.submission,
+        "submission.file_loaded",
+        failed=error[:255] if status == SubmittedFile.Status.FAILED else "",
+        manifest=file.manifest.url,
+        file=file.url,
+        type=file.resource_type,
+        status=status,
+        count=count,
+    )
+
+
+def declared_keys(path: Path, resource_type: str) -> list[str]:
+    """ "Type/id" of every line of an NDJSON file, or ValueError naming the first line that
+    is not a `resource_type` (IBM #3180: one type per file is what the manifest says)."""
+    keys = []
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                resource = untrusted_json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"line {number}: invalid JSON: {error.msg}") from None
+            found = resource.get("resourceType") if isinstance(resource, dict) else None
+            if found != resource_type:
+                raise ValueError(
+                    f"line {number}: a {found or 'line without resourceType'} in a file the "
+                    f"manifest declares as {resource_type}; nothing from this file was loaded"
+                )
+            keys.append(f"{resource_type}/{resource.get('id')}")
+    return keys
+
+
+def purge_manifest(manifest: SubmittedManifest, *, reason: str, now: datetime) -> int:
+    """Delete every resource the manifest's loaded files wrote; how many."""
+    with transaction.atomic():
+        Submission.objects.select_for_update().filter(pk=manifest.submission_id).first()
+        files = list(manifest.files.filter(status=SubmittedFile.Status.LOADED))
+        keys = dict.fromkeys(key for file in files for key in file.loaded_keys)
+        writes = (ResourceWrite(*key.split("/", 1), None) for key in keys)
+        deleted = write_resources(writes, now=now).deleted.total()
+        manifest.files.filter(pk__in=[f.pk for f in files]).update(
+            status=SubmittedFile.Status.PURGED, loaded_keys=[]
+        )
+        _audit(
+            manifest.submission,
+            "submission.purged",
+            manifest=manifest.url,
+            reason=reason,
+            deleted=deleted,
+        )
+    return deleted
+
+
+def purge_submission(*, submission_id: int, now: datetime) -> None:
+    """A stopped submission (spec §3.3): delete all it loaded, and mark it purged."""
+    submission = Submission.objects.select_related("client").get(pk=submission_id)
+    for manifest in submission.manifests.all():
+        purge_manifest(manifest, reason="stopped", now=now)
+    submission.purged_at = now
+    submission.save(update_fields=["purged_at"])
+
+
+def is_complete(submission: Submission) -> bool:
+    """Whether the final status manifest can be given (spec §3.1 step 5)."""
+    if submission.status == STOPPED:
+        return submission.purged_at is not None
+    if submission.status != COMPLETED:
+        return False
+    pending_manifests = submission.manifests.filter(status=SubmittedManifest.Status.QUEUED)
+    pending_files = SubmittedFile.objects.filter(
+        manifest__submission=submission,
+        status__in=[SubmittedFile.Status.QUEUED, SubmittedFile.Status.LOADING],
+    )
+    return not pending_manifests.exists() and not pending_files.exists()

@@ -1,0 +1,191 @@
+"""bulkops as a Bulk Submit Data Consumer: a loopback Data Provider pushes manifests,
+bulkops pulls and loads the files in Celery tasks and reports per file (spec digest
+bulk-data-v4-ballot.md §3)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from accounts.models import AuditEvent
+from fhirstore.models import Resource
+from submissions.models import Submission
+from tests.shared_data import SYNTHEA_NDJSON, needs_synthea
+from tests.submissions.conftest import (
+    final_status,
+    outcomes,
+    post_operation,
+    submit,
+    submit_parameters,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+TYPES = ("Patient", "Condition", "Encounter")
+
+
+def patient(pid: str) -> dict:
+    return {"resourceType": "Patient", "id": pid, "gender": "female"}
+
+
+def live_ids(resource_type: str) -> set[str]:
+    rows = Resource.objects.filter(resource_type=resource_type, deleted=False)
+    return set(rows.values_list("resource_id", flat=True))
+
+
+@needs_synthea
+def test_synthea_manifest_is_imported_and_each_file_reported(provider, submitter) -> None:
+    for kind in TYPES:
+        provider.files[f"/{kind}.ndjson"] = (SYNTHEA_NDJSON / f"{kind}.000.ndjson").read_bytes()
+    url = provider.manifest("/m1.json", [(kind, f"/{kind}.ndjson") for kind in TYPES])
+
+    response = submit(submitter, "s1", manifest_url=url, headers=(("X-Api-Key", "k-123"),))
+    assert response.status_code == 200, response.content
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert submit(submitter, "s1", status="completed").status_code == 200
+    manifest = final_status(submitter, "s1")
+
+    assert manifest["submissionId"] == "s1"
+    assert [item["manifestUrl"] for item in manifest["outcome"]] == [url] * 3
+    messages = sorted(outcomes(submitter, manifest).values())
+    for kind in TYPES:
+        expected = {
+            json.loads(line)["id"] for line in provider.files[f"/{kind}.ndjson"].splitlines()
+        }
+        assert live_ids(kind) == expected
+        assert any(f"Loaded {len(expected)} {kind} resources" in m for m in messages)
+    # Every fetch carried the submitter's header; the audit trail names it, never its value.
+    assert all(headers.get("X-Api-Key") == "k-123" for _, headers in provider.requests)
+    actions = list(AuditEvent.objects.values_list("action", flat=True))
+    assert actions.count("submission.received") == 2
+    assert actions.count("submission.file_loaded") == 3
+    assert "submission.manifest_fetched" in actions
+    assert "k-123" not in json.dumps(list(AuditEvent.objects.values("details", "reason")))
+
+
+def test_file_with_lines_of_another_type_is_refused_alone(provider, submitter) -> None:
+    provider.ndjson("/Patient.ndjson", [patient("p1"), {"resourceType": "Observation", "id": "o1"}])
+    provider.ndjson("/Patient2.ndjson", [patient("p2")])
+    url = provider.manifest(
+        "/m.json", [("Patient", "/Patient.ndjson"), ("Patient", "/Patient2.ndjson")]
+    )
+    submit(submitter, "mixed", manifest_url=url, status="completed")
+    manifest = final_status(submitter, "mixed")
+
+    severities = [item["countSeverity"][0]["code"] for item in manifest["outcome"]]
+    assert severities == ["error", "information"]
+    refusal = outcomes(submitter, manifest)[manifest["outcome"][0]["url"]]
+    assert "line 2: a Observation in a file the manifest declares as Patient" in refusal
+    assert live_ids("Patient") == {"p2"}
+    assert not live_ids("Observation")
+
+
+def test_missing_file_is_reported_and_the_rest_loads(provider, submitter) -> None:
+    provider.ndjson("/Patient.ndjson", [patient("p1")])
+    url = provider.manifest("/m.json", [("Patient", "/Patient.ndjson"), ("Patient", "/gone")])
+    submit(submitter, "404", manifest_url=url, status="completed")
+    manifest = final_status(submitter, "404")
+
+    messages = list(outcomes(submitter, manifest).values())
+    assert "was not loaded: the file server answered HTTP 404" in messages[1]
+    assert live_ids("Patient") == {"p1"}
+
+
+def test_slow_provider_is_given_up_after_the_fetch_timeout(provider, submitter, settings) -> None:
+    settings.BULKOPS_SUBMIT_FETCH_TIMEOUT = 1
+    provider.ndjson("/slow.ndjson", [patient("p1")])
+    provider.delays["/slow.ndjson"] = 3
+    provider.ndjson("/fast.ndjson", [patient("p2")])
+    url = provider.manifest("/m.json", [("Patient", "/slow.ndjson"), ("Patient", "/fast.ndjson")])
+    submit(submitter, "slow", manifest_url=url, status="completed")
+    manifest = final_status(submitter, "slow")
+
+    messages = list(outcomes(submitter, manifest).values())
+    assert "did not answer in time" in messages[0]
+    assert live_ids("Patient") == {"p2"}
+
+
+def test_stopped_submission_is_purged(provider, submitter) -> None:
+    provider.ndjson("/Patient.ndjson", [patient("p1"), patient("p2")])
+    url = provider.manifest("/m.json", [("Patient", "/Patient.ndjson")])
+    submit(submitter, "stop", manifest_url=url)
+    submit(submitter, "stop-probe", status="completed")  # a second submission, for the wait
+    final_status(submitter, "stop-probe")
+    _wait_until(lambda: live_ids("Patient") == {"p1", "p2"})
+
+    assert submit(submitter, "stop", status="stopped").status_code == 200
+    final_status(submitter, "stop")
+    assert not live_ids("Patient")
+    assert AuditEvent.objects.filter(action="submission.purged").exists()
+    again = submit(submitter, "stop", status="completed")
+    assert again.status_code == 409
+    assert "is stopped" in again.json()["issue"][0]["diagnostics"]
+
+
+def test_replacement_manifest_replaces_the_data_of_the_first(provider, submitter) -> None:
+    provider.ndjson("/a.ndjson", [patient("p1"), patient("p2")])
+    provider.ndjson("/b.ndjson", [patient("p2"), patient("p3")])
+    first = provider.manifest("/a.json", [("Patient", "/a.ndjson")])
+    second = provider.manifest("/b.json", [("Patient", "/b.ndjson")])
+    submit(submitter, "rep", manifest_url=first)
+    _wait_until(lambda: live_ids("Patient") == {"p1", "p2"})
+
+    response = submit(submitter, "rep", manifest_url=second, replaces=first, status="completed")
+    assert response.status_code == 200, response.content
+    manifest = final_status(submitter, "rep")
+
+    assert live_ids("Patient") == {"p2", "p3"}
+    assert {item["manifestUrl"] for item in manifest["outcome"]} == {first, second}
+
+
+def test_submit_needs_the_bulk_submit_scope(make_fhir_client, jwk_b) -> None:
+    reader = make_fhir_client(jwk_b, name="reader", scopes="system/*.read system/bulk-submit")
+    response = submit(reader, "x", status="completed", scope="system/*.read")
+    assert response.status_code == 403
+    assert "system/bulk-submit" in response.json()["issue"][0]["diagnostics"]
+    assert not Submission.objects.exists()
+
+
+def test_submitter_must_be_the_clients_own_identifier(submitter, provider) -> None:
+    parameters = submit_parameters(submitter, "x", status="completed")
+    parameters[0]["valueIdentifier"]["value"] = "someone-else"
+    response = post_operation(submitter, "/fhir/$bulk-submit", parameters)
+    assert response.status_code == 403
+    assert not Submission.objects.exists()
+
+
+def test_manifest_url_without_fhir_base_url_is_refused(submitter) -> None:
+    parameters = submit_parameters(submitter, "x", manifest_url="https://dp.example/m.json")
+    parameters = [p for p in parameters if p["name"] != "fhirBaseUrl"]
+    response = post_operation(submitter, "/fhir/$bulk-submit", parameters)
+    assert response.status_code == 400
+    assert "fhirBaseUrl is required" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_status_of_another_clients_submission_is_404(make_fhir_client, jwk_b, submitter) -> None:
+    submit(submitter, "mine", status="completed")
+    other = make_fhir_client(jwk_b, name="other", scopes="system/bulk-submit")
+    parameters = submit_parameters(submitter, "mine")
+    parameters[0]["valueIdentifier"]["value"] = other.backend_client.client_id
+    assert post_operation(other, "/fhir/$bulk-submit-status", parameters).status_code == 404
+
+
+def _wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+def test_data_page_lists_submissions(provider, submitter, console_client) -> None:
+    provider.ndjson("/Patient.ndjson", [patient("p1"), patient("p2")])
+    url = provider.manifest("/m.json", [("Patient", "/Patient.ndjson")])
+    submit(submitter, "nightly-<1>", manifest_url=url, status="completed")
+    final_status(submitter, "nightly-<1>")
+
+    page = console_client("auditor").get("/data/").content.decode()
+    section = page[page.index('id="submissions"') :]
+    assert "nightly-&lt;1&gt;" in section
+    assert "1 of 1" in section
