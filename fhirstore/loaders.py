@@ -82,7 +82,7 @@ def _resolve_conditional(reference: ConditionalReference) -> str | None:
 
 def _load_json(path: Path, now: datetime) -> WriteResult:
     try:
-        document = untrusted_json.loads(path.read_bytes())
+        document = untrusted_json.loads_resource(path.read_bytes())
     except json.JSONDecodeError as error:
         raise LoadError(f"line {error.lineno}: invalid JSON: {error.msg}") from None
     resource = _checked(document)
@@ -103,7 +103,7 @@ def _load_ndjson(path: Path, now: datetime) -> WriteResult:
             if not line.strip():
                 continue
             try:
-                batch.append(_resource_write(_checked(untrusted_json.loads(line))))
+                batch.append(_resource_write(_checked(untrusted_json.loads_resource(line))))
             except json.JSONDecodeError as error:
                 raise LoadError(f"line {number}: invalid JSON: {error.msg}") from None
             except (LoadError, StoreError) as error:

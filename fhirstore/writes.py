@@ -8,7 +8,6 @@ resources whose content changed.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 
+from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
@@ -60,7 +60,17 @@ def fhir_instant(moment: datetime) -> str:
 
 
 def minified(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    """The stored text: minified, every number as its source wrote it."""
+    return resource_json.dumps(body)
+
+
+def _same_content(row: Resource, content: dict[str, Any]) -> bool:
+    """Whether the live row already holds `content`: the same JSON text, key order aside
+    (so 11208.90 is not 11208.9, as FHIR decimals' precision counts)."""
+    stored = _content(resource_json.loads(row.body))
+    return resource_json.dumps(stored, sort_keys=True) == resource_json.dumps(
+        content, sort_keys=True
+    )
 
 
 def _content(body: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +148,7 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             result.deleted[write.resource_type] += 1
             continue
         content = _content({**write.body, "id": write.resource_id})
-        if row is not None and not row.deleted and _content(json.loads(row.body)) == content:
+        if row is not None and not row.deleted and _same_content(row, content):
             result.unchanged[write.resource_type] += 1
             continue
         version = 1 if row is None else row.version_id + 1

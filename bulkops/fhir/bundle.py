@@ -29,6 +29,7 @@ from bulkops.fhir.references import (
     parse_reference,
     rewrite_references,
 )
+from bulkops.fhir.resource_json import JsonNumber
 from bulkops.fhir.resource_types import is_resource_type
 
 BUNDLE_TYPES = frozenset({"transaction", "batch", "collection"})
@@ -148,11 +149,17 @@ def _own_key(resource: dict[str, Any], full_url: str, index: int) -> ResourceKey
     if not resource_id:
         # No id anywhere: derive one from the fullUrl, else from the content, so that
         # loading the same file again names the same resource.
-        seed = full_url or json.dumps(resource, sort_keys=True)
+        seed = full_url or json.dumps(resource, sort_keys=True, default=_seed_number)
         resource_id = str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
     if not is_valid_id(str(resource_id)):
         raise BundleError(f"invalid resource id {resource_id!r}", index)
     return ResourceKey(resource["resourceType"], str(resource_id))
+
+
+def _seed_number(number: JsonNumber) -> float:
+    """Numbers enter a content seed as floats, as before bulkops kept them exact, so ids
+    derived then stay the same."""
+    return float(number.text)
 
 
 def _resolved(resource_id: str | None, resource_type: str) -> ResourceKey | None:
