@@ -18,7 +18,7 @@ from django.db import transaction
 
 from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
-from bulkops.fhir.references import is_valid_id
+from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
@@ -44,14 +44,25 @@ class ResourceWrite:
 
 @dataclass
 class WriteResult:
+    """Per type, what the writes did; `skipped` counts the Bundle entries a loader left
+    out because their ifNoneExist matched a stored resource."""
+
     created: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     deleted: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    COLUMNS = ("created", "updated", "unchanged", "deleted", "skipped")
 
     def add(self, other: WriteResult) -> None:
-        for name in ("created", "updated", "unchanged", "deleted"):
+        for name in self.COLUMNS:
             getattr(self, name).update(getattr(other, name))
+
+    def totals(self) -> dict[str, int]:
+        """Each column summed over types (templates cannot call Counter.total: a Counter
+        answers the lookup `total` with 0)."""
+        return {name: getattr(self, name).total() for name in self.COLUMNS}
 
 
 def fhir_instant(moment: datetime) -> str:
@@ -236,14 +247,18 @@ def _identifier_rows(row: Resource, body: dict[str, Any]) -> list[ResourceIdenti
     return rows
 
 
-def find_by_identifier(resource_type: str, system: str, value: str) -> str | None:
-    """The id of the live `resource_type` with identifier system|value, if exactly one."""
-    ids = list(
+def identifier_matches(reference: ConditionalReference) -> list[str]:
+    """The ids of every live resource a conditional reference matches."""
+    return list(
         ResourceIdentifier.objects.filter(
-            resource_type=resource_type, system=system, value=value, resource__deleted=False
-        ).values_list("resource__resource_id", flat=True)[:2]
+            resource_type=reference.resource_type,
+            system=reference.system,
+            value=reference.value,
+            resource__deleted=False,
+        )
+        .values_list("resource__resource_id", flat=True)
+        .distinct()
     )
-    return ids[0] if len(ids) == 1 else None
 
 
 def put_resource(
