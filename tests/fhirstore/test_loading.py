@@ -170,10 +170,8 @@ def test_real_ndjson_references_resolve_and_an_older_sets_npi_twin_is_ambiguous(
     Resource.objects.all().delete()
     run = load_fhir(SYNTHEA_BUNDLES, SYNTHEA_NDJSON)
     assert run.failed
-    assert (
-        f"Encounter.000.ndjson: line 45: Practitioner?identifier={NPI}|9999998799 matches 2 resources"
-        in run.stderr
-    )
+    twin = f"Practitioner?identifier={NPI}|9999998799"
+    assert f"Encounter.000.ndjson: line 45: {twin} matches 2 resources" in run.stderr
 
 
 # Export folders and the summary
