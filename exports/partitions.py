@@ -21,7 +21,6 @@ under the same file names.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,6 +34,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops.fhir import resource_json
 from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
@@ -447,14 +447,14 @@ class LineMaker:
             return block.count
         lines = []
         for body in block.records.split(b"\n"):
-            resource = json.loads(body)
+            resource = resource_json.loads(body)
             if keep is not None and not keep(resource):
                 continue
             if names is None:
                 lines.append(body)
             else:
                 subset = subset_resource(resource, names)
-                lines.append(json.dumps(subset, separators=(",", ":")).encode())
+                lines.append(resource_json.dumps(subset).encode())
         writer.write_records(lines)
         return len(lines)
 
