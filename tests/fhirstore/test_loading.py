@@ -71,6 +71,11 @@ def test_decimals_keep_their_text_through_load_and_fhir_read(load_fhir, tmp_path
         assert f'"value":{number}}}' in body
     read = client_a.request("get", "/fhir/Observation/o1").content.decode()
     assert '"valueQuantity":{"value":11208.90}' in read
+    # A search that matches on the value and re-writes the body for _elements keeps it too.
+    found = client_a.request(
+        "get", "/fhir/Observation?value-quantity=11208.90&_elements=valueQuantity"
+    ).content.decode()
+    assert '"valueQuantity":{"value":11208.90}' in found
 
 
 def test_a_reload_that_only_adds_precision_is_a_new_version(load_fhir, tmp_path):
