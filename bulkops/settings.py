@@ -34,7 +34,11 @@ _DEFAULT_VAR_DIR = Path("var").resolve() if INSTALLED else BASE_DIR / "var"
 VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(_DEFAULT_VAR_DIR))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env_secret("SECRET_KEY") or persistent_secret(VAR_DIR / "secret_key")
+_GIVEN_SECRET_KEY = env_secret("SECRET_KEY")
+SECRET_KEY = _GIVEN_SECRET_KEY or persistent_secret(VAR_DIR / "secret_key")
+# A generated key is this host's alone: a multi-host installation must give one
+# (bulkops/multihost.py refuses to start without it).
+BULKOPS_SECRET_KEY_GENERATED = not _GIVEN_SECRET_KEY
 # Fernet keys for secrets stored encrypted (remotes.crypto), newest first; empty: derived
 # from SECRET_KEY.
 BULKOPS_ENCRYPTION_KEYS = [k for k in (env_secret("BULKOPS_ENCRYPTION_KEYS") or "").split(",") if k]
