@@ -270,7 +270,16 @@ class Cluster:
         return base
 
     def start_worker(self, host: Host) -> subprocess.Popen:
-        return self.start("bulkops-worker", host, WORKER_CONCURRENCY="1")
+        """A worker of one process on `host`, once it consumes tasks."""
+        log = self.work_dir / host.name / "bulkops-worker.log"
+        earlier = log.stat().st_size if log.exists() else 0  # a stopped worker's lines
+        process = self.start("bulkops-worker", host, WORKER_CONCURRENCY="1")
+        deadline = time.monotonic() + 60
+        while f"celery@{host.name} ready.".encode() not in log.read_bytes()[earlier:]:
+            assert process.poll() is None, f"the worker on {host.name} exited"
+            assert time.monotonic() < deadline, f"the worker on {host.name} never got ready"
+            time.sleep(0.2)
+        return process
 
     def start_beat(self, host: Host) -> subprocess.Popen:
         return self.start("bulkops-beat", host)
@@ -292,14 +301,21 @@ class Cluster:
 
     def _finish(self, base: str, status_url: str, out: Path) -> dict[str, Counter[bytes]]:
         client = self.client(base)
-        poll = {"headers": client._auth(), "allow_private": True}
+        lines: dict[str, Counter[bytes]] = {}
+        for resource_type, path, _ in client.download(self._wait(base, status_url), out).files:
+            lines.setdefault(resource_type, Counter()).update(path.read_bytes().splitlines())
+        return lines
+
+    def wait(self, base: str, status_url: str) -> dict[str, Any]:
+        """The complete manifest, polled for every 0.1 s."""
+        return self.client_host.call(self._wait, base, status_url)
+
+    def _wait(self, base: str, status_url: str) -> dict[str, Any]:
+        poll = {"headers": self.client(base)._auth(), "allow_private": True}
         while (answer := http("GET", status_url, **poll)).status == 202:
             time.sleep(POLL_SECONDS)
         assert answer.status == 200, (answer.status, answer.body[:500])
-        lines: dict[str, Counter[bytes]] = {}
-        for resource_type, path, _ in client.download(answer.json(), out).files:
-            lines.setdefault(resource_type, Counter()).update(path.read_bytes().splitlines())
-        return lines
+        return answer.json()
 
     def export(self, base: str, path: str, out: Path) -> dict[str, Counter[bytes]]:
         return self.finish(base, self.kick_off(base, path), out)
