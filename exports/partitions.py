@@ -545,15 +545,8 @@ def finalize_export(job_id: int) -> None:
     if updated:
         sweep_orphans(job)
         job.refresh_from_db()
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.completed",
-            details={
-                "job": str(job.uuid),
-                "resources": job.resources_exported,
-                "files": job.files.count(),
-            },
+        record_job_event(
+            job, "export.completed", resources=job.resources_exported, files=job.files.count()
         )
         logger.info("export completed", extra={"job": job.uuid})
 
@@ -567,15 +560,28 @@ def fail_export(job_id: int, reason: str) -> None:
     )
     if updated:
         job = ExportJob.objects.get(pk=job_id)
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.failed",
-            outcome=AuditEvent.Outcome.FAILURE,
-            reason=reason,
-            details={"job": str(job.uuid)},
-        )
+        record_job_event(job, "export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason)
         logger.warning("export failed", extra={"job": job.uuid})
+
+
+def record_job_event(
+    job: ExportJob,
+    action: str,
+    *,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    reason: str = "",
+    **details: Any,
+) -> None:
+    """Something the system did to a job, in the audit trail under the job's client and
+    in the job's timeline (events whose details name the job)."""
+    record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor=client_label(job),
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        details={"job": str(job.uuid), **details},
+    )
 
 
 def client_label(job: ExportJob) -> str:

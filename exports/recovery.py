@@ -20,10 +20,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q
 
-from accounts.audit import record_event
-from accounts.models import AuditEvent
 from exports.models import ExportJob, ExportPartition
-from exports.partitions import ALL_TYPES, client_label, fail_export
+from exports.partitions import ALL_TYPES, fail_export, record_job_event
 
 logger = logging.getLogger(__name__)
 
@@ -113,19 +111,12 @@ def record_recovery(
 ) -> None:
     """An `export.recovered` event in the job's timeline: what the reaper handed on, and
     for a partition which worker held it and how many times it has been started."""
-    details = {"job": str(job.uuid)}
+    details = {}
     if partition is not None:
-        details.update(
-            partition=partition.sequence,
-            resource_type=partition.resource_type,
-            worker=partition.worker,
-            attempts=partition.attempts,
-        )
-    record_event(
-        actor_type=AuditEvent.ActorType.SYSTEM,
-        actor=client_label(job),
-        action="export.recovered",
-        outcome=AuditEvent.Outcome.SUCCESS,
-        reason=reason,
-        details=details,
-    )
+        details = {
+            "partition": partition.sequence,
+            "resource_type": partition.resource_type,
+            "worker": partition.worker,
+            "attempts": partition.attempts,
+        }
+    record_job_event(job, "export.recovered", reason=reason, **details)
