@@ -12,6 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from bulkops.cache_url import cache_from_url
 from bulkops.email_url import parse_email_url
 from bulkops.env import (
     env_bool,
@@ -415,9 +416,14 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Django's cache, where the operator API's throttles count: each process's own memory,
+# or a Redis every web process on every host shares (BULKOPS_CACHE_URL). Its password
+# goes into OPTIONS, a key Django's debug pages hide, not into LOCATION.
+CACHES = {"default": cache_from_url(env_secret("BULKOPS_CACHE_URL") or "")}
+
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's
-# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", per process
-# unless a shared CACHES backend is configured.
+# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", counted in
+# CACHES.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api_auth.ApiTokenAuthentication",
