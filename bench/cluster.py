@@ -214,6 +214,7 @@ class Cluster:
         self.shared = {
             "DATABASE_URL": self.services.database_url,
             "CELERY_BROKER_URL": self.services.broker_url,
+            "BULKOPS_CACHE_URL": self.services.broker_url.replace("/0", "/1"),
             "SECRET_KEY": secrets.token_urlsafe(50),
             "BULKOPS_STORAGE": "s3",
             "BULKOPS_S3_BUCKET": BUCKET,
