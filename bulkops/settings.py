@@ -12,6 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from bulkops.cache_url import cache_from_url
 from bulkops.email_url import parse_email_url
 from bulkops.env import (
     env_bool,
@@ -35,7 +36,11 @@ _DEFAULT_VAR_DIR = Path("var").resolve() if INSTALLED else BASE_DIR / "var"
 VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(_DEFAULT_VAR_DIR))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env_secret("SECRET_KEY") or persistent_secret(VAR_DIR / "secret_key")
+_GIVEN_SECRET_KEY = env_secret("SECRET_KEY")
+SECRET_KEY = _GIVEN_SECRET_KEY or persistent_secret(VAR_DIR / "secret_key")
+# A generated key is this host's alone: a multi-host installation must give one
+# (bulkops/multihost.py refuses to start without it).
+BULKOPS_SECRET_KEY_GENERATED = not _GIVEN_SECRET_KEY
 # Fernet keys for secrets stored encrypted (remotes.crypto), newest first; empty: derived
 # from SECRET_KEY.
 BULKOPS_ENCRYPTION_KEYS = [k for k in (env_secret("BULKOPS_ENCRYPTION_KEYS") or "").split(",") if k]
@@ -419,9 +424,14 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Django's cache, where the operator API's throttles count: each process's own memory,
+# or a Redis every web process on every host shares (BULKOPS_CACHE_URL). Its password
+# goes into OPTIONS, a key Django's debug pages hide, not into LOCATION.
+CACHES = {"default": cache_from_url(env_secret("BULKOPS_CACHE_URL") or "")}
+
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's
-# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", per process
-# unless a shared CACHES backend is configured.
+# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", counted in
+# CACHES.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api_auth.ApiTokenAuthentication",

@@ -372,8 +372,11 @@ def run_partition(*, partition_id: int, worker: str) -> None:
         for exported in written_while_reading(write_chunk, chunks):
             if not record_chunk(partition, exported):
                 files.abort()
-                discard_keys([file.key for _, _, file in files.written])
-                logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
+                discard_if_deleted(job.pk, [file.key for _, _, file in files.written])
+                logger.info(
+                    "partition stopped: its job ended or another worker took it over",
+                    extra={"job": job.uuid},
+                )
                 return
     complete_partition(partition, files.written)
 
@@ -466,7 +469,9 @@ def write_deletions(writer: RotatingNdjsonWriter, block: Block) -> None:
 
 
 def record_chunk(partition: ExportPartition, exported: int) -> bool:
-    """Flush point: count progress, extend the lease; False when the job was cancelled.
+    """Flush point: count progress, extend the lease; False when this attempt must stop:
+    the job is no longer running, or this attempt's lease ran out and another took the
+    partition over (a host cut off for longer than the lease, then back).
 
     One transaction per chunk, and on PostgreSQL one that does not wait for its WAL
     flush: losing the last progress update in a database crash costs nothing (the
@@ -477,10 +482,10 @@ def record_chunk(partition: ExportPartition, exported: int) -> bool:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        ExportPartition.objects.filter(pk=partition.pk).update(
+        owned = ExportPartition.objects.filter(pk=partition.pk, **this_attempt(partition)).update(
             lease_until=lease, resources_exported=F("resources_exported") + exported
         )
-        return bool(
+        return bool(owned) and bool(
             ExportJob.objects.filter(pk=partition.job_id, status=ExportJob.Status.RUNNING).update(
                 resources_exported=F("resources_exported") + exported
             )
@@ -499,10 +504,11 @@ def complete_partition(
             .first()
         )
         marked = running is not None and ExportPartition.objects.filter(
-            pk=partition.pk, status=ExportPartition.Status.RUNNING, worker=partition.worker
+            pk=partition.pk, **this_attempt(partition)
         ).update(status=ExportPartition.Status.DONE, lease_until=None)
         if not marked:
-            transaction.on_commit(lambda: discard_keys([file.key for _, _, file in written]))
+            keys = [file.key for _, _, file in written]
+            transaction.on_commit(lambda: discard_if_deleted(job.pk, keys))
             return
         ExportFile.objects.bulk_create(
             [
@@ -524,6 +530,17 @@ def complete_partition(
             rows_done=F("rows_done") + partition.rows_planned,
         )
     begin_finalizing(job.pk)
+
+
+def this_attempt(partition: ExportPartition) -> dict[str, Any]:
+    """Filters that match the partition only while this attempt holds it. The worker's
+    name alone is not enough: every pool process of a Celery node shares it, and so do
+    nodes on hosts with the same host name. Each claim counts one more attempt."""
+    return {
+        "status": ExportPartition.Status.RUNNING,
+        "worker": partition.worker,
+        "attempts": partition.attempts,
+    }
 
 
 def types_finished(job: ExportJob, partition: ExportPartition) -> int:
@@ -585,15 +602,8 @@ def finalize_export(job_id: int) -> None:
     if updated:
         sweep_orphans(job)
         job.refresh_from_db()
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.completed",
-            details={
-                "job": str(job.uuid),
-                "resources": job.resources_exported,
-                "files": job.files.count(),
-            },
+        record_job_event(
+            job, "export.completed", resources=job.resources_exported, files=job.files.count()
         )
         logger.info("export completed", extra={"job": job.uuid})
 
@@ -607,15 +617,28 @@ def fail_export(job_id: int, reason: str) -> None:
     )
     if updated:
         job = ExportJob.objects.get(pk=job_id)
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.failed",
-            outcome=AuditEvent.Outcome.FAILURE,
-            reason=reason,
-            details={"job": str(job.uuid)},
-        )
+        record_job_event(job, "export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason)
         logger.warning("export failed", extra={"job": job.uuid})
+
+
+def record_job_event(
+    job: ExportJob,
+    action: str,
+    *,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    reason: str = "",
+    **details: Any,
+) -> None:
+    """Something the system did to a job, in the audit trail under the job's client and
+    in the job's timeline (events whose details name the job)."""
+    record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor=client_label(job),
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        details={"job": str(job.uuid), **details},
+    )
 
 
 def client_label(job: ExportJob) -> str:
@@ -625,6 +648,19 @@ def client_label(job: ExportJob) -> str:
 def discard_files(files: QuerySet[ExportFile]) -> None:
     discard_keys(list(files.values_list("storage_key", flat=True)))
     files.delete()
+
+
+def discard_if_deleted(job_id: int, keys: list[str]) -> None:
+    """Remove the files of an attempt whose work is not kept, when its job has been
+    deleted or cancelled (its folder is gone already; these came after).
+
+    Otherwise they stay: another attempt took the partition over and writes, or has
+    written and listed, files of the same names (partition outputs have deterministic
+    names), and deleting them would take files from the manifest. A file only this
+    attempt wrote is listed nowhere; the finaliser's orphan sweep removes it, or
+    retention with the job's folder."""
+    if ExportJob.objects.filter(pk=job_id, deleted_at__isnull=False).exists():
+        discard_keys(keys)
 
 
 def discard_keys(keys: list[str]) -> None:

@@ -57,9 +57,12 @@ def sqlite_rows(var_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[t
         return db.execute(sql, params).fetchall()
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+def http_get(
+    url: str, timeout: float = 10, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()

@@ -127,6 +127,15 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_KEY_EXPIRY_WARNING_DAYS": Check("7", lambda s: s.BULKOPS_KEY_EXPIRY_WARNING_DAYS, 7),
     "BULKOPS_MAX_UPLOAD_BYTES": Check("1000", lambda s: s.BULKOPS_MAX_UPLOAD_BYTES, 1000),
     "BULKOPS_ENCRYPTION_KEYS": Check("k1,k2", lambda s: s.BULKOPS_ENCRYPTION_KEYS, ["k1", "k2"]),
+    "BULKOPS_CACHE_URL": Check(
+        "redis://:pw@cache.internal:6380/2",
+        lambda s: s.CACHES["default"],
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://cache.internal:6380/2",
+            "OPTIONS": {"password": "pw"},
+        },
+    ),
     "BULKOPS_PARTITION_LEASE": Check("30", lambda s: s.BULKOPS_PARTITION_LEASE, 30),
     "BULKOPS_PARTITION_MAX_ATTEMPTS": Check("5", lambda s: s.BULKOPS_PARTITION_MAX_ATTEMPTS, 5),
     "BULKOPS_CHECK_TIMEOUT": Check("120", lambda s: s.BULKOPS_CHECK_TIMEOUT, 120),
