@@ -39,6 +39,7 @@ from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
 from exports.filter_pushdown import rows_filter
+from exports.finish_hooks import export_finished
 from exports.models import (
     CompartmentMembership,
     ExportFile,
@@ -540,9 +541,10 @@ def finalize_export(job_id: int) -> None:
         updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.FINALIZING).update(
             status=ExportJob.Status.COMPLETED,
             completed_at=now,
-            expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+            expires_at=now + retention(job),
         )
     if updated:
+        export_finished(job.pk)
         sweep_orphans(job)
         job.refresh_from_db()
         record_event(
@@ -559,14 +561,16 @@ def finalize_export(job_id: int) -> None:
 
 
 def fail_export(job_id: int, reason: str) -> None:
+    job = ExportJob.objects.get(pk=job_id)
+    now = timezone.now()
     updated = ExportJob.objects.filter(pk=job_id, status__in=ExportJob.UNFINISHED).update(
         status=ExportJob.Status.FAILED,
         failure_reason=reason[:2000],
-        completed_at=timezone.now(),
-        expires_at=timezone.now() + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+        completed_at=now,
+        expires_at=now + retention(job),
     )
     if updated:
-        job = ExportJob.objects.get(pk=job_id)
+        export_finished(job_id)
         record_event(
             actor_type=AuditEvent.ActorType.SYSTEM,
             actor=client_label(job),
@@ -576,6 +580,12 @@ def fail_export(job_id: int, reason: str) -> None:
             details={"job": str(job.uuid)},
         )
         logger.warning("export failed", extra={"job": job.uuid})
+
+
+def retention(job: ExportJob) -> timedelta:
+    """How long a finished job's files are kept: its own retention (a schedule's), or
+    BULKOPS_EXPORT_RETENTION."""
+    return timedelta(seconds=job.retention or settings.BULKOPS_EXPORT_RETENTION)
 
 
 def client_label(job: ExportJob) -> str:
