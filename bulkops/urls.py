@@ -10,6 +10,7 @@ from bulkops.api import api_not_found
 from bulkops.health import healthz
 from exports.api_urls import urlpatterns as exports_api
 from remotes.public_jwks import published_jwks
+from schedules.api_urls import urlpatterns as schedules_api
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -23,7 +24,7 @@ urlpatterns = [
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
-    path("api/v1/", include(([*accounts_api, *exports_api], "api"))),
+    path("api/v1/", include(([*accounts_api, *exports_api, *schedules_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script
     # (CSP). Swagger UI does add <style> elements, so this page alone allows those.

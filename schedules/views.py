@@ -47,7 +47,7 @@ def schedule_form(request: HttpRequest, schedule_id: str | None = None) -> HttpR
             fields=form.schedule_fields(),
             operator=request.user,
             request=request,
-            base=absolute_url(request, "").rstrip("/"),
+            base=absolute_url(request, "/").rstrip("/"),
             now=timezone.now(),
         )
         messages.success(request, f"Schedule {schedule.name} saved.")
