@@ -118,7 +118,7 @@ class ScheduleInputSerializer(serializers.Serializer):
         max_length=4096, required=False, allow_null=True, help_text="Empty: the console itself."
     )
     level = serializers.ChoiceField(choices=ExportJob.Level.choices)
-    group_id = serializers.CharField(max_length=64, required=False, default="")
+    group_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
     types = serializers.ListField(
         child=serializers.CharField(max_length=64), required=False, max_length=200
     )
@@ -134,15 +134,20 @@ class ScheduleInputSerializer(serializers.Serializer):
     timezone = serializers.CharField(max_length=64, default="UTC", help_text="IANA zone name.")
     retention_hours = serializers.IntegerField(required=False, allow_null=True)
     incremental = serializers.BooleanField(default=False)
-    notify_webhook_url = serializers.CharField(max_length=2000, required=False, default="")
+    notify_webhook_url = serializers.CharField(
+        max_length=2000, required=False, default="", allow_blank=True
+    )
     notify_webhook_secret = serializers.CharField(
         max_length=200,
         required=False,
         default="",
+        allow_blank=True,
         write_only=True,
         help_text="Signs each webhook call; omitted on update: the saved one is kept.",
     )
-    notify_email = serializers.CharField(max_length=254, required=False, default="")
+    notify_email = serializers.CharField(
+        max_length=254, required=False, default="", allow_blank=True
+    )
 
 
 def checked_form(data: dict[str, Any], instance: ExportSchedule | None) -> ScheduleForm:

@@ -24,7 +24,7 @@ from tests.processes import process_env
 pytestmark = [pytest.mark.slow, pytest.mark.packaging]
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("accounts", "bulkops", "exports", "remotes")
+APPS = ("accounts", "bulkops", "exports", "remotes", "schedules")
 # Kept at the checkout's top, carried inside the bulkops package (pyproject.toml).
 PACKAGED_DIRS = {"templates": "bulkops/templates", "static": "bulkops/static"}
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.services import register_client
 from exports.models import ExportJob
+from schedules.models import ExportSchedule
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,7 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         client=client, level="system", request_url="x", transaction_time=timezone.now()
     )
     cid = client.client_id
+    schedule = ExportSchedule.objects.create(name="nightly", level="system", cron="0 2 * * *")
     return {
         "/": READ_ALL,
         "/running/": READ_ALL,
@@ -41,6 +43,10 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         "/tokens/": READ_ALL,
         "/audit/export.csv": AUDIT,
         "/operators/": ADMIN,
+        "/schedules/": READ_ALL,
+        f"/schedules/{schedule.uuid}/": READ_ALL,
+        "/schedules/new/": RUN,
+        f"/schedules/{schedule.uuid}/edit/": RUN,
     }
 
 
@@ -57,3 +63,14 @@ def test_anonymous_visitors_are_sent_to_login(urls) -> None:
         response = Client().get(url)
         assert response.status_code == 302, url
         assert response["Location"].startswith("/accounts/login/"), url
+
+
+@pytest.mark.parametrize("role", ["auditor", None])
+def test_schedule_actions_are_refused_to_readers(console_client, urls, role) -> None:
+    """Pause, resume, run now and delete are POSTs: only admins and operators."""
+    schedule = ExportSchedule.objects.get()
+    browser = console_client(role)
+    for action in ("pause", "resume", "run", "delete"):
+        assert browser.post(f"/schedules/{schedule.uuid}/{action}/").status_code == 403, action
+    assert ExportSchedule.objects.filter(pk=schedule.pk, paused=False).exists()
+    assert not schedule.runs.exists()

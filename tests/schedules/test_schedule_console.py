@@ -69,9 +69,7 @@ def test_a_schedule_that_could_never_start_is_refused_when_saved(console_client,
     assert not ExportSchedule.objects.exists()
 
 
-def test_pause_and_resume_follow_through_to_beat_and_the_audit_trail(
-    console_client, store
-) -> None:
+def test_pause_and_resume_follow_through_to_beat_and_the_audit_trail(console_client, store) -> None:
     browser = console_client("operator")
     browser.post("/schedules/new/", schedule_form())
     schedule = ExportSchedule.objects.get()
