@@ -21,12 +21,11 @@ from bulkops.api import OperatorApi, OperatorListApi, PagePagination, validated
 from bulkops.fhir.type_filters import MAX_TYPE_FILTERS
 from bulkops.outbound.origins import origin_text
 from exports.api import Conflict
-from exports.fhir_http import absolute_url
 from exports.models import ExportJob
 from schedules.forms import ScheduleForm
 from schedules.models import ExportSchedule, ScheduleRun
 from schedules.queries import runs_with_counts
-from schedules.services import delete_schedule, run_schedule, save_schedule, set_paused
+from schedules.services import delete_schedule, run_schedule, set_paused
 
 RUNS_SHOWN = 100
 
@@ -178,15 +177,7 @@ def _api_name(field: str) -> str:
 
 def _save(request: Request, schedule: ExportSchedule | None) -> ExportSchedule:
     data = validated(ScheduleInputSerializer, request.data)
-    form = checked_form(data, schedule)
-    return save_schedule(
-        schedule=schedule,
-        fields=form.schedule_fields(),
-        operator=request.user,
-        request=request,
-        base=absolute_url(request, "/").rstrip("/"),
-        now=timezone.now(),
-    )
+    return checked_form(data, schedule).save(request)
 
 
 class ScheduleListApi(OperatorListApi):

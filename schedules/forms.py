@@ -12,13 +12,15 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.http import HttpRequest
 from django.utils import timezone
 
 from bulkops.fhir.outcome import FhirError
+from exports.fhir_http import absolute_url
 from exports.forms import LaunchForm
 from schedules.cron import WEEKDAYS, CronError, daily, parse_cron, parse_zone, weekly
 from schedules.models import ExportSchedule
-from schedules.services import ScheduleFields, plan_run
+from schedules.services import ScheduleFields, plan_run, save_schedule
 
 FREQUENCIES = [("daily", "Every day"), ("weekly", "Every week"), ("cron", "Cron expression")]
 WEEKDAY_CHOICES = [(i, name.capitalize()) for i, name in enumerate(WEEKDAYS)]
@@ -173,6 +175,17 @@ class ScheduleForm(LaunchForm):
             "notify_webhook_url": data["notify_webhook_url"],
             "notify_email": data["notify_email"],
         }
+
+    def save(self, request: HttpRequest) -> ExportSchedule:
+        """Create or change the schedule as the operator signed in to `request`."""
+        return save_schedule(
+            schedule=self.instance,
+            fields=self.schedule_fields(),
+            operator=request.user,
+            request=request,
+            base=absolute_url(request, "/").rstrip("/"),
+            now=timezone.now(),
+        )
 
     def schedule_fields(self) -> ScheduleFields:
         """The definition for schedules.services.save_schedule; an empty secret field

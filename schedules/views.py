@@ -15,11 +15,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import permission_required
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from bulkops.outbound.origins import origin_text
-from exports.fhir_http import absolute_url
 from schedules.forms import ScheduleForm
 from schedules.models import ExportSchedule
 from schedules.queries import runs_with_counts
-from schedules.services import delete_schedule, run_schedule, save_schedule, set_paused
+from schedules.services import delete_schedule, run_schedule, set_paused
 
 RUNS_SHOWN = 50
 
@@ -42,14 +41,7 @@ def schedule_form(request: HttpRequest, schedule_id: str | None = None) -> HttpR
     schedule = get_schedule(schedule_id) if schedule_id else None
     form = ScheduleForm(request.POST or None, instance=schedule)
     if request.method == "POST" and form.is_valid():
-        schedule = save_schedule(
-            schedule=schedule,
-            fields=form.schedule_fields(),
-            operator=request.user,
-            request=request,
-            base=absolute_url(request, "/").rstrip("/"),
-            now=timezone.now(),
-        )
+        schedule = form.save(request)
         messages.success(request, f"Schedule {schedule.name} saved.")
         return redirect("console:schedule-detail", schedule_id=schedule.uuid)
     return render(request, "schedules/form.html", {"form": form, "schedule": schedule})

@@ -11,18 +11,14 @@ minute boundaries.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.processes import (
-    BIN,
-    ROOT,
+    celery_beat_process,
     celery_worker_process,
     free_port,
     manage,
@@ -61,33 +57,6 @@ def patients(path: Path, *ids: str, gender: str) -> Path:
     lines = [json.dumps({"resourceType": "Patient", "id": pid, "gender": gender}) for pid in ids]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-@contextmanager
-def beat_process(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """`celery beat` exactly as the Procfile starts it."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                str(BIN / "celery"),
-                "-A",
-                "bulkops",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "-S",
-                "django_celery_beat.schedulers:DatabaseScheduler",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def runs(var: Path) -> list[tuple]:
@@ -150,7 +119,7 @@ def test_since_chains_across_a_failed_run_with_real_beat_and_worker(tmp_path) ->
         result = manage(env, *command)
         assert result.returncode == 0, result.stderr
 
-    with beat_process(env, tmp_path / "beat.log"):
+    with celery_beat_process(env, log=tmp_path / "beat.log"):
         with celery_worker_process(env):
             first = wait_for_run(var, 1, "completed", seconds=60)
         assert first[0] >= 9  # the catch-up counted the times beat was down
