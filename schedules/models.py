@@ -117,9 +117,7 @@ class ScheduleRun(models.Model):
 
     @property
     def status(self) -> str:
-        if self.job_id is None:
-            return "not started"
-        return "deleted" if self.job.deleted_at and self.job.is_finished else self.job.status
+        return "not started" if self.job_id is None else self.job.status
 
 
 class Notification(models.Model):

@@ -25,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -114,13 +114,19 @@ def _queue_send(notification_id: int) -> None:
     try:
         send_notification_task.delay(notification_id=notification_id)
     except KombuOperationalError:
-        logger.warning("broker unavailable: notification not sent", extra={"notification": 0})
+        logger.warning(
+            "broker unavailable: notification not sent", extra={"notification": notification_id}
+        )
 
 
 def queue_export_notifications(job_id: int) -> None:
-    """exports.finish_hooks listener: the worker finishing the export only queues."""
+    """exports.finish_hooks listener: the worker finishing the export only queues, and
+    only when someone is to hear of it."""
     from schedules.tasks import notify_export_task
 
+    own = Q(schedule__notify_webhook_url__gt="") | Q(schedule__notify_email__gt="")
+    if not destinations(None) and not ScheduleRun.objects.filter(own, job_id=job_id).exists():
+        return
     try:
         notify_export_task.delay(job_id=job_id)
     except KombuOperationalError:
@@ -143,9 +149,9 @@ def notify_export(job_id: int) -> list[Notification]:
 
 
 def queue_run_notifications(run: ScheduleRun) -> list[Notification]:
-    """A run that comes after missed fire times, or that started nothing, missed its
-    time: say so."""
-    if not run.missed and not run.refusal:
+    """A beat run that comes after missed fire times, or that started nothing, missed
+    its time: say so. (An operator's "run now" that starts nothing is answered there.)"""
+    if run.trigger == ScheduleRun.Trigger.MANUAL or not (run.missed or run.refusal):
         return []
     body = {
         "schedule": schedule_summary(run.schedule),
@@ -238,9 +244,11 @@ def send_email(notification: Notification) -> None:
 
 def deliver(notification_id: int) -> None:
     """Send once; DeliveryFailed when it did not go (the attempt and why are recorded)."""
-    notification = Notification.objects.select_related("schedule").get(pk=notification_id)
-    if notification.status != Notification.Status.PENDING:
-        return
+    notification = (
+        Notification.objects.select_related("schedule").filter(pk=notification_id).first()
+    )
+    if notification is None or notification.status != Notification.Status.PENDING:
+        return  # sent already, or its schedule was deleted meanwhile
     Notification.objects.filter(pk=notification_id).update(attempts=notification.attempts + 1)
     try:
         if notification.channel == Notification.Channel.WEBHOOK:
