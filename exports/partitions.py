@@ -40,6 +40,7 @@ from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
+from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
@@ -597,9 +598,10 @@ def finalize_export(job_id: int) -> None:
         updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.FINALIZING).update(
             status=ExportJob.Status.COMPLETED,
             completed_at=now,
-            expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+            expires_at=now + retention(job),
         )
     if updated:
+        export_finished(job.pk)
         sweep_orphans(job)
         job.refresh_from_db()
         record_job_event(
@@ -609,14 +611,16 @@ def finalize_export(job_id: int) -> None:
 
 
 def fail_export(job_id: int, reason: str) -> None:
+    job = ExportJob.objects.get(pk=job_id)
+    now = timezone.now()
     updated = ExportJob.objects.filter(pk=job_id, status__in=ExportJob.UNFINISHED).update(
         status=ExportJob.Status.FAILED,
         failure_reason=reason[:2000],
-        completed_at=timezone.now(),
-        expires_at=timezone.now() + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+        completed_at=now,
+        expires_at=now + retention(job),
     )
     if updated:
-        job = ExportJob.objects.get(pk=job_id)
+        export_finished(job_id)
         record_job_event(job, "export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason)
         logger.warning("export failed", extra={"job": job.uuid})
 
@@ -639,6 +643,12 @@ def record_job_event(
         reason=reason,
         details={"job": str(job.uuid), **details},
     )
+
+
+def retention(job: ExportJob) -> timedelta:
+    """How long a finished job's files are kept: its own retention (a schedule's), or
+    BULKOPS_EXPORT_RETENTION."""
+    return timedelta(seconds=job.retention or settings.BULKOPS_EXPORT_RETENTION)
 
 
 def client_label(job: ExportJob) -> str:

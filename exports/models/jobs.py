@@ -59,6 +59,8 @@ class ExportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Seconds its files are kept once finished; None: BULKOPS_EXPORT_RETENTION.
+    retention = models.PositiveIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Progress counters, written by partitions at flush points; read by one row fetch.
     partitions_total = models.PositiveIntegerField(default=0)

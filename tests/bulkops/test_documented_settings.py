@@ -189,6 +189,22 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_EMAIL_FROM": Check(
         "ops@example.org", lambda s: s.DEFAULT_FROM_EMAIL, "ops@example.org"
     ),
+    "BULKOPS_NOTIFY_WEBHOOK_URL": Check(
+        "https://hooks.example.org/bulkops",
+        lambda s: s.BULKOPS_NOTIFY_WEBHOOK_URL,
+        "https://hooks.example.org/bulkops",
+        env={"BULKOPS_NOTIFY_WEBHOOK_SECRET": "k"},
+    ),
+    "BULKOPS_NOTIFY_WEBHOOK_SECRET": Check(
+        "shared-secret", lambda s: s.BULKOPS_NOTIFY_WEBHOOK_SECRET, "shared-secret"
+    ),
+    "BULKOPS_NOTIFY_EMAIL": Check(
+        "ops@example.org,oncall@example.org",
+        lambda s: s.BULKOPS_NOTIFY_EMAIL,
+        ["ops@example.org", "oncall@example.org"],
+    ),
+    "BULKOPS_NOTIFY_RETRIES": Check("2", lambda s: s.BULKOPS_NOTIFY_RETRIES, 2),
+    "BULKOPS_NOTIFY_RETRY_DELAY": Check("5", lambda s: s.BULKOPS_NOTIFY_RETRY_DELAY, 5),
 }
 
 # Variables whose effect shows only in a set-up process: value and what PROCESS_PROBE
