@@ -16,6 +16,7 @@ from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
 from bulkops.fhir.outcome import NOT_FOUND, FhirError
 from bulkops.fhir.params import GROUP, SYSTEM, ExportParameters, parse_export_parameters
+from bulkops.fhir.referenced import REFERENCED_TYPES
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import ReadAccess
 from fhirstore.reads import GroupMembership, Resource, check_group_binding, group_exists
@@ -63,6 +64,7 @@ def plan_export(
         level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         access=access,
         filtered=[search.resource_type for search in parameters.type_filters],
+        referenced=() if level == SYSTEM else REFERENCED_TYPES,
     )
     return ExportPlan(parameters, type_plan)
 

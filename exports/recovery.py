@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 
 from exports.models import ExportJob, ExportPartition
 from exports.partitions import ALL_TYPES, fail_export
@@ -77,8 +77,11 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
         run_partition_task.delay(partition_id=partition.pk)
         report.requeued += 1
 
+    # A job whose partitions are all done but which was neither finalised nor given its
+    # referenced partitions: the worker that completed the last one stopped in between.
+    all_done = Q(status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total"))
     for job_id in live.filter(
-        status=ExportJob.Status.FINALIZING, created_at__lt=now - lease
+        all_done | Q(status=ExportJob.Status.FINALIZING), created_at__lt=now - lease
     ).values_list("pk", flat=True):
         finalize_export_task.delay(job_id=job_id)
         report.refinalized += 1
