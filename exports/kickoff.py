@@ -24,6 +24,7 @@ from bulkops.fhir.params import (
     export_path,
     parse_export_parameters,
 )
+from bulkops.fhir.referenced import REFERENCED_TYPES
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import ReadAccess, readable_types
 from fhirstore.reads import GroupMembership, Resource, check_group_binding, group_exists
@@ -91,6 +92,7 @@ def plan_export(
         level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         access=access,
         filtered=[search.resource_type for search in parameters.type_filters],
+        referenced=() if level == SYSTEM else REFERENCED_TYPES,
     )
     return ExportPlan(parameters, type_plan)
 

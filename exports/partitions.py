@@ -35,6 +35,7 @@ from django.utils import timezone
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops.fhir import resource_json
+from bulkops.fhir.compartment import INDEXED_TYPES
 from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
@@ -44,6 +45,12 @@ from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
+from exports.referenced import (
+    ReferenceCollector,
+    close_references,
+    record_references,
+    referenced_rows,
+)
 from exports.row_chunks import Block, read_chunk
 from exports.storage import get_storage
 from fhirstore.reads import CompartmentMembership, Resource, rows_filter
@@ -292,11 +299,14 @@ def partition_chunks(
     `filters` (the job's, parsed once for the partition) narrow the rows as far as the
     database can."""
     all_types = partition.resource_type == ALL_TYPES
-    rows = candidate_rows(job, None if all_types else [partition.resource_type])
+    if partition.referenced:
+        rows = referenced_export_rows(job, partition.resource_type)
+    else:
+        rows = candidate_rows(job, None if all_types else [partition.resource_type])
     pushed = rows_filter(filters, job.types if all_types else [partition.resource_type])
     if pushed is not None:
         rows = rows.filter(pushed)
-    if job.level == SYSTEM:
+    if job.level == SYSTEM or partition.referenced:
         last = partition.lower_id
         while (
             chunk := read_chunk(rows.filter(id__gt=last, id__lte=partition.upper_id), CHUNK_SIZE)
@@ -317,6 +327,75 @@ def partition_chunks(
     for start in range(0, len(ids), PAGE_SIZE):
         if blocks := read_chunk(rows.filter(id__in=ids[start : start + PAGE_SIZE])).blocks:
             yield blocks
+
+
+def referenced_export_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
+    """What a referenced partition writes: the referenced rows of its type, but for those
+    the job's compartment partitions wrote already (a member's own Device)."""
+    rows = referenced_rows(job, resource_type)
+    if resource_type in INDEXED_TYPES:
+        members = member_resource_ids(job, resource_type).values("resource_id")
+        rows = rows.exclude(pk__in=candidate_rows(job, [resource_type]).filter(pk__in=members))
+    return rows
+
+
+def plan_referenced_partitions(job_id: int) -> bool:
+    """Once every compartment partition of a Patient or Group export is done, close the
+    job's references and add a partition set per referenced type (exports/referenced.py).
+    True when partitions were added; the job row lock makes it happen once."""
+    with transaction.atomic():
+        job = (
+            ExportJob.objects.select_for_update()
+            .filter(
+                pk=job_id,
+                status=ExportJob.Status.RUNNING,
+                partitions_done=F("partitions_total"),
+                references_closed=False,
+            )
+            .exclude(level=SYSTEM)
+            .first()
+        )
+        if job is None:
+            return False
+        types = job.referenced_types
+        close_references(job, types)
+        size = settings.BULKOPS_PARTITION_SIZE
+        done_types = set(job.partitions.values_list("resource_type", flat=True))
+        partitions = []
+        for resource_type in types:
+            # After the type's compartment partitions (a Device's), so file names differ.
+            first = job.partitions.filter(resource_type=resource_type).count()
+            ranges = id_ranges(referenced_export_rows(job, resource_type), "id", size)
+            partitions += [
+                ExportPartition(
+                    job=job,
+                    resource_type=resource_type,
+                    sequence=first + number,
+                    lower_id=lower,
+                    upper_id=upper,
+                    rows_planned=rows,
+                    referenced=True,
+                )
+                for number, (lower, upper, rows) in enumerate(ranges)
+            ]
+        ExportPartition.objects.bulk_create(partitions)
+        added_types = {p.resource_type for p in partitions}
+        job.references_closed = True
+        job.partitions_total += len(partitions)
+        job.types_total += len(added_types - done_types)
+        job.types_done -= len(added_types & done_types)  # reopened: a Device's
+        job.rows_planned += sum(p.rows_planned for p in partitions)
+        job.save(
+            update_fields=[
+                "references_closed",
+                "partitions_total",
+                "types_total",
+                "types_done",
+                "rows_planned",
+            ]
+        )
+    logger.info("references planned", extra={"job": job.uuid, "partition": len(partitions)})
+    return bool(partitions)
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
@@ -352,13 +431,15 @@ def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPart
     return partition
 
 
-def run_partition(*, partition_id: int, worker: str) -> None:
+def run_partition(*, partition_id: int, worker: str) -> list[int]:
+    """Run the partition; return the ids of partitions its completion added (those
+    reading the resources the job's output refers to), for the caller to start."""
     partition = claim_partition(partition_id, worker, timezone.now())
     if partition is None:
-        return
+        return []
     job = partition.job
     if job.status != ExportJob.Status.RUNNING:
-        return
+        return []
     discard_files(ExportFile.objects.filter(partition=partition))
     files = TypedNdjsonFiles(
         get_storage(),
@@ -367,7 +448,8 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     )
     filters = job_filters(job)
     wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
-    write_chunk = ChunkWriter(job, files, filters, wanted)
+    references = ReferenceCollector([] if partition.referenced else job.referenced_types)
+    write_chunk = ChunkWriter(job, files, filters, wanted, references)
     with files:
         chunks = partition_chunks(job, partition, filters)
         for exported in written_while_reading(write_chunk, chunks):
@@ -378,8 +460,8 @@ def run_partition(*, partition_id: int, worker: str) -> None:
                     "partition stopped: its job ended or another worker took it over",
                     extra={"job": job.uuid},
                 )
-                return
-    complete_partition(partition, files.written)
+                return []
+    return complete_partition(partition, files.written, references.keys)
 
 
 def written_while_reading(
@@ -405,15 +487,22 @@ def written_while_reading(
 
 
 class ChunkWriter:
-    """Writes a chunk's blocks to the partition's files; returns how many resources it
-    wrote (tombstones, written as deleted[] entries, are not counted)."""
+    """Writes a chunk's blocks to the partition's files and shows the lines to `noted`;
+    returns how many resources it wrote (tombstones, written as deleted[] entries, are
+    not counted)."""
 
     def __init__(
-        self, job: ExportJob, files: TypedNdjsonFiles, filters: TypeFilters, wanted: set[str]
+        self,
+        job: ExportJob,
+        files: TypedNdjsonFiles,
+        filters: TypeFilters,
+        wanted: set[str],
+        noted: Callable[[bytes], None],
     ) -> None:
         self.files = files
         self.to_lines = LineMaker(job, filters)
         self.wanted = wanted  # an all-types partition reads rows of any type
+        self.noted = noted
 
     def __call__(self, blocks: list[Block]) -> int:
         exported = 0
@@ -423,14 +512,16 @@ class ChunkWriter:
             if block.deleted:
                 write_deletions(self.files.writer(block.resource_type, deleted=True), block)
             else:
-                exported += self.to_lines(self.files.writer(block.resource_type), block)
+                count, lines = self.to_lines(self.files.writer(block.resource_type), block)
+                self.noted(lines)
+                exported += count
         return exported
 
 
 class LineMaker:
-    """Writes a block of stored bodies as NDJSON lines and says how many: verbatim, or
-    only those its type's `_typeFilter` filters keep (still verbatim), or their
-    `_elements` subsets. Only the last two parse a body."""
+    """Writes a block of stored bodies as NDJSON lines and returns how many and the lines
+    written: verbatim, or only those its type's `_typeFilter` filters keep (still
+    verbatim), or their `_elements` subsets. Only the last two parse a body."""
 
     def __init__(self, job: ExportJob, filters: TypeFilters) -> None:
         self.selections = [
@@ -440,7 +531,7 @@ class LineMaker:
         self.names: dict[str, frozenset[str] | None] = {}
         self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
-    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> int:
+    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> tuple[int, bytes]:
         resource_type = block.resource_type
         if resource_type not in self.names:
             self.names[resource_type] = selected_elements(self.selections, resource_type)
@@ -448,7 +539,7 @@ class LineMaker:
         names, keep = self.names[resource_type], self.keep[resource_type]
         if names is None and keep is None:
             writer.write_block(block.records, block.count)
-            return block.count
+            return block.count, block.records
         lines = []
         for body in block.records.split(b"\n"):
             resource = resource_json.loads(body)
@@ -460,7 +551,7 @@ class LineMaker:
                 subset = subset_resource(resource, names)
                 lines.append(resource_json.dumps(subset).encode())
         writer.write_records(lines)
-        return len(lines)
+        return len(lines), b"\n".join(lines)
 
 
 def write_deletions(writer: RotatingNdjsonWriter, block: Block) -> None:
@@ -494,8 +585,12 @@ def record_chunk(partition: ExportPartition, exported: int) -> bool:
 
 
 def complete_partition(
-    partition: ExportPartition, written: list[tuple[str, bool, WrittenFile]]
-) -> None:
+    partition: ExportPartition,
+    written: list[tuple[str, bool, WrittenFile]],
+    references: set[tuple[str, str]],
+) -> list[int]:
+    """Record the partition's files and references; return the ids of partitions its
+    completion added (`begin_finalizing`)."""
     job = partition.job
     with transaction.atomic():
         # The job row lock serialises completions, so "last of its type" is race-free.
@@ -510,7 +605,8 @@ def complete_partition(
         if not marked:
             keys = [file.key for _, _, file in written]
             transaction.on_commit(lambda: discard_if_deleted(job.pk, keys))
-            return
+            return []
+        record_references(partition, references)
         ExportFile.objects.bulk_create(
             [
                 ExportFile(
@@ -530,7 +626,7 @@ def complete_partition(
             types_done=F("types_done") + types_finished(running, partition),
             rows_done=F("rows_done") + partition.rows_planned,
         )
-    begin_finalizing(job.pk)
+    return begin_finalizing(job.pk)
 
 
 def this_attempt(partition: ExportPartition) -> dict[str, Any]:
@@ -557,13 +653,22 @@ def types_finished(job: ExportJob, partition: ExportPartition) -> int:
     return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 
-def begin_finalizing(job_id: int) -> None:
-    """The partition that finishes last (and only it) finalises the job."""
+def begin_finalizing(job_id: int) -> list[int]:
+    """The partition that finishes last (and only it) finalises the job, unless the job
+    still has referenced resources to export: then it adds their partitions and returns
+    their ids, for the caller to start."""
+    if plan_referenced_partitions(job_id):
+        return list(
+            ExportPartition.objects.filter(
+                job_id=job_id, status=ExportPartition.Status.PENDING
+            ).values_list("pk", flat=True)
+        )
     finishing = ExportJob.objects.filter(
         pk=job_id, status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total")
     ).update(status=ExportJob.Status.FINALIZING)
     if finishing:
         finalize_export(job_id)
+    return []
 
 
 def finalize_export(job_id: int) -> None:

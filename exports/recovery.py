@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob, ExportPartition
@@ -84,8 +84,11 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
         )
         report.requeued += 1
 
+    # A job whose partitions are all done but which was neither finalised nor given its
+    # referenced partitions: the worker that completed the last one stopped in between.
+    all_done = Q(status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total"))
     for job in live.filter(
-        status=ExportJob.Status.FINALIZING, created_at__lt=now - lease
+        all_done | Q(status=ExportJob.Status.FINALIZING), created_at__lt=now - lease
     ).select_related("client"):
         enqueue(FINALIZE_EXPORT, job_id=job.pk)
         record_recovery(job, "Finalising did not finish; it was queued again.")

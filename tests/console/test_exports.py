@@ -69,13 +69,13 @@ def test_scope_lint_shows_the_warning_the_api_writes(
     console_client, store, make_fhir_client, jwk_a, patient_reader
 ):
     api_client = make_fhir_client(jwk_a, scopes="system/Patient.read")
-    api_client.kick_off("/fhir/Group/g1/$export?_type=Patient,Observation,Practitioner")
+    api_client.kick_off("/fhir/Group/g1/$export?_type=Patient,Observation,Binary")
     api_warnings = ExportJob.objects.get().warnings
     assert len(api_warnings) == 2
 
     response = console_client("operator").post(
         "/exports/new/lint/",
-        launch_data(patient_reader, types="Patient,Observation,Practitioner"),
+        launch_data(patient_reader, types="Patient,Observation,Binary"),
         headers={"HX-Request": "true"},
     )
     page = response.content.decode()

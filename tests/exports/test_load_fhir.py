@@ -72,7 +72,7 @@ def test_compartment_index_follows_the_definition_for_loaded_data(load_fhir):
         "ExplanationOfBenefit",
         "Provenance",
     } <= in_compartment
-    assert not {"Device", "Practitioner", "Organization", "Location"} & in_compartment
+    assert not {"Practitioner", "Organization", "Location"} & in_compartment
     practitioner = Resource.objects.get(resource_type="Practitioner")
     assert not practitioner.compartments.exists()
 
