@@ -100,7 +100,7 @@ def test_a_late_attempt_keeps_the_files_of_the_worker_that_took_its_partition_ov
 
     with django_capture_on_commit_callbacks(execute=True):
         complete_partition(
-            late, [("Observation", False, WrittenFile(file.storage_key, 6, file.size_bytes))]
+            late, [("Observation", False, WrittenFile(file.storage_key, 6, file.size_bytes))], set()
         )
 
     assert len(downloaded_lines(client_a, file)) == 6
@@ -125,11 +125,11 @@ def test_of_two_attempts_on_one_celery_node_the_one_holding_the_partition_comple
     written = [("Observation", False, WrittenFile(key, 6, len(content)))]
 
     with django_capture_on_commit_callbacks(execute=True):
-        complete_partition(late, written)
+        complete_partition(late, written, set())
     job.refresh_from_db()
     assert job.status == ExportJob.Status.RUNNING
     with django_capture_on_commit_callbacks(execute=True):
-        complete_partition(current, written)
+        complete_partition(current, written, set())
 
     job.refresh_from_db()
     assert job.status == ExportJob.Status.COMPLETED
