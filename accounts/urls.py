@@ -62,7 +62,8 @@ urlpatterns = [
         {"action": "enable"},
         name="client-enable",
     ),
-    # Export and data pages live in the exports app but share the console namespace.
+    # Export, data and schedule pages live in their apps but share the console namespace.
     path("", include("exports.urls")),
     path("", include("fhirstore.urls")),
+    path("", include("schedules.urls")),
 ]

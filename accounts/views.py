@@ -26,6 +26,7 @@ from accounts.roles import VIEW_AUDIT, VIEW_CONSOLE
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
 from exports.file_audit import describe_read, read_url
 from exports.models import ExportJob
+from schedules.notify import recent_failures
 
 AUDIT_PAGE_SIZE = 50
 RECENT = 10
@@ -50,6 +51,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "disabled_clients": [c for c in clients if not c.is_active],
         "idle_clients": [c for c in clients if c.is_active and not c.exports_anything],
         "expiring_keys": keys_near_expiry(now),
+        "notification_failures": recent_failures(now),
     }
     return render(request, "console/dashboard.html", context)
 

@@ -9,6 +9,8 @@ streamed to a file; PostgreSQL: COPY ... TO STDOUT), measured minutes apart.
         python -m bench --workers 1 2 4 --broker redis://127.0.0.1:6379/0
                                                  # scale-out: speed-up against 1 worker
     python -m bench --tiny                       # seconds; what the smoke test runs
+    sudo python -m bench --hosts 1 2 4           # worker hosts in network namespaces,
+                                                 # speed-up and CPU per host (bench/hosts.py)
 
 Per store size: the raw dump baseline; system exports (plain, and with a `_typeFilter`
 that keeps about 10% of the Observations) and Group exports at each worker count;
@@ -37,13 +39,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loading import loading_rates  # noqa: E402 - needs ROOT on sys.path
+from bench.hosts import host_scaling, print_hosts_table  # noqa: E402 - needs ROOT on sys.path
+from bench.loading import loading_rates  # noqa: E402
 from bench.measure import (  # noqa: E402
     BenchStore,
     kickoff_latency,
     profiled,
     purge_tasks,
-    raw_dump_seconds,
+    raw_dump,
     run_export,
     status_latency,
     token_latency,
@@ -80,6 +83,16 @@ def main() -> None:
         "export and of the web server under the largest token load",
     )
     parser.add_argument("--tiny", action="store_true", help="a few hundred resources, quick")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        nargs="+",
+        help="only this: a system export with each number of worker hosts, each a network "
+        "namespace around a services host of its own (needs root)",
+    )
+    parser.add_argument(
+        "--hosts-resources", type=int, default=50_000, help="store size for --hosts"
+    )
     args = parser.parse_args()
     if args.tiny:
         args.resources, args.workers, args.concurrency, args.loading = [300], [1], [2], 300
@@ -88,6 +101,9 @@ def main() -> None:
     # which reads bulkops settings (BULKOPS_OUTBOUND_PROXY); their state stays here.
     os.environ.setdefault("BULKOPS_VAR_DIR", str(args.var_root))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulkops.settings")
+    if args.hosts:
+        hosts_bench(args)
+        return
 
     results: list[dict[str, Any]] = []
     for target in args.resources:
@@ -97,6 +113,19 @@ def main() -> None:
         patients = max(2, round(args.loading / RESOURCES_PER_PATIENT))
         results += loading_rates(args.var_root, os.environ.get("DATABASE_URL", ""), patients)
     print_table(results)
+    write_results(results, args)
+
+
+def hosts_bench(args: argparse.Namespace) -> None:
+    args.var_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="hosts-", dir=args.var_root))
+    results = host_scaling(args.hosts, args.hosts_resources, work_dir)
+    print_hosts_table(results)
+    write_results(results, args)
+
+
+def write_results(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """The load average at the end (on the screen and in the results), then the JSON."""
     load = os.getloadavg()
     results.append({"bench": "load average at the end (1/5/15 min)", "load_average": load})
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -107,13 +136,14 @@ def main() -> None:
 
 def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str, Any]]:
     """Baseline, exports at each worker count, then the web tier under load."""
-    baseline = raw_dump_seconds(store)
+    baseline, baseline_bytes = raw_dump(store)
     results: list[dict[str, Any]] = [
         {
             "bench": "raw dump baseline",
             "db": store.vendor,
             "resources": store.resources,
             "seconds": baseline,
+            "bytes": baseline_bytes,
         }
     ]
     first: float | None = None
@@ -141,6 +171,11 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
                 group.update(
                     bench=f"Group export, {store.group_size} members, {workers} worker(s)",
                     store_resources=store.resources,
+                    # Its targets: per resource within 1.5 x the system export, per byte
+                    # within 2 x the raw dump (the dump's rate applied to its own bytes).
+                    vs_system_per_resource=per_item(group, "resources")
+                    / per_item(row, "resources"),
+                    ratio_to_baseline=per_item(group, "bytes") / (baseline / baseline_bytes),
                 )
                 results.append(group)
     with web_server(store.env, workers=2) as base:
@@ -163,6 +198,11 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
                 results.append(row)
     purge_tasks(store)
     return results
+
+
+def per_item(row: dict[str, Any], unit: str) -> float:
+    """Seconds an export spent per resource or per byte."""
+    return row["seconds"] / max(1, row[unit])
 
 
 # Generated Observations are six vital signs in equal shares; heart rates are uniform
@@ -208,6 +248,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{row.get('worker_peak_rss_mb', 0):>10.0f}{row.get('web_peak_rss_mb', 0):>8.0f}"
             + web_columns(row)
             + filter_columns(row)
+            + group_columns(row)
         )
 
 
@@ -217,6 +258,15 @@ def filter_columns(row: dict[str, Any]) -> str:
     return (
         f"  scanned {row['scanned']:,} stored at {row['scanned_per_s']:,.0f}/s: "
         f"{row['vs_unfiltered']:.2f} x the unfiltered rate"
+    )
+
+
+def group_columns(row: dict[str, Any]) -> str:
+    if "vs_system_per_resource" not in row:
+        return ""
+    return (
+        f"  {row['vs_system_per_resource']:.2f} x the system export's time per resource; "
+        f"x base per byte written"
     )
 
 

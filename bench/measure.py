@@ -180,14 +180,15 @@ def purge_tasks(store: BenchStore) -> None:
     )
 
 
-def raw_dump_seconds(store: BenchStore) -> float:
-    """The fastest plain dump of the same live bodies to a file, one per line: the
-    better of two, because the first may read from disk what the exports after it find
-    in the page cache (a 5M COPY took 16.71 s once and 8.02-11.76 s in other runs)."""
+def raw_dump(store: BenchStore) -> tuple[float, int]:
+    """Seconds and bytes of the fastest plain dump of the same live bodies to a file, one
+    per line: the better of two, because the first may read from disk what the exports
+    after it find in the page cache (a 5M COPY took 16.71 s once and 8.02-11.76 s in
+    other runs)."""
     return min(_raw_dump_once(store) for _ in range(2))
 
 
-def _raw_dump_once(store: BenchStore) -> float:
+def _raw_dump_once(store: BenchStore) -> tuple[float, int]:
     out = store.var_dir / "raw-dump.ndjson"
     started = time.perf_counter()
     if store.vendor == "postgresql":
@@ -211,8 +212,9 @@ def _raw_dump_once(store: BenchStore) -> float:
                 handle.write("\n")
         connection.close()
     elapsed = time.perf_counter() - started
+    size = out.stat().st_size
     out.unlink()
-    return elapsed
+    return elapsed, size
 
 
 def tree_peak_rss_mb(pid: int) -> float:
@@ -273,6 +275,7 @@ def run_export(
         "resources": resources,
         "seconds": seconds,
         "resources_per_s": resources / seconds,
+        "bytes": size,
         "mb_per_s": size / 1e6 / seconds,
         **peaks,
     }

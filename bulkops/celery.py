@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 from celery import Celery, Task
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import beat_init, celeryd_init, setup_logging, task_postrun, task_prerun
+from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bulkops.settings")
@@ -34,3 +35,17 @@ def drop_unusable_connections(task: Task, **kwargs: object) -> None:
     its caller's connection and leaves it alone."""
     if not task.request.is_eager:
         close_old_connections()
+
+
+@celeryd_init.connect
+@beat_init.connect
+def refuse_unshared_settings_at_start(**kwargs: object) -> None:
+    """A worker or beat of a multi-host installation missing a shared setting stops
+    before it takes a task (bulkops/multihost.py). SystemExit, because Celery logs and
+    ignores any Exception a signal receiver raises."""
+    from bulkops.multihost import refuse_unshared_settings
+
+    try:
+        refuse_unshared_settings()
+    except ImproperlyConfigured as error:
+        raise SystemExit(f"ImproperlyConfigured: {error}") from None

@@ -12,6 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from bulkops.cache_url import cache_from_url
 from bulkops.email_url import parse_email_url
 from bulkops.env import (
     env_bool,
@@ -35,7 +36,11 @@ _DEFAULT_VAR_DIR = Path("var").resolve() if INSTALLED else BASE_DIR / "var"
 VAR_DIR = Path(env_str("BULKOPS_VAR_DIR", str(_DEFAULT_VAR_DIR))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env_secret("SECRET_KEY") or persistent_secret(VAR_DIR / "secret_key")
+_GIVEN_SECRET_KEY = env_secret("SECRET_KEY")
+SECRET_KEY = _GIVEN_SECRET_KEY or persistent_secret(VAR_DIR / "secret_key")
+# A generated key is this host's alone: a multi-host installation must give one
+# (bulkops/multihost.py refuses to start without it).
+BULKOPS_SECRET_KEY_GENERATED = not _GIVEN_SECRET_KEY
 # Fernet keys for secrets stored encrypted (remotes.crypto), newest first; empty: derived
 # from SECRET_KEY.
 BULKOPS_ENCRYPTION_KEYS = [k for k in (env_secret("BULKOPS_ENCRYPTION_KEYS") or "").split(",") if k]
@@ -60,10 +65,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "accounts",
     "fhirstore",
     "exports",
     "remotes",
+    "schedules",
     "submissions",
 ]
 
@@ -244,7 +251,8 @@ BULKOPS_BASE_URL = env_str("BULKOPS_BASE_URL", "").rstrip("/")
 # Without BULKOPS_EMAIL_URL nothing is sent and the sign-in page offers no reset link. The
 # URL holds a password, so it is not kept as a setting of its own (debug pages show those).
 _email = parse_email_url(env_secret("BULKOPS_EMAIL_URL") or "")
-BULKOPS_PASSWORD_RESET_BY_EMAIL = _email.sends_mail
+# Mail goes out: password resets, and export notifications to BULKOPS_NOTIFY_EMAIL.
+BULKOPS_SENDS_EMAIL = BULKOPS_PASSWORD_RESET_BY_EMAIL = _email.sends_mail
 EMAIL_BACKEND = _email.backend
 EMAIL_HOST = _email.host
 EMAIL_PORT = _email.port
@@ -410,6 +418,8 @@ BULKOPS_PARTITION_MAX_ATTEMPTS = env_int("BULKOPS_PARTITION_MAX_ATTEMPTS", 3, mi
 # A server check not finished after this many seconds is ended as an error (its worker died).
 BULKOPS_CHECK_TIMEOUT = env_int("BULKOPS_CHECK_TIMEOUT", 900, minimum=60)
 BULKOPS_REAPER_INTERVAL = env_int("BULKOPS_REAPER_INTERVAL", 60, minimum=1)
+# Beat keeps its schedule in the database (django-celery-beat's DatabaseScheduler, chosen
+# by `celery beat -S`): these entries and every scheduled export (schedules app).
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "exports.tasks.expire_exports_task", "schedule": 300.0},
@@ -424,9 +434,27 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Django's cache, where the operator API's throttles count: each process's own memory,
+# or a Redis every web process on every host shares (BULKOPS_CACHE_URL). Its password
+# goes into OPTIONS, a key Django's debug pages hide, not into LOCATION.
+CACHES = {"default": cache_from_url(env_secret("BULKOPS_CACHE_URL") or "")}
+
+# Notifications (README "Schedules and notifications"): a webhook and/or mail for every
+# export that completes or fails and every schedule that misses its time, besides each
+# schedule's own destinations. The webhook's body is signed with the secret (HMAC-SHA256);
+# a failed delivery is tried again BULKOPS_NOTIFY_RETRIES times, after
+# BULKOPS_NOTIFY_RETRY_DELAY seconds, then twice that, and so on.
+BULKOPS_NOTIFY_WEBHOOK_URL = env_str("BULKOPS_NOTIFY_WEBHOOK_URL", "")
+BULKOPS_NOTIFY_WEBHOOK_SECRET = env_secret("BULKOPS_NOTIFY_WEBHOOK_SECRET") or ""
+if BULKOPS_NOTIFY_WEBHOOK_URL and not BULKOPS_NOTIFY_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("BULKOPS_NOTIFY_WEBHOOK_URL needs BULKOPS_NOTIFY_WEBHOOK_SECRET")
+BULKOPS_NOTIFY_EMAIL = [a for a in env_str("BULKOPS_NOTIFY_EMAIL", "").split(",") if a.strip()]
+BULKOPS_NOTIFY_RETRIES = env_int("BULKOPS_NOTIFY_RETRIES", 5, minimum=0)
+BULKOPS_NOTIFY_RETRY_DELAY = env_int("BULKOPS_NOTIFY_RETRY_DELAY", 30, minimum=1)
+
 # Operator JSON API (README "Operator API"). Token or session auth (session keeps DRF's
-# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", per process
-# unless a shared CACHES backend is configured.
+# CSRF check); throttle rates are DRF's "<n>/<second|minute|hour|day>", counted in
+# CACHES.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api_auth.ApiTokenAuthentication",

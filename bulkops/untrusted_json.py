@@ -21,6 +21,8 @@ import re
 from itertools import accumulate
 from typing import Any
 
+from bulkops.fhir import resource_json
+
 MAX_DEPTH = 100
 
 # String literals, escapes included (a quoted bracket does not nest). An unterminated
@@ -58,6 +60,12 @@ def loads(data: str | bytes | bytearray, **options: Any) -> Any:
         raise
     except ValueError as error:  # e.g. an integer of more than 4300 digits
         raise UnacceptableJson(str(error)) from None
+
+
+def loads_resource(data: str | bytes | bytearray) -> Any:
+    """`loads` for FHIR data from outside: decimals kept as written, NaN and Infinity
+    refused (bulkops.fhir.resource_json)."""
+    return loads(data, **resource_json.PARSE_OPTIONS)
 
 
 def _nests_too_deep(text: str) -> bool:

@@ -12,6 +12,7 @@ from exports.fhir_urls import urlpatterns as export_fhir
 from fhirstore.api_urls import urlpatterns as store_api
 from fhirstore.fhir_urls import urlpatterns as store_fhir
 from remotes.public_jwks import published_jwks
+from schedules.api_urls import urlpatterns as schedules_api
 from submissions.fhir_urls import urlpatterns as submit_fhir
 
 urlpatterns = [
@@ -26,7 +27,7 @@ urlpatterns = [
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
-    path("api/v1/", include(([*accounts_api, *store_api, *exports_api], "api"))),
+    path("api/v1/", include(([*accounts_api, *store_api, *exports_api, *schedules_api], "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script
     # (CSP). Swagger UI does add <style> elements, so this page alone allows those.

@@ -5,3 +5,8 @@ class ExportsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "exports"
     verbose_name = "Exports"
+
+    def ready(self) -> None:
+        """Registers the system check that refuses a host of a multi-host installation
+        missing a shared setting (workers and web hosts share exports' state)."""
+        import bulkops.multihost  # noqa: F401

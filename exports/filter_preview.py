@@ -10,13 +10,13 @@ the page says it is an estimate. The count is of the whole store, before level, 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Max, Min
 
+from bulkops.fhir import resource_json
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.search import Criterion, TypeSearch
 from bulkops.fhir.type_filters import parse_filters
@@ -117,4 +117,4 @@ def count_matches(search: TypeSearch) -> MatchCount:
 
 
 def _matched(search: TypeSearch, bodies: list[str]) -> int:
-    return sum(search.matches(json.loads(body)) for body in bodies)
+    return sum(search.matches(resource_json.loads(body)) for body in bodies)

@@ -17,10 +17,31 @@ from django.conf import settings
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
 from bulkops.fhir.outcome import NOT_FOUND, FhirError
-from bulkops.fhir.params import GROUP, SYSTEM, ExportParameters, parse_export_parameters
+from bulkops.fhir.params import (
+    GROUP,
+    SYSTEM,
+    ExportParameters,
+    export_path,
+    parse_export_parameters,
+)
+from bulkops.fhir.referenced import REFERENCED_TYPES
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
-from bulkops.fhir.scopes import ReadAccess
+from bulkops.fhir.scopes import ReadAccess, readable_types
 from fhirstore.reads import GroupMembership, Resource, check_group_binding, group_exists
+
+# The console exporting on its own behalf reads every type (no scopes, no binding).
+CONSOLE_ACCESS = readable_types(["system/*.read"])
+
+
+def access_for(client: Any) -> ReadAccess:
+    """What a token with all of the client's registered scopes could read (None: the
+    console itself)."""
+    return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
+
+
+def kickoff_path(level: str, group_id: str) -> str:
+    """The FHIR kick-off path of a level, for the manifest's `request` URL."""
+    return f"/fhir{export_path(level, group_id)}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +92,7 @@ def plan_export(
         level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
         access=access,
         filtered=[search.resource_type for search in parameters.type_filters],
+        referenced=() if level == SYSTEM else REFERENCED_TYPES,
     )
     return ExportPlan(parameters, type_plan)
 

@@ -21,7 +21,6 @@ under the same file names.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,14 +34,23 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops.fhir import resource_json
+from bulkops.fhir.compartment import INDEXED_TYPES
 from bulkops.fhir.elements import selected_elements, subset_resource
 from bulkops.fhir.manifest import deletion_bundle_line, warning_outcome_line
 from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
+from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
+from exports.referenced import (
+    ReferenceCollector,
+    close_references,
+    record_references,
+    referenced_rows,
+)
 from exports.row_chunks import Block, read_chunk
 from exports.storage import get_storage
 from fhirstore.reads import CompartmentMembership, Resource, rows_filter
@@ -291,11 +299,14 @@ def partition_chunks(
     `filters` (the job's, parsed once for the partition) narrow the rows as far as the
     database can."""
     all_types = partition.resource_type == ALL_TYPES
-    rows = candidate_rows(job, None if all_types else [partition.resource_type])
+    if partition.referenced:
+        rows = referenced_export_rows(job, partition.resource_type)
+    else:
+        rows = candidate_rows(job, None if all_types else [partition.resource_type])
     pushed = rows_filter(filters, job.types if all_types else [partition.resource_type])
     if pushed is not None:
         rows = rows.filter(pushed)
-    if job.level == SYSTEM:
+    if job.level == SYSTEM or partition.referenced:
         last = partition.lower_id
         while (
             chunk := read_chunk(rows.filter(id__gt=last, id__lte=partition.upper_id), CHUNK_SIZE)
@@ -316,6 +327,75 @@ def partition_chunks(
     for start in range(0, len(ids), PAGE_SIZE):
         if blocks := read_chunk(rows.filter(id__in=ids[start : start + PAGE_SIZE])).blocks:
             yield blocks
+
+
+def referenced_export_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
+    """What a referenced partition writes: the referenced rows of its type, but for those
+    the job's compartment partitions wrote already (a member's own Device)."""
+    rows = referenced_rows(job, resource_type)
+    if resource_type in INDEXED_TYPES:
+        members = member_resource_ids(job, resource_type).values("resource_id")
+        rows = rows.exclude(pk__in=candidate_rows(job, [resource_type]).filter(pk__in=members))
+    return rows
+
+
+def plan_referenced_partitions(job_id: int) -> bool:
+    """Once every compartment partition of a Patient or Group export is done, close the
+    job's references and add a partition set per referenced type (exports/referenced.py).
+    True when partitions were added; the job row lock makes it happen once."""
+    with transaction.atomic():
+        job = (
+            ExportJob.objects.select_for_update()
+            .filter(
+                pk=job_id,
+                status=ExportJob.Status.RUNNING,
+                partitions_done=F("partitions_total"),
+                references_closed=False,
+            )
+            .exclude(level=SYSTEM)
+            .first()
+        )
+        if job is None:
+            return False
+        types = job.referenced_types
+        close_references(job, types)
+        size = settings.BULKOPS_PARTITION_SIZE
+        done_types = set(job.partitions.values_list("resource_type", flat=True))
+        partitions = []
+        for resource_type in types:
+            # After the type's compartment partitions (a Device's), so file names differ.
+            first = job.partitions.filter(resource_type=resource_type).count()
+            ranges = id_ranges(referenced_export_rows(job, resource_type), "id", size)
+            partitions += [
+                ExportPartition(
+                    job=job,
+                    resource_type=resource_type,
+                    sequence=first + number,
+                    lower_id=lower,
+                    upper_id=upper,
+                    rows_planned=rows,
+                    referenced=True,
+                )
+                for number, (lower, upper, rows) in enumerate(ranges)
+            ]
+        ExportPartition.objects.bulk_create(partitions)
+        added_types = {p.resource_type for p in partitions}
+        job.references_closed = True
+        job.partitions_total += len(partitions)
+        job.types_total += len(added_types - done_types)
+        job.types_done -= len(added_types & done_types)  # reopened: a Device's
+        job.rows_planned += sum(p.rows_planned for p in partitions)
+        job.save(
+            update_fields=[
+                "references_closed",
+                "partitions_total",
+                "types_total",
+                "types_done",
+                "rows_planned",
+            ]
+        )
+    logger.info("references planned", extra={"job": job.uuid, "partition": len(partitions)})
+    return bool(partitions)
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
@@ -351,13 +431,15 @@ def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPart
     return partition
 
 
-def run_partition(*, partition_id: int, worker: str) -> None:
+def run_partition(*, partition_id: int, worker: str) -> list[int]:
+    """Run the partition; return the ids of partitions its completion added (those
+    reading the resources the job's output refers to), for the caller to start."""
     partition = claim_partition(partition_id, worker, timezone.now())
     if partition is None:
-        return
+        return []
     job = partition.job
     if job.status != ExportJob.Status.RUNNING:
-        return
+        return []
     discard_files(ExportFile.objects.filter(partition=partition))
     files = TypedNdjsonFiles(
         get_storage(),
@@ -366,16 +448,20 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     )
     filters = job_filters(job)
     wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
-    write_chunk = ChunkWriter(job, files, filters, wanted)
+    references = ReferenceCollector([] if partition.referenced else job.referenced_types)
+    write_chunk = ChunkWriter(job, files, filters, wanted, references)
     with files:
         chunks = partition_chunks(job, partition, filters)
         for exported in written_while_reading(write_chunk, chunks):
             if not record_chunk(partition, exported):
                 files.abort()
-                discard_keys([file.key for _, _, file in files.written])
-                logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
-                return
-    complete_partition(partition, files.written)
+                discard_if_deleted(job.pk, [file.key for _, _, file in files.written])
+                logger.info(
+                    "partition stopped: its job ended or another worker took it over",
+                    extra={"job": job.uuid},
+                )
+                return []
+    return complete_partition(partition, files.written, references.keys)
 
 
 def written_while_reading(
@@ -401,15 +487,22 @@ def written_while_reading(
 
 
 class ChunkWriter:
-    """Writes a chunk's blocks to the partition's files; returns how many resources it
-    wrote (tombstones, written as deleted[] entries, are not counted)."""
+    """Writes a chunk's blocks to the partition's files and shows the lines to `noted`;
+    returns how many resources it wrote (tombstones, written as deleted[] entries, are
+    not counted)."""
 
     def __init__(
-        self, job: ExportJob, files: TypedNdjsonFiles, filters: TypeFilters, wanted: set[str]
+        self,
+        job: ExportJob,
+        files: TypedNdjsonFiles,
+        filters: TypeFilters,
+        wanted: set[str],
+        noted: Callable[[bytes], None],
     ) -> None:
         self.files = files
         self.to_lines = LineMaker(job, filters)
         self.wanted = wanted  # an all-types partition reads rows of any type
+        self.noted = noted
 
     def __call__(self, blocks: list[Block]) -> int:
         exported = 0
@@ -419,14 +512,16 @@ class ChunkWriter:
             if block.deleted:
                 write_deletions(self.files.writer(block.resource_type, deleted=True), block)
             else:
-                exported += self.to_lines(self.files.writer(block.resource_type), block)
+                count, lines = self.to_lines(self.files.writer(block.resource_type), block)
+                self.noted(lines)
+                exported += count
         return exported
 
 
 class LineMaker:
-    """Writes a block of stored bodies as NDJSON lines and says how many: verbatim, or
-    only those its type's `_typeFilter` filters keep (still verbatim), or their
-    `_elements` subsets. Only the last two parse a body."""
+    """Writes a block of stored bodies as NDJSON lines and returns how many and the lines
+    written: verbatim, or only those its type's `_typeFilter` filters keep (still
+    verbatim), or their `_elements` subsets. Only the last two parse a body."""
 
     def __init__(self, job: ExportJob, filters: TypeFilters) -> None:
         self.selections = [
@@ -436,7 +531,7 @@ class LineMaker:
         self.names: dict[str, frozenset[str] | None] = {}
         self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
-    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> int:
+    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> tuple[int, bytes]:
         resource_type = block.resource_type
         if resource_type not in self.names:
             self.names[resource_type] = selected_elements(self.selections, resource_type)
@@ -444,19 +539,19 @@ class LineMaker:
         names, keep = self.names[resource_type], self.keep[resource_type]
         if names is None and keep is None:
             writer.write_block(block.records, block.count)
-            return block.count
+            return block.count, block.records
         lines = []
         for body in block.records.split(b"\n"):
-            resource = json.loads(body)
+            resource = resource_json.loads(body)
             if keep is not None and not keep(resource):
                 continue
             if names is None:
                 lines.append(body)
             else:
                 subset = subset_resource(resource, names)
-                lines.append(json.dumps(subset, separators=(",", ":")).encode())
+                lines.append(resource_json.dumps(subset).encode())
         writer.write_records(lines)
-        return len(lines)
+        return len(lines), b"\n".join(lines)
 
 
 def write_deletions(writer: RotatingNdjsonWriter, block: Block) -> None:
@@ -466,7 +561,9 @@ def write_deletions(writer: RotatingNdjsonWriter, block: Block) -> None:
 
 
 def record_chunk(partition: ExportPartition, exported: int) -> bool:
-    """Flush point: count progress, extend the lease; False when the job was cancelled.
+    """Flush point: count progress, extend the lease; False when this attempt must stop:
+    the job is no longer running, or this attempt's lease ran out and another took the
+    partition over (a host cut off for longer than the lease, then back).
 
     One transaction per chunk, and on PostgreSQL one that does not wait for its WAL
     flush: losing the last progress update in a database crash costs nothing (the
@@ -477,10 +574,10 @@ def record_chunk(partition: ExportPartition, exported: int) -> bool:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        ExportPartition.objects.filter(pk=partition.pk).update(
+        owned = ExportPartition.objects.filter(pk=partition.pk, **this_attempt(partition)).update(
             lease_until=lease, resources_exported=F("resources_exported") + exported
         )
-        return bool(
+        return bool(owned) and bool(
             ExportJob.objects.filter(pk=partition.job_id, status=ExportJob.Status.RUNNING).update(
                 resources_exported=F("resources_exported") + exported
             )
@@ -488,8 +585,12 @@ def record_chunk(partition: ExportPartition, exported: int) -> bool:
 
 
 def complete_partition(
-    partition: ExportPartition, written: list[tuple[str, bool, WrittenFile]]
-) -> None:
+    partition: ExportPartition,
+    written: list[tuple[str, bool, WrittenFile]],
+    references: set[tuple[str, str]],
+) -> list[int]:
+    """Record the partition's files and references; return the ids of partitions its
+    completion added (`begin_finalizing`)."""
     job = partition.job
     with transaction.atomic():
         # The job row lock serialises completions, so "last of its type" is race-free.
@@ -499,11 +600,13 @@ def complete_partition(
             .first()
         )
         marked = running is not None and ExportPartition.objects.filter(
-            pk=partition.pk, status=ExportPartition.Status.RUNNING, worker=partition.worker
+            pk=partition.pk, **this_attempt(partition)
         ).update(status=ExportPartition.Status.DONE, lease_until=None)
         if not marked:
-            transaction.on_commit(lambda: discard_keys([file.key for _, _, file in written]))
-            return
+            keys = [file.key for _, _, file in written]
+            transaction.on_commit(lambda: discard_if_deleted(job.pk, keys))
+            return []
+        record_references(partition, references)
         ExportFile.objects.bulk_create(
             [
                 ExportFile(
@@ -523,7 +626,18 @@ def complete_partition(
             types_done=F("types_done") + types_finished(running, partition),
             rows_done=F("rows_done") + partition.rows_planned,
         )
-    begin_finalizing(job.pk)
+    return begin_finalizing(job.pk)
+
+
+def this_attempt(partition: ExportPartition) -> dict[str, Any]:
+    """Filters that match the partition only while this attempt holds it. The worker's
+    name alone is not enough: every pool process of a Celery node shares it, and so do
+    nodes on hosts with the same host name. Each claim counts one more attempt."""
+    return {
+        "status": ExportPartition.Status.RUNNING,
+        "worker": partition.worker,
+        "attempts": partition.attempts,
+    }
 
 
 def types_finished(job: ExportJob, partition: ExportPartition) -> int:
@@ -539,13 +653,22 @@ def types_finished(job: ExportJob, partition: ExportPartition) -> int:
     return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 
-def begin_finalizing(job_id: int) -> None:
-    """The partition that finishes last (and only it) finalises the job."""
+def begin_finalizing(job_id: int) -> list[int]:
+    """The partition that finishes last (and only it) finalises the job, unless the job
+    still has referenced resources to export: then it adds their partitions and returns
+    their ids, for the caller to start."""
+    if plan_referenced_partitions(job_id):
+        return list(
+            ExportPartition.objects.filter(
+                job_id=job_id, status=ExportPartition.Status.PENDING
+            ).values_list("pk", flat=True)
+        )
     finishing = ExportJob.objects.filter(
         pk=job_id, status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total")
     ).update(status=ExportJob.Status.FINALIZING)
     if finishing:
         finalize_export(job_id)
+    return []
 
 
 def finalize_export(job_id: int) -> None:
@@ -580,42 +703,57 @@ def finalize_export(job_id: int) -> None:
         updated = ExportJob.objects.filter(pk=job.pk, status=ExportJob.Status.FINALIZING).update(
             status=ExportJob.Status.COMPLETED,
             completed_at=now,
-            expires_at=now + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+            expires_at=now + retention(job),
         )
     if updated:
+        export_finished(job.pk)
         sweep_orphans(job)
         job.refresh_from_db()
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.completed",
-            details={
-                "job": str(job.uuid),
-                "resources": job.resources_exported,
-                "files": job.files.count(),
-            },
+        record_job_event(
+            job, "export.completed", resources=job.resources_exported, files=job.files.count()
         )
         logger.info("export completed", extra={"job": job.uuid})
 
 
 def fail_export(job_id: int, reason: str) -> None:
+    job = ExportJob.objects.get(pk=job_id)
+    now = timezone.now()
     updated = ExportJob.objects.filter(pk=job_id, status__in=ExportJob.UNFINISHED).update(
         status=ExportJob.Status.FAILED,
         failure_reason=reason[:2000],
-        completed_at=timezone.now(),
-        expires_at=timezone.now() + timedelta(seconds=settings.BULKOPS_EXPORT_RETENTION),
+        completed_at=now,
+        expires_at=now + retention(job),
     )
     if updated:
-        job = ExportJob.objects.get(pk=job_id)
-        record_event(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor=client_label(job),
-            action="export.failed",
-            outcome=AuditEvent.Outcome.FAILURE,
-            reason=reason,
-            details={"job": str(job.uuid)},
-        )
+        export_finished(job_id)
+        record_job_event(job, "export.failed", outcome=AuditEvent.Outcome.FAILURE, reason=reason)
         logger.warning("export failed", extra={"job": job.uuid})
+
+
+def record_job_event(
+    job: ExportJob,
+    action: str,
+    *,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    reason: str = "",
+    **details: Any,
+) -> None:
+    """Something the system did to a job, in the audit trail under the job's client and
+    in the job's timeline (events whose details name the job)."""
+    record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor=client_label(job),
+        action=action,
+        outcome=outcome,
+        reason=reason,
+        details={"job": str(job.uuid), **details},
+    )
+
+
+def retention(job: ExportJob) -> timedelta:
+    """How long a finished job's files are kept: its own retention (a schedule's), or
+    BULKOPS_EXPORT_RETENTION."""
+    return timedelta(seconds=job.retention or settings.BULKOPS_EXPORT_RETENTION)
 
 
 def client_label(job: ExportJob) -> str:
@@ -625,6 +763,19 @@ def client_label(job: ExportJob) -> str:
 def discard_files(files: QuerySet[ExportFile]) -> None:
     discard_keys(list(files.values_list("storage_key", flat=True)))
     files.delete()
+
+
+def discard_if_deleted(job_id: int, keys: list[str]) -> None:
+    """Remove the files of an attempt whose work is not kept, when its job has been
+    deleted or cancelled (its folder is gone already; these came after).
+
+    Otherwise they stay: another attempt took the partition over and writes, or has
+    written and listed, files of the same names (partition outputs have deterministic
+    names), and deleting them would take files from the manifest. A file only this
+    attempt wrote is listed nowhere; the finaliser's orphan sweep removes it, or
+    retention with the job's folder."""
+    if ExportJob.objects.filter(pk=job_id, deleted_at__isnull=False).exists():
+        discard_keys(keys)
 
 
 def discard_keys(keys: list[str]) -> None:

@@ -7,10 +7,11 @@ nothing here produces markup.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+
+from bulkops.fhir import resource_json
 
 MAX_PAGE_BYTES = 1024 * 1024  # a page never reads more than this, whatever N is
 MAX_LINE_BYTES = 256 * 1024  # a longer line is shown cut, not read in full
@@ -75,7 +76,7 @@ def _line(number: int, raw: bytes, truncated: bool) -> PreviewLine:
     resource: Any = None
     if not truncated:
         try:
-            resource = json.loads(text)
+            resource = resource_json.loads(text)
         except ValueError:
             resource = None
     if isinstance(resource, dict):
@@ -85,7 +86,7 @@ def _line(number: int, raw: bytes, truncated: bool) -> PreviewLine:
             str(resource.get("resourceType", "")),
             str(resource.get("id", "")),
             str(meta.get("lastUpdated", "")),
-            json.dumps(resource, indent=2, ensure_ascii=False),
+            resource_json.dumps(resource, indent=2),
             False,
         )
     return PreviewLine(number, "", "", "", text, truncated)

@@ -6,7 +6,9 @@ running partition renews its lease at every chunk (exports.partitions.record_chu
 periodic reaper (Celery beat, BULKOPS_REAPER_INTERVAL) re-queues work whose lease ran
 out, and fails the job with a readable reason once a partition has been started
 BULKOPS_PARTITION_MAX_ATTEMPTS times without finishing. Re-queued work is idempotent:
-claiming decides who runs a partition, and its files have deterministic names.
+claiming decides who runs a partition, and its files have deterministic names. Each
+recovery is an `export.recovered` event in the job's timeline, so an operator reading
+the job sees which worker was lost and what was handed on, not only a log line.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob, ExportPartition
-from exports.partitions import ALL_TYPES, fail_export
+from exports.partitions import ALL_TYPES, fail_export, record_job_event
 from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
 
 logger = logging.getLogger(__name__)
@@ -39,10 +41,11 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
     report = ReapReport()
     live = ExportJob.objects.filter(deleted_at__isnull=True)
 
-    for job_id in live.filter(
+    for job in live.filter(
         status=ExportJob.Status.ACCEPTED, created_at__lt=now - lease
-    ).values_list("pk", flat=True):
-        enqueue(PLAN_EXPORT, job_id=job_id)
+    ).select_related("client"):
+        enqueue(PLAN_EXPORT, job_id=job.pk)
+        record_recovery(job, "Its planning task was lost; planning was queued again.")
         report.replanned += 1
 
     running = ExportPartition.objects.filter(
@@ -57,13 +60,9 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
         Q(status=ExportPartition.Status.PENDING) | Q(status=ExportPartition.Status.RUNNING),
         lease_until__lt=now,
     )
-    for partition in stalled.select_related("job"):
+    for partition in stalled.select_related("job__client"):
+        part = part_name(partition)
         if partition.attempts >= settings.BULKOPS_PARTITION_MAX_ATTEMPTS:
-            part = (
-                "A part"
-                if partition.resource_type == ALL_TYPES
-                else (f"The {partition.resource_type} part")
-            )
             fail_export(
                 partition.job_id,
                 f"{part} of this export was started {partition.attempts} times and its "
@@ -74,13 +73,25 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
             continue
         if partition.status == ExportPartition.Status.PENDING:
             ExportPartition.objects.filter(pk=partition.pk).update(lease_until=now + lease)
+            lost = "its queued task was lost"
+        else:
+            lost = f"its worker {partition.worker} stopped renewing its lease"
         enqueue(RUN_PARTITION, partition_id=partition.pk)
+        record_recovery(
+            partition.job,
+            f"{part} ({partition.sequence + 1}) was queued again for any worker: {lost}.",
+            partition=partition,
+        )
         report.requeued += 1
 
-    for job_id in live.filter(
-        status=ExportJob.Status.FINALIZING, created_at__lt=now - lease
-    ).values_list("pk", flat=True):
-        enqueue(FINALIZE_EXPORT, job_id=job_id)
+    # A job whose partitions are all done but which was neither finalised nor given its
+    # referenced partitions: the worker that completed the last one stopped in between.
+    all_done = Q(status=ExportJob.Status.RUNNING, partitions_done=F("partitions_total"))
+    for job in live.filter(
+        all_done | Q(status=ExportJob.Status.FINALIZING), created_at__lt=now - lease
+    ).select_related("client"):
+        enqueue(FINALIZE_EXPORT, job_id=job.pk)
+        record_recovery(job, "Finalising did not finish; it was queued again.")
         report.refinalized += 1
 
     if report != ReapReport():
@@ -90,3 +101,25 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
             report.__dict__,
         )
     return report
+
+
+def part_name(partition: ExportPartition) -> str:
+    if partition.resource_type == ALL_TYPES:
+        return "A part"
+    return f"The {partition.resource_type} part"
+
+
+def record_recovery(
+    job: ExportJob, reason: str, *, partition: ExportPartition | None = None
+) -> None:
+    """An `export.recovered` event in the job's timeline: what the reaper handed on, and
+    for a partition which worker held it and how many times it has been started."""
+    details = {}
+    if partition is not None:
+        details = {
+            "partition": partition.sequence,
+            "resource_type": partition.resource_type,
+            "worker": partition.worker,
+            "attempts": partition.attempts,
+        }
+    record_job_event(job, "export.recovered", reason=reason, **details)

@@ -38,20 +38,24 @@ def start_export(
     now: datetime,
     request: HttpRequest | None = None,
     operator: AbstractBaseUser | None = None,
+    schedule_actor: str = "",
+    retention: int | None = None,
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
 
     `operator` is the console user launching it on the client's behalf, or on the
     console's own behalf when `client` is None (such jobs are reachable only through the
-    console): the audit event names them, so the trail tells the two apart.
+    console): the audit event names them, so the trail tells the two apart. A scheduled
+    run names its schedule in `schedule_actor` (a system actor) and may keep its files
+    for `retention` seconds instead of BULKOPS_EXPORT_RETENTION.
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
     kick-offs cannot both take the last slot.
     """
     client_id = client.client_id if client is not None else ""
-    if client is None and operator is None:
-        raise ValueError("An export is started by a client or by an operator.")
+    if client is None and operator is None and not schedule_actor:
+        raise ValueError("An export is started by a client, an operator or a schedule.")
     with transaction.atomic():
         if client is not None:
             BackendClient.objects.select_for_update().get(pk=client.pk)
@@ -74,10 +78,12 @@ def start_export(
             warnings=[*type_plan.warnings, *parameters.warnings],
             transaction_time=now,
             last_resource_id=newest_resource_pk(),
+            retention=retention,
         )
+        actor_type, actor = kickoff_actor(client_id, operator, schedule_actor)
         record_event(
-            actor_type=AuditEvent.ActorType.OPERATOR if operator else AuditEvent.ActorType.CLIENT,
-            actor=operator.get_username() if operator else client_id,
+            actor_type=actor_type,
+            actor=actor,
             action="export.kickoff",
             request=request,
             details={
@@ -93,6 +99,17 @@ def start_export(
         transaction.on_commit(lambda: queue_planning(job.pk))
     logger.info("export accepted", extra={"job": job.uuid, "client_id": client_id})
     return job
+
+
+def kickoff_actor(
+    client_id: str, operator: AbstractBaseUser | None, schedule_actor: str
+) -> tuple[str, str]:
+    """Who the kick-off's audit event names: the operator, the schedule or the client."""
+    if operator is not None:
+        return AuditEvent.ActorType.OPERATOR, operator.get_username()
+    if schedule_actor:
+        return AuditEvent.ActorType.SYSTEM, schedule_actor
+    return AuditEvent.ActorType.CLIENT, client_id
 
 
 def queue_planning(job_id: int) -> None:

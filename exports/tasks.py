@@ -11,7 +11,13 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from exports.models import ExportPartition
-from exports.partitions import fail_export, finalize_export, plan_export, run_partition
+from exports.partitions import (
+    begin_finalizing,
+    fail_export,
+    finalize_export,
+    plan_export,
+    run_partition,
+)
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
@@ -69,11 +75,16 @@ def plan_export_task(self: Task, job_id: int) -> None:
 
 @shared_task(name=RUN_PARTITION, **RETRYING)
 def run_partition_task(self: Task, partition_id: int) -> None:
-    run_partition(partition_id=partition_id, worker=self.request.hostname or "worker")
+    for added in run_partition(partition_id=partition_id, worker=self.request.hostname or "worker"):
+        run_partition_task.delay(partition_id=added)
 
 
 @shared_task(name=FINALIZE_EXPORT, **RETRYING)
 def finalize_export_task(self: Task, job_id: int) -> None:
+    """Finish a job whose partitions are all done: add its referenced partitions if it
+    has none yet, else write its manifest (the reaper's way to resume either)."""
+    for added in begin_finalizing(job_id):
+        run_partition_task.delay(partition_id=added)
     finalize_export(job_id)
 
 

@@ -21,18 +21,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRefresh
 
 from accounts.decorators import permission_required
-from accounts.models import AuditEvent, BackendClient
+from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, PATIENT, STRICT
-from bulkops.fhir.scopes import ReadAccess, readable_types
+from bulkops.fhir.params import STRICT
 from bulkops.fhir_http import absolute_url
 from exports.console_hooks import launch_sources, panels_for
 from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
-from exports.kickoff import ExportPlan, plan_export
+from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
 from exports.manifests import applied_type_filters, job_manifest
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
@@ -98,15 +97,6 @@ def job_list(request: HttpRequest) -> HttpResponse:
 # --- Launch and scope lint ----------------------------------------------------------------
 
 
-# The console exporting on its own behalf reads every type (no scopes, no binding).
-CONSOLE_ACCESS = readable_types(["system/*.read"])
-
-
-def access_for(client: BackendClient | None) -> ReadAccess:
-    """What a token with all of the client's registered scopes could read."""
-    return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
-
-
 def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
     """What the API would do with this request from this client (raises FhirError)."""
     client = form.cleaned_data["client"]
@@ -121,12 +111,6 @@ def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
         access=access_for(client),
         base_url=absolute_url(request, "/fhir"),
     )
-
-
-def kickoff_path(level: str, group_id: str) -> str:
-    if level == GROUP:
-        return f"/fhir/Group/{group_id}/$export"
-    return "/fhir/Patient/$export" if level == PATIENT else "/fhir/$export"
 
 
 def lint_context(request: HttpRequest, form: LaunchForm) -> dict[str, Any]:

@@ -12,11 +12,13 @@ its own. Two rules decide:
   the export's partitions read, `GroupMembership.objects.active_in`), plus the bound
   Group resources themselves. Nothing else, not even other Groups.
 
-Group exports write no resource outside the Patient compartment yet (Practitioner,
-Organization, Location, Medication, Device), so a bound client reads none of those.
-When Group exports start to add the non-compartment resources their patients' data
-refers to, the rule for reading them grows here, in `visible_resources` and
-`is_visible`, and nowhere else.
+The members' Devices are indexed with their patient (bulkops/fhir/compartment.py), so a
+bound client reads them like compartment data. The other resources a Group export adds
+because its data refers to them (Practitioner, Organization, Location, Medication,
+PractitionerRole; exports/referenced.py) are found per export, from the lines it
+writes, and no index says which of them a group's data refers to: a bound client gets
+them in its exports but cannot read them here. If that rule grows, it grows here, in
+`visible_resources` and `is_visible`, and nowhere else.
 
 A resource a client may not see answers exactly like one that does not exist (the same
 404 and text), so a bound client cannot even learn which ids exist outside its groups.

@@ -12,7 +12,6 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import record_event
@@ -22,7 +21,7 @@ from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from fhirstore.data_sections import data_sections
 from fhirstore.forms import GroupForm, UploadForm
 from fhirstore.groups import GroupError, upsert_group
-from fhirstore.loaders import FileReport, load_file
+from fhirstore.loaders import load_files
 from fhirstore.models import GroupMembership, Resource
 from fhirstore.uploads import upload_refusal
 
@@ -88,19 +87,22 @@ def group_save(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(RUN_EXPORTS)
 def data_upload(request: HttpRequest) -> HttpResponse:
-    """Load each uploaded file with `load_file`; a bad file changes nothing and says why."""
+    """Load the uploaded files as one set, as `load_fhir` loads files (`load_files`): a
+    bad file changes nothing and says why, a file that is not FHIR data is skipped."""
     form = UploadForm(request.POST, request.FILES, refusal=upload_refusal(request))
     if not form.is_valid():
         return render(request, "fhirstore/data.html", data_context(GroupForm(), form), status=400)
     uploads = form.cleaned_data["files"]
-    reports: list[FileReport] = []
     with tempfile.TemporaryDirectory() as folder:
-        for upload in uploads:
-            path = Path(folder) / Path(upload.name or "upload").name
+        paths = []
+        for index, upload in enumerate(uploads):  # a folder each: two may share a name
+            path = Path(folder) / str(index) / Path(upload.name or "upload").name
+            path.parent.mkdir()
             with path.open("wb") as out:
                 for chunk in upload.chunks():
                     out.write(chunk)
-            reports.append(load_file(path, now=timezone.now()))
+            paths.append(path)
+        reports = load_files(paths)
     failed = [r for r in reports if r.error]
     record_event(
         actor_type=AuditEvent.ActorType.OPERATOR,
@@ -110,7 +112,12 @@ def data_upload(request: HttpRequest) -> HttpResponse:
         request=request,
         details={
             "files": [
-                {"name": r.path.name, "error": r.error or "", "created": r.result.created.total()}
+                {
+                    "name": r.path.name,
+                    "error": r.error or "",
+                    "skipped": r.skipped or "",
+                    "created": r.result.created.total(),
+                }
                 for r in reports
             ]
         },

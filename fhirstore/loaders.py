@@ -4,29 +4,49 @@ A bad file changes nothing and is reported with the entry or line that broke it;
 caller carries on with the next file. NDJSON is streamed line by line in batches, so a
 file of any size loads in bounded memory; Bundles are parsed whole (Synthea writes one
 per patient, a few MB).
+
+Conditional references (`Practitioner?identifier=system|value`) are rewritten to
+`Type/id` in every format, against the whole set of files one command loads: a file
+whose references do not each match one stored resource is rolled back and tried again
+after the other files, for as long as waiting files keep loading (an Encounter file
+sorts before the Practitioner file it points into). One still unresolved then is
+refused, every such reference listed with its line or entry and how many resources it
+matches. Within an NDJSON file, a line sees the lines above it.
+
+A folder written by a Bulk Data export loads as it is: its manifest, its log and its
+error files (OperationOutcomes) are not data, so they are skipped and named, as is
+any other file in a folder that is not a FHIR data file; deleted[] files hold
+transaction Bundles of DELETEs, applied like any Bundle.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import IO, Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from bulkops import untrusted_json
 from bulkops.fhir.bundle import BundleError, plan_bundle
-from bulkops.fhir.references import ConditionalReference
+from bulkops.fhir.references import (
+    Unresolved,
+    UnresolvedReferences,
+    resolve_conditionals,
+)
 from bulkops.fhir.resource_types import is_resource_type
 from fhirstore.writes import (
     BATCH_SIZE,
     ResourceWrite,
     StoreError,
     WriteResult,
-    find_by_identifier,
+    identifier_matches,
     validate_write,
     write_resources,
 )
@@ -35,10 +55,17 @@ SUFFIXES = (".json", ".ndjson", ".ndjson.gz")
 # Synthea writes the Organizations/Locations and Practitioners that patient bundles refer
 # to (by conditional reference) into these files: load them first.
 SHARED_FIRST = ("hospitalInformation", "practitionerInformation")
+# Every conditional reference bulkops resolves holds this (bulkops.fhir.references).
+CONDITIONAL_MARK = "?identifier="
+APPLIED_BUNDLE_TYPES = ("transaction", "batch")  # an NDJSON line of these is applied
 
 
 class LoadError(ValueError):
     """What is wrong with a file, and where (`entry[3]: ...`, `line 12: ...`)."""
+
+
+class NotFhirData(ValueError):
+    """The file is not FHIR data (an export's manifest, log or error file): skipped."""
 
 
 @dataclass
@@ -46,29 +73,60 @@ class FileReport:
     path: Path
     result: WriteResult = field(default_factory=WriteResult)
     error: str | None = None
+    skipped: str | None = None  # why the file holds no FHIR data to load
+    waiting: bool = False  # its conditional references may match once others are loaded
 
 
-def data_files(paths: list[Path]) -> list[Path]:
-    """Files to load, folders expanded; shared Synthea bundles first, then by name."""
+def load_files(paths: list[Path]) -> list[FileReport]:
+    """Load files and folders as one set (see the module docstring); a report per file
+    in loading order, skipped files first."""
+    files, others = data_files(paths)
+    reports = [FileReport(p, skipped="not a FHIR data file") for p in others]
+    attempts = {path: load_file(path, now=timezone.now(), wait=True) for path in files}
+    waiting = [path for path, report in attempts.items() if report.waiting]
+    while waiting:
+        for path in waiting:
+            attempts[path] = load_file(path, now=timezone.now(), wait=True)
+        still = [path for path in waiting if attempts[path].waiting]
+        if len(still) == len(waiting):
+            break  # nothing loaded in a whole round: they wait for each other or nothing
+        waiting = still
+    for path in waiting:
+        attempts[path] = load_file(path, now=timezone.now())
+    return reports + list(attempts.values())
+
+
+def data_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Files to load (folders expanded; shared Synthea bundles first, then by name), and
+    the other files found in the folders."""
     files: list[Path] = []
+    others: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files += [p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)]
-        else:
+        if not path.is_dir():
             files.append(path)
-    return sorted(files, key=lambda p: (not p.name.startswith(SHARED_FIRST), str(p)))
+            continue
+        for found in sorted(p for p in path.rglob("*") if p.is_file()):
+            (files if found.name.endswith(SUFFIXES) else others).append(found)
+    return sorted(files, key=lambda p: (not p.name.startswith(SHARED_FIRST), str(p))), others
 
 
-def load_file(path: Path, *, now: datetime) -> FileReport:
+def load_file(path: Path, *, now: datetime, wait: bool = False) -> FileReport:
+    """Load one file in one transaction. With `wait`, a file stops at its first batch of
+    unresolved conditional references and is marked waiting; without, every one of
+    them is reported."""
     report = FileReport(path)
     try:
         with transaction.atomic():
             if path.name.endswith((".ndjson", ".ndjson.gz")):
-                report.result = _load_ndjson(path, now)
+                report.result = _load_ndjson(path, now, wait)
             elif path.name.endswith(".json"):
                 report.result = _load_json(path, now)
             else:
                 raise LoadError(f"not a FHIR data file (expected one of {', '.join(SUFFIXES)})")
+    except NotFhirData as reason:
+        report.skipped = str(reason)
+    except UnresolvedReferences as error:
+        report.error, report.waiting = str(error), wait
     except (LoadError, BundleError, StoreError) as error:
         report.error = str(error)
     except (OSError, EOFError, UnicodeDecodeError) as error:
@@ -76,43 +134,116 @@ def load_file(path: Path, *, now: datetime) -> FileReport:
     return report
 
 
-def _resolve_conditional(reference: ConditionalReference) -> str | None:
-    return find_by_identifier(reference.resource_type, reference.system, reference.value)
-
-
 def _load_json(path: Path, now: datetime) -> WriteResult:
     try:
-        document = untrusted_json.loads(path.read_bytes())
+        document = untrusted_json.loads_resource(path.read_bytes())
     except json.JSONDecodeError as error:
         raise LoadError(f"line {error.lineno}: invalid JSON: {error.msg}") from None
+    if isinstance(document, dict) and "transactionTime" in document and "output" in document:
+        raise NotFhirData("a Bulk Data manifest, not FHIR data")
     resource = _checked(document)
     if resource["resourceType"] == "Bundle":
-        writes = plan_bundle(resource, _resolve_conditional)
-        return write_resources(
-            (ResourceWrite(w.key.resource_type, w.key.resource_id, w.body) for w in writes),
-            now=now,
-        )
-    return write_resources([_resource_write(resource)], now=now)
+        return _apply_bundle(resource, now)
+    write = _resource_write(resource)
+    if problems := resolve_conditionals(resource, identifier_matches, "resource"):
+        raise UnresolvedReferences(problems)
+    return write_resources([write], now=now)
 
 
-def _load_ndjson(path: Path, now: datetime) -> WriteResult:
+def _apply_bundle(bundle: dict[str, Any], now: datetime) -> WriteResult:
+    plan = plan_bundle(bundle, cache(identifier_matches))
+    result = write_resources(
+        (ResourceWrite(w.key.resource_type, w.key.resource_id, w.body) for w in plan.writes),
+        now=now,
+    )
+    result.skipped.update(key.resource_type for key in plan.skipped)
+    return result
+
+
+def _load_ndjson(path: Path, now: datetime, wait: bool) -> WriteResult:
     result = WriteResult()
-    batch: list[ResourceWrite] = []
+    problems: list[Unresolved] = []
+    batch: list[_Line] = []
+    for line in _ndjson_resources(path):
+        number, resource = line.number, line.resource
+        if resource["resourceType"] == "Bundle" and resource.get("type") in APPLIED_BUNDLE_TYPES:
+            try:
+                result.add(_apply_bundle(resource, now))
+            except (BundleError, StoreError) as error:
+                raise LoadError(f"line {number}: {error}") from None
+            except UnresolvedReferences as error:
+                problems += [
+                    Unresolved(f"line {number} {p.where}", p.reference, p.matches)
+                    for p in error.problems
+                ]
+            continue
+        batch.append(line)
+        if len(batch) >= BATCH_SIZE:
+            problems += _write_ndjson_batch(batch, now, result)
+            batch = []
+        if problems and wait:
+            raise UnresolvedReferences(problems)
+    problems += _write_ndjson_batch(batch, now, result)
+    if problems:
+        raise UnresolvedReferences(problems)
+    return result
+
+
+@dataclass(frozen=True)
+class _Line:
+    number: int
+    resource: dict[str, Any]
+    conditional: bool  # whether it may hold a conditional reference (most lines do not)
+
+
+def _ndjson_resources(path: Path) -> Iterator[_Line]:
+    """Each line's resource; NotFhirData when the first line shows an export's log or
+    error file."""
+    first = True
     with _open_text(path) as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                batch.append(_resource_write(_checked(untrusted_json.loads(line))))
+                document = untrusted_json.loads_resource(line)
             except json.JSONDecodeError as error:
                 raise LoadError(f"line {number}: invalid JSON: {error.msg}") from None
-            except (LoadError, StoreError) as error:
+            if first:
+                _refuse_export_records(document)
+                first = False
+            try:
+                yield _Line(number, _checked(document), CONDITIONAL_MARK in line)
+            except LoadError as error:
                 raise LoadError(f"line {number}: {error}") from None
-            if len(batch) >= BATCH_SIZE:
-                result.add(write_resources(batch, now=now))
-                batch = []
-    result.add(write_resources(batch, now=now))
-    return result
+
+
+def _refuse_export_records(document: Any) -> None:
+    """Raise NotFhirData when an NDJSON file's first line is an export log entry (the
+    SMART bulk export log: eventId, no resourceType) or an OperationOutcome (an export's
+    error file: outcomes are reports, not data to keep)."""
+    if not isinstance(document, dict):
+        return
+    if "eventId" in document and "resourceType" not in document:
+        raise NotFhirData("a Bulk Data export log, not FHIR data")
+    if document.get("resourceType") == "OperationOutcome":
+        raise NotFhirData("OperationOutcomes (an export's error file), not data to keep")
+
+
+def _write_ndjson_batch(batch: list[_Line], now: datetime, result: WriteResult) -> list[Unresolved]:
+    """Resolve the batch's conditional references against the store (the lines above
+    included), write it and return the references that did not resolve."""
+    matches = cache(identifier_matches)  # one query per distinct reference in the batch
+    problems: list[Unresolved] = []
+    writes = []
+    for line in batch:
+        try:
+            writes.append(_resource_write(line.resource))
+        except (LoadError, StoreError) as error:
+            raise LoadError(f"line {line.number}: {error}") from None
+        if line.conditional:
+            problems += resolve_conditionals(line.resource, matches, f"line {line.number}")
+    result.add(write_resources(writes, now=now))
+    return problems
 
 
 def _open_text(path: Path) -> IO[str]:

@@ -19,10 +19,10 @@ pages neither repeat nor skip a resource.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.compartment_paths import PATIENT_COMPARTMENT_PATHS
 from bulkops.fhir.search import Criterion, TypeSearch
@@ -127,7 +127,7 @@ def matches(rows: ResourceQuerySet, search: TypeSearch, *, after: int) -> Iterat
     exact = is_exact(search)
     ordered = rows.filter(pk__gt=after).order_by("pk").values_list("pk", "resource_id", "body")
     for pk, resource_id, body in ordered.iterator(chunk_size=CHUNK_ROWS):
-        if exact or search.matches(json.loads(body)):
+        if exact or search.matches(resource_json.loads(body)):
             yield Match(pk, resource_id, body)
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.bearer import FhirRequest, require_bearer
+from bulkops.fhir import resource_json
 from bulkops.fhir.elements import subset_resource
 from bulkops.fhir.outcome import NOT_FOUND, NOT_SUPPORTED, FhirError, Issue, operation_outcome
 from bulkops.fhir.params import LENIENT, parse_prefer
@@ -100,8 +101,7 @@ def _url(base: str, wanted: SearchRequest, cursor: int) -> str:
 def _entry(base: str, match: store_search.Match, wanted: SearchRequest) -> str:
     body = match.body
     if wanted.elements is not None:
-        subset = subset_resource(json.loads(body), wanted.elements)
-        body = json.dumps(subset, separators=(",", ":"), ensure_ascii=False)
+        body = resource_json.dumps(subset_resource(resource_json.loads(body), wanted.elements))
     full_url = json.dumps(f"{base}/{match.resource_id}")
     return f'{{"fullUrl":{full_url},"resource":{body},"search":{{"mode":"match"}}}}'
 

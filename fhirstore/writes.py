@@ -8,7 +8,6 @@ resources whose content changed.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ from typing import Any
 
 from django.db import transaction
 
+from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
-from bulkops.fhir.references import is_valid_id
+from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
@@ -44,14 +44,25 @@ class ResourceWrite:
 
 @dataclass
 class WriteResult:
+    """Per type, what the writes did; `skipped` counts the Bundle entries a loader left
+    out because their ifNoneExist matched a stored resource."""
+
     created: Counter[str] = field(default_factory=Counter)
     updated: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     deleted: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    COLUMNS = ("created", "updated", "unchanged", "deleted", "skipped")
 
     def add(self, other: WriteResult) -> None:
-        for name in ("created", "updated", "unchanged", "deleted"):
+        for name in self.COLUMNS:
             getattr(self, name).update(getattr(other, name))
+
+    def totals(self) -> dict[str, int]:
+        """Each column summed over types (templates cannot call Counter.total: a Counter
+        answers the lookup `total` with 0)."""
+        return {name: getattr(self, name).total() for name in self.COLUMNS}
 
 
 def fhir_instant(moment: datetime) -> str:
@@ -60,7 +71,16 @@ def fhir_instant(moment: datetime) -> str:
 
 
 def minified(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    """The stored text: minified, every number as its source wrote it."""
+    return resource_json.dumps(body)
+
+
+def _same_content(row: Resource, content: dict[str, Any]) -> bool:
+    """Whether the live row already holds `content`: the text it would store at the row's
+    version and time is the row's text. Numbers count as written (11208.90 is not
+    11208.9: FHIR decimals' precision counts), and no stored body is parsed; a source
+    whose keys move gets a new version."""
+    return minified(_stamped(content, row.version_id, row.last_updated)) == row.body
 
 
 def _content(body: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +158,7 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             result.deleted[write.resource_type] += 1
             continue
         content = _content({**write.body, "id": write.resource_id})
-        if row is not None and not row.deleted and _content(json.loads(row.body)) == content:
+        if row is not None and not row.deleted and _same_content(row, content):
             result.unchanged[write.resource_type] += 1
             continue
         version = 1 if row is None else row.version_id + 1
@@ -226,14 +246,18 @@ def _identifier_rows(row: Resource, body: dict[str, Any]) -> list[ResourceIdenti
     return rows
 
 
-def find_by_identifier(resource_type: str, system: str, value: str) -> str | None:
-    """The id of the live `resource_type` with identifier system|value, if exactly one."""
-    ids = list(
+def identifier_matches(reference: ConditionalReference) -> list[str]:
+    """The ids of every live resource a conditional reference matches."""
+    return list(
         ResourceIdentifier.objects.filter(
-            resource_type=resource_type, system=system, value=value, resource__deleted=False
-        ).values_list("resource__resource_id", flat=True)[:2]
+            resource_type=reference.resource_type,
+            system=reference.system,
+            value=reference.value,
+            resource__deleted=False,
+        )
+        .values_list("resource__resource_id", flat=True)
+        .distinct()
     )
-    return ids[0] if len(ids) == 1 else None
 
 
 def put_resource(

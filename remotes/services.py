@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from bulkops.fhir.params import GROUP, PATIENT
+from bulkops.fhir.params import export_path
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from remotes.discovery import DiscoveryError, discover_token_url
@@ -169,12 +169,6 @@ def delete_server(server: RemoteServer, *, actor: str, request: HttpRequest | No
         _audit(actor, "remote.deleted", request, server=name)
 
 
-def kickoff_path(level: str, group_id: str) -> str:
-    if level == GROUP:
-        return f"/Group/{group_id}/$export"
-    return "/Patient/$export" if level == PATIENT else "/$export"
-
-
 def start_remote_export(
     server: RemoteServer,
     *,
@@ -187,7 +181,7 @@ def start_remote_export(
 ) -> ExportJob:
     """Record the job (no client: reachable only through the console) and queue it,
     unless the caller runs it itself (`queue=False`, the command)."""
-    path = kickoff_path(level, group_id)
+    path = export_path(level, group_id)
     query = f"?{urlencode(pairs)}" if pairs else ""
     parameters: dict[str, list[str]] = {}
     for name, value in pairs:

@@ -26,6 +26,7 @@ from bulkops.fhir.resource_types import is_resource_type
 from bulkops.fhir.submit import COMPLETED, STOPPED, SubmitRequest
 from bulkops.task_queue import enqueue
 from fhirstore.loaders import load_file
+from fhirstore.reads import live_keys
 from fhirstore.writes import ResourceWrite, write_resources
 from submissions import fetch, task_names
 from submissions.models import Submission, SubmittedFile, SubmittedManifest
@@ -235,11 +236,14 @@ def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> No
                 error="not loaded: withdrawn by the submitter",
             )
             return
+        existed = live_keys(keys)
         report = load_file(path, now=now)
         if report.error:
             _finish(file, SubmittedFile.Status.FAILED, now, error=report.error)
             return
-        file.loaded_keys = keys
+        # What a purge may delete: only resources this file created. One that existed
+        # before keeps the submitted version (the store keeps no earlier one to restore).
+        file.loaded_keys = [key for key in keys if key not in existed]
         _finish(file, SubmittedFile.Status.LOADED, now, count=len(keys))
 
 
@@ -290,7 +294,8 @@ def declared_keys(path: Path, resource_type: str) -> list[str]:
 
 
 def purge_manifest(manifest: SubmittedManifest, *, reason: str, now: datetime) -> int:
-    """Delete every resource the manifest's loaded files wrote; how many."""
+    """Delete every resource the manifest's loaded files created; how many. Resources
+    that existed before the submission stay, with the version it wrote."""
     with transaction.atomic():
         Submission.objects.select_for_update().filter(pk=manifest.submission_id).first()
         files = list(manifest.files.filter(status=SubmittedFile.Status.LOADED))

@@ -22,7 +22,7 @@ from bulkops.celery import app as celery_app
 
 # Tests that take minutes: a browser, whole deployments killed and restarted. They are
 # `slow`, so `-m "not slow"` leaves them out (as CI does on its middle Python).
-SLOW_DIRECTORIES = [Path(__file__).parent / name for name in ("browser", "faults")]
+SLOW_DIRECTORIES = [Path(__file__).parent / name for name in ("browser", "faults", "multihost")]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -57,9 +57,12 @@ def sqlite_rows(var_dir: Path, sql: str, params: tuple[Any, ...] = ()) -> list[t
         return db.execute(sql, params).fetchall()
 
 
-def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+def http_get(
+    url: str, timeout: float = 10, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -116,22 +119,33 @@ def celery_worker_process(
     env: dict[str, str], *, concurrency: int = 1
 ) -> Iterator[subprocess.Popen]:
     """Start `celery -A bulkops worker` exactly as the Procfile does."""
-    process = subprocess.Popen(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "bulkops",
-            "worker",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = ("worker", "--loglevel", "INFO", "--concurrency", str(concurrency))
+    with celery_process(env, *args) as process:
+        yield process
+
+
+@contextmanager
+def celery_beat_process(env: dict[str, str], *, log: Path) -> Iterator[subprocess.Popen]:
+    """Start `celery -A bulkops beat` on the database schedule, as the Procfile does."""
+    scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+    with celery_process(env, "beat", "--loglevel", "INFO", "-S", scheduler, log=log) as process:
+        yield process
+
+
+@contextmanager
+def celery_process(
+    env: dict[str, str], *args: str, log: Path | None = None
+) -> Iterator[subprocess.Popen]:
+    """`celery -A bulkops <args>`, its output in `log` (a file: a pipe left undrained
+    would block it) or discarded; stopped when the block ends."""
+    with open(log or os.devnull, "wb") as output:
+        process = subprocess.Popen(
+            [str(BIN / "celery"), "-A", "bulkops", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield process
     finally:

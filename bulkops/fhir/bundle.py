@@ -9,32 +9,39 @@ Method rules (FHIR R4 http.html#transaction, simplified for a loader):
 - PUT `Type/id`: write with that id. POST: write with the resource's own id (or the
   urn:uuid of its fullUrl), so that loading a file twice is idempotent; a POST with
   `ifNoneExist: identifier=system|value` that matches an existing resource is skipped and
-  its fullUrl points at the match. DELETE `Type/id`: delete. Collections: PUT.
-- A reference that cannot be resolved fails the whole Bundle (`BundleError`).
+  its fullUrl points at the match (the plan lists it as skipped). DELETE `Type/id`:
+  delete. Collections: PUT.
+- A `urn:uuid:` reference to no entry fails the whole Bundle (`BundleError`); so do
+  conditional references that match no resource or several, all listed
+  (`UnresolvedReferences`), which a loader may retry once other files are loaded.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bulkops.fhir.references import (
     ConditionalReference,
     ResourceKey,
+    Unresolved,
+    UnresolvedReferences,
     is_valid_id,
     parse_conditional,
     parse_reference,
+    resolve_conditionals,
     rewrite_references,
 )
+from bulkops.fhir.resource_json import JsonNumber
 from bulkops.fhir.resource_types import is_resource_type
 
 BUNDLE_TYPES = frozenset({"transaction", "batch", "collection"})
 
-# Looks a conditional reference up in the store: the id of the single match, or None.
-ConditionalResolver = Callable[[ConditionalReference], str | None]
+# Looks a conditional reference up in the store: the ids of every resource it matches.
+ConditionalResolver = Callable[[ConditionalReference], Sequence[str]]
 
 
 class BundleError(ValueError):
@@ -56,6 +63,12 @@ class BundleWrite:
     body: dict[str, Any] | None  # None: delete
 
 
+@dataclass(frozen=True)
+class BundlePlan:
+    writes: list[BundleWrite]
+    skipped: list[ResourceKey]  # POST entries whose ifNoneExist matched a stored resource
+
+
 @dataclass
 class _Planned:
     entry: int
@@ -64,8 +77,9 @@ class _Planned:
     skip: bool = False
 
 
-def plan_bundle(bundle: dict[str, Any], resolve: ConditionalResolver) -> list[BundleWrite]:
-    """The writes a Bundle asks for, references rewritten. Raises BundleError."""
+def plan_bundle(bundle: dict[str, Any], resolve: ConditionalResolver) -> BundlePlan:
+    """The writes a Bundle asks for, references rewritten. Raises BundleError, or
+    UnresolvedReferences listing every conditional reference not matching one resource."""
     if bundle.get("type") not in BUNDLE_TYPES:
         raise BundleError(f"Bundle.type must be one of {sorted(BUNDLE_TYPES)}")
     entries = bundle.get("entry") or []
@@ -77,18 +91,27 @@ def plan_bundle(bundle: dict[str, Any], resolve: ConditionalResolver) -> list[Bu
         _plan_entry(index, entry, bundle["type"], resolve, full_urls, identifiers)
         for index, entry in enumerate(entries)
     ]
-    writes = []
+    plan = BundlePlan([], [])
+    problems: list[Unresolved] = []
     for item in planned:
         if item.skip:
+            plan.skipped.append(item.key)
             continue
         if item.resource is not None:
 
             def rewrite(reference: str, entry: int = item.entry) -> str:
-                return _resolve_reference(reference, entry, full_urls, identifiers, resolve)
+                return _resolve_full_url(reference, entry, full_urls)
+
+            def matches(conditional: ConditionalReference) -> Sequence[str]:
+                own = identifiers.get(conditional)
+                return [own.resource_id] if own is not None else resolve(conditional)
 
             rewrite_references(item.resource, rewrite)
-        writes.append(BundleWrite(item.entry, item.key, item.resource))
-    return writes
+            problems += resolve_conditionals(item.resource, matches, f"entry[{item.entry}]")
+        plan.writes.append(BundleWrite(item.entry, item.key, item.resource))
+    if problems:
+        raise UnresolvedReferences(problems)
+    return plan
 
 
 def _plan_entry(
@@ -128,7 +151,7 @@ def _plan_entry(
     skip = False
     if_none_exist = parse_conditional(f"{resource_type}?{request.get('ifNoneExist', '')}")
     if method == "POST" and if_none_exist is not None:
-        match = identifiers.get(if_none_exist) or _resolved(resolve(if_none_exist), resource_type)
+        match = identifiers.get(if_none_exist) or _single(resolve(if_none_exist), resource_type)
         if match is not None:
             key, skip = match, True
     if full_url:
@@ -148,34 +171,26 @@ def _own_key(resource: dict[str, Any], full_url: str, index: int) -> ResourceKey
     if not resource_id:
         # No id anywhere: derive one from the fullUrl, else from the content, so that
         # loading the same file again names the same resource.
-        seed = full_url or json.dumps(resource, sort_keys=True)
+        seed = full_url or json.dumps(resource, sort_keys=True, default=_seed_number)
         resource_id = str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
     if not is_valid_id(str(resource_id)):
         raise BundleError(f"invalid resource id {resource_id!r}", index)
     return ResourceKey(resource["resourceType"], str(resource_id))
 
 
-def _resolved(resource_id: str | None, resource_type: str) -> ResourceKey | None:
-    return None if resource_id is None else ResourceKey(resource_type, resource_id)
+def _seed_number(number: JsonNumber) -> float:
+    """Numbers enter a content seed as floats, as before bulkops kept them exact, so ids
+    derived then stay the same."""
+    return float(number.text)
 
 
-def _resolve_reference(
-    reference: str,
-    entry: int,
-    full_urls: dict[str, ResourceKey],
-    identifiers: dict[ConditionalReference, ResourceKey],
-    resolve: ConditionalResolver,
-) -> str:
+def _single(ids: Sequence[str], resource_type: str) -> ResourceKey | None:
+    return ResourceKey(resource_type, ids[0]) if len(ids) == 1 else None
+
+
+def _resolve_full_url(reference: str, entry: int, full_urls: dict[str, ResourceKey]) -> str:
     if reference in full_urls:
         return full_urls[reference].reference()
     if reference.startswith("urn:uuid:"):
         raise BundleError(f"reference {reference} matches no entry's fullUrl", entry)
-    conditional = parse_conditional(reference)
-    if conditional is None:
-        return reference
-    match = identifiers.get(conditional) or _resolved(
-        resolve(conditional), conditional.resource_type
-    )
-    if match is None:
-        raise BundleError(f"conditional reference {reference} matches no resource", entry)
-    return match.reference()
+    return reference

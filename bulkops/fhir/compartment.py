@@ -9,8 +9,12 @@ The rules come from the official definition via the generated table in
   data here: a group export must not leak other groups' membership (spec §5.6). Group
   membership is kept in its own table instead; see `group_members`.
 
-Device is not in the R4 Patient compartment although it has `Device.patient`; the table
-follows the definition, so it is not indexed.
+Device is not in the R4 Patient compartment although it has `Device.patient` (the patient
+a device is affixed to or used by). Patient and Group exports include their patients'
+devices all the same (ONC (g)(10) expects a cohort's implantable devices), so the index
+also links a Device to the patient its `patient` names (`INDEXED_PATHS`), while
+`COMPARTMENT_TYPES` stays the definition's. See bulkops/fhir/referenced.py for the other
+resources outside the compartment that those exports add.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from bulkops.fhir.walk import walk
 
 NOT_COMPARTMENT_DATA = frozenset({"Group"})
 COMPARTMENT_TYPES: frozenset[str] = frozenset(PATIENT_COMPARTMENT_PATHS) - NOT_COMPARTMENT_DATA
+# The compartment index's rules: the definition's, and a Device's patient.
+INDEXED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    **PATIENT_COMPARTMENT_PATHS,
+    "Device": (("patient",),),
+}
+INDEXED_TYPES: frozenset[str] = frozenset(INDEXED_PATHS) - NOT_COMPARTMENT_DATA
 
 
 def _patient_ids(node: Any, path: tuple[str, ...]) -> Iterator[str]:
@@ -37,16 +47,17 @@ def _patient_ids(node: Any, path: tuple[str, ...]) -> Iterator[str]:
 
 
 def compartment_patients(resource: dict[str, Any]) -> set[str]:
-    """Ids of the patients in whose compartment `resource` is (empty if none).
+    """Ids of the patients in whose compartment `resource` is (empty if none), a Device
+    counting as in its patient's (see the module docstring).
 
     References must already be `Patient/x` or absolute; loaders rewrite urn:uuid ones first.
     """
     resource_type = resource.get("resourceType")
-    if resource_type not in COMPARTMENT_TYPES:
+    if resource_type not in INDEXED_TYPES:
         return set()
     patients = {
         patient_id
-        for path in PATIENT_COMPARTMENT_PATHS[resource_type]
+        for path in INDEXED_PATHS[resource_type]
         for patient_id in _patient_ids(resource, path)
     }
     if resource_type == "Patient" and isinstance(resource.get("id"), str):

@@ -24,6 +24,7 @@ from bulkops.fhir.params import (
     SYSTEM,
     accepted_parameters,
 )
+from bulkops.fhir.referenced import REFERENCED_TYPES
 from bulkops.fhir.search.criteria import (
     MAX_CRITERIA,
     MAX_VALUES,
@@ -31,6 +32,7 @@ from bulkops.fhir.search.criteria import (
     supported_modifiers,
 )
 from bulkops.fhir.search.definitions import COMPOSITE, SPECIAL, SUPPORTED_TYPES
+from bulkops.fhir.text import plain_list
 from bulkops.fhir.type_filters import MAX_TYPE_FILTERS
 
 BULK_DATA_DEFINITIONS = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition"
@@ -78,6 +80,14 @@ class ExportOperation:
         return f"{fhir_base}/{OPERATION_DEFINITION}/{self.id}"
 
 
+REFERENCED = (
+    f" Added: the {plain_list(sorted(REFERENCED_TYPES))} resources the exported ones refer to "
+    "(relative references, followed until none is new) and the patients' own Devices, once "
+    "each, within the token's scopes and _type, and whatever their own lastUpdated: a _since "
+    "export brings what its changes refer to, so every export is closed on its own. A "
+    "_type naming only these types is refused."
+)
+
 EXPORT_OPERATIONS = (
     ExportOperation(
         SYSTEM,
@@ -88,14 +98,14 @@ EXPORT_OPERATIONS = (
         PATIENT,
         "Patient",
         "Exports the Patient compartment of every patient, or of those the patient "
-        "parameter names; referenced resources outside the compartment are not added." + ASYNC,
+        "parameter names, and the resources outside it that they refer to." + REFERENCED + ASYNC,
     ),
     ExportOperation(
         GROUP,
         "Group",
         "Exports the Patient compartments of the group's active members, or of those the "
-        "patient parameter names; never other Groups, and referenced resources outside the "
-        "compartment are not added." + ASYNC,
+        "patient parameter names, never other Groups, and the resources outside them that "
+        "they refer to." + REFERENCED + ASYNC,
     ),
 )
 OPERATIONS_BY_ID = {operation.id: operation for operation in EXPORT_OPERATIONS}

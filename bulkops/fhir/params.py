@@ -29,6 +29,8 @@ from bulkops.fhir.type_filters import parse_filters
 SYSTEM = "system"
 PATIENT = "patient"
 GROUP = "group"
+
+
 LEVELS = (SYSTEM, PATIENT, GROUP)
 
 NDJSON = "application/fhir+ndjson"
@@ -55,6 +57,14 @@ KNOWN_PARAMETERS = LIST_PARAMETERS | SINGLE_PARAMETERS | {"patient"}
 PATIENT_LEVELS = frozenset({PATIENT, GROUP})
 # The reference server reads `_includeAssociatedData`; accept it as the IG's name (§9).
 PARAMETER_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
+
+
+def export_path(level: str, group_id: str = "") -> str:
+    """The kick-off path of a level below a FHIR base: `/Group/{id}/$export`,
+    `/Patient/$export` or `/$export`."""
+    if level == GROUP:
+        return f"/Group/{group_id}/$export"
+    return "/Patient/$export" if level == PATIENT else "/$export"
 
 
 def accepted_parameters(level: str) -> frozenset[str]:

@@ -9,7 +9,7 @@ rewrite every `reference` before storing. Absolute references
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,3 +83,57 @@ def rewrite_references(node: Any, rewrite: Callable[[str], str]) -> None:
     elif isinstance(node, list):
         for item in node:
             rewrite_references(item, rewrite)
+
+
+MAX_LISTED = 20  # unresolved references a refusal lists; the rest are counted
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A conditional reference that does not match exactly one resource, and where."""
+
+    where: str  # "line 12", "entry[3]"
+    reference: str
+    matches: int
+
+    def __str__(self) -> str:
+        found = f"{self.matches:,} resources" if self.matches else "no resource"
+        return f"{self.where}: {self.reference} matches {found}"
+
+
+class UnresolvedReferences(ValueError):
+    """Conditional references that match no resource or several: the file is refused,
+    since its data would be exported pointing nowhere (or anywhere)."""
+
+    def __init__(self, problems: list[Unresolved]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        listed = "; ".join(map(str, self.problems[:MAX_LISTED]))
+        more = len(self.problems) - MAX_LISTED
+        return f"{listed}; and {more:,} more" if more > 0 else listed
+
+
+def resolve_conditionals(
+    resource: dict[str, Any],
+    matches: Callable[[ConditionalReference], Sequence[str]],
+    where: str,
+) -> list[Unresolved]:
+    """Rewrite in place each conditional reference that matches exactly one resource
+    (`matches` gives the ids it matches) to `Type/id`; return the others, left as
+    written."""
+    problems: list[Unresolved] = []
+
+    def rewrite(reference: str) -> str:
+        conditional = parse_conditional(reference)
+        if conditional is None:
+            return reference
+        ids = matches(conditional)
+        if len(ids) != 1:
+            problems.append(Unresolved(where, reference, len(ids)))
+            return reference
+        return ResourceKey(conditional.resource_type, ids[0]).reference()
+
+    rewrite_references(resource, rewrite)
+    return problems

@@ -1,5 +1,6 @@
-"""Export bookkeeping: jobs, their partitions and the files they write."""
+"""Export bookkeeping: jobs, their partitions, the files they write and the resources
+outside the compartment their output refers to."""
 
-from exports.models.jobs import ExportFile, ExportJob, ExportPartition
+from exports.models.jobs import ExportFile, ExportJob, ExportPartition, ExportReference
 
-__all__ = ["ExportFile", "ExportJob", "ExportPartition"]
+__all__ = ["ExportFile", "ExportJob", "ExportPartition", "ExportReference"]

@@ -4,6 +4,8 @@ import uuid
 
 from django.db import models
 
+from bulkops.fhir.referenced import referenced_types
+
 
 class ExportJobQuerySet(models.QuerySet):
     def for_client(self, client: object) -> ExportJobQuerySet:
@@ -59,6 +61,8 @@ class ExportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Seconds its files are kept once finished; None: BULKOPS_EXPORT_RETENTION.
+    retention = models.PositiveIntegerField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Progress counters, written by partitions at flush points; read by one row fetch.
     partitions_total = models.PositiveIntegerField(default=0)
@@ -68,6 +72,9 @@ class ExportJob(models.Model):
     rows_planned = models.PositiveBigIntegerField(default=0)
     rows_done = models.PositiveBigIntegerField(default=0)
     resources_exported = models.PositiveBigIntegerField(default=0)
+    # Patient and Group exports: the resources their output refers to have been planned
+    # as partitions of their own (exports/referenced.py).
+    references_closed = models.BooleanField(default=False)
     # Status polling: when the client last polled and how many polls came too early.
     last_polled_at = models.DateTimeField(null=True, blank=True)
     early_polls = models.PositiveIntegerField(default=0)
@@ -87,6 +94,12 @@ class ExportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status not in self.UNFINISHED
+
+    @property
+    def referenced_types(self) -> list[str]:
+        """The types outside the Patient compartment a Patient or Group export adds for
+        the resources its output refers to (bulkops/fhir/referenced.py)."""
+        return referenced_types(self.level, self.types)
 
     @property
     def percent_done(self) -> int:
@@ -130,6 +143,8 @@ class ExportPartition(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=255, blank=True)
     resources_exported = models.PositiveIntegerField(default=0)
+    # Reads resources the job's output refers to (ExportReference), not compartment rows.
+    referenced = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["resource_type", "sequence"]
@@ -142,6 +157,29 @@ class ExportPartition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type}#{self.sequence} of {self.job_id}"
+
+
+class ExportReference(models.Model):
+    """A resource of a referenced type (bulkops/fhir/referenced.py) that a Patient or
+    Group export's output refers to: found in the lines a partition wrote (`partition`),
+    or in referenced resources when the job's references were closed (no partition)."""
+
+    job = models.ForeignKey(ExportJob, on_delete=models.CASCADE, related_name="references")
+    partition = models.ForeignKey(
+        ExportPartition, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    resource_type = models.CharField(max_length=64)
+    resource_id = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["job", "resource_type", "resource_id"], name="exportreference_lookup"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.resource_type}/{self.resource_id} for {self.job_id}"
 
 
 class ExportFile(models.Model):

@@ -46,6 +46,14 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("post", "/api/v1/groups/nope/update", RUNNERS),
     ("post", "/api/v1/groups/nope/delete", RUNNERS),
     ("get", "/api/v1/inventory/", ALL),
+    ("get", "/api/v1/schedules/", ALL),
+    ("post", "/api/v1/schedules/create", RUNNERS),
+    ("get", f"/api/v1/schedules/{MISSING}", ALL),
+    ("post", f"/api/v1/schedules/{MISSING}/update", RUNNERS),
+    ("post", f"/api/v1/schedules/{MISSING}/pause", RUNNERS),
+    ("post", f"/api/v1/schedules/{MISSING}/resume", RUNNERS),
+    ("post", f"/api/v1/schedules/{MISSING}/run", RUNNERS),
+    ("post", f"/api/v1/schedules/{MISSING}/delete", RUNNERS),
 ]
 
 

@@ -127,6 +127,15 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_KEY_EXPIRY_WARNING_DAYS": Check("7", lambda s: s.BULKOPS_KEY_EXPIRY_WARNING_DAYS, 7),
     "BULKOPS_MAX_UPLOAD_BYTES": Check("1000", lambda s: s.BULKOPS_MAX_UPLOAD_BYTES, 1000),
     "BULKOPS_ENCRYPTION_KEYS": Check("k1,k2", lambda s: s.BULKOPS_ENCRYPTION_KEYS, ["k1", "k2"]),
+    "BULKOPS_CACHE_URL": Check(
+        "redis://:pw@cache.internal:6380/2",
+        lambda s: s.CACHES["default"],
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://cache.internal:6380/2",
+            "OPTIONS": {"password": "pw"},
+        },
+    ),
     "BULKOPS_PARTITION_LEASE": Check("30", lambda s: s.BULKOPS_PARTITION_LEASE, 30),
     "BULKOPS_PARTITION_MAX_ATTEMPTS": Check("5", lambda s: s.BULKOPS_PARTITION_MAX_ATTEMPTS, 5),
     "BULKOPS_CHECK_TIMEOUT": Check("120", lambda s: s.BULKOPS_CHECK_TIMEOUT, 120),
@@ -182,6 +191,22 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_EMAIL_FROM": Check(
         "ops@example.org", lambda s: s.DEFAULT_FROM_EMAIL, "ops@example.org"
     ),
+    "BULKOPS_NOTIFY_WEBHOOK_URL": Check(
+        "https://hooks.example.org/bulkops",
+        lambda s: s.BULKOPS_NOTIFY_WEBHOOK_URL,
+        "https://hooks.example.org/bulkops",
+        env={"BULKOPS_NOTIFY_WEBHOOK_SECRET": "k"},
+    ),
+    "BULKOPS_NOTIFY_WEBHOOK_SECRET": Check(
+        "shared-secret", lambda s: s.BULKOPS_NOTIFY_WEBHOOK_SECRET, "shared-secret"
+    ),
+    "BULKOPS_NOTIFY_EMAIL": Check(
+        "ops@example.org,oncall@example.org",
+        lambda s: s.BULKOPS_NOTIFY_EMAIL,
+        ["ops@example.org", "oncall@example.org"],
+    ),
+    "BULKOPS_NOTIFY_RETRIES": Check("2", lambda s: s.BULKOPS_NOTIFY_RETRIES, 2),
+    "BULKOPS_NOTIFY_RETRY_DELAY": Check("5", lambda s: s.BULKOPS_NOTIFY_RETRY_DELAY, 5),
 }
 
 # Variables whose effect shows only in a set-up process: value and what PROCESS_PROBE

@@ -103,6 +103,14 @@ def test_a_misspelt_boolean_stops_start_up(tmp_path):
     assert "BULKOPS_DEBUG must be true or false" in result.stderr
 
 
+def test_a_notification_webhook_without_a_secret_stops_start_up(tmp_path):
+    """An unsigned webhook could be forged by anyone who learns its URL."""
+    env = process_env(tmp_path, BULKOPS_NOTIFY_WEBHOOK_URL="https://hooks.example.org/b")
+    result = manage(env, "check")
+    assert result.returncode != 0
+    assert "BULKOPS_NOTIFY_WEBHOOK_URL needs BULKOPS_NOTIFY_WEBHOOK_SECRET" in result.stderr
+
+
 def test_env_helpers_parse_strictly(monkeypatch):
     monkeypatch.setenv("X_FLAG", "off")
     assert env_bool("X_FLAG", True) is False

@@ -4,14 +4,17 @@ delete, re-run, manifest, NDJSON preview and download, per role."""
 from __future__ import annotations
 
 import html
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
 from accounts.services import register_client
-from exports.models import ExportFile, ExportJob
+from exports.models import ExportFile, ExportJob, ExportPartition
+from exports.partitions import claim_partition, plan_export
 from exports.preview import PAGE_WINDOW, read_page
+from exports.recovery import reap_stalled_exports
 from exports.storage import get_storage
 from exports.storage.local import LocalStorage
 from tests.exports.conftest import wait_for_job
@@ -66,13 +69,13 @@ def test_scope_lint_shows_the_warning_the_api_writes(
     console_client, store, make_fhir_client, jwk_a, patient_reader
 ):
     api_client = make_fhir_client(jwk_a, scopes="system/Patient.read")
-    api_client.kick_off("/fhir/Group/g1/$export?_type=Patient,Observation,Practitioner")
+    api_client.kick_off("/fhir/Group/g1/$export?_type=Patient,Observation,Binary")
     api_warnings = ExportJob.objects.get().warnings
     assert len(api_warnings) == 2
 
     response = console_client("operator").post(
         "/exports/new/lint/",
-        launch_data(patient_reader, types="Patient,Observation,Practitioner"),
+        launch_data(patient_reader, types="Patient,Observation,Binary"),
         headers={"HX-Request": "true"},
     )
     page = response.content.decode()
@@ -322,3 +325,26 @@ def test_console_exports_on_its_own_behalf(console_client, store):
     )
     rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
     assert "console" in rows
+
+
+@pytest.mark.django_db
+def test_job_timeline_shows_the_reaper_handing_a_lost_workers_part_on(
+    console_client, store, client_a
+):
+    response = client_a.kick_off(data={"_type": "Observation"})
+    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
+    (partition_id,) = plan_export(job.pk)
+    claim_partition(partition_id, "celery@host-b", timezone.now())
+    ExportPartition.objects.filter(pk=partition_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    reap_stalled_exports(timezone.now())
+
+    page = console_client("auditor").get(f"/exports/{job.uuid}/").content.decode()
+    timeline = page[page.index('<table class="events">') :]
+    assert "export.recovered" in timeline
+    assert (
+        "The Observation part (1) was queued again for any worker: its worker celery@host-b "
+        "stopped renewing its lease."
+    ) in timeline

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.services import create_operator, register_client
 from exports.models import ExportJob
+from schedules.models import ExportSchedule
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +27,7 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
     )
     cid = client.client_id
     olivia, _ = create_operator(username="olivia", role="operator")
+    schedule = ExportSchedule.objects.create(name="nightly", level="system", cron="0 2 * * *")
     return {
         "/": READ_ALL,
         "/running/": READ_ALL,
@@ -46,6 +48,10 @@ def urls(store, rsa_key) -> dict[str, set[str]]:
         f"/operators/{olivia.pk}/": ADMIN,
         f"/operators/{olivia.pk}/reset-password/": ADMIN,
         "/profile/": READ_ALL,
+        "/schedules/": READ_ALL,
+        f"/schedules/{schedule.uuid}/": READ_ALL,
+        "/schedules/new/": RUN,
+        f"/schedules/{schedule.uuid}/edit/": RUN,
     }
 
 
@@ -73,3 +79,14 @@ def test_every_page_names_the_time_zone_of_its_times(console_client, urls) -> No
         page = "" if response.streaming else response.content.decode()
         if "<html" in page:
             assert 'id="time-zone"' in page and "times in UTC" in page, url
+
+
+@pytest.mark.parametrize("role", ["auditor", None])
+def test_schedule_actions_are_refused_to_readers(console_client, urls, role) -> None:
+    """Pause, resume, run now and delete are POSTs: only admins and operators."""
+    schedule = ExportSchedule.objects.get()
+    browser = console_client(role)
+    for action in ("pause", "resume", "run", "delete"):
+        assert browser.post(f"/schedules/{schedule.uuid}/{action}/").status_code == 403, action
+    assert ExportSchedule.objects.filter(pk=schedule.pk, paused=False).exists()
+    assert not schedule.runs.exists()

@@ -13,7 +13,14 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from exports.bulk_client import TRANSIENT_CODES
 from exports.models import ExportJob, ExportPartition
-from exports.partitions import claim_partition, fail_export, plan_export, run_partition
+from exports.ndjson_files import WrittenFile
+from exports.partitions import (
+    claim_partition,
+    complete_partition,
+    fail_export,
+    plan_export,
+    run_partition,
+)
 from exports.recovery import reap_stalled_exports
 from exports.services import expire_exports
 from exports.storage import get_storage
@@ -61,6 +68,73 @@ def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(
         f"{p}-o{n}" for p in ("p1", "p2", "p3") for n in range(2)
     )
+
+
+def expire_lease(partition_id: int) -> None:
+    ExportPartition.objects.filter(pk=partition_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def downloaded_lines(client, file) -> list[bytes]:
+    response = client.http.get(
+        f"/fhir/bulkfiles/{file.uuid}", headers={"Authorization": f"Bearer {client.token()}"}
+    )
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).splitlines()
+
+
+def test_a_late_attempt_keeps_the_files_of_the_worker_that_took_its_partition_over(
+    client_a, store, django_capture_on_commit_callbacks
+):
+    """A host cut off for longer than its lease comes back and completes the partition
+    another worker completed meanwhile, under the same file names."""
+    job = accepted_job(client_a, _type="Observation")
+    (partition_id,) = plan_export(job.pk)
+    late = claim_partition(partition_id, "celery@host-b", timezone.now())
+    expire_lease(partition_id)
+    run_partition(partition_id=partition_id, worker="celery@host-c")
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    (file,) = job.files.all()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        complete_partition(
+            late, [("Observation", False, WrittenFile(file.storage_key, 6, file.size_bytes))], set()
+        )
+
+    assert len(downloaded_lines(client_a, file)) == 6
+    assert ExportPartition.objects.get(pk=partition_id).worker == "celery@host-c"
+
+
+def test_of_two_attempts_on_one_celery_node_the_one_holding_the_partition_completes_it(
+    client_a, store, django_capture_on_commit_callbacks
+):
+    """Pool processes of one Celery node share its name: the attempt whose lease ran out
+    must not complete the partition the next attempt holds, nor delete its files."""
+    job = accepted_job(client_a, _type="Observation")
+    (partition_id,) = plan_export(job.pk)
+    late = claim_partition(partition_id, "celery@node", timezone.now())
+    expire_lease(partition_id)
+    current = claim_partition(partition_id, "celery@node", timezone.now())
+    key = f"{job.uuid}/Observation.0000.000.ndjson"
+    bodies = Resource.objects.filter(resource_type="Observation").values_list("body", flat=True)
+    content = "".join(f"{body}\n" for body in bodies).encode()
+    with get_storage().open_writer(key) as handle:
+        handle.write(content)
+    written = [("Observation", False, WrittenFile(key, 6, len(content)))]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        complete_partition(late, written, set())
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.RUNNING
+    with django_capture_on_commit_callbacks(execute=True):
+        complete_partition(current, written, set())
+
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    (file,) = job.files.all()
+    assert len(downloaded_lines(client_a, file)) == 6
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 
 from bulkops.fhir.bundle import BundleError, plan_bundle
-from bulkops.fhir.references import ConditionalReference
+from bulkops.fhir.references import ConditionalReference, UnresolvedReferences
 
 NPI = "http://hl7.org/fhir/sid/us-npi"
 
 
-def no_store(reference: ConditionalReference) -> str | None:
-    return None
+def no_store(reference: ConditionalReference) -> list[str]:
+    return []
 
 
 def entry(resource: dict, method: str = "POST", **request: str) -> dict:
@@ -38,8 +38,8 @@ def test_urn_uuid_and_conditional_references_become_type_slash_id():
             ),
         ],
     }
-    writes = plan_bundle(bundle, lambda ref: "dr-42" if ref.value == "42" else None)
-    encounter = writes[1].body
+    plan = plan_bundle(bundle, lambda ref: ["dr-42"] if ref.value == "42" else [])
+    encounter = plan.writes[1].body
     assert encounter["subject"] == {"reference": "Patient/p1"}
     assert encounter["participant"][0]["individual"] == {"reference": "Practitioner/dr-42"}
 
@@ -60,9 +60,10 @@ def test_post_if_none_exist_matching_a_stored_resource_is_skipped_and_referenced
         "type": "batch",
         "entry": [entry(practitioner, ifNoneExist=f"identifier={NPI}|1"), entry(role)],
     }
-    writes = plan_bundle(bundle, lambda ref: "stored")
-    assert [w.key.reference() for w in writes] == ["PractitionerRole/r"]
-    assert writes[0].body["practitioner"] == {"reference": "Practitioner/stored"}
+    plan = plan_bundle(bundle, lambda ref: ["stored"])
+    assert [w.key.reference() for w in plan.writes] == ["PractitionerRole/r"]
+    assert plan.writes[0].body["practitioner"] == {"reference": "Practitioner/stored"}
+    assert [key.reference() for key in plan.skipped] == ["Practitioner/stored"]
 
 
 def test_delete_entries_become_deletes():
@@ -71,7 +72,7 @@ def test_delete_entries_become_deletes():
         "type": "transaction",
         "entry": [{"request": {"method": "DELETE", "url": "Observation/o1"}}],
     }
-    (write,) = plan_bundle(bundle, no_store)
+    (write,) = plan_bundle(bundle, no_store).writes
     assert write.key.reference() == "Observation/o1" and write.body is None
 
 
@@ -81,14 +82,6 @@ def test_delete_entries_become_deletes():
         (
             {"resourceType": "Observation", "id": "o", "subject": {"reference": "urn:uuid:gone"}},
             "urn:uuid:gone",
-        ),
-        (
-            {
-                "resourceType": "Observation",
-                "id": "o",
-                "performer": [{"reference": f"Practitioner?identifier={NPI}|0"}],
-            },
-            "matches no resource",
         ),
         ({"resourceType": "Observatio", "id": "o"}, "unknown resource type"),
         ({"id": "o"}, "no resourceType"),
@@ -107,3 +100,22 @@ def test_a_broken_entry_fails_the_bundle_naming_the_entry(entry_resource, reason
         plan_bundle(bundle, no_store)
     assert raised.value.entry == 1
     assert reason in str(raised.value)
+
+
+@pytest.mark.parametrize(("stored", "found"), [([], "no resource"), (["a", "b"], "2 resources")])
+def test_conditional_references_not_matching_one_resource_are_all_listed(stored, found):
+    performer = {"reference": f"Practitioner?identifier={NPI}|0"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            entry({"resourceType": "Observation", "id": f"o{n}", "performer": [performer]})
+            for n in range(2)
+        ],
+    }
+    with pytest.raises(UnresolvedReferences) as raised:
+        plan_bundle(bundle, lambda ref: stored)
+    assert str(raised.value) == (
+        f"entry[0]: Practitioner?identifier={NPI}|0 matches {found}; "
+        f"entry[1]: Practitioner?identifier={NPI}|0 matches {found}"
+    )

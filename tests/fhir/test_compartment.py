@@ -64,12 +64,16 @@ def test_a_patient_is_in_its_own_compartment_and_in_linked_patients_ones():
     assert compartment_patients(patient) == {"me", "old"}
 
 
-def test_practitioner_medication_and_device_are_in_no_compartment():
+def test_practitioner_and_medication_are_in_no_compartment():
     assert compartment_patients({"resourceType": "Practitioner", "id": "p"}) == set()
     assert compartment_patients({"resourceType": "Medication", "id": "m"}) == set()
-    # R4 leaves Device out of the Patient compartment even though Device.patient exists.
+
+
+def test_a_device_is_indexed_with_its_patient_though_r4_leaves_it_out_of_the_compartment():
     device = {"resourceType": "Device", "patient": {"reference": "Patient/x"}}
-    assert compartment_patients(device) == set()
+    assert compartment_patients(device) == {"x"}
+    assert "Device" not in COMPARTMENT_TYPES
+    assert compartment_patients({"resourceType": "Device", "id": "d"}) == set()
 
 
 def test_groups_are_never_compartment_data():

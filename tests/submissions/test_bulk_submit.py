@@ -8,9 +8,11 @@ import json
 import time
 
 import pytest
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from fhirstore.models import Resource
+from fhirstore.writes import put_resource
 from submissions.models import Submission
 from tests.shared_data import SYNTHEA_NDJSON, needs_synthea
 from tests.submissions.conftest import (
@@ -23,7 +25,9 @@ from tests.submissions.conftest import (
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
-TYPES = ("Patient", "Condition", "Encounter")
+# Types whose Synthea files hold no conditional references: each submitted file loads on
+# its own, so one pointing at a Practitioner by identifier needs that Practitioner stored.
+TYPES = ("Patient", "Condition", "AllergyIntolerance")
 
 
 def patient(pid: str) -> dict:
@@ -122,6 +126,29 @@ def test_stopped_submission_is_purged(provider, submitter) -> None:
     again = submit(submitter, "stop", status="completed")
     assert again.status_code == 409
     assert "is stopped" in again.json()["issue"][0]["diagnostics"]
+
+
+def test_a_purge_keeps_what_existed_before_the_submission(provider, submitter) -> None:
+    """Stopping removes what the submission created, never data it only updated."""
+    put_resource(
+        resource_type="Patient",
+        resource_id="p0",
+        body={"resourceType": "Patient", "id": "p0", "gender": "male"},
+        now=timezone.now(),
+    )
+    provider.ndjson("/Patient.ndjson", [patient("p0"), patient("p9")])
+    url = provider.manifest("/m.json", [("Patient", "/Patient.ndjson")])
+    submit(submitter, "keep", manifest_url=url)
+    _wait_until(lambda: live_ids("Patient") == {"p0", "p9"} and updated_gender("p0"))
+
+    assert submit(submitter, "keep", status="stopped").status_code == 200
+    final_status(submitter, "keep")
+    assert live_ids("Patient") == {"p0"}
+
+
+def updated_gender(pid: str) -> bool:
+    body = Resource.objects.get(resource_type="Patient", resource_id=pid).body
+    return json.loads(body)["gender"] == "female"
 
 
 def test_replacement_manifest_replaces_the_data_of_the_first(provider, submitter) -> None:

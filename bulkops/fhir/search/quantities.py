@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bulkops.fhir.resource_json import JsonNumber
 from bulkops.fhir.search.prefixes import (
     APPROXIMATELY,
     EB,
@@ -80,7 +81,10 @@ def parse_number(text: str) -> NumberValue | None:
 
 
 def to_decimal(value: Any) -> Decimal | None:
-    """A resource's numeric value (JSON number or decimal text) as a Decimal."""
+    """A resource's numeric value (JSON number or decimal text) as a Decimal; None when
+    decimal arithmetic cannot hold it (1e999999999999999999999)."""
+    if isinstance(value, JsonNumber):
+        value = value.text
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
     try:

@@ -4,17 +4,18 @@ from collections import Counter
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
-from fhirstore.loaders import data_files, load_file
+from fhirstore.loaders import load_files
 from fhirstore.writes import WriteResult
 
 
 class Command(BaseCommand):
     help = (
         "Load FHIR data: Bundles (.json: transaction/batch/collection), single resources "
-        "(.json) and NDJSON (.ndjson, .ndjson.gz), from files or folders. Each file is one "
-        "transaction; a bad file is reported and skipped, and the command then exits non-zero."
+        "(.json) and NDJSON (.ndjson, .ndjson.gz), from files or folders (a Bulk Data export's "
+        "folder too: its manifest, log and error files are skipped and named). Each file is "
+        "one transaction; conditional references resolve against every file given. A bad "
+        "file is reported and not loaded, and the command then exits non-zero."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,11 +27,12 @@ class Command(BaseCommand):
             raise CommandError(f"no such file or folder: {', '.join(missing)}")
         total = WriteResult()
         failed = 0
-        for path in data_files(paths):
-            report = load_file(path, now=timezone.now())
-            if report.error:
+        for report in load_files(paths):
+            if report.skipped:
+                self.stdout.write(f"{report.path}: skipped, {report.skipped}")
+            elif report.error:
                 failed += 1
-                self.stderr.write(f"{path}: {report.error} (file not loaded)")
+                self.stderr.write(f"{report.path}: {report.error} (file not loaded)")
             else:
                 total.add(report.result)
         self.stdout.write(_table(total))
@@ -39,7 +41,7 @@ class Command(BaseCommand):
 
 
 def _table(result: WriteResult) -> str:
-    columns = ("created", "updated", "unchanged", "deleted")
+    columns = WriteResult.COLUMNS
     counters: list[Counter[str]] = [getattr(result, name) for name in columns]
     types = sorted(set().union(*counters))
     rows = [("type", *columns)]

@@ -1,0 +1,98 @@
+"""The resources outside the Patient compartment that a Patient or Group export adds:
+those its output refers to (bulkops/fhir/referenced.py), each once.
+
+Partitions that read compartment rows note, in the lines they write, the references to
+the referenced types the job exports, and record them with their files when they
+complete (`record_references`), so a retried partition counts once. When the last of
+them is done, `close_references` follows references from those resources to further
+ones (a Location's managing Organization) until none is new, and the job gets one more
+set of partitions per referenced type, which read `referenced_rows`: the same files
+model, leases and recovery as every other partition.
+
+Which resources: every resource the written lines refer to, as the store holds it, live
+and created before the kick-off, whatever its own lastUpdated. A `_since` export thus
+carries the Practitioners, Organizations... its new and changed resources refer to,
+even unchanged ones, and every export is closed on its own: a client that merges
+`_since` exports never holds a reference it cannot resolve (spec §1.3 allows referenced
+resources "whatever their update time"). The rows are written through the job's
+`_typeFilter` and `_elements` like any other, and only the lines actually written (after
+`_typeFilter` and `_elements`) are searched for references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from django.db.models import QuerySet
+
+from bulkops.fhir.referenced import referenced_keys
+from exports.models import ExportJob, ExportPartition, ExportReference
+from fhirstore.reads import Resource
+
+BATCH_SIZE = 1000
+
+
+class ReferenceCollector:
+    """The (type, id) keys of the resources of `types` that written lines refer to."""
+
+    def __init__(self, types: Collection[str]) -> None:
+        self.types = frozenset(types)
+        self.keys: set[tuple[str, str]] = set()
+
+    def __call__(self, records: bytes) -> None:
+        if self.types:
+            self.keys |= referenced_keys(records, self.types)
+
+
+def record_references(partition: ExportPartition, keys: Iterable[tuple[str, str]]) -> None:
+    """Keep what a completing partition's lines refer to (inside its completion's
+    transaction: a partition records its references exactly once)."""
+    ExportReference.objects.bulk_create(
+        [
+            ExportReference(
+                job_id=partition.job_id,
+                partition=partition,
+                resource_type=resource_type,
+                resource_id=resource_id,
+            )
+            for resource_type, resource_id in sorted(keys)
+        ],
+        batch_size=BATCH_SIZE,
+    )
+
+
+def referenced_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
+    """Live rows of `resource_type` that existed at kick-off and that the job's output
+    refers to, whatever their lastUpdated (see the module docstring)."""
+    keys = ExportReference.objects.filter(job=job, resource_type=resource_type)
+    return stored_rows(job, resource_type).filter(resource_id__in=keys.values("resource_id"))
+
+
+def stored_rows(job: ExportJob, resource_type: str) -> QuerySet[Resource]:
+    rows = Resource.objects.filter(resource_type=resource_type, deleted=False)
+    if job.last_resource_id is not None:
+        rows = rows.filter(id__lte=job.last_resource_id)
+    return rows
+
+
+def close_references(job: ExportJob, types: Collection[str]) -> None:
+    """Add the resources that the job's referenced resources refer to in turn, until
+    none is new. Each round reads only the rows the previous round added."""
+    known = set(ExportReference.objects.filter(job=job).values_list("resource_type", "resource_id"))
+    frontier = known
+    while frontier:
+        found: set[tuple[str, str]] = set()
+        for resource_type in types:
+            ids = sorted(i for t, i in frontier if t == resource_type)
+            for start in range(0, len(ids), BATCH_SIZE):
+                rows = stored_rows(job, resource_type).filter(
+                    resource_id__in=ids[start : start + BATCH_SIZE]
+                )
+                for body in rows.values_list("body", flat=True):
+                    found |= referenced_keys(body.encode(), types)
+        frontier = found - known
+        known |= frontier
+        ExportReference.objects.bulk_create(
+            [ExportReference(job=job, resource_type=t, resource_id=i) for t, i in sorted(frontier)],
+            batch_size=BATCH_SIZE,
+        )
