@@ -48,6 +48,7 @@ from bench.measure import (  # noqa: E402
     purge_tasks,
     raw_dump,
     run_export,
+    search_latency,
     status_latency,
     token_latency,
     web_floor,
@@ -183,7 +184,7 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
         # database connection on its first request, which is not what is measured.
         token_latency(store, base, 16, 1.0)
         floors = {}
-        for measure in (web_floor, token_latency, kickoff_latency, status_latency):
+        for measure in (web_floor, token_latency, kickoff_latency, status_latency, search_latency):
             for concurrency in args.concurrency:
                 out = None
                 if measure is token_latency and concurrency == max(args.concurrency):

@@ -396,6 +396,22 @@ def status_latency(
     return row
 
 
+def search_latency(
+    store: BenchStore, base: str, concurrency: int, seconds: float = LOAD_SECONDS
+) -> dict[str, Any]:
+    """`Observation?patient=<id>` searches (a first page of 50), the request a crawling
+    client sends per patient, over 100 patients in turn: the compartment index at work."""
+    client = _client(store, base)
+    headers = {**client._auth(), "Accept": "application/fhir+json"}
+    page = _http("GET", f"{base}/fhir/Patient?_count=100&_elements=id", headers)
+    patients = [entry["resource"]["id"] for entry in page.json()["entry"]]
+    requests = itertools.cycle(
+        [Request("GET", f"{base}/fhir/Observation?patient={pid}", headers) for pid in patients]
+    )
+    label = f"patient= search, {concurrency} concurrent"
+    return _timed(store, label, 200, lambda: next(requests), concurrency, seconds)
+
+
 def _timed(
     store: BenchStore,
     label: str,
