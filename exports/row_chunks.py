@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Case, F, QuerySet, TextField, When
+from django.db.models import BooleanField, Case, F, QuerySet, TextField, When
+from django.db.models.expressions import RawSQL
 from psycopg.adapt import Loader
 
 # A live row's record is its body; a tombstone's, its resource id (for a deleted[] line).
@@ -74,6 +75,23 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
             [Block(t, deleted, len(r), b"\n".join(r)) for (t, deleted), r in grouped.items()],
             found[-1][0] if found else None,
         )
+
+
+def with_ids(rows: QuerySet[Any], ids: list[int]) -> QuerySet[Any]:
+    """Those of `rows` (a Resource queryset) whose id is one of `ids`, ascending.
+
+    On PostgreSQL the ids travel as one array parameter, written as text: 10,000 ids
+    bound one by one (`id__in`) took longer to adapt and plan than the read itself
+    (60 ms against 30 ms a chunk of a Group export). The id range lets the database
+    walk the primary key over just that stretch."""
+    rows = rows.filter(id__gte=ids[0], id__lte=ids[-1])
+    if connection.vendor != "postgresql":
+        return rows.filter(id__in=ids)
+    listed = "{" + ",".join(map(str, ids)) + "}"
+    column = f'"{rows.model._meta.db_table}"."id"'
+    # The column is the model's own; the ids travel in the parameter.
+    matches = RawSQL(f"{column} = ANY(%s::bigint[])", [listed], output_field=BooleanField())  # noqa: S611
+    return rows.filter(matches)
 
 
 class _RawTextLoader(Loader):
