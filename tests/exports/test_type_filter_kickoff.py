@@ -124,11 +124,11 @@ def test_a_filter_on_a_type_the_token_cannot_read_is_reported_like_a_dropped_typ
 
 def test_a_filter_on_a_type_outside_the_compartment_is_reported_at_patient_level(client_a, store):
     response = client_a.kick_off(
-        "/fhir/Patient/$export", data={"_typeFilter": "Practitioner?name=smith"}
+        "/fhir/Patient/$export", data={"_typeFilter": "ValueSet?url=http://example.org/vs"}
     )
     assert response.status_code == 202
     assert ExportJob.objects.get().warnings == [
-        "Practitioner was requested but is not in the Patient compartment, so this "
+        "ValueSet was requested but is not in the Patient compartment, so this "
         "Patient-level export left it out."
     ]
 

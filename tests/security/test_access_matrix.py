@@ -22,6 +22,7 @@ from accounts.services import create_api_token, create_operator, register_client
 from bulkops.signing_keys import generate_private_jwk
 from exports.models import ExportJob
 from remotes.models import RemoteServer, ServerCheck
+from schedules.models import ExportSchedule
 from tests.accounts.conftest import ensure_role_groups
 from tests.exports.conftest import stored_file
 
@@ -71,6 +72,14 @@ CONSOLE: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "data": (ALL, None),
     "group-save": (None, RUN),
     "data-upload": (None, RUN),
+    "schedule-list": (ALL, None),
+    "schedule-create": (RUN, RUN),
+    "schedule-detail": (ALL, None),
+    "schedule-edit": (RUN, RUN),
+    "schedule-pause": (None, RUN),
+    "schedule-resume": (None, RUN),
+    "schedule-run": (None, RUN),
+    "schedule-delete": (None, RUN),
 }
 # Remote Bulk Data servers (namespace "remotes") and their server checks ("remote-checks").
 REMOTES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
@@ -127,6 +136,14 @@ API: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "group-update": (None, RUN),
     "group-delete": (None, RUN),
     "inventory": (ALL, None),
+    "schedule-list": (ALL, None),
+    "schedule-create": (None, RUN),
+    "schedule-detail": (ALL, None),
+    "schedule-update": (None, RUN),
+    "schedule-pause": (None, RUN),
+    "schedule-resume": (None, RUN),
+    "schedule-run": (None, RUN),
+    "schedule-delete": (None, RUN),
     "api-schema": (ALL, None),
     "api-docs": (ALL, None),
 }
@@ -212,6 +229,9 @@ def url_of(store, rsa_key) -> Any:
         "group_id": "g1",
         "name": server.name,
         "check_id": str(ServerCheck.objects.create(server=server).pk),
+        "schedule_id": str(
+            ExportSchedule.objects.create(name="nightly", level="system", cron="0 2 * * *").uuid
+        ),
     }
 
     def build(route: Route) -> str:

@@ -39,6 +39,8 @@ PROFILES = {
 }
 PUBLIC = (200, 200, 200, 200, 200)
 NO_TOKEN = (401, 401)  # the disabled client's token and no token at all
+SUBMIT_REFUSED = (403, 403, 403, *NO_TOKEN)
+SOME_UUID = "6f1c2a8e-3b7d-4c1e-9a2f-5d8e7b6a4c3d"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,26 @@ CASES: dict[str, list[Case]] = {
         )
     ],
     "not-found": [Case("a path no route serves", "get", "/fhir/no/such/route", (404,) * 5)],
+    # Bulk Submit needs system/bulk-submit, which no reading client holds (its own
+    # submitter's view is tests/submissions/test_bulk_submit.py).
+    "bulk-submit": [Case("Bulk Submit", "post_form", "/fhir/$bulk-submit", SUBMIT_REFUSED)],
+    "bulk-submit-status-kickoff": [
+        Case(
+            "Bulk Submit status kick-off", "post_form", "/fhir/$bulk-submit-status", SUBMIT_REFUSED
+        )
+    ],
+    "bulk-submit-status": [
+        read("a submission's status", f"/fhir/bulksubmitstatus/{SOME_UUID}", 403, 403, 403)
+    ],
+    "bulk-submit-outcome": [
+        read(
+            "a submission's file outcome",
+            f"/fhir/bulksubmitstatus/{SOME_UUID}/outcome/{SOME_UUID}",
+            403,
+            403,
+            403,
+        )
+    ],
     "group-read": [
         read("its own Group", "/fhir/Group/g1", 200, 200, 403),
         read("another Group", "/fhir/Group/g2", 200, 404, 403),
