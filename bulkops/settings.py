@@ -388,6 +388,10 @@ FILE_UPLOAD_HANDLERS = [
     "fhirstore.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# The console's NDJSON search reads at most this much of a file per request, for at most
+# this long, then offers to keep searching from where it stopped (exports.ndjson_search).
+BULKOPS_PREVIEW_SEARCH_BYTES = env_int("BULKOPS_PREVIEW_SEARCH_BYTES", 64 * 1024 * 1024, minimum=1)
+BULKOPS_PREVIEW_SEARCH_MS = env_int("BULKOPS_PREVIEW_SEARCH_MS", 2000, minimum=1)
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)
 BULKOPS_RETRY_AFTER = env_int("BULKOPS_RETRY_AFTER", 2, minimum=1)

@@ -282,7 +282,7 @@ def test_finished_export_manifest_preview_download_and_delete(
     filtered = browser.get(f"/files/{observations.uuid}/", {"q": "p2-o1"}).content.decode()
     assert "1 match" in filtered and "p2-o1" in filtered and "p1-o0" not in filtered
     nothing = browser.get(f"/files/{observations.uuid}/", {"q": "zzz"}).content.decode()
-    assert "No line on this page contains" in nothing
+    assert "No line matches" in nothing and "0 matches in the whole file" in nothing
 
     download = browser.get(f"/files/{observations.uuid}/download/")
     body = b"".join(download.streaming_content)

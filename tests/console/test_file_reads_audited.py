@@ -106,9 +106,9 @@ def test_each_preview_page_writes_one_audit_entry_naming_the_lines_shown(
     assert take_read(file, reader) == {"lines": [2, 3], "offset": SECOND_LINE}
 
     filtered = browser.get(url, {"q": "PRIVATE", "n": 4}).content.decode()
-    assert "1 match" in filtered
-    assert take_read(file, reader) == {
-        "lines": [1, 4],
+    assert "1 match in the whole file" in filtered
+    assert take_read(file, reader) == {  # a search reads the whole file
+        "lines": [1, 6],
         "offset": 0,
         "filter": "PRIVATE",
         "matches": 1,
@@ -158,13 +158,14 @@ def test_audit_trail_shows_an_auditor_who_read_which_lines_with_links(console_cl
     assert "operator-user" in row and "export.preview" in row
     assert f'href="/exports/{file.job.uuid}/"' in row
     assert "Observation file" in row
-    assert html.escape(f"lines 2–4 from byte {SECOND_LINE}, filtered by “{hostile}”") in row
+    searched = f"searched lines 2–6 from byte {SECOND_LINE} for “{hostile}” (0 matching)"
+    assert html.escape(searched) in row
     assert hostile not in page  # operator input, escaped on display
     link = html.unescape(row.split('<a href="')[2].split('"')[0])
     assert link.startswith(f"/files/{file.uuid}/?")
     # The link reopens the page that was read (and that look is on the record too).
     again = auditor.get(link).content.decode()
-    assert "Lines 2–4 of 6" in again and "0 matches" in again
+    assert "No match" in again and "in lines 2–6 of 6" in again
     assert AuditEvent.objects.filter(action="export.preview", actor="auditor-user").exists()
 
 
