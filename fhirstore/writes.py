@@ -53,6 +53,14 @@ class WriteResult:
         for name in ("created", "updated", "unchanged", "deleted"):
             getattr(self, name).update(getattr(other, name))
 
+    def totals(self) -> dict[str, int]:
+        """Resources per outcome, all types together. Templates read these: a Counter's
+        `.total` there is a key lookup, which answers 0 for every Counter."""
+        return {
+            name: getattr(self, name).total()
+            for name in ("created", "updated", "unchanged", "deleted")
+        }
+
 
 def fhir_instant(moment: datetime) -> str:
     """FHIR `instant` in UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z."""

@@ -68,14 +68,20 @@ def test_bad_group_input_is_explained_and_changes_nothing(
 
 def test_upload_loads_good_files_and_reports_bad_ones(console_client) -> None:
     files = [upload(DATA / "ndjson" / "Observation.ndjson"), upload(DATA / "bad" / "invalid.json")]
-    response = console_client("operator").post("/data/upload/", {"files": files})
+    browser = console_client("operator")
+    response = browser.post("/data/upload/", {"files": files})
     report = response.content.decode().split('id="upload-report"')[1].split("</section>")[0]
     assert "Observation.ndjson" in report and "loaded" in report
+    assert "3 created, 0 updated, 0 unchanged" in report  # the file's three lines
     assert "invalid.json" in report and "not loaded" in report and "invalid JSON" in report
     assert Resource.objects.filter(resource_type="Observation").exists()
     event = AuditEvent.objects.get(action="data.uploaded")
     assert (event.actor, event.outcome) == ("operator-user", "failure")
     assert [f["name"] for f in event.details["files"]] == ["Observation.ndjson", "invalid.json"]
+    again = browser.post(
+        "/data/upload/", {"files": [upload(DATA / "ndjson" / "Observation.ndjson")]}
+    )
+    assert "0 created, 0 updated, 3 unchanged" in again.content.decode()
 
 
 def test_upload_over_the_size_limit_is_refused_next_to_the_field(console_client, settings) -> None:
