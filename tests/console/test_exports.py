@@ -321,3 +321,35 @@ def test_console_exports_on_its_own_behalf(console_client, store):
     )
     rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
     assert "console" in rows
+
+
+@pytest.mark.django_db
+def test_launch_form_opens_on_a_level_that_needs_nothing_and_launches_as_it_is(
+    console_client, store
+):
+    browser = console_client("operator")
+    page = browser.get("/exports/new/").content.decode()
+    assert '<option value="system" selected>System</option>' in page
+    assert '<option value="g1">Cohort 1 (g1)</option>' in page  # Groups by name, id second
+    assert 'hx-trigger="change, input delay:500ms"' in page  # paste and autofill refresh it
+    preview = browser.post("/exports/new/lint/", launch_data(None, level="system", group_id=""))
+    assert "would be exported" in preview.content.decode()
+    launched = browser.post("/exports/new/", launch_data(None, level="system", group_id=""))
+    assert launched.status_code == 302
+    assert ExportJob.objects.get().level == "system"
+
+
+@pytest.mark.django_db
+def test_live_preview_marks_the_field_it_complains_about(console_client, store):
+    browser = console_client("operator")
+    response = browser.post(
+        "/exports/new/lint/", launch_data(None, group_id=""), headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert '<a href="#field-group_id">Group</a>: Choose the Group to export.' in page
+    marked = page.split('<div id="errors-group_id" class="field-errors" hx-swap-oob="true">')[1]
+    assert marked.split("</div>")[0].count("Choose the Group to export.") == 1
+    # Fixed, the same swap clears the mark.
+    fixed = browser.post("/exports/new/lint/", launch_data(None), headers={"HX-Request": "true"})
+    cleared = fixed.content.decode().split('<div id="errors-group_id"')[1].split("</div>")[0]
+    assert "Choose the Group" not in cleared
