@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bulkops.fhir.names import human_name
+
 Facts = list[tuple[str, str]]
 
 
@@ -23,7 +25,7 @@ def summarize(resource: dict[str, Any]) -> Facts:
 
 def _patient(resource: dict[str, Any]) -> Facts:
     return [
-        ("name", _human_name(resource.get("name"))),
+        ("name", human_name(resource.get("name"))),
         ("gender", _text(resource.get("gender"))),
         ("born", _text(resource.get("birthDate"))),
     ]
@@ -86,21 +88,6 @@ _BY_TYPE: dict[str, Callable[[dict[str, Any]], Facts]] = {
 
 def _text(value: Any) -> str:
     return str(value) if isinstance(value, (str, int, float)) and value != "" else ""
-
-
-def _human_name(names: Any) -> str:
-    if not isinstance(names, list):
-        return ""
-    for name in names:
-        if not isinstance(name, dict):
-            continue
-        if text := _text(name.get("text")):
-            return text
-        given = name.get("given") if isinstance(name.get("given"), list) else []
-        parts = [_text(part) for part in given] + [_text(name.get("family"))]
-        if joined := " ".join(part for part in parts if part):
-            return joined
-    return ""
 
 
 def _coding(coding: Any) -> str:
