@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -36,6 +36,7 @@ from exports.kickoff import ExportPlan, plan_export
 from exports.manifests import applied_type_filters, job_manifest
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
+from exports.type_progress import progress_by_type
 
 JOBS_PER_PAGE = 25
 PARTITIONS_SHOWN = 50  # the polled fragment stays small whatever the job's size
@@ -194,16 +195,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 
 
 def progress_context(job: ExportJob) -> dict[str, Any]:
-    by_type = (
-        job.partitions.values("resource_type")
-        .annotate(
-            partitions=Count("pk"),
-            done=Count("pk", filter=Q(status="done")),
-            rows=Sum("rows_planned"),
-            exported=Sum("resources_exported"),
-        )
-        .order_by("resource_type")
-    )
+    by_type = progress_by_type(job)
     workers = sorted({w for w in job.partitions.values_list("worker", flat=True) if w})
     partitions = list(job.partitions.all()[: PARTITIONS_SHOWN + 1])
     end = job.completed_at or timezone.now()

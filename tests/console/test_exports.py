@@ -4,6 +4,7 @@ delete, re-run, manifest, NDJSON preview and download, per role."""
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 from django.utils import timezone
@@ -353,3 +354,47 @@ def test_live_preview_marks_the_field_it_complains_about(console_client, store):
     fixed = browser.post("/exports/new/lint/", launch_data(None), headers={"HX-Request": "true"})
     cleared = fixed.content.decode().split('<div id="errors-group_id"')[1].split("</div>")[0]
     assert "Choose the Group" not in cleared
+
+
+@pytest.mark.django_db
+def test_system_export_shows_progress_per_type_with_data(console_client, store):
+    from exports.partitions import plan_export as plan_partitions
+    from exports.partitions import run_partition
+
+    browser = console_client("operator")
+    browser.post("/exports/new/", launch_data(None, level="system", group_id=""))
+    job = ExportJob.objects.get()
+    assert len(job.types) > 100  # every R4 type the console may read
+    partitions = plan_partitions(job.pk)
+
+    def type_rows() -> dict[str, str]:
+        page = browser.get(f"/exports/{job.uuid}/").content.decode()
+        table = page.split("<th>Progress</th>")[1].split("</table>")[0]
+        rows = dict(
+            re.findall(
+                r'<td class="type-name">([\w*]+)</td>\s*<td class="num">[^<]*</td>\s*'
+                r'<td class="num">([^<]*)</td>',
+                table,
+            )
+        )
+        assert "*" not in rows
+        types_fact = page.split("<dt>Types</dt>")[1].split("</dd>")[0]
+        assert f"<summary>{len(job.types)} types</summary>" in types_fact
+        return rows
+
+    assert type_rows() == {
+        "Condition": "0 of ~3",
+        "Group": "0 of ~1",
+        "Observation": "0 of ~6",
+        "Patient": "0 of ~3",
+        "Practitioner": "0 of ~1",
+    }
+    for partition_id in partitions:
+        run_partition(partition_id=partition_id, worker="test-worker")
+    assert type_rows() == {
+        "Condition": "3 of ~3",
+        "Group": "1 of ~1",
+        "Observation": "6 of ~6",
+        "Patient": "3 of ~3",
+        "Practitioner": "1 of ~1",
+    }
