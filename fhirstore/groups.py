@@ -88,6 +88,8 @@ def upsert_group(
 
 def delete_group(*, group_id: str, actor: str, request: HttpRequest | None = None) -> None:
     """Tombstone a Group; its memberships go with it."""
+    if not is_valid_id(group_id):
+        raise GroupError(f"no such group: {group_id!r}")
     with transaction.atomic():
         if not delete_resource(resource_type="Group", resource_id=group_id, now=timezone.now()):
             raise GroupError(f"no such group: {group_id}")

@@ -61,9 +61,12 @@ CONSOLE: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "job-delete": (None, RUN),
     "job-rerun": (None, RUN),
     "file-preview": (ALL, None),
+    "file-preview-csv": (ALL, None),
     "file-download": (RUN, None),
     "data": (ALL, None),
     "group-save": (None, RUN),
+    "group-delete": (None, RUN),
+    "patient-search": (RUN, None),
     "data-upload": (None, RUN),
 }
 # Remote Bulk Data servers (namespace "remotes") and their server checks ("remote-checks").
