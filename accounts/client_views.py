@@ -107,6 +107,7 @@ def client_register(request: HttpRequest) -> HttpResponse:
                 scopes=form.scopes(),
                 group_ids=form.group_ids(),
                 created_by=request.user,
+                request=request,
             )
         except ValidationError as error:
             for key, problems in error.message_dict.items():
@@ -222,6 +223,7 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
                 scopes=form.scopes(),
                 group_ids=form.group_ids(),
                 actor=request.user,
+                request=request,
             )
         except ValidationError as error:
             for key, problems in error.message_dict.items():
@@ -245,7 +247,10 @@ def client_key_add(request: HttpRequest, client_id: str) -> HttpResponse:
     if form.is_valid():
         try:
             add_client_key(
-                client_id=client.client_id, jwk=form.cleaned_data["jwk"], actor=request.user
+                client_id=client.client_id,
+                jwk=form.cleaned_data["jwk"],
+                actor=request.user,
+                request=request,
             )
         except ValidationError as error:
             form.add_error("jwk", error.message_dict["jwk"])
@@ -261,7 +266,7 @@ def client_key_retire(request: HttpRequest, client_id: str) -> HttpResponse:
     client = get_client_for_user(request, client_id)
     kid = request.POST.get("kid", "")
     try:
-        retire_client_key(client_id=client.client_id, kid=kid, actor=request.user)
+        retire_client_key(client_id=client.client_id, kid=kid, actor=request.user, request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.message_dict["kid"]))
     else:
@@ -277,7 +282,7 @@ def client_set_status(request: HttpRequest, client_id: str, action: str) -> Http
     """Disable (tokens revoked at once) or enable a client; the service audits it."""
     client = get_client_for_user(request, client_id)
     change = disable_client if action == "disable" else enable_client
-    client = change(client_id=client.client_id, actor=request.user)
+    client = change(client_id=client.client_id, actor=request.user, request=request)
     if request.htmx:
         return render(request, "accounts/partials/client_status.html", {"client": client})
     messages.success(request, f"{client.name} is now {client.status}.")

@@ -13,7 +13,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from accounts.lockout import lockout_message
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, BackendClient
 from bulkops import untrusted_json
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import parse_system_scopes, readable_types
@@ -188,7 +188,7 @@ def _parse_json(text: str, what: str) -> Any:
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
-    client = forms.CharField(label="client_id", required=False)
+    client = forms.ChoiceField(label="Client", required=False)
     action = forms.ChoiceField(required=False)
     outcome = forms.ChoiceField(choices=[("", "any"), *AuditEvent.Outcome.choices], required=False)
     date_from = forms.DateField(
@@ -202,6 +202,10 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
         self.fields["action"].choices = [("", "any")] + [(a, a) for a in actions.distinct()]
+        clients = BackendClient.objects.order_by("name", "client_id")
+        self.fields["client"].choices = [("", "any")] + list(
+            clients.values_list("client_id", "name")
+        )
 
 
 class ClientEditForm(ScopeChecklistForm):

@@ -18,6 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import record_event
+from accounts.audit_words import describe_event
 from accounts.decorators import permission_required
 from accounts.forms import AuditFilterForm
 from accounts.key_health import keys_near_expiry
@@ -93,9 +94,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     A refused token request may name an unverified client_id: only ids that exist link.
     """
     named = {e.details.get("client_id") or e.actor for e in events}
-    known = set(
-        BackendClient.objects.filter(client_id__in=named).values_list("client_id", flat=True)
-    )
+    known = dict(BackendClient.objects.filter(client_id__in=named).values_list("client_id", "name"))
     rows = []
     for event in events:
         client_id = event.details.get("client_id") or (
@@ -107,6 +106,11 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
                 "event": event,
                 "job": event.details.get("job", ""),
                 "client_id": client_id if client_id in known else "",
+                "client_name": known.get(client_id, ""),
+                "actor_name": known.get(event.actor, "")
+                if event.actor_type in NAMES_A_CLIENT
+                else "",
+                "about": describe_event(event, known),
                 "file_url": read_url(event.details) if read else "",
                 "file_part": describe_read(event.details) if read else "",
             }
