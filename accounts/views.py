@@ -39,12 +39,14 @@ NAMES_A_CLIENT = (AuditEvent.ActorType.CLIENT, AuditEvent.ActorType.UNVERIFIED)
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     clients = list(BackendClient.objects.all())
+    bars = daily_bars(now)
     context = {
         **running_context(),
         "windows": [window(now, 7), window(now, 30)],
-        "bars": daily_bars(now),
+        "bars": bars,
         "chart_width": CHART_DAYS * (BAR_WIDTH + 4),
         "chart_height": CHART_HEIGHT,
+        "chart_peak": max((bar.count for bar in bars), default=0),
         "failures": ExportJob.objects.filter(
             status=ExportJob.Status.FAILED, created_at__gte=now - timedelta(days=7)
         ).select_related("client")[:RECENT],
