@@ -28,7 +28,7 @@ from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, STRICT
 from bulkops.fhir.scopes import ReadAccess, readable_types
 from bulkops.fhir_http import absolute_url
-from exports.console_hooks import launch_sources, panels_for
+from exports.console_hooks import job_labels, launch_sources, panels_for
 from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
@@ -92,7 +92,11 @@ def job_list(request: HttpRequest) -> HttpResponse:
     table = sorted_page(
         request, filtered_jobs(form), sorts=SORTS, default="-created", per_page=JOBS_PER_PAGE
     )
-    context = {"form": form, "jobs": table["page"].object_list, **table}
+    jobs = list(table["page"].object_list)
+    labels = job_labels(jobs)
+    for job in jobs:
+        job.source_label = labels.get(job.pk, "")
+    context = {"form": form, "jobs": jobs, **table}
     return render(request, "exports/job_list.html", context)
 
 
@@ -249,6 +253,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "parameters_json": json.dumps(job.parameters, indent=2),
         "type_filters": type_filter_rows(job),
         "until": job.parameters.get("_until"),
+        "source_label": job_labels([job]).get(job.pk, ""),
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),
