@@ -306,6 +306,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_BROKER_URL.startswith("filesystem"):
     for folder in ("queue", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # The worker's timer thread sleeps this long between checks, and a stopping worker
+    # waits for it: at Celery's 1 s, Ctrl-C on `make run` ran past honcho's 5 s grace
+    # (bulkops.celery.stop_polling_now has the rest).
+    CELERY_WORKER_TIMER_PRECISION = 0.2
 CELERY_TASK_IGNORE_RESULT = True
 # Results are off: progress lives on our rows. A backend can be set for diagnostics.
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "disabled://")
