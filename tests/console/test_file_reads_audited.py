@@ -10,15 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import AuditEvent
-from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk
-from exports.models import ExportFile, ExportJob
-from exports.storage import get_storage
+from exports.models import ExportFile
 from remotes.models import RemoteDownload, RemoteExport, RemoteServer
 from tests.api.conftest import api_as  # noqa: F401 - fixture
+from tests.exports.files import finished_job, write_file
 
 pytestmark = pytest.mark.django_db
 
@@ -41,34 +39,12 @@ SECOND_LINE = len(LINES[0])  # byte offset of line 2
 END = sum(map(len, LINES))
 
 
-def write_file(job: ExportJob, kind: str, resource_type: str, lines: list[bytes]) -> ExportFile:
-    file = ExportFile.objects.create(
-        job=job,
-        kind=kind,
-        resource_type=resource_type,
-        storage_key=f"{job.uuid}/{resource_type}.{kind}.ndjson",
-        resource_count=len(lines),
-        size_bytes=sum(map(len, lines)),
-    )
-    with get_storage().open_writer(file.storage_key) as writer:
-        writer.write(b"".join(lines))
-    return file
-
-
 @pytest.fixture
 def file(settings: Any, tmp_path: Any, rsa_key: Any) -> ExportFile:
     """A finished job's Observation file of six lines in local storage."""
     settings.BULKOPS_STORAGE = "local"
     settings.BULKOPS_LOCAL_STORAGE_DIR = tmp_path
-    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
-    job = ExportJob.objects.create(
-        client=client,
-        level="system",
-        request_url="x",
-        status=ExportJob.Status.COMPLETED,
-        transaction_time=timezone.now(),
-    )
-    return write_file(job, ExportFile.Kind.OUTPUT, "Observation", LINES)
+    return write_file(finished_job(rsa_key), ExportFile.Kind.OUTPUT, "Observation", LINES)
 
 
 def take_read(file: ExportFile, actor: str, action: str = "export.preview") -> dict[str, Any]:

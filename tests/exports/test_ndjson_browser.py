@@ -15,13 +15,12 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from accounts.models import AuditEvent
-from accounts.services import register_client
-from exports.models import ExportFile, ExportJob
+from exports.models import ExportFile
 from exports.preview import MAX_LINE_BYTES
 from exports.storage import get_storage
+from tests.exports.files import finished_job, write_file
 
 pytestmark = pytest.mark.django_db
 
@@ -39,30 +38,12 @@ def patient(n: int) -> dict[str, Any]:
     }
 
 
-def ndjson(resources: list[dict[str, Any]]) -> bytes:
-    return b"".join(json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in resources)
+def ndjson(resources: list[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps(r, separators=(",", ":")).encode() + b"\n" for r in resources]
 
 
-def put_file(resource_type: str, body: bytes, count: int, rsa_key: Any) -> ExportFile:
-    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
-    job = ExportJob.objects.create(
-        client=client,
-        level="system",
-        request_url="x",
-        status=ExportJob.Status.COMPLETED,
-        transaction_time=timezone.now(),
-    )
-    file = ExportFile.objects.create(
-        job=job,
-        kind=ExportFile.Kind.OUTPUT,
-        resource_type=resource_type,
-        storage_key=f"{job.uuid}/{resource_type}.ndjson",
-        resource_count=count,
-        size_bytes=len(body),
-    )
-    with get_storage().open_writer(file.storage_key) as writer:
-        writer.write(body)
-    return file
+def put_file(resource_type: str, lines: list[bytes], rsa_key: Any) -> ExportFile:
+    return write_file(finished_job(rsa_key), ExportFile.Kind.OUTPUT, resource_type, lines)
 
 
 @pytest.fixture
@@ -74,7 +55,7 @@ def local(settings: Any, tmp_path: Any) -> None:
 @pytest.fixture
 def patients(local: None, rsa_key: Any) -> ExportFile:
     """300 Patients; p7, p57, p107, p157, p207 and p257 are female."""
-    return put_file("Patient", ndjson([patient(n) for n in range(1, COUNT + 1)]), COUNT, rsa_key)
+    return put_file("Patient", ndjson([patient(n) for n in range(1, COUNT + 1)]), rsa_key)
 
 
 def line_numbers(page: str) -> list[int]:
@@ -151,7 +132,7 @@ def test_search_stops_at_its_byte_budget_and_keeps_searching_from_there(
 
 def test_search_stops_at_its_time_budget(console_client, local, rsa_key, settings):
     settings.BULKOPS_PREVIEW_SEARCH_MS = 1
-    big = put_file("Patient", ndjson([patient(n) for n in range(20_000)]), 20_000, rsa_key)
+    big = put_file("Patient", ndjson([patient(n) for n in range(20_000)]), rsa_key)
     page = console_client("operator").get(f"/files/{big.uuid}/", {"q": "nobody"}).content.decode()
     assert "Keep searching" in page
     searched = AuditEvent.objects.get(action="export.preview").details["lines"]
@@ -220,7 +201,7 @@ def test_summary_column_shows_what_each_resource_is_escaped(console_client, loca
             "code": {"text": "Biopsy"},
         },
     ]
-    file = put_file("Mixed", ndjson(resources), len(resources), rsa_key)
+    file = put_file("Mixed", ndjson(resources), rsa_key)
     page = console_client("auditor").get(f"/files/{file.uuid}/").content.decode()
     summaries = [cell.split("</td>")[0] for cell in page.split('<td class="summary">')[1:]]
     for cell, words in zip(
@@ -246,7 +227,7 @@ def test_csv_of_the_lines_shown_is_spreadsheet_safe_and_audited(console_client, 
         {**patient(3), "name": [{"text": "@SUM(A1)"}]},
         patient(4),
     ]
-    file = put_file("Patient", ndjson(hostile), 4, rsa_key)
+    file = put_file("Patient", ndjson(hostile), rsa_key)
     browser = console_client("auditor")
     page = browser.get(f"/files/{file.uuid}/", {"n": 3}).content.decode()
     link = html.unescape(re.search(r'href="(/files/[^"]*page\.csv[^"]*)"', page).group(1))
@@ -265,8 +246,9 @@ def test_csv_of_the_lines_shown_is_spreadsheet_safe_and_audited(console_client, 
 
 def test_s3_search_reads_one_bounded_range_per_request(console_client, s3, rsa_key, settings):
     settings.BULKOPS_PREVIEW_SEARCH_BYTES = 64 * 1024
-    body = ndjson([patient(n) for n in range(1, 3001)])
-    file = put_file("Patient", body, 3000, rsa_key)
+    lines = ndjson([patient(n) for n in range(1, 3001)])
+    file = put_file("Patient", lines, rsa_key)
+    size = file.size_bytes
     fetched: list[dict] = []
 
     def record(parsed: dict, **_: object) -> None:
@@ -278,7 +260,7 @@ def test_s3_search_reads_one_bounded_range_per_request(console_client, s3, rsa_k
         browser: Client = console_client("operator")
         page = browser.get(f"/files/{file.uuid}/", {"q": "Ada2999"}).content.decode()
         assert "Keep searching" in page and len(fetched) == 1
-        assert fetched[0]["ContentLength"] == 64 * 1024 + MAX_LINE_BYTES < len(body)
+        assert fetched[0]["ContentLength"] == 64 * 1024 + MAX_LINE_BYTES < size
         requests = 1
         while "Keep searching" in page:
             page = browser.get(f"/files/{file.uuid}/?{follow(page, 'Keep searching')}")
@@ -287,4 +269,4 @@ def test_s3_search_reads_one_bounded_range_per_request(console_client, s3, rsa_k
     finally:
         events.unregister("after-call.s3.GetObject", record)
     assert line_numbers(page) == [2999]
-    assert len(fetched) == requests > len(body) // (64 * 1024) - 1  # one range each
+    assert len(fetched) == requests > size // (64 * 1024) - 1  # one range each
