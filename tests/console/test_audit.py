@@ -174,3 +174,12 @@ def test_console_actions_on_clients_record_the_operators_address(console_client,
         ("client.registered", "192.0.2.7"),
         ("client.disabled", "192.0.2.8"),
     ]
+
+
+def test_a_job_timeline_names_its_client(console_client, store, client_a) -> None:
+    client_a.kick_off("/fhir/Group/g1/$export")
+    job = client_a.backend_client.export_jobs.get()
+    page = console_client("auditor").get(f"/exports/{job.uuid}/").content.decode()
+    timeline = page.split('<table class="events">')[1].split("</table>")[0]
+    cid = client_a.backend_client.client_id
+    assert f'<span title="client_id {cid}">{client_a.backend_client.name}</span>' in timeline
