@@ -32,6 +32,7 @@ from exports.storage import get_storage
 PREVIEW_LINES = 50
 MAX_PREVIEW_LINES = 500
 MAX_BACK_STEPS = 20  # earlier search starts kept in the URL for "previous matches"
+MAX_FILTER_CHARS = 500  # a search longer than this is cut: no resource element is longer
 
 
 def get_file_for_user(request: HttpRequest, file_id: str) -> ExportFile:
@@ -39,6 +40,10 @@ def get_file_for_user(request: HttpRequest, file_id: str) -> ExportFile:
     return get_object_or_404(
         ExportFile.objects.select_related("job"), uuid=file_id, job__deleted_at__isnull=True
     )
+
+
+def search_text(request: HttpRequest) -> str:
+    return request.GET.get("q", "").strip()[:MAX_FILTER_CHARS]
 
 
 def _int_param(request: HttpRequest, name: str, default: int, maximum: int) -> int:
@@ -90,7 +95,7 @@ def view_file(request: HttpRequest, file: ExportFile) -> View:
         _int_param(request, "offset", 0, file.size_bytes),
         max(1, _int_param(request, "line", 1, file.resource_count + 1)),
     )
-    query = request.GET.get("q", "").strip()
+    query = search_text(request)
     if query:
         return _search_view(request, file, start, query, count)
     if "goto" in request.GET:
@@ -265,7 +270,7 @@ def file_preview(request: HttpRequest, file_id: str) -> HttpResponse:
         "file": file,
         "job": file.job,
         "lines": shown.lines,
-        "q": request.GET.get("q", "").strip(),
+        "q": search_text(request),
         "n": max(1, _int_param(request, "n", PREVIEW_LINES, MAX_PREVIEW_LINES)),
         "offset": shown.part.offset,
         "csv_query": request.GET.urlencode(),

@@ -50,7 +50,7 @@ def test_dashboard_shows_running_failures_totals_data_and_health(
     assert "Storage &lt;full&gt;" in page
     assert '<div class="value">2</div><div class="label">exports, last 7 days' in page
     assert '<div class="value">7</div><div class="label">resources exported, 7 days' in page
-    assert '<td>Observation</td><td class="num">6</td>' in page
+    assert '<td class="type-name">Observation</td><td class="num">6</td>' in page
     assert "1 group" in page
     assert "Writer only" in page and "exports nothing" in page
     assert "Retired" in page and "badge-disabled" in page

@@ -33,7 +33,7 @@ def test_who_reads_and_changes_data(console_client, store, role, read, write) ->
 
 def test_page_lists_types_and_group_members(console_client, store) -> None:
     page = console_client("auditor").get("/data/").content.decode()
-    assert '<td>Observation</td><td class="num">6</td>' in page
+    assert '<td class="type-name">Observation</td><td class="num">6</td>' in page
     assert 'Cohort 1 <span class="muted mono">g1</span></span></td><td class="num">2</td>' in page
 
 
