@@ -28,12 +28,18 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# make run starts the Procfile's processes and one more, first_steps, which prints the
+# first steps (the demo login among them) in a box after their banners, then waits to
+# be stopped with them.
 run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py generate_fhir --patients 100 --if-empty
-	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile Procfile --port $(PORT)
+	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(PORT) --later
+	{ cat Procfile; echo "first_steps: exec python manage.py first_steps --url http://127.0.0.1:$(PORT)"; } \
+	  > $(VENV)/Procfile.run
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --procfile $(VENV)/Procfile.run \
+	  --app-root $(CURDIR) --port $(PORT)
 
 test: install-test
 	$(BIN)/python manage.py makemigrations --check --dry-run --verbosity 1

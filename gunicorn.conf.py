@@ -8,6 +8,8 @@ queue them per worker) let one busy worker hold requests while another sat idle:
 concurrent token clients it doubled the p99 (docs/performance.md, "The web server").
 """
 
+from bulkops.settings import VAR_DIR
+
 threads = 4
 worker_connections = threads
 keepalive = 0
@@ -19,3 +21,8 @@ keepalive = 0
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
 forwarder_headers = ""
+
+# The control socket (gunicornc) of this instance, with its other state: gunicorn's
+# default, $XDG_RUNTIME_DIR or ~/.gunicorn, is one path for every gunicorn of the user,
+# so a second bulkops (or a test server) took over the first one's socket.
+control_socket = str(VAR_DIR / "run" / "gunicorn.ctl")

@@ -13,12 +13,14 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
-from accounts.forms import ClientEditForm, ClientForm, KeyForm
+from accounts.forms import ClientEditForm, ClientForm, KeyForm, checklist_initial
 from accounts.jwks import (
     JwksError,
     KeyInfo,
@@ -40,6 +42,7 @@ from accounts.services import (
     update_client,
 )
 from accounts.tables import sorted_page
+from fhirstore.reads import live_counts_by_type
 
 RECENT = 10
 CLIENTS_PER_PAGE = 50
@@ -85,10 +88,15 @@ def client_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def stored_counts() -> dict[str, int]:
+    """Resources per type in the store, so the scope checklist lists those types first."""
+    return {row["resource_type"]: row["n"] for row in live_counts_by_type()}
+
+
 @require_http_methods(["GET", "POST"])
 @permission_required(MANAGE_CLIENTS)
 def client_register(request: HttpRequest) -> HttpResponse:
-    form = ClientForm(request.POST or None, request.FILES or None)
+    form = ClientForm(request.POST or None, request.FILES or None, stored=stored_counts())
     if request.method == "POST" and form.is_valid():
         jwks, jwks_uri, _ = form.key_source()
         try:
@@ -99,6 +107,7 @@ def client_register(request: HttpRequest) -> HttpResponse:
                 scopes=form.scopes(),
                 group_ids=form.group_ids(),
                 created_by=request.user,
+                request=request,
             )
         except ValidationError as error:
             for key, problems in error.message_dict.items():
@@ -202,29 +211,32 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
     client = get_client_for_user(request, client_id)
     initial = {
         "name": client.name,
-        "scopes": client.scopes,
+        **checklist_initial(client.scopes),
         "groups": " ".join(client.bound_groups.values_list("group_id", flat=True)),
     }
-    form = ClientEditForm(request.POST or None, initial=initial)
+    form = ClientEditForm(request.POST or None, initial=initial, stored=stored_counts())
     if request.method == "POST" and form.is_valid():
         try:
             update_client(
                 client_id=client.client_id,
                 name=form.cleaned_data["name"],
-                scopes=form.cleaned_data["scopes"],
+                scopes=form.scopes(),
                 group_ids=form.group_ids(),
                 actor=request.user,
+                request=request,
             )
         except ValidationError as error:
             for key, problems in error.message_dict.items():
                 for problem in problems:
-                    form.add_error("groups" if key == "group_ids" else key, problem)
+                    form.add_error(form.field_for(key), problem)
         else:
             messages.success(
                 request, f"Saved {form.cleaned_data['name']}; its tokens were revoked."
             )
             return redirect("console:client-detail", client_id=client.client_id)
-    return render(request, "accounts/client_edit.html", {"client": client, "form": form})
+    scope_preview = form.scopes() if hasattr(form, "cleaned_data") else client.scopes
+    context = {"client": client, "form": form, "scope_preview": scope_preview}
+    return render(request, "accounts/client_edit.html", context)
 
 
 @require_POST
@@ -235,7 +247,10 @@ def client_key_add(request: HttpRequest, client_id: str) -> HttpResponse:
     if form.is_valid():
         try:
             add_client_key(
-                client_id=client.client_id, jwk=form.cleaned_data["jwk"], actor=request.user
+                client_id=client.client_id,
+                jwk=form.cleaned_data["jwk"],
+                actor=request.user,
+                request=request,
             )
         except ValidationError as error:
             form.add_error("jwk", error.message_dict["jwk"])
@@ -251,11 +266,13 @@ def client_key_retire(request: HttpRequest, client_id: str) -> HttpResponse:
     client = get_client_for_user(request, client_id)
     kid = request.POST.get("kid", "")
     try:
-        retire_client_key(client_id=client.client_id, kid=kid, actor=request.user)
+        retire_client_key(client_id=client.client_id, kid=kid, actor=request.user, request=request)
     except ValidationError as error:
         messages.error(request, " ".join(error.message_dict["kid"]))
     else:
         messages.success(request, f"Retired key {kid}.")
+    if request.htmx:  # asked for confirmation in the page, then reloads it with the message
+        return HttpResponseClientRedirect(reverse("console:client-detail", args=[client_id]))
     return redirect("console:client-detail", client_id=client.client_id)
 
 
@@ -265,7 +282,7 @@ def client_set_status(request: HttpRequest, client_id: str, action: str) -> Http
     """Disable (tokens revoked at once) or enable a client; the service audits it."""
     client = get_client_for_user(request, client_id)
     change = disable_client if action == "disable" else enable_client
-    client = change(client_id=client.client_id, actor=request.user)
+    client = change(client_id=client.client_id, actor=request.user, request=request)
     if request.htmx:
         return render(request, "accounts/partials/client_status.html", {"client": client})
     messages.success(request, f"{client.name} is now {client.status}.")

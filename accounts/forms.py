@@ -5,6 +5,8 @@ fields."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from allauth.account.forms import LoginForm
@@ -13,18 +15,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from accounts.lockout import lockout_message
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, BackendClient
 from accounts.roles import Role
 from bulkops import untrusted_json
 from bulkops.env import time_zone_names
-from bulkops.fhir.compartment import COMPARTMENT_TYPES
+from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+from bulkops.fhir.scopes import parse_system_scopes, readable_types
 
 MAX_JWKS_UPLOAD = 64 * 1024
 ALL_TYPES = "*"
-# The types operators pick most: the Patient compartment, plus what Group exports add.
-SCOPE_TYPE_CHOICES = [(ALL_TYPES, "All types (*)")] + [
-    (name, name) for name in sorted(COMPARTMENT_TYPES | {"Group", "Patient"})
-]
 SYNTAX_CHOICES = [("v1", "SMART v1 (system/Patient.read)"), ("v2", "SMART v2 (system/Patient.rs)")]
 # register_client's error keys → the form field the message belongs beside.
 SERVICE_FIELDS = {
@@ -43,7 +42,97 @@ def scope_string(types: list[str], syntax: str, extra: str) -> str:
     return " ".join(dict.fromkeys([*chosen, *extra.split()]))
 
 
-class ClientForm(forms.Form):
+_SIMPLE_SCOPE = re.compile(r"^system/(\*|[A-Za-z]+)\.(read|rs)$")
+
+
+def scope_type_choices(stored: Mapping[str, int]) -> list[tuple[str, str]]:
+    """Every R4 type for the checklist: `*`, then the types the store holds (with their
+    counts), then the rest, each group by name."""
+    with_data = sorted(name for name in stored if name in R4_RESOURCE_TYPES)
+    rest = sorted(R4_RESOURCE_TYPES - set(with_data))
+    return [
+        (ALL_TYPES, "All types (*)"),
+        *[(name, f"{name} ({stored[name]} stored)") for name in with_data],
+        *[(name, name) for name in rest],
+    ]
+
+
+def checklist_initial(scopes: str) -> dict[str, Any]:
+    """A registered scope string as the checklist shows it: the simple read scopes of
+    one syntax ticked, every other scope in "Other scopes"."""
+    simple = [_SIMPLE_SCOPE.match(scope) for scope in scopes.split()]
+    permissions = [match.group(2) for match in simple if match]
+    permission = permissions[0] if permissions else "read"
+    ticked = [m.group(1) for m in simple if m and m.group(2) == permission]
+    extra = [
+        scope
+        for scope, match in zip(scopes.split(), simple, strict=True)
+        if not match or match.group(2) != permission
+    ]
+    return {
+        "scope_types": ticked,
+        "syntax": "v1" if permission == "read" else "v2",
+        "extra_scopes": " ".join(extra),
+    }
+
+
+class ScopeChecklistForm(forms.Form):
+    """The scope fields the register and edit pages share: a checklist of every R4 type
+    (the types the store holds first), the SMART syntax, and typed extras. A set of
+    scopes that would let the client read nothing is refused before anything is saved."""
+
+    scope_types = forms.MultipleChoiceField(
+        label="Resource types the client may export",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    syntax = forms.ChoiceField(choices=SYNTAX_CHOICES, initial="v1", widget=forms.RadioSelect)
+    extra_scopes = forms.CharField(
+        label="Other scopes",
+        required=False,
+        help_text="Space-separated, e.g. system/Observation.rs?category=laboratory",
+    )
+
+    def __init__(self, *args: Any, stored: Mapping[str, int] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["scope_types"].choices = scope_type_choices(stored or {})
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if problem := reads_nothing(self.scopes()):
+            self.add_error(self.field_for("scopes"), problem)
+        return data
+
+    def field_for(self, service_key: str) -> str | None:
+        """The field a `register_client` or `update_client` error belongs beside."""
+        if service_key == "scopes" and self.cleaned_data.get("extra_scopes"):
+            return "extra_scopes"  # checklist scopes are always well-formed
+        return SERVICE_FIELDS.get(service_key)
+
+    def scopes(self) -> str:
+        data = self.cleaned_data
+        return scope_string(
+            data.get("scope_types", []), data.get("syntax") or "v1", data.get("extra_scopes", "")
+        )
+
+
+def reads_nothing(scopes: str) -> str:
+    """Why well-formed `scopes` would let a client export no resource type, or "" (the
+    service explains empty and malformed scopes itself)."""
+    names = scopes.split()
+    if not names or not all(parse_system_scopes(name) for name in names):
+        return ""
+    access = readable_types(names)
+    if access.all_types or access.types:
+        return ""
+    return (
+        f"These scopes let the client read nothing, so it could export nothing: "
+        f"{' '.join(names)} grant{'s' if len(names) == 1 else ''} no read of a whole type "
+        "(write-only, or narrowed by a search). Tick a type, or add e.g. system/Patient.read."
+    )
+
+
+class ClientForm(ScopeChecklistForm):
     name = forms.CharField(max_length=200)
     jwks = forms.CharField(
         label="JWK Set (paste)",
@@ -57,18 +146,6 @@ class ClientForm(forms.Form):
         required=False,
         max_length=500,
         help_text="https URL where the client publishes its public keys.",
-    )
-    scope_types = forms.MultipleChoiceField(
-        label="Resource types the client may export",
-        choices=SCOPE_TYPE_CHOICES,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-    )
-    syntax = forms.ChoiceField(choices=SYNTAX_CHOICES, initial="v1", widget=forms.RadioSelect)
-    extra_scopes = forms.CharField(
-        label="Other scopes",
-        required=False,
-        help_text="Space-separated, e.g. system/Observation.rs?category=laboratory",
     )
     groups = forms.CharField(
         label="Bound groups",
@@ -94,19 +171,11 @@ class ClientForm(forms.Form):
             return data["jwks_file"], data.get("jwks_uri") or None, "jwks_file"
         return data.get("jwks"), data.get("jwks_uri") or None, "jwks"
 
-    def scopes(self) -> str:
-        data = self.cleaned_data
-        return scope_string(
-            data.get("scope_types", []), data.get("syntax") or "v1", data.get("extra_scopes", "")
-        )
-
     def field_for(self, service_key: str) -> str | None:
         """The field a `register_client` error belongs beside."""
         if service_key == "jwks":
             return self.key_source()[2]
-        if service_key == "scopes" and self.cleaned_data.get("extra_scopes"):
-            return "extra_scopes"  # checklist scopes are always well-formed
-        return SERVICE_FIELDS.get(service_key)
+        return super().field_for(service_key)
 
     def group_ids(self) -> list[str]:
         return self.cleaned_data["groups"].replace(",", " ").split()
@@ -123,7 +192,7 @@ def _parse_json(text: str, what: str) -> Any:
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False)
-    client = forms.CharField(label="client_id", required=False)
+    client = forms.ChoiceField(label="Client", required=False)
     action = forms.ChoiceField(required=False)
     outcome = forms.ChoiceField(choices=[("", "any"), *AuditEvent.Outcome.choices], required=False)
     date_from = forms.DateField(
@@ -137,13 +206,14 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         actions = AuditEvent.objects.order_by("action").values_list("action", flat=True)
         self.fields["action"].choices = [("", "any")] + [(a, a) for a in actions.distinct()]
+        clients = BackendClient.objects.order_by("name", "client_id")
+        self.fields["client"].choices = [("", "any")] + list(
+            clients.values_list("client_id", "name")
+        )
 
 
-class ClientEditForm(forms.Form):
+class ClientEditForm(ScopeChecklistForm):
     name = forms.CharField(max_length=200)
-    scopes = forms.CharField(
-        help_text="Space-separated, v1 or v2: system/Patient.read system/Observation.rs"
-    )
     groups = forms.CharField(
         label="Bound groups",
         required=False,

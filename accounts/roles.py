@@ -38,6 +38,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 }
 
 
+def roles_granting(codenames: tuple[str, ...]) -> list[str]:
+    """The roles that hold every one of `codenames`, least powerful first, e.g.
+    ["operator", "admin"] for RUN_EXPORTS: what a 403 page tells people to ask for."""
+    order = [Role.AUDITOR, Role.OPERATOR, Role.ADMIN]
+    return [str(role) for role in order if set(codenames) <= ROLE_PERMISSIONS[role]]
+
+
 def perm(codename: str) -> str:
     """The dotted name Django's permission checks take, e.g. perm(VIEW_AUDIT)."""
     return f"accounts.{codename}"

@@ -212,6 +212,7 @@ def register_client(
     scopes: str | Sequence[str],
     group_ids: Sequence[str] = (),
     created_by: AbstractBaseUser | None = None,
+    request: HttpRequest | None = None,
 ) -> BackendClient:
     """Register a backend client with its public keys, allowed scopes and bound groups.
 
@@ -246,6 +247,7 @@ def register_client(
         actor_type=actor_type,
         actor=actor,
         action="client.registered",
+        request=request,
         details={
             "client_id": client.client_id,
             "name": client.name,
@@ -282,20 +284,26 @@ def record_change(
 
 
 def _record_client_change(
-    actor: AbstractBaseUser | None, action: str, client: BackendClient, **details: Any
+    actor: AbstractBaseUser | None,
+    action: str,
+    client: BackendClient,
+    request: HttpRequest | None,
+    **details: Any,
 ) -> None:
-    """Audit one change to a backend client, naming who made it."""
-    record_change(actor, action, client_id=client.client_id, **details)
+    """Audit one change to a backend client, naming who made it and from where."""
+    record_change(actor, action, request=request, client_id=client.client_id, **details)
 
 
 @transaction.atomic
-def disable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+def disable_client(
+    *, client_id: str, actor: AbstractBaseUser | None, request: HttpRequest | None = None
+) -> BackendClient:
     """Disable a client: its tokens stop working at once and it gets no new ones."""
     client = _locked_client(client_id, actor)
     client.status = BackendClient.Status.DISABLED
     client.save(update_fields=["status", "updated_at"])
     revoked, _ = AccessToken.objects.filter(client=client).delete()
-    _record_client_change(actor, "client.disabled", client, revoked_tokens=revoked)
+    _record_client_change(actor, "client.disabled", client, request, revoked_tokens=revoked)
     return client
 
 
@@ -307,6 +315,7 @@ def update_client(
     scopes: str | Sequence[str],
     group_ids: Sequence[str],
     actor: AbstractBaseUser | None,
+    request: HttpRequest | None = None,
 ) -> BackendClient:
     """Change a client's name, scopes and bound groups, checked as at registration.
 
@@ -334,6 +343,7 @@ def update_client(
         actor,
         "client.updated",
         client,
+        request,
         changed={k: [before[k], after[k]] for k in after if before[k] != after[k]},
         revoked_tokens=revoked,
     )
@@ -356,7 +366,13 @@ def _save_inline_keys(client: BackendClient, keys: list[dict[str, Any]]) -> None
 
 
 @transaction.atomic
-def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) -> BackendClient:
+def add_client_key(
+    *,
+    client_id: str,
+    jwk: Any,
+    actor: AbstractBaseUser | None,
+    request: HttpRequest | None = None,
+) -> BackendClient:
     """Add a public key to an inline JWK Set (rotation: add the new key, then retire the
     old kid once the client signs with the new one)."""
     client = _locked_client(client_id, actor)
@@ -368,12 +384,18 @@ def add_client_key(*, client_id: str, jwk: Any, actor: AbstractBaseUser | None) 
     except JwksError as error:
         raise ValidationError({"jwk": str(error)}) from None
     _save_inline_keys(client, [*keys, jwk])
-    _record_client_change(actor, "client.key_added", client, kid=info.kid)
+    _record_client_change(actor, "client.key_added", client, request, kid=info.kid)
     return client
 
 
 @transaction.atomic
-def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | None) -> BackendClient:
+def retire_client_key(
+    *,
+    client_id: str,
+    kid: str,
+    actor: AbstractBaseUser | None,
+    request: HttpRequest | None = None,
+) -> BackendClient:
     """Remove key `kid` from an inline JWK Set; the last usable key cannot be retired."""
     client = _locked_client(client_id, actor)
     keys = _inline_keys(client)
@@ -387,17 +409,19 @@ def retire_client_key(*, client_id: str, kid: str, actor: AbstractBaseUser | Non
             {"kid": f"Retiring {kid!r} would leave no usable key; add the new key first."}
         ) from None
     _save_inline_keys(client, remaining)
-    _record_client_change(actor, "client.key_retired", client, kid=kid)
+    _record_client_change(actor, "client.key_retired", client, request, kid=kid)
     return client
 
 
 @transaction.atomic
-def enable_client(*, client_id: str, actor: AbstractBaseUser | None) -> BackendClient:
+def enable_client(
+    *, client_id: str, actor: AbstractBaseUser | None, request: HttpRequest | None = None
+) -> BackendClient:
     """Enable a disabled client again; it must request new tokens (old ones were revoked)."""
     client = _locked_client(client_id, actor)
     client.status = BackendClient.Status.ACTIVE
     client.save(update_fields=["status", "updated_at"])
-    _record_client_change(actor, "client.enabled", client)
+    _record_client_change(actor, "client.enabled", client, request)
     return client
 
 

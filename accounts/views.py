@@ -17,11 +17,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.audit import record_event
+from accounts.audit_words import describe_event
 from accounts.decorators import permission_required
 from accounts.forms import AuditFilterForm
 from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
-from accounts.operators import describe_operator_event
 from accounts.roles import VIEW_AUDIT, VIEW_CONSOLE
 from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
 from exports.file_audit import describe_read, read_url
@@ -38,12 +38,14 @@ NAMES_A_CLIENT = (AuditEvent.ActorType.CLIENT, AuditEvent.ActorType.UNVERIFIED)
 def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     clients = list(BackendClient.objects.all())
+    bars = daily_bars(now)
     context = {
         **running_context(),
         "windows": [window(now, 7), window(now, 30)],
-        "bars": daily_bars(now),
+        "bars": bars,
         "chart_width": CHART_DAYS * (BAR_WIDTH + 4),
         "chart_height": CHART_HEIGHT,
+        "chart_peak": max((bar.count for bar in bars), default=0),
         "failures": ExportJob.objects.filter(
             status=ExportJob.Status.FAILED, created_at__gte=now - timedelta(days=7)
         ).select_related("client")[:RECENT],
@@ -94,9 +96,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
     A refused token request may name an unverified client_id: only ids that exist link.
     """
     named = {e.details.get("client_id") or e.actor for e in events}
-    known = set(
-        BackendClient.objects.filter(client_id__in=named).values_list("client_id", flat=True)
-    )
+    known = dict(BackendClient.objects.filter(client_id__in=named).values_list("client_id", "name"))
     rows = []
     for event in events:
         client_id = event.details.get("client_id") or (
@@ -108,9 +108,13 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
                 "event": event,
                 "job": event.details.get("job", ""),
                 "client_id": client_id if client_id in known else "",
+                "client_name": known.get(client_id, ""),
+                "actor_name": known.get(event.actor, "")
+                if event.actor_type in NAMES_A_CLIENT
+                else "",
+                "about": describe_event(event, known),
                 "file_url": read_url(event.details) if read else "",
                 "file_part": describe_read(event.details) if read else "",
-                "said": describe_operator_event(event.action, event.details),
             }
         )
     return rows

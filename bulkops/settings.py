@@ -324,6 +324,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 if CELERY_BROKER_URL.startswith("filesystem"):
     for folder in ("queue", "control"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    # The worker's timer thread sleeps this long between checks, and a stopping worker
+    # waits for it: at Celery's 1 s, Ctrl-C on `make run` ran past honcho's 5 s grace
+    # (bulkops.celery.stop_polling_now has the rest).
+    CELERY_WORKER_TIMER_PRECISION = 0.2
 CELERY_TASK_IGNORE_RESULT = True
 # Results are off: progress lives on our rows. A backend can be set for diagnostics.
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", "disabled://")
@@ -406,6 +410,10 @@ FILE_UPLOAD_HANDLERS = [
     "fhirstore.uploads.UploadLimitHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
+# The console's NDJSON search reads at most this much of a file per request, for at most
+# this long, then offers to keep searching from where it stopped (exports.ndjson_search).
+BULKOPS_PREVIEW_SEARCH_BYTES = env_int("BULKOPS_PREVIEW_SEARCH_BYTES", 64 * 1024 * 1024, minimum=1)
+BULKOPS_PREVIEW_SEARCH_MS = env_int("BULKOPS_PREVIEW_SEARCH_MS", 2000, minimum=1)
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
 # A kick-off's _since may be this many seconds ahead of the server's clock (client skew).
 BULKOPS_SINCE_CLOCK_SKEW = env_int("BULKOPS_SINCE_CLOCK_SKEW", 60, minimum=0)

@@ -1,9 +1,10 @@
 """What other apps add to the console's export pages, so exports need not know them.
 
 Remote exports (the remotes app) are ExportJobs too: their job page shows the remote's
-progress, manifest and exchange log, and the launch page offers the remote servers as
-other sources. An app registers its builders in its AppConfig.ready; a panel builder
-returns None for jobs it has nothing to say about.
+progress, manifest and exchange log, the export list names the server they came from,
+and the launch page offers the remote servers as other sources. An app registers its
+builders in its AppConfig.ready; a panel builder returns None for jobs it has nothing to
+say about.
 """
 
 from __future__ import annotations
@@ -57,3 +58,21 @@ def register_sources(lister: SourceLister) -> None:
 
 def launch_sources() -> list[LaunchSource]:
     return [source for lister in _listers for source in lister()]
+
+
+# Who a job without a client is for, when it is not the console's own export (a pull
+# from a remote server): job pk -> a label for the export list and the job page.
+JobLabeller = Callable[[list[ExportJob]], dict[int, str]]
+_labellers: list[JobLabeller] = []
+
+
+def register_job_labels(labeller: JobLabeller) -> None:
+    if labeller not in _labellers:
+        _labellers.append(labeller)
+
+
+def job_labels(jobs: list[ExportJob]) -> dict[int, str]:
+    labels: dict[int, str] = {}
+    for labeller in _labellers:
+        labels.update(labeller(jobs))
+    return labels

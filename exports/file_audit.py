@@ -78,7 +78,7 @@ def describe_read(details: dict[str, Any]) -> str:
     if details.get("offset"):
         said += f" from byte {details['offset']}"
     if details.get("filter"):
-        said += f", filtered by “{details['filter']}” ({details.get('matches', 0)} matching)"
+        said = f"searched {said} for “{details['filter']}” ({details.get('matches', 0)} matching)"
     return said
 
 

@@ -11,9 +11,9 @@ from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
 from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob
-from fhirstore.reads import group_ids
+from fhirstore.reads import group_names
 
-LEVEL_CHOICES = [(GROUP, "Group"), (PATIENT, "Patient"), (SYSTEM, "System")]
+LEVEL_CHOICES = [(SYSTEM, "System"), (PATIENT, "Patient"), (GROUP, "Group")]
 OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
 
 
@@ -33,7 +33,8 @@ class LaunchForm(forms.Form):
         help_text="The export runs with this client's registered scopes and group binding; "
         "the console's own exports are reachable only here.",
     )
-    level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=GROUP)
+    # System needs nothing more, so the form can be launched (and previewed) as it opens.
+    level = forms.ChoiceField(choices=LEVEL_CHOICES, initial=SYSTEM)
     group_id = forms.ChoiceField(label="Group", required=False)
     types = forms.CharField(
         label="_type",
@@ -64,7 +65,9 @@ class LaunchForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["group_id"].choices = [("", "—")] + [(g, g) for g in group_ids()]
+        self.fields["group_id"].choices = [("", "—")] + [
+            (group_id, group_label(group_id, name)) for group_id, name in group_names().items()
+        ]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -105,6 +108,11 @@ class LaunchForm(forms.Form):
 
     def group(self) -> str:
         return self.cleaned_data["group_id"] if self.cleaned_data["level"] == GROUP else ""
+
+
+def group_label(group_id: str, name: str) -> str:
+    """A Group as a dropdown names it: its name first, the id after."""
+    return f"{name} ({group_id})" if name else group_id
 
 
 def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:

@@ -8,10 +8,12 @@ nothing here produces markup.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from bulkops.fhir import resource_json
+from exports.resource_summary import summarize
 
 MAX_PAGE_BYTES = 1024 * 1024  # a page never reads more than this, whatever N is
 MAX_LINE_BYTES = 256 * 1024  # a longer line is shown cut, not read in full
@@ -33,6 +35,7 @@ class PreviewLine:
     last_updated: str
     text: str
     truncated: bool
+    summary: tuple[tuple[str, str], ...] = ()
 
     def tokens(self) -> list[tuple[str, str]]:
         return highlight(self.text)
@@ -45,33 +48,64 @@ class PreviewPage:
     bytes_read: int
 
 
+def iter_lines(handle: BinaryIO) -> Iterator[tuple[bytes, int, bool]]:
+    """(line, bytes it took, cut) for each line `handle` holds, never more than
+    MAX_LINE_BYTES of one line in memory.
+
+    A line cut at MAX_LINE_BYTES is skipped to its end within what `handle` holds; one
+    longer than that continues where the next read starts.
+    """
+    while raw := handle.readline(MAX_LINE_BYTES):
+        taken = len(raw)
+        truncated = not raw.endswith(b"\n")
+        if truncated:  # skip the rest of an over-long line without keeping it
+            while (chunk := handle.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
+                taken += len(chunk)
+            taken += len(chunk)
+        yield raw, taken, truncated
+
+
 def read_page(
     handle: BinaryIO, *, offset: int, size: int, first_line: int, count: int
 ) -> PreviewPage:
     """Up to `count` lines from `handle`, a reader that starts at byte `offset` (the start
-    of line `first_line`) of a `size`-byte file and holds at most PAGE_WINDOW bytes.
-
-    A line cut at MAX_LINE_BYTES is skipped to its end within the window; one longer
-    than the window continues on the next page.
-    """
+    of line `first_line`) of a `size`-byte file and holds at most PAGE_WINDOW bytes."""
     lines: list[PreviewLine] = []
     read = 0
-    while len(lines) < count and read < MAX_PAGE_BYTES:
-        raw = handle.readline(MAX_LINE_BYTES)
-        if not raw:
-            break
-        read += len(raw)
-        truncated = not raw.endswith(b"\n")
-        if truncated:  # skip the rest of an over-long line without keeping it
-            while (chunk := handle.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
-                read += len(chunk)
-            read += len(chunk)
+    for raw, taken, truncated in iter_lines(handle):
+        read += taken
         if raw.strip():
-            lines.append(_line(first_line + len(lines), raw, truncated))
+            lines.append(preview_line(first_line + len(lines), raw, truncated))
+        if len(lines) >= count or read >= MAX_PAGE_BYTES:
+            break
     return PreviewPage(lines, offset + read if offset + read < size else None, read)
 
 
-def _line(number: int, raw: bytes, truncated: bool) -> PreviewLine:
+def page_before(handle: BinaryIO, *, window_start: int, offset: int, count: int) -> tuple[int, int]:
+    """Where the page of up to `count` lines that ends at byte `offset` starts, and how
+    many lines it holds: `handle` holds the bytes from `window_start` to `offset` (at
+    most PAGE_WINDOW, so "previous page" reads one window like "next page" does).
+
+    The window's first piece may be the tail of a longer line: it only counts when the
+    window starts at the beginning of the file.
+    """
+    data = handle.read()
+    starts: list[int] = []
+    position = 0
+    for piece in data.split(b"\n")[:-1]:
+        whole = window_start == 0 or position > 0
+        if whole and piece.strip():
+            starts.append(position)
+        position += len(piece) + 1
+    starts = starts[-count:]
+    while starts and position - starts[0] > MAX_PAGE_BYTES and len(starts) > 1:
+        starts.pop(0)
+    if not starts:
+        return offset, 0
+    return window_start + starts[0], len(starts)
+
+
+def preview_line(number: int, raw: bytes, truncated: bool) -> PreviewLine:
     text = raw.decode("utf-8", "replace").strip()
     resource: Any = None
     if not truncated:
@@ -88,6 +122,7 @@ def _line(number: int, raw: bytes, truncated: bool) -> PreviewLine:
             str(meta.get("lastUpdated", "")),
             resource_json.dumps(resource, indent=2),
             False,
+            tuple(summarize(resource)),
         )
     return PreviewLine(number, "", "", "", text, truncated)
 

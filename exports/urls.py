@@ -13,5 +13,6 @@ urlpatterns = [
     path("exports/<uuid:job_id>/delete/", views.job_delete, name="job-delete"),
     path("exports/<uuid:job_id>/rerun/", views.job_rerun, name="job-rerun"),
     path("files/<uuid:file_id>/", file_views.file_preview, name="file-preview"),
+    path("files/<uuid:file_id>/page.csv", file_views.file_preview_csv, name="file-preview-csv"),
     path("files/<uuid:file_id>/download/", file_views.file_download, name="file-download"),
 ]

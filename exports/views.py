@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -27,7 +27,7 @@ from accounts.tables import sorted_page
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import STRICT
 from bulkops.fhir_http import absolute_url
-from exports.console_hooks import launch_sources, panels_for
+from exports.console_hooks import job_labels, launch_sources, panels_for
 from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
@@ -35,6 +35,7 @@ from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
 from exports.manifests import applied_type_filters, job_manifest
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
+from exports.type_progress import progress_by_type
 
 JOBS_PER_PAGE = 25
 PARTITIONS_SHOWN = 50  # the polled fragment stays small whatever the job's size
@@ -90,7 +91,11 @@ def job_list(request: HttpRequest) -> HttpResponse:
     table = sorted_page(
         request, filtered_jobs(form), sorts=SORTS, default="-created", per_page=JOBS_PER_PAGE
     )
-    context = {"form": form, "jobs": table["page"].object_list, **table}
+    jobs = list(table["page"].object_list)
+    labels = job_labels(jobs)
+    for job in jobs:
+        job.source_label = labels.get(job.pk, "")
+    context = {"form": form, "jobs": jobs, **table}
     return render(request, "exports/job_list.html", context)
 
 
@@ -178,16 +183,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 
 
 def progress_context(job: ExportJob) -> dict[str, Any]:
-    by_type = (
-        job.partitions.values("resource_type")
-        .annotate(
-            partitions=Count("pk"),
-            done=Count("pk", filter=Q(status="done")),
-            rows=Sum("rows_planned"),
-            exported=Sum("resources_exported"),
-        )
-        .order_by("resource_type")
-    )
+    by_type = progress_by_type(job)
     workers = sorted({w for w in job.partitions.values_list("worker", flat=True) if w})
     partitions = list(job.partitions.all()[: PARTITIONS_SHOWN + 1])
     end = job.completed_at or timezone.now()
@@ -241,6 +237,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "parameters_json": json.dumps(job.parameters, indent=2),
         "type_filters": type_filter_rows(job),
         "until": job.parameters.get("_until"),
+        "source_label": job_labels([job]).get(job.pk, ""),
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),

@@ -12,7 +12,9 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
@@ -20,7 +22,7 @@ from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from fhirstore.data_sections import data_sections
 from fhirstore.forms import GroupForm, UploadForm
-from fhirstore.groups import GroupError, upsert_group
+from fhirstore.groups import GroupError, delete_group, find_patients, upsert_group
 from fhirstore.loaders import load_files
 from fhirstore.models import GroupMembership, Resource
 from fhirstore.uploads import upload_refusal
@@ -75,13 +77,40 @@ def group_save(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 patient_ids=form.patient_ids(),
                 actor=request.user.get_username(),
+                request=request,
             )
         except GroupError as error:
             form.add_error("patients", str(error))
         else:
-            messages.success(request, f"Saved Group/{group.resource_id}.")
+            name = form.cleaned_data["name"]
+            messages.success(request, f"Saved {name} (Group/{group.resource_id}).")
             return redirect("console:data")
     return render(request, "fhirstore/data.html", data_context(form, UploadForm()), status=400)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def group_delete(request: HttpRequest, group_id: str) -> HttpResponse:
+    """Delete a Group (the page asks first): Group exports of it get 404 from then on,
+    clients bound to it can export nothing until they are bound to another."""
+    try:
+        delete_group(group_id=group_id, actor=request.user.get_username(), request=request)
+    except GroupError as error:
+        messages.error(request, str(error).capitalize() + ".")
+    else:
+        messages.success(request, f"Deleted Group/{group_id}.")
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("console:data"))
+    return redirect("console:data")
+
+
+@require_GET
+@permission_required(RUN_EXPORTS)
+def patient_search(request: HttpRequest) -> HttpResponse:
+    """Patients by id or name, as boxes to tick into the Group being edited."""
+    query = request.GET.get("patient_q", "")
+    context = {"patients": find_patients(query), "patient_q": query.strip()}
+    return render(request, "fhirstore/partials/patient_results.html", context)
 
 
 @require_POST

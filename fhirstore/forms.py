@@ -19,8 +19,10 @@ class GroupForm(forms.Form):
     name = forms.CharField(max_length=200)
     patients = forms.CharField(
         label="Patient ids",
+        required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="Space-, comma- or line-separated ids of existing patients.",
+        help_text="Space-, comma- or line-separated ids of existing patients; "
+        "patients ticked in the search below are added.",
     )
 
     def clean_group_id(self) -> str:
@@ -29,8 +31,15 @@ class GroupForm(forms.Form):
             raise forms.ValidationError(f"{value!r} is not a FHIR id (A-Z a-z 0-9 - ., ≤ 64).")
         return value
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "patients" in data and not self.patient_ids():
+            self.add_error("patients", "Name at least one patient, or tick one in the search.")
+        return data
+
     def patient_ids(self) -> list[str]:
-        return self.cleaned_data["patients"].replace(",", " ").split()
+        typed = self.cleaned_data.get("patients", "").replace(",", " ").split()
+        return list(dict.fromkeys([*typed, *self.data.getlist("add_patients")]))
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -6,15 +6,18 @@ store keeps GroupMembership in step with `member`, and every change is audited.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops.errors import InvalidRequest
+from bulkops.fhir.names import human_name
 from bulkops.fhir.references import is_valid_id
 from fhirstore.models import Resource
 from fhirstore.writes import delete_resource, put_resource
@@ -57,7 +60,12 @@ def _check(group_id: str, name: str, patient_ids: list[str]) -> None:
 
 
 def upsert_group(
-    *, group_id: str | None, name: str, patient_ids: list[str], actor: str
+    *,
+    group_id: str | None,
+    name: str,
+    patient_ids: list[str],
+    actor: str,
+    request: HttpRequest | None = None,
 ) -> Resource:
     """Create (group_id None: a new uuid) or replace a Group of existing patients."""
     group_id = group_id or str(uuid.uuid4())
@@ -73,13 +81,16 @@ def upsert_group(
             actor_type=AuditEvent.ActorType.OPERATOR,
             actor=actor,
             action="group.upserted",
+            request=request,
             details={"group": group_id, "name": name, "members": len(set(patient_ids))},
         )
     return group
 
 
-def delete_group(*, group_id: str, actor: str) -> None:
+def delete_group(*, group_id: str, actor: str, request: HttpRequest | None = None) -> None:
     """Tombstone a Group; its memberships go with it."""
+    if not is_valid_id(group_id):
+        raise GroupError(f"no such group: {group_id!r}")
     with transaction.atomic():
         if not delete_resource(resource_type="Group", resource_id=group_id, now=timezone.now()):
             raise GroupError(f"no such group: {group_id}")
@@ -87,5 +98,37 @@ def delete_group(*, group_id: str, actor: str) -> None:
             actor_type=AuditEvent.ActorType.OPERATOR,
             actor=actor,
             action="group.deleted",
+            request=request,
             details={"group": group_id},
         )
+
+
+PATIENT_MATCHES = 20
+
+
+def find_patients(query: str) -> list[tuple[str, str]]:
+    """(id, name) of up to PATIENT_MATCHES live Patients whose id starts with `query` or
+    whose name contains it, ids first: the Data page's search when editing a Group."""
+    query = query.strip()
+    if not query:
+        return []
+    patients = Resource.objects.live().filter(resource_type="Patient")
+    by_id = patients.filter(resource_id__istartswith=query).order_by("resource_id")
+    found = {row.resource_id: row for row in by_id[:PATIENT_MATCHES]}
+    # The body holds names as JSON text: a containment test there finds candidates,
+    # and only those whose name itself holds the text are kept.
+    candidates = patients.filter(body__icontains=query).order_by("resource_id")
+    for row in candidates.exclude(resource_id__in=list(found))[: PATIENT_MATCHES * 5]:
+        if len(found) >= PATIENT_MATCHES:
+            break
+        if query.casefold() in _patient_name(row).casefold():
+            found[row.resource_id] = row
+    return [(patient_id, _patient_name(row)) for patient_id, row in found.items()]
+
+
+def _patient_name(row: Resource) -> str:
+    try:
+        body = json.loads(row.body) if row.body else {}
+    except ValueError:
+        return ""
+    return human_name(body.get("name")) if isinstance(body, dict) else ""

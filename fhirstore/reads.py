@@ -7,6 +7,7 @@ fhirstore/writes.py. The rest is named questions the engine asks of the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ __all__ = [
     "check_group_binding",
     "existing_group_ids",
     "group_exists",
-    "group_ids",
+    "group_names",
     "live_counts_by_type",
     "live_keys",
     "newest_resource_pk",
@@ -42,10 +43,21 @@ def existing_group_ids(group_ids: Sequence[str]) -> set[str]:
     return set(rows.values_list("resource_id", flat=True))
 
 
-def group_ids() -> list[str]:
-    """The ids of the live Groups, in order."""
+def group_names(group_ids: Iterable[str] | None = None) -> dict[str, str]:
+    """Group id -> its `name` ("" when it has none), for the live Groups (of `group_ids`
+    only, when given), in id order: the console shows Groups by name, the id second."""
     rows = Resource.objects.live().filter(resource_type="Group").order_by("resource_id")
-    return list(rows.values_list("resource_id", flat=True))
+    if group_ids is not None:
+        rows = rows.filter(resource_id__in=list(group_ids))
+    return {group_id: _name(body) for group_id, body in rows.values_list("resource_id", "body")}
+
+
+def _name(body: str) -> str:
+    try:
+        name = json.loads(body).get("name") if body else None
+    except (ValueError, AttributeError):
+        return ""
+    return name if isinstance(name, str) else ""
 
 
 def live_counts_by_type() -> list[dict[str, Any]]:

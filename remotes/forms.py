@@ -55,6 +55,10 @@ class RemoteServerForm(forms.ModelForm):
             "verify_tls",
             "delete_remote_job",
         ]
+        help_texts = {
+            "client_id": "Leave empty until that server has registered our public key set "
+            "(shown once this server is saved); add the client_id it gives us then.",
+        }
         labels = {
             "client_id": "Our client_id there",
             "default_group_id": "Default group",
@@ -131,6 +135,16 @@ class RemoteLaunchForm(LaunchForm):
         super().__init__(*args, **kwargs)
         del self.fields["client"]
         self.fields["group_id"].initial = server.default_group_id
+        self.server = server
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.server.client_id:
+            raise forms.ValidationError(
+                f"{self.server.name} has no client_id for us yet: register our public key "
+                "set there, then add the client_id it gives us (Edit)."
+            )
+        return data
 
     def filter_problems(self) -> list[str]:
         """None here: `_typeFilter` lines go to the remote as written, and the remote

@@ -63,6 +63,12 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
     )
 
 
+def remote_job_labels(jobs: list[ExportJob]) -> dict[int, str]:
+    """ "from <server>" for the jobs that pull from a remote server, in one query."""
+    pulls = RemoteExport.objects.filter(job__in=[job.pk for job in jobs if job.client_id is None])
+    return {job_id: f"from {name}" for job_id, name in pulls.values_list("job_id", "server__name")}
+
+
 def remote_sources() -> list[LaunchSource]:
     return [
         LaunchSource(f"Remote server {name}", reverse("remotes:remote-launch", args=[name]))

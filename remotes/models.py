@@ -39,8 +39,9 @@ class RemoteServer(models.Model):
     )
     # Servers choose their client ids: some issue a signed token of several hundred
     # characters (the SMART reference server: 557). The limit only bounds the input.
+    # Empty until the remote has registered our public key set and issued one.
     client_id = models.CharField(
-        max_length=CLIENT_ID_MAX_LENGTH, help_text="Our client_id at that server."
+        max_length=CLIENT_ID_MAX_LENGTH, blank=True, help_text="Our client_id at that server."
     )
     private_key_encrypted = models.TextField(editable=False)
     public_jwks = models.JSONField(editable=False)

@@ -17,7 +17,9 @@ from accounts.models import AuditEvent
 from accounts.services import _actor
 from bulkops.task_queue import enqueue
 from remotes.checks import overall_status, run_battery
+from remotes.checks.base import Facts
 from remotes.models import RemoteServer, ServerCheck
+from remotes.services import remember_discovery
 from remotes.task_names import RUN_SERVER_CHECK
 
 logger = logging.getLogger(__name__)
@@ -50,14 +52,16 @@ def run_check(*, check: ServerCheck) -> ServerCheck:
         check.results.append(result.as_json())
         check.save(update_fields=["results"])
 
+    facts = Facts()
     try:
-        results = run_battery(check.server.target(), on_result=save_result)
+        results = run_battery(check.server.target(), on_result=save_result, facts=facts)
     except Exception as error:  # the battery itself broke: record it, never hang "running"
         check.status, check.error = ServerCheck.Status.ERROR, f"The check could not run: {error}"
     else:
         check.status = overall_status(results)
     check.finished_at = timezone.now()
     check.save(update_fields=["status", "error", "finished_at"])
+    _remember_token_url(check.server_id, facts.token_url)
     record_event(
         actor_type=AuditEvent.ActorType.SYSTEM,
         actor="system",
@@ -70,6 +74,14 @@ def run_check(*, check: ServerCheck) -> ServerCheck:
         details={"remote": check.server.name, "check": check.pk, "status": check.status},
     )
     return check
+
+
+def _remember_token_url(server_id: int, found: str) -> None:
+    """A check that found the token endpoint of a server with none configured or
+    discovered makes it the one shown and used, as "Discover" would have."""
+    server = RemoteServer.objects.get(pk=server_id)  # as it is now, not as the check began
+    if found and not server.token_url and server.discovered_token_url != found:
+        remember_discovery(server, token_url=found, error="", actor="system", request=None)
 
 
 def fail_stalled_checks(now: datetime) -> int:

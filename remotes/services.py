@@ -55,14 +55,21 @@ def discover(server: RemoteServer, *, actor: str, request: HttpRequest | None) -
     An admin's confirmation of a token endpoint on another origin holds for the URLs it
     was given for only: when the base URL or the token endpoint in use is another one
     now, it is voided (and the audit trail says so)."""
-    server.discovered_token_url, server.discovery_error = "", ""
+    found, problem = "", ""
     if not server.token_url:
         try:
-            server.discovered_token_url = discover_token_url(
-                server.base_url, verify_tls=server.verify_tls
-            )
+            found = discover_token_url(server.base_url, verify_tls=server.verify_tls)
         except DiscoveryError as error:
-            server.discovery_error = str(error)
+            problem = str(error)
+    remember_discovery(server, token_url=found, error=problem, actor=actor, request=request)
+
+
+def remember_discovery(
+    server: RemoteServer, *, token_url: str, error: str, actor: str, request: HttpRequest | None
+) -> None:
+    """Keep what discovery found (the "Discover" button, or a server check reading the
+    smart-configuration), so the server's page shows the token endpoint in use."""
+    server.discovered_token_url, server.discovery_error = token_url, error
     voided = server.void_stale_confirmation()
     server.save()
     if voided:

@@ -54,11 +54,13 @@ def run_check(check: Check, target: RemoteTarget, facts: Facts) -> CheckResult:
 
 
 def run_battery(
-    target: RemoteTarget, on_result: Callable[[CheckResult], None] | None = None
+    target: RemoteTarget,
+    on_result: Callable[[CheckResult], None] | None = None,
+    facts: Facts | None = None,
 ) -> list[CheckResult]:
     """Run every check against `target`; `on_result` sees each result as it comes (the
-    console shows them live)."""
-    facts = Facts()
+    console shows them live); `facts` holds what the checks learnt (the token endpoint)."""
+    facts = facts if facts is not None else Facts()
     results = []
     for check in CHECKS:
         result = run_check(check, target, facts)

@@ -52,6 +52,14 @@ def token_request(rec: Recorder, facts: Facts) -> str:
         facts.token_url = ""
         facts.reasons["token_url"] = facts.reasons["access_token"] = problem
         return ""
+    if not rec.target.client_id:
+        problem = (
+            "no client_id is set for us at this server yet: register our public key set "
+            "there, then add the client_id it gives us."
+        )
+        rec.fail(problem[0].upper() + problem[1:])
+        facts.reasons["access_token"] = problem
+        return ""
     result = _request_token(rec, token_url, _assertion(rec, token_url))
     if result.status != 200:
         rec.fail(f"A correctly signed assertion was refused with {result.status}.")

@@ -124,7 +124,7 @@ def launch_group_export(page: Any, types: str, *, submit: bool = True) -> None:
     page.fill("input[name=types]", types)
     if submit:
         page.click("button:text('Launch export')")
-        sync_api.expect(page.locator("h1")).to_have_text("Group export of Group/g1")
+        sync_api.expect(page.locator("h1")).to_have_text("Group export of Cohort 1 g1")
 
 
 # A gate per held worker thread: the task says when it holds its thread, then waits.
@@ -192,6 +192,12 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.click("text=Fetch and check keys")
     expect(page.locator("#jwks-check")).to_contain_text("usable")
     expect(page.locator("#jwks-check")).to_contain_text("2048 bits")
+    # The checklist holds every R4 type; typing in its filter box narrows it.
+    page.fill("#scope-type-filter", "medicationre")
+    visible = page.locator("#scope-checklist label:visible")
+    expect(visible).to_have_count(1)
+    expect(visible).to_have_text("MedicationRequest")
+    page.fill("#scope-type-filter", "")
     page.check("input[name=scope_types][value='*']")
     expect(page.locator("#scope-preview")).to_contain_text("system/*.read")
     page.screenshot(path=shots / "client-register.png", full_page=True)
@@ -208,7 +214,7 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     expect(lint).to_contain_text("Practitioner was requested but is not in the Patient compartment")
     page.screenshot(path=shots / "export-launch.png", full_page=True)
     page.click("button:text('Launch export')")
-    expect(page.locator("h1")).to_have_text("Group export of Group/g1")
+    expect(page.locator("h1")).to_have_text("Group export of Cohort 1 g1")
 
     # The progress fragment polls itself until the job is complete.
     status = page.locator(".job-progress [data-status]")
@@ -225,6 +231,11 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.locator("#manifest tr", has_text="Observation").get_by_role("link", name="Preview").click()
     expect(page.locator("table.ndjson")).to_contain_text("<script>alert('x')</script>")
     expect(page.locator("table.ndjson")).to_contain_text("Observation/p1-o0")
+    # Search the whole file for one patient's observations.
+    page.fill("input[name=q]", "subject=Patient/p2")
+    page.click("button:text('Search')")
+    expect(page.locator("#search-status")).to_contain_text("2 matches in the whole file")
+    expect(page.locator("table.ndjson tbody tr")).to_have_count(2)
     page.screenshot(path=shots / "ndjson-preview.png", full_page=True)
 
     # Cancel a second job, launched through the form, while it is still running: the
@@ -274,8 +285,21 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.goto(f"/exports/{ExportJob.objects.order_by('created_at').first().uuid}/")
     page.screenshot(path=shots / "export-detail-phone.png", full_page=True)
 
-    # On a phone every page fits the screen's width: wide tables scroll inside their box.
+    # On a phone every page fits the screen's width: wide tables scroll inside their box,
+    # and no resource type name is broken in the middle.
     first = ExportJob.objects.order_by("created_at").first()
+    for path in (
+        f"/exports/{first.uuid}/",
+        f"/files/{first.files.get(resource_type='Observation').uuid}/",
+    ):
+        page.goto(path)
+        broken = page.evaluate(
+            "[...document.querySelectorAll('.type-name')].filter(e => {"
+            " const r = document.createRange(); r.selectNodeContents(e);"
+            " return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size > 1;"
+            "}).map(e => e.textContent)"
+        )
+        assert broken == [], f"{path}: {broken} break across lines on a 390px phone"
     for path in (
         "/",
         "/clients/",

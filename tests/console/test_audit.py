@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pytest
 from django.utils import timezone
@@ -136,3 +137,49 @@ def test_a_refusal_that_only_named_a_registered_client_says_so_and_links_it(
     rows = body_rows(page.content.decode())
     assert "unverified" in rows and "bad_signature" in rows
     assert f'href="/clients/{client.client_id}/"' in rows
+
+
+def test_rows_name_clients_say_what_happened_and_filter_by_a_listed_client(
+    console_client, trail, store
+) -> None:
+    client, _ = trail
+    browser = console_client("auditor")
+    page = browser.get("/audit/").content.decode()
+    rows = body_rows(page)
+    assert f'<span title="client_id {client.client_id}">Lab</span>' in rows  # name, id on hover
+    assert "registered client Lab" in rows
+    assert "saved Group Cohort 1 (g1), 2 members" in rows
+    assert "forged-iss" in rows  # an unknown iss stays as it was sent
+    select = page.split('name="client"')[1].split("</select>")[0]
+    assert f'<option value="{client.client_id}">Lab</option>' in select
+
+
+def test_console_actions_on_clients_record_the_operators_address(console_client, rsa_key) -> None:
+    browser = console_client("admin")
+    response = browser.post(
+        "/clients/new/",
+        {
+            "name": "Lab",
+            "syntax": "v1",
+            "scope_types": ["Patient"],
+            "jwks": json.dumps(rsa_key.jwks()),
+        },
+        REMOTE_ADDR="192.0.2.7",
+    )
+    assert response.status_code == 302
+    client_id = response["Location"].split("/")[2]
+    browser.post(f"/clients/{client_id}/disable/", REMOTE_ADDR="192.0.2.8")
+    events = AuditEvent.objects.filter(action__startswith="client.").order_by("pk")
+    assert [(e.action, e.ip_address) for e in events] == [
+        ("client.registered", "192.0.2.7"),
+        ("client.disabled", "192.0.2.8"),
+    ]
+
+
+def test_a_job_timeline_names_its_client(console_client, store, client_a) -> None:
+    client_a.kick_off("/fhir/Group/g1/$export")
+    job = client_a.backend_client.export_jobs.get()
+    page = console_client("auditor").get(f"/exports/{job.uuid}/").content.decode()
+    timeline = page.split('<table class="events">')[1].split("</table>")[0]
+    cid = client_a.backend_client.client_id
+    assert f'<span title="client_id {cid}">{client_a.backend_client.name}</span>' in timeline

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -253,10 +255,11 @@ def test_admin_edits_name_scopes_and_groups_and_tokens_are_revoked(
     issue_access_token(client=registered, scopes=["system/*.read"], now=timezone.now())
     browser = console_client("admin")
     page = browser.get(f"/clients/{registered.client_id}/edit/").content.decode()
-    assert 'value="Analytics"' in page and 'value="system/*.read"' in page
+    assert 'value="Analytics"' in page
+    assert 'name="scope_types" value="*" id="id_scope_types_0" checked' in page
     response = browser.post(
         f"/clients/{registered.client_id}/edit/",
-        {"name": "Analytics 2", "scopes": "system/Patient.rs", "groups": "g1"},
+        {"name": "Analytics 2", "scope_types": ["Patient"], "syntax": "v2", "groups": "g1"},
     )
     assert response.status_code == 302
     registered.refresh_from_db()
@@ -270,10 +273,10 @@ def test_admin_edits_name_scopes_and_groups_and_tokens_are_revoked(
 def test_bad_edit_is_explained_next_to_the_field(console_client, registered) -> None:
     response = console_client("admin").post(
         f"/clients/{registered.client_id}/edit/",
-        {"name": "x", "scopes": "launch/patient", "groups": "missing"},
+        {"name": "x", "syntax": "v1", "extra_scopes": "launch/patient", "groups": "missing"},
     )
     page = response.content.decode()
-    scopes = page.split('id="field-scopes"')[1].split("</div>")[0]
+    scopes = page.split('id="field-extra_scopes"')[1].split("</div>")[0]
     groups = page.split('id="field-groups"')[1].split("</div>")[0]
     assert "Not a system/ resource scope: launch/patient" in scopes
     assert "No such Group: missing." in groups
@@ -345,3 +348,67 @@ def test_scope_preview_shows_the_chosen_syntax(console_client) -> None:
     v1 = browser.post("/clients/scope-preview/", {**data, "syntax": "v1"}).content.decode()
     assert "system/*.read system/Patient.read" in v1
     assert console_client("operator").post("/clients/scope-preview/", data).status_code == 403
+
+
+def test_scope_checklist_offers_every_r4_type_those_with_data_first(console_client, store) -> None:
+    from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
+
+    page = console_client("admin").get("/clients/new/").content.decode()
+    checklist = page.split('id="scope-checklist"')[1].split("</fieldset>")[0]
+    values = re.findall(r'name="scope_types" value="([^"]+)"', checklist)
+    assert set(values) == R4_RESOURCE_TYPES | {"*"} and len(values) == 147
+    assert values[:6] == ["*", "Condition", "Group", "Observation", "Patient", "Practitioner"]
+    assert "Observation (6 stored)" in checklist
+    assert 'data-filter-list="scope-checklist"' in page and "js/checklist-filter.js" in page
+
+
+@pytest.mark.parametrize("scopes", ["system/Patient.write", "system/Observation.rs?category=lab"])
+def test_scopes_that_read_nothing_are_refused_before_saving(
+    console_client, rsa_key, registered, scopes
+) -> None:
+    browser = console_client("admin")
+    response = browser.post(
+        "/clients/new/", form(rsa_key.jwks(), scope_types=[], extra_scopes=scopes)
+    )
+    field = response.content.decode().split('id="field-extra_scopes"')[1].split("</div>")[0]
+    assert "These scopes let the client read nothing" in html.unescape(field)
+    assert not BackendClient.objects.filter(name="Registry").exists()
+    edit = browser.post(
+        f"/clients/{registered.client_id}/edit/",
+        {"name": "Analytics", "syntax": "v1", "extra_scopes": scopes, "groups": ""},
+    )
+    assert "These scopes let the client read nothing" in html.unescape(edit.content.decode())
+    registered.refresh_from_db()
+    assert registered.scopes == "system/*.read"
+
+
+def test_edit_page_ticks_the_registered_scopes_and_keeps_the_others(
+    console_client, rsa_key
+) -> None:
+    client = register_client(
+        name="Mixed",
+        jwks=rsa_key.jwks(),
+        scopes="system/Patient.rs system/Condition.rs system/Observation.rs?category=lab",
+    )
+    page = console_client("admin").get(f"/clients/{client.client_id}/edit/").content.decode()
+    ticked = re.findall(r'name="scope_types" value="(\w+)"[^>]*checked', page)
+    assert ticked == ["Condition", "Patient"]
+    assert re.search(r'name="syntax" value="v2"[^>]*checked', page)
+    assert 'value="system/Observation.rs?category=lab"' in page
+
+
+def test_retiring_a_key_asks_first(console_client, registered, ec_key) -> None:
+    browser = console_client("admin")
+    browser.post(f"/clients/{registered.client_id}/keys/", {"jwk": json.dumps(ec_key.public_jwk)})
+    page = browser.get(f"/clients/{registered.client_id}/").content.decode()
+    assert (
+        'hx-confirm="Retire key rsa-1? Assertions signed with it are refused from then on."' in page
+    )
+    response = browser.post(
+        f"/clients/{registered.client_id}/keys/retire/",
+        {"kid": "rsa-1"},
+        headers={"HX-Request": "true"},
+    )
+    assert response["HX-Redirect"] == f"/clients/{registered.client_id}/"
+    registered.refresh_from_db()
+    assert "rsa-1" not in [key["kid"] for key in registered.jwks["keys"]]

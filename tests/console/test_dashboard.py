@@ -50,11 +50,31 @@ def test_dashboard_shows_running_failures_totals_data_and_health(
     assert "Storage &lt;full&gt;" in page
     assert '<div class="value">2</div><div class="label">exports, last 7 days' in page
     assert '<div class="value">7</div><div class="label">resources exported, 7 days' in page
-    assert '<td>Observation</td><td class="num">6</td>' in page
+    assert '<td class="type-name">Observation</td><td class="num">6</td>' in page
     assert "1 group" in page
     assert "Writer only" in page and "exports nothing" in page
     assert "Retired" in page and "badge-disabled" in page
-    assert page.count("<rect ") == 14
+    assert page.count('<rect class="bar"') == 14
+    # Every day's count shows on hover, a day without exports too, against an axis.
+    chart = page.split('<svg class="chart"')[1].split("</svg>")[0]
+    today = timezone.localdate().strftime("%a %b %-d")
+    assert f"<title>{today}: 2 exports</title>" in chart
+    assert chart.count(": 0 exports</title>") == 13
+    assert '<text x="22" y="8" text-anchor="end">2</text>' in chart  # the axis' peak
+
+
+def test_more_types_than_the_dashboard_lists_link_to_the_data_page(console_client, store) -> None:
+    from fhirstore.writes import put_resource
+
+    for name in ("Account", "Basic", "Device", "Flag", "Goal", "Media", "Slot"):
+        put_resource(
+            resource_type=name,
+            resource_id="x",
+            body={"resourceType": name, "id": "x"},
+            now=timezone.now(),
+        )
+    page = console_client("auditor").get("/").content.decode()
+    assert '<a href="/data/">2 more types</a>' in page
 
 
 def test_running_panel_stops_polling_when_nothing_runs(console_client) -> None:

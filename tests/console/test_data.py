@@ -8,6 +8,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import AuditEvent
+from exports.models import ExportJob
 from fhirstore.models import GroupMembership, Resource
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +33,8 @@ def test_who_reads_and_changes_data(console_client, store, role, read, write) ->
 
 def test_page_lists_types_and_group_members(console_client, store) -> None:
     page = console_client("auditor").get("/data/").content.decode()
-    assert '<td>Observation</td><td class="num">6</td>' in page
-    assert '<td class="mono">g1</td><td class="num">2</td>' in page
+    assert '<td class="type-name">Observation</td><td class="num">6</td>' in page
+    assert 'Cohort 1 <span class="muted mono">g1</span></span></td><td class="num">2</td>' in page
 
 
 def test_edit_group_prefills_and_replaces_members(console_client, store) -> None:
@@ -68,14 +69,20 @@ def test_bad_group_input_is_explained_and_changes_nothing(
 
 def test_upload_loads_good_files_and_reports_bad_ones(console_client) -> None:
     files = [upload(DATA / "ndjson" / "Observation.ndjson"), upload(DATA / "bad" / "invalid.json")]
-    response = console_client("operator").post("/data/upload/", {"files": files})
+    browser = console_client("operator")
+    response = browser.post("/data/upload/", {"files": files})
     report = response.content.decode().split('id="upload-report"')[1].split("</section>")[0]
     assert "Observation.ndjson" in report and "loaded" in report
+    assert "3 created, 0 updated, 0 unchanged" in report  # the file's three lines
     assert "invalid.json" in report and "not loaded" in report and "invalid JSON" in report
     assert Resource.objects.filter(resource_type="Observation").exists()
     event = AuditEvent.objects.get(action="data.uploaded")
     assert (event.actor, event.outcome) == ("operator-user", "failure")
     assert [f["name"] for f in event.details["files"]] == ["Observation.ndjson", "invalid.json"]
+    again = browser.post(
+        "/data/upload/", {"files": [upload(DATA / "ndjson" / "Observation.ndjson")]}
+    )
+    assert "0 created, 0 updated, 3 unchanged" in again.content.decode()
 
 
 def test_upload_over_the_size_limit_is_refused_next_to_the_field(console_client, settings) -> None:
@@ -107,3 +114,58 @@ def test_upload_needs_a_file(console_client) -> None:
     response = console_client("operator").post("/data/upload/", {})
     assert response.status_code == 400
     assert "This field is required." in response.content.decode()
+
+
+def test_a_group_is_named_wherever_it_appears(console_client, store, client_a) -> None:
+    """Export list and title, and a client's bindings, name the Group, id second."""
+    client_a.kick_off("/fhir/Group/g1/$export")
+    job = ExportJob.objects.get()
+    named = 'Cohort 1 <span class="muted mono">g1</span>'
+    browser = console_client("auditor")
+    assert named in browser.get("/exports/").content.decode()
+    assert named in browser.get(f"/exports/{job.uuid}/").content.decode().split("</h1>")[0]
+    client_a.backend_client.bound_groups.create(group_id="g1")
+    detail = browser.get(f"/clients/{client_a.backend_client.client_id}/").content.decode()
+    assert named in detail.split("<dt>Groups</dt>")[1].split("</dd>")[0]
+    assert named in browser.get("/clients/").content.decode()
+
+
+def test_deleting_a_group_asks_first_and_is_audited(console_client, store) -> None:
+    browser = console_client("operator")
+    page = browser.get("/data/").content.decode()
+    form = page.split('id="group-g1"')[1].split("</tr>")[0]
+    assert 'hx-confirm="Delete Group/g1?' in form
+    assert console_client("auditor").post("/data/groups/g1/delete/").status_code == 403
+    assert Resource.objects.live().filter(resource_type="Group").exists()
+
+    response = browser.post("/data/groups/g1/delete/", headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == "/data/"
+    assert not Resource.objects.live().filter(resource_type="Group").exists()
+    event = AuditEvent.objects.get(action="group.deleted")
+    assert (event.actor, event.details, event.ip_address) == (
+        "operator-user",
+        {"group": "g1"},
+        "127.0.0.1",
+    )
+    again = browser.post("/data/groups/g1/delete/", follow=True).content.decode()
+    assert "No such group: g1." in again
+
+
+def test_patients_are_found_by_id_or_name_and_ticked_into_a_group(console_client, store) -> None:
+    browser = console_client("operator")
+    by_id = browser.get("/data/patients/", {"patient_q": "p"}).content.decode()
+    assert by_id.count('name="add_patients"') == 3
+    by_name = browser.get("/data/patients/", {"patient_q": "fam-P3"}).content.decode()
+    assert 'value="p3"' in by_name and "Fam-p3" in by_name and 'value="p1"' not in by_name
+    nothing = browser.get("/data/patients/", {"patient_q": "<b>x"}).content.decode()
+    assert "No patient’s id starts with, or name contains, “&lt;b&gt;x”" in nothing
+    assert console_client("auditor").get("/data/patients/", {"patient_q": "p"}).status_code == 403
+
+    browser.post(
+        "/data/groups/",
+        {"group_id": "g2", "name": "Ticked", "patients": "", "add_patients": ["p3"]},
+    )
+    members = GroupMembership.objects.filter(group__resource_id="g2")
+    assert list(members.values_list("patient_id", flat=True)) == ["p3"]
+    empty = browser.post("/data/groups/", {"group_id": "g3", "name": "None", "patients": ""})
+    assert "Name at least one patient" in empty.content.decode()

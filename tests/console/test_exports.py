@@ -4,6 +4,7 @@ delete, re-run, manifest, NDJSON preview and download, per role."""
 from __future__ import annotations
 
 import html
+import re
 from datetime import timedelta
 
 import pytest
@@ -286,7 +287,7 @@ def test_finished_export_manifest_preview_download_and_delete(
     filtered = browser.get(f"/files/{observations.uuid}/", {"q": "p2-o1"}).content.decode()
     assert "1 match" in filtered and "p2-o1" in filtered and "p1-o0" not in filtered
     nothing = browser.get(f"/files/{observations.uuid}/", {"q": "zzz"}).content.decode()
-    assert "No line on this page contains" in nothing
+    assert "No line matches" in nothing and "0 matches in the whole file" in nothing
 
     download = browser.get(f"/files/{observations.uuid}/download/")
     body = b"".join(download.streaming_content)
@@ -348,3 +349,78 @@ def test_job_timeline_shows_the_reaper_handing_a_lost_workers_part_on(
         "The Observation part (1) was queued again for any worker: its worker celery@host-b "
         "stopped renewing its lease."
     ) in timeline
+
+
+def test_launch_form_opens_on_a_level_that_needs_nothing_and_launches_as_it_is(
+    console_client, store
+):
+    browser = console_client("operator")
+    page = browser.get("/exports/new/").content.decode()
+    assert '<option value="system" selected>System</option>' in page
+    assert '<option value="g1">Cohort 1 (g1)</option>' in page  # Groups by name, id second
+    assert 'hx-trigger="change, input delay:500ms"' in page  # paste and autofill refresh it
+    preview = browser.post("/exports/new/lint/", launch_data(None, level="system", group_id=""))
+    assert "would be exported" in preview.content.decode()
+    launched = browser.post("/exports/new/", launch_data(None, level="system", group_id=""))
+    assert launched.status_code == 302
+    assert ExportJob.objects.get().level == "system"
+
+
+@pytest.mark.django_db
+def test_live_preview_marks_the_field_it_complains_about(console_client, store):
+    browser = console_client("operator")
+    response = browser.post(
+        "/exports/new/lint/", launch_data(None, group_id=""), headers={"HX-Request": "true"}
+    )
+    page = response.content.decode()
+    assert '<a href="#field-group_id">Group</a>: Choose the Group to export.' in page
+    marked = page.split('<div id="errors-group_id" class="field-errors" hx-swap-oob="true">')[1]
+    assert marked.split("</div>")[0].count("Choose the Group to export.") == 1
+    # Fixed, the same swap clears the mark.
+    fixed = browser.post("/exports/new/lint/", launch_data(None), headers={"HX-Request": "true"})
+    cleared = fixed.content.decode().split('<div id="errors-group_id"')[1].split("</div>")[0]
+    assert "Choose the Group" not in cleared
+
+
+@pytest.mark.django_db
+def test_system_export_shows_progress_per_type_with_data(console_client, store):
+    from exports.partitions import plan_export as plan_partitions
+    from exports.partitions import run_partition
+
+    browser = console_client("operator")
+    browser.post("/exports/new/", launch_data(None, level="system", group_id=""))
+    job = ExportJob.objects.get()
+    assert len(job.types) > 100  # every R4 type the console may read
+    partitions = plan_partitions(job.pk)
+
+    def type_rows() -> dict[str, str]:
+        page = browser.get(f"/exports/{job.uuid}/").content.decode()
+        table = page.split("<th>Progress</th>")[1].split("</table>")[0]
+        rows = dict(
+            re.findall(
+                r'<td class="type-name">([\w*]+)</td>\s*<td class="num">[^<]*</td>\s*'
+                r'<td class="num">([^<]*)</td>',
+                table,
+            )
+        )
+        assert "*" not in rows
+        types_fact = page.split("<dt>Types</dt>")[1].split("</dd>")[0]
+        assert f"<summary>{len(job.types)} types</summary>" in types_fact
+        return rows
+
+    assert type_rows() == {
+        "Condition": "0 of ~3",
+        "Group": "0 of ~1",
+        "Observation": "0 of ~6",
+        "Patient": "0 of ~3",
+        "Practitioner": "0 of ~1",
+    }
+    for partition_id in partitions:
+        run_partition(partition_id=partition_id, worker="test-worker")
+    assert type_rows() == {
+        "Condition": "3 of ~3",
+        "Group": "1 of ~1",
+        "Observation": "6 of ~6",
+        "Patient": "3 of ~3",
+        "Practitioner": "1 of ~1",
+    }

@@ -10,15 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from accounts.models import AuditEvent
-from accounts.services import register_client
 from bulkops.signing_keys import generate_private_jwk
-from exports.models import ExportFile, ExportJob
-from exports.storage import get_storage
+from exports.models import ExportFile
 from remotes.models import RemoteDownload, RemoteExport, RemoteServer
 from tests.api.conftest import api_as  # noqa: F401 - fixture
+from tests.exports.files import finished_job, write_file
 
 pytestmark = pytest.mark.django_db
 
@@ -41,34 +39,12 @@ SECOND_LINE = len(LINES[0])  # byte offset of line 2
 END = sum(map(len, LINES))
 
 
-def write_file(job: ExportJob, kind: str, resource_type: str, lines: list[bytes]) -> ExportFile:
-    file = ExportFile.objects.create(
-        job=job,
-        kind=kind,
-        resource_type=resource_type,
-        storage_key=f"{job.uuid}/{resource_type}.{kind}.ndjson",
-        resource_count=len(lines),
-        size_bytes=sum(map(len, lines)),
-    )
-    with get_storage().open_writer(file.storage_key) as writer:
-        writer.write(b"".join(lines))
-    return file
-
-
 @pytest.fixture
 def file(settings: Any, tmp_path: Any, rsa_key: Any) -> ExportFile:
     """A finished job's Observation file of six lines in local storage."""
     settings.BULKOPS_STORAGE = "local"
     settings.BULKOPS_LOCAL_STORAGE_DIR = tmp_path
-    client = register_client(name="Lab", jwks=rsa_key.jwks(), scopes="system/*.read")
-    job = ExportJob.objects.create(
-        client=client,
-        level="system",
-        request_url="x",
-        status=ExportJob.Status.COMPLETED,
-        transaction_time=timezone.now(),
-    )
-    return write_file(job, ExportFile.Kind.OUTPUT, "Observation", LINES)
+    return write_file(finished_job(rsa_key), ExportFile.Kind.OUTPUT, "Observation", LINES)
 
 
 def take_read(file: ExportFile, actor: str, action: str = "export.preview") -> dict[str, Any]:
@@ -106,9 +82,9 @@ def test_each_preview_page_writes_one_audit_entry_naming_the_lines_shown(
     assert take_read(file, reader) == {"lines": [2, 3], "offset": SECOND_LINE}
 
     filtered = browser.get(url, {"q": "PRIVATE", "n": 4}).content.decode()
-    assert "1 match" in filtered
-    assert take_read(file, reader) == {
-        "lines": [1, 4],
+    assert "1 match in the whole file" in filtered
+    assert take_read(file, reader) == {  # a search reads the whole file
+        "lines": [1, 6],
         "offset": 0,
         "filter": "PRIVATE",
         "matches": 1,
@@ -158,13 +134,14 @@ def test_audit_trail_shows_an_auditor_who_read_which_lines_with_links(console_cl
     assert "operator-user" in row and "export.preview" in row
     assert f'href="/exports/{file.job.uuid}/"' in row
     assert "Observation file" in row
-    assert html.escape(f"lines 2–4 from byte {SECOND_LINE}, filtered by “{hostile}”") in row
+    searched = f"searched lines 2–6 from byte {SECOND_LINE} for “{hostile}” (0 matching)"
+    assert html.escape(searched) in row
     assert hostile not in page  # operator input, escaped on display
     link = html.unescape(row.split('<a href="')[2].split('"')[0])
     assert link.startswith(f"/files/{file.uuid}/?")
     # The link reopens the page that was read (and that look is on the record too).
     again = auditor.get(link).content.decode()
-    assert "Lines 2–4 of 6" in again and "0 matches" in again
+    assert "No match" in again and "in lines 2–6 of 6" in again
     assert AuditEvent.objects.filter(action="export.preview", actor="auditor-user").exists()
 
 

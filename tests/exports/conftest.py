@@ -23,6 +23,7 @@ from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
 from fhirstore.groups import upsert_group
 from fhirstore.writes import put_resource
+from tests.accounts.conftest import console_client  # noqa: F401 - console tests of files
 from tests.smart import TOKEN_URL, post_form, token_form
 
 DATA = Path(__file__).parents[1] / "data"

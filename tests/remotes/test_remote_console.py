@@ -264,3 +264,59 @@ def test_check_buttons_start_runs_for_those_who_may(
         started = browser.post("/remotes/stub/checks/")
         assert started.status_code == 302
         assert started["Location"].startswith("/remotes/stub/checks/")
+
+
+@pytest.mark.django_db
+def test_a_server_can_be_added_before_it_issued_our_client_id(console_client, stub):
+    operator = console_client("operator")
+    response = operator.post(
+        "/remotes/new/", form_data(stub.base_url, client_id="", source="ES384")
+    )
+    assert response.status_code == 302, response.content
+    server = RemoteServer.objects.get(name="hapi")
+    page = operator.get("/remotes/hapi/").content.decode()
+    steps = page.split('id="next-steps"')[1].split("</section>")[0]
+    assert f"/jwks/{server.jwks_id}.json" in steps and f"{stub.base_url}/token" in steps
+    assert 'href="/remotes/hapi/edit/"' in steps and "not set yet" in page
+
+    launch = operator.post(
+        "/remotes/hapi/export/",
+        {"level": "system", "output_format": "application/fhir+ndjson", "types": "Patient"},
+    )
+    assert "hapi has no client_id for us yet" in launch.content.decode()
+    assert not ExportJob.objects.exists()
+
+    operator.post("/remotes/hapi/edit/", form_data(stub.base_url, client_id="issued-later"))
+    assert 'id="next-steps"' not in operator.get("/remotes/hapi/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_check_that_found_the_token_endpoint_shows_it(console_client, remote_key):
+    from remotes.models import ServerCheck
+    from remotes.server_checks import run_check
+    from tests.remotes.stub_server import ReferenceLikeServer, serve
+
+    with serve(ReferenceLikeServer()) as peer:
+        server = make_server("peer", peer.base_url, peer.client_id, remote_key)
+        assert "not found" in console_client("auditor").get("/remotes/peer/").content.decode()
+        run_check(check=ServerCheck.objects.create(server=server))
+    page = console_client("operator").get("/remotes/peer/").content.decode()
+    assert f"{peer.base_url}/token (discovered)" in page
+
+
+@pytest.mark.django_db
+def test_a_finished_pull_is_labelled_by_its_server_and_shows_no_stale_progress(
+    console_client, stub, stub_server
+):
+    from tests.remotes.conftest import run_in_process
+
+    stub.polls = [(202, {"X-Progress": "0% planning", "Retry-After": "1"})]
+    job = run_in_process(stub_server)
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    assert RemoteExport.objects.get(job=job).progress == "0% planning"  # as last sent
+    browser = console_client("auditor")
+    page = browser.get(f"/exports/{job.uuid}/").content.decode()
+    assert 'id="remote-progress"' not in page and "100% - " in page
+    assert "<dt>Client</dt><dd>from stub</dd>" in page
+    rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
+    assert '<span class="job-source">from stub</span>' in rows

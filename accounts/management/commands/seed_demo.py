@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.demo import ensure_demo_client
+from accounts.first_steps import boxed, keep
 from accounts.roles import Role
 from accounts.services import create_operator
 
@@ -22,13 +23,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000")
         parser.add_argument(
+            "--later",
+            action="store_true",
+            help="keep the steps for `first_steps` to print once the processes are up "
+            "(make run) instead of printing them now",
+        )
+        parser.add_argument(
             "--key-file",
             type=Path,
             help="where the demo client's private key goes (default: var/demo-client-key.jwks)",
         )
 
-    def handle(self, *args: object, url: str, key_file: Path | None, **options: object) -> None:
-        lines = ["", "=" * 72, f"bulkops console: {url}/"]
+    def handle(
+        self, *args: object, url: str, key_file: Path | None, later: bool, **options: object
+    ) -> None:
+        lines = [f"bulkops console: {url}/"]
         if get_user_model().objects.exists():
             lines += [
                 "Log in with an existing operator. Forgot the demo password? Run",
@@ -49,7 +58,9 @@ class Command(BaseCommand):
             "Run a first export (with `make run` going, in another terminal):",
             f"  .venv/bin/python manage.py bulk_export --base-url {url}/fhir \\",
             f"      --client-id {client.client_id} --key {key_path} --out var/demo-export",
-            "=" * 72,
-            "",
         ]
-        self.stdout.write("\n".join(lines))
+        if later:
+            keep(lines)
+            self.stdout.write("The console's address and first steps follow once it is up.")
+        else:
+            self.stdout.write(boxed(lines))
