@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts import store_directory
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.forms import ClientEditForm, ClientForm, KeyForm, checklist_initial
@@ -42,7 +43,6 @@ from accounts.services import (
     update_client,
 )
 from accounts.tables import sorted_page
-from fhirstore.reads import live_counts_by_type
 
 RECENT = 10
 CLIENTS_PER_PAGE = 50
@@ -88,15 +88,12 @@ def client_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def stored_counts() -> dict[str, int]:
-    """Resources per type in the store, so the scope checklist lists those types first."""
-    return {row["resource_type"]: row["n"] for row in live_counts_by_type()}
-
-
 @require_http_methods(["GET", "POST"])
 @permission_required(MANAGE_CLIENTS)
 def client_register(request: HttpRequest) -> HttpResponse:
-    form = ClientForm(request.POST or None, request.FILES or None, stored=stored_counts())
+    form = ClientForm(
+        request.POST or None, request.FILES or None, stored=store_directory.type_counts()
+    )
     if request.method == "POST" and form.is_valid():
         jwks, jwks_uri, _ = form.key_source()
         try:
@@ -214,7 +211,9 @@ def client_edit(request: HttpRequest, client_id: str) -> HttpResponse:
         **checklist_initial(client.scopes),
         "groups": " ".join(client.bound_groups.values_list("group_id", flat=True)),
     }
-    form = ClientEditForm(request.POST or None, initial=initial, stored=stored_counts())
+    form = ClientEditForm(
+        request.POST or None, initial=initial, stored=store_directory.type_counts()
+    )
     if request.method == "POST" and form.is_valid():
         try:
             update_client(

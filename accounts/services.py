@@ -27,7 +27,6 @@ from django.utils import timezone
 
 from accounts import sessions
 from accounts.audit import record_event
-from accounts.group_directory import existing_group_ids
 from accounts.jwks import JwksError, fetch_jwks, registered_keys, remember_jwks, validate_jwks
 from accounts.key_expiry import issuer_expiry
 from accounts.models import (
@@ -42,6 +41,7 @@ from accounts.models import (
 )
 from accounts.oauth import OAuthError
 from accounts.roles import MANAGE_CLIENTS, Role, perm
+from accounts.store_directory import existing_group_ids
 from bulkops.fhir.scopes import BULK_SUBMIT, OPERATION_SCOPES, parse_system_scopes
 
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")

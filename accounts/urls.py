@@ -1,13 +1,12 @@
-from django.urls import include, path
+"""Console pages of accounts; bulkops/urls.py joins them with the other apps' into the
+"console" namespace."""
+
+from django.urls import path
 
 import accounts.api_urls  # noqa: F401 - registers the cid path converter
 from accounts import api_token_views, client_views, operator_views, views
 
-app_name = "console"
-
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
-    path("running/", views.dashboard_running, name="dashboard-running"),
     path("audit/", views.audit_trail, name="audit-trail"),
     path("audit/export.csv", views.audit_csv, name="audit-csv"),
     path("operators/", operator_views.operator_list, name="operator-list"),
@@ -62,8 +61,4 @@ urlpatterns = [
         {"action": "enable"},
         name="client-enable",
     ),
-    # Export, data and schedule pages live in their apps but share the console namespace.
-    path("", include("exports.urls")),
-    path("", include("fhirstore.urls")),
-    path("", include("schedules.urls")),
 ]

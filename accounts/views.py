@@ -1,72 +1,29 @@
-"""Console pages owned by accounts: dashboard, audit trail (clients: client_views;
-operators: operator_views)."""
+"""Console pages owned by accounts: the audit trail (clients: client_views; operators:
+operator_views). The dashboard, which shows every app's state, is console/."""
 
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from accounts import audit_links
 from accounts.audit import record_event
 from accounts.audit_words import describe_event
 from accounts.decorators import permission_required
 from accounts.forms import AuditFilterForm
-from accounts.key_health import keys_near_expiry
 from accounts.models import AuditEvent, BackendClient
-from accounts.roles import VIEW_AUDIT, VIEW_CONSOLE
-from exports.dashboard import BAR_WIDTH, CHART_DAYS, CHART_HEIGHT, daily_bars, inventory, window
-from exports.file_audit import describe_read, read_url
-from exports.models import ExportJob
-from schedules.notify import recent_failures
+from accounts.roles import VIEW_AUDIT
 
 AUDIT_PAGE_SIZE = 50
-RECENT = 10
 NAMES_A_CLIENT = (AuditEvent.ActorType.CLIENT, AuditEvent.ActorType.UNVERIFIED)
-
-
-@require_GET
-@permission_required(VIEW_CONSOLE)
-def dashboard(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
-    clients = list(BackendClient.objects.all())
-    bars = daily_bars(now)
-    context = {
-        **running_context(),
-        "windows": [window(now, 7), window(now, 30)],
-        "bars": bars,
-        "chart_width": CHART_DAYS * (BAR_WIDTH + 4),
-        "chart_height": CHART_HEIGHT,
-        "chart_peak": max((bar.count for bar in bars), default=0),
-        "failures": ExportJob.objects.filter(
-            status=ExportJob.Status.FAILED, created_at__gte=now - timedelta(days=7)
-        ).select_related("client")[:RECENT],
-        "inventory": inventory(),
-        "disabled_clients": [c for c in clients if not c.is_active],
-        "idle_clients": [c for c in clients if c.is_active and not c.exports_anything],
-        "expiring_keys": keys_near_expiry(now),
-        "notification_failures": recent_failures(now),
-    }
-    return render(request, "console/dashboard.html", context)
-
-
-def running_context() -> dict[str, Any]:
-    return {"running": ExportJob.objects.unfinished().select_related("client")[:RECENT]}
-
-
-@require_GET
-@permission_required(VIEW_CONSOLE)
-def dashboard_running(request: HttpRequest) -> HttpResponse:
-    """The dashboard's running-jobs panel alone; it polls itself while jobs run."""
-    return render(request, "console/partials/running_jobs.html", running_context())
 
 
 def filtered_events(form: AuditFilterForm) -> QuerySet[AuditEvent]:
@@ -102,7 +59,6 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
         client_id = event.details.get("client_id") or (
             event.actor if event.actor_type in NAMES_A_CLIENT else ""
         )
-        read = "file_id" in event.details  # exports.file_audit wrote it
         rows.append(
             {
                 "event": event,
@@ -113,8 +69,7 @@ def event_links(events: list[AuditEvent]) -> list[dict[str, Any]]:
                 if event.actor_type in NAMES_A_CLIENT
                 else "",
                 "about": describe_event(event, known),
-                "file_url": read_url(event.details) if read else "",
-                "file_part": describe_read(event.details) if read else "",
+                **audit_links.extras(event.details),
             }
         )
     return rows

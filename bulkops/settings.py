@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "exports",
     "remotes",
     "schedules",
+    "console",
     "submissions",
 ]
 

@@ -5,14 +5,19 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from accounts import token_views
 from accounts.api_urls import urlpatterns as accounts_api
+from accounts.urls import urlpatterns as accounts_console
 from bulkops.api import api_not_found
 from bulkops.health import healthz
+from console.urls import urlpatterns as dashboard
 from exports.api_urls import urlpatterns as exports_api
 from exports.fhir_urls import urlpatterns as export_fhir
+from exports.urls import urlpatterns as exports_console
 from fhirstore.api_urls import urlpatterns as store_api
 from fhirstore.fhir_urls import urlpatterns as store_fhir
+from fhirstore.urls import urlpatterns as store_console
 from remotes.public_jwks import published_jwks
 from schedules.api_urls import urlpatterns as schedules_api
+from schedules.urls import urlpatterns as schedules_console
 from submissions.fhir_urls import urlpatterns as submit_fhir
 
 urlpatterns = [
@@ -41,5 +46,20 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("accounts/", include("accounts.signin_urls")),
     path("remotes/", include("remotes.urls")),
-    path("", include("accounts.urls")),
+    # The console's pages of every app, and the dashboard above them, in one namespace.
+    path(
+        "",
+        include(
+            (
+                [
+                    *accounts_console,
+                    *store_console,
+                    *exports_console,
+                    *schedules_console,
+                    *dashboard,
+                ],
+                "console",
+            )
+        ),
+    ),
 ]

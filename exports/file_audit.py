@@ -69,6 +69,14 @@ def record_file_read(
     )
 
 
+def audit_columns(details: dict[str, Any]) -> dict[str, str] | None:
+    """The audit trail's link and words for a file read this module recorded (its
+    details name the file), registered with accounts.audit_links by exports.apps."""
+    if "file_id" not in details:
+        return None
+    return {"file_url": read_url(details), "file_part": describe_read(details)}
+
+
 def describe_read(details: dict[str, Any]) -> str:
     """The part of a file an audit event says was read, in words for the audit trail."""
     lines = details.get("lines")

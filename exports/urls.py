@@ -1,4 +1,4 @@
-"""Console URLs for exports; included by accounts.urls into the "console" namespace."""
+"""Console URLs for exports; joined by bulkops/urls.py into the "console" namespace."""
 
 from django.urls import path
 

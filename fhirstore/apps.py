@@ -7,7 +7,14 @@ class FhirStoreConfig(AppConfig):
     verbose_name = "FHIR resource store"
 
     def ready(self) -> None:
-        from accounts import group_directory
-        from fhirstore.reads import existing_group_ids
+        from accounts import store_directory
+        from fhirstore.reads import existing_group_ids, live_counts_by_type
 
-        group_directory.register(existing_group_ids)
+        store_directory.register(
+            store_directory.StoreLookups(
+                existing_group_ids=existing_group_ids,
+                type_counts=lambda: {
+                    row["resource_type"]: row["n"] for row in live_counts_by_type()
+                },
+            )
+        )

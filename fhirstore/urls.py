@@ -1,5 +1,5 @@
-"""Console URLs of the store (the Data page); included by accounts.urls into the
-"console" namespace."""
+"""Console URLs of the store (the Data page); joined by bulkops/urls.py into
+the "console" namespace."""
 
 from django.urls import path
 

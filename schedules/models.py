@@ -10,6 +10,7 @@ from cron_descriptor import (
     WrongArgumentException,
     get_description,
 )
+from django.conf import settings
 from django.db import models
 
 from schedules.cron import Cron, parse_cron, parse_zone
@@ -71,6 +72,11 @@ class ExportSchedule(models.Model):
         return self.name
 
     @property
+    def public_base_url(self) -> str:
+        """This server's base URL for the schedule's runs: BULKOPS_BASE_URL, or the one
+        recorded when the schedule was saved."""
+        return settings.BULKOPS_BASE_URL or self.base_url
+
     def parsed_cron(self) -> Cron:
         return parse_cron(self.cron, parse_zone(self.timezone))
 

@@ -32,10 +32,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from bulkops.outbound import client as outbound
 from bulkops.outbound.guard import FetchError
 from bulkops.outbound.origins import origin_text
+from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from remotes.crypto import decrypt
 from schedules.models import ExportSchedule, Notification, ScheduleRun
-from schedules.services import base_url
+from schedules.task_names import NOTIFY_EXPORT, SEND_NOTIFICATION
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ def destinations(schedule: ExportSchedule | None) -> list[tuple[str, ExportSched
 
 
 def job_summary(job: ExportJob, schedule: ExportSchedule | None) -> dict[str, Any]:
-    base = base_url(schedule) if schedule else settings.BULKOPS_BASE_URL
+    base = schedule.public_base_url() if schedule else settings.BULKOPS_BASE_URL
     return {
         "id": str(job.uuid),
         "status": job.status,
@@ -109,10 +110,8 @@ def create_notifications(
 
 
 def _queue_send(notification_id: int) -> None:
-    from schedules.tasks import send_notification_task  # tasks import this module
-
     try:
-        send_notification_task.delay(notification_id=notification_id)
+        enqueue(SEND_NOTIFICATION, notification_id=notification_id)
     except KombuOperationalError:
         logger.warning(
             "broker unavailable: notification not sent", extra={"notification": notification_id}
@@ -122,13 +121,11 @@ def _queue_send(notification_id: int) -> None:
 def queue_export_notifications(job_id: int) -> None:
     """exports.finish_hooks listener: the worker finishing the export only queues, and
     only when someone is to hear of it."""
-    from schedules.tasks import notify_export_task
-
     own = Q(schedule__notify_webhook_url__gt="") | Q(schedule__notify_email__gt="")
     if not destinations(None) and not ScheduleRun.objects.filter(own, job_id=job_id).exists():
         return
     try:
-        notify_export_task.delay(job_id=job_id)
+        enqueue(NOTIFY_EXPORT, job_id=job_id)
     except KombuOperationalError:
         logger.warning("broker unavailable: export not notified", extra={"job": job_id})
 

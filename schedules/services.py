@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
@@ -34,10 +33,11 @@ from exports.services import start_export
 from remotes.crypto import encrypt
 from schedules.cron import fires_between, latest_fire, next_fire
 from schedules.models import ExportSchedule, ScheduleRun
+from schedules.notify import queue_run_notifications
+from schedules.task_names import RUN_SCHEDULE
 
 logger = logging.getLogger(__name__)
 
-TASK = "schedules.tasks.run_schedule_task"
 # Beat may wake a schedule a moment before its fire time; that wake-up is for it.
 EARLY_WAKE = timedelta(seconds=30)
 # Missed fire times are counted up to this many (a minutely schedule after a long outage).
@@ -74,10 +74,6 @@ def kickoff_pairs(schedule: ExportSchedule, since: datetime | None) -> list[tupl
     return pairs + [("_typeFilter", text) for text in schedule.type_filters]
 
 
-def base_url(schedule: ExportSchedule) -> str:
-    return settings.BULKOPS_BASE_URL or schedule.base_url
-
-
 def plan_run(schedule: ExportSchedule, *, since: datetime | None, now: datetime) -> ExportPlan:
     """What the FHIR API would do with this request from the schedule's client
     (raises FhirError): strict, so a run never quietly exports less than defined."""
@@ -90,7 +86,7 @@ def plan_run(schedule: ExportSchedule, *, since: datetime | None, now: datetime)
         now=now,
         method="POST",
         access=access_for(schedule.client),
-        base_url=f"{base_url(schedule)}/fhir",
+        base_url=f"{schedule.public_base_url()}/fhir",
     )
 
 
@@ -177,7 +173,7 @@ def sync_periodic_task(schedule: ExportSchedule) -> None:
         timezone=ZoneInfo(schedule.timezone),
     )
     task = schedule.periodic_task or PeriodicTask(
-        name=f"bulkops schedule {schedule.uuid}", task=TASK
+        name=f"bulkops schedule {schedule.uuid}", task=RUN_SCHEDULE
     )
     task.crontab = crontab
     task.kwargs = json.dumps({"schedule_id": schedule.pk})
@@ -303,7 +299,6 @@ def run_schedule(
             missed=run.missed,
             refusal=run.refusal,
         )
-    from schedules.notify import queue_run_notifications  # notify imports this module
 
     queue_run_notifications(run)
     return run
@@ -333,7 +328,8 @@ def _start(
             group_id=schedule.group_id,
             parameters=plan.parameters,
             type_plan=plan.type_plan,
-            request_url=f"{base_url(schedule)}{path}" + (f"?{urlencode(pairs)}" if pairs else ""),
+            request_url=f"{schedule.public_base_url()}{path}"
+            + (f"?{urlencode(pairs)}" if pairs else ""),
             now=now,
             request=request,
             operator=operator,

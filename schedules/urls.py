@@ -1,4 +1,4 @@
-"""Console URLs for schedules; included by accounts.urls into the "console" namespace."""
+"""Console URLs for schedules; joined by bulkops/urls.py into the "console" namespace."""
 
 from django.urls import path
 

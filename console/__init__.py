@@ -1,0 +1,1 @@
+"""The operator console's pages that belong to no single app: the dashboard."""
