@@ -71,12 +71,12 @@ class ExportSchedule(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
     def public_base_url(self) -> str:
         """This server's base URL for the schedule's runs: BULKOPS_BASE_URL, or the one
         recorded when the schedule was saved."""
         return settings.BULKOPS_BASE_URL or self.base_url
 
+    @property
     def parsed_cron(self) -> Cron:
         return parse_cron(self.cron, parse_zone(self.timezone))
 

@@ -47,9 +47,9 @@ def user(username: str) -> Any:
 
 
 def said(browser: Client) -> list[str]:
-    """What the audit trail says operator events did, newest first."""
+    """What the audit trail says events did (its "What" column), newest first."""
     page = browser.get("/audit/").content.decode()
-    return re.findall(r'<span class="said">([^<]*)</span>', page)
+    return [text for text in re.findall(r'<td class="about">([^<]*)</td>', page) if text]
 
 
 # --- Console -------------------------------------------------------------------------

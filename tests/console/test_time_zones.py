@@ -116,4 +116,4 @@ def test_the_dashboards_days_are_the_operators_days():
     page = admin_in(zone, "zoe").get("/").text
     today = timezone.localtime(now, ZoneInfo(zone)).date()
     titles = re.findall(r"<title>([^<]+)</title>", page)
-    assert titles[-1] == f"{today:%b} {today.day}: 1"
+    assert titles[-1] == f"{today:%a %b} {today.day}: 1 export"
