@@ -276,7 +276,7 @@ def test_finished_export_manifest_preview_download_and_delete(
     page = browser.get(f"/exports/{job.uuid}/").content.decode()
     assert 'hx-trigger="every 2s"' not in page
     assert "100%" in page and "Manifest JSON" in page and "transactionTime" in page
-    assert "Partitions (3)" in page and "done" in page
+    assert re.search(r"Partitions \(\d+\)", page) and "done" in page
     observations = ExportFile.objects.get(job=job, resource_type="Observation")
     assert f"/files/{observations.uuid}/" in page
 
