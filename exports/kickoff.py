@@ -17,7 +17,7 @@ from django.conf import settings
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.export_types import TypePlan, plan_export_types
 from bulkops.fhir.outcome import NOT_FOUND, FhirError
-from bulkops.fhir.params import GROUP, SYSTEM, ExportParameters, parse_export_parameters
+from bulkops.fhir.params import GROUP, SYSTEM, V2, ExportParameters, parse_export_parameters
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.scopes import ReadAccess
 from fhirstore.reads import GroupMembership, Resource, check_group_binding, group_exists
@@ -47,10 +47,12 @@ def plan_export(
     method: str,
     access: ReadAccess,
     base_url: str = "",
+    version: str = V2,
 ) -> ExportPlan:
     """Check a kick-off for `client` with read `access`; raise FhirError like the API.
     `client` None is the console exporting on its own behalf: no group binding.
-    `base_url` is this server's FHIR base (for `_typeFilter` references to it)."""
+    `base_url` is this server's FHIR base (for `_typeFilter` references to it);
+    `version` the Bulk Data version of the kick-off ($export or $export-v4)."""
     if client is not None:
         check_group_binding(client, level=level, group_id=group_id)
     if level == GROUP and not group_exists(group_id):
@@ -63,6 +65,7 @@ def plan_export(
         method=method,
         base_url=base_url,
         clock_skew=timedelta(seconds=settings.BULKOPS_SINCE_CLOCK_SKEW),
+        version=version,
     )
     check_patients(parameters, level=level, group_id=group_id)
     type_plan = plan_export_types(

@@ -1,0 +1,222 @@
+"""$export-v4 (Bulk Data 4.0.0-ballot, v4 digest §7.A) end to end: real tokens, a real
+Celery worker, manifests and files read back over HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from exports.models import ExportJob
+from fhirstore.writes import delete_resource
+from tests.exports.conftest import wait_for_job
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+IAD = "http://hl7.org/fhir/uv/bulkdata/CodeSystem/include-associated-data"
+MANIFEST_TYPE = "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/BulkDataManifest"
+
+
+def text(name: str, value: str) -> dict[str, str]:
+    return {"name": name, "valueString": value}
+
+
+def diagnostics(response) -> str:
+    return response.json()["issue"][0]["diagnostics"]
+
+
+def test_v4_kickoff_is_post_only(client_a, store):
+    response = client_a.kick_off("/fhir/$export-v4")
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/fhir+json")
+    assert response["Allow"] == "POST"
+
+
+def test_v4_manifest_has_the_ballot_shape_and_sizes_of_the_files(client_a, store):
+    kickoff = client_a.post_kick_off("/fhir/$export-v4", [text("_type", "Patient")])
+    assert kickoff.status_code == 202
+    assert kickoff["Content-Location"].startswith("http://testserver/fhir/bulkstatus/")
+    response = client_a.request("get", kickoff["Content-Location"])
+    job = wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    response = client_a.request("get", kickoff["Content-Location"])
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    assert "Expires" in response
+    manifest = response.json()
+    assert manifest["manifestType"] == MANIFEST_TYPE
+    assert manifest["transactionTime"].endswith("Z")
+    assert manifest["requiresAccessToken"] is True
+    assert manifest["outputFormat"] == "application/fhir+ndjson"
+    # No `request`, no `error`, and no empty arrays (v4 digest B4, B5, B7).
+    assert set(manifest) == {
+        "manifestType",
+        "transactionTime",
+        "requiresAccessToken",
+        "outputFormat",
+        "output",
+    }
+    (item,) = manifest["output"]
+    body = b"".join(client_a.request("get", item["url"]).streaming_content)
+    assert item["type"] == "Patient" and item["count"] == 3 == len(body.splitlines())
+    assert item["fileSize"] == len(body)
+    assert job.bulk_version == "4.0.0"
+
+
+def test_v4_takes_one_value_per_parameter(client_a, store):
+    joined = client_a.post_kick_off("/fhir/$export-v4", [text("_type", "Patient,Condition")])
+    assert joined.status_code == 400
+    assert "one value per _type parameter" in diagnostics(joined)
+    repeated = client_a.post_kick_off(
+        "/fhir/Patient/$export-v4", [text("_type", "Patient"), text("_type", "Condition")]
+    )
+    manifest = client_a.finished_manifest(repeated)
+    assert sorted(item["type"] for item in manifest["output"]) == ["Condition", "Patient"]
+
+
+def test_v4_type_filter_values_are_never_split(client_a, store):
+    """A comma inside a v4 _typeFilter is literal (v4 digest §1.4): an OR of two codes."""
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [
+            text("_type", "Observation"),
+            text("_typeFilter", "Observation?code=http://loinc.org|8867-4,http://loinc.org|x"),
+        ],
+    )
+    manifest = client_a.finished_manifest(kickoff)
+    assert [item["count"] for item in manifest["output"]] == [6]
+    (extension,) = manifest["extension"]
+    assert extension["url"] == "urn:bulkops:manifest:typeFilter"
+    assert extension["valueString"].startswith("Observation?code=")
+
+
+def test_include_associated_data_is_a_coding(client_a, store):
+    as_code = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [{"name": "includeAssociatedData", "valueCode": "LatestProvenanceResources"}],
+    )
+    assert as_code.status_code == 400
+    assert "must be a valueCoding" in diagnostics(as_code)
+    wrong_system = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [{"name": "includeAssociatedData", "valueCoding": {"system": "x", "code": "_mine"}}],
+    )
+    assert wrong_system.status_code == 400
+    assert "urn:bulkops:include-associated-data" in diagnostics(wrong_system)
+    coding = {"system": IAD, "code": "LatestProvenanceResources"}
+    lenient = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [text("_type", "Patient"), {"name": "includeAssociatedData", "valueCoding": coding}],
+        prefer="respond-async, handling=lenient",
+    )
+    manifest = client_a.finished_manifest(lenient)
+    # The ignored parameter is reported in outcome[] (v4 digest §1.2), with its severity.
+    (outcome,) = manifest["outcome"]
+    assert set(outcome) == {"url", "count", "fileSize", "countSeverity"}
+    assert outcome["countSeverity"] == [{"code": "warning", "count": 1}]
+    (line,) = client_a.download(outcome["url"])
+    assert "includeAssociatedData" in line["issue"][0]["diagnostics"]
+
+
+def test_unsupported_parameters_are_refused_or_reported(client_a, store):
+    strict = client_a.post_kick_off("/fhir/$export-v4", [text("_maximumFileSize", "10")])
+    assert strict.status_code == 400
+    assert "does not support the parameter '_maximumFileSize'" in diagnostics(strict)
+    allow = client_a.post_kick_off(
+        "/fhir/$export", [{"name": "allowPartialManifests", "valueBoolean": True}]
+    )
+    assert allow.status_code == 400, "a 2.0.0 kick-off does not know v4 parameters"
+
+
+def test_separate_export_status_answers_polls_with_200_and_x_export_status(client_a, store):
+    kickoff = client_a.post_kick_off(
+        "/fhir/Group/g1/$export-v4",
+        [text("_type", "Patient")],
+        prefer="respond-async, separate-export-status",
+    )
+    assert kickoff.status_code == 202
+    assert kickoff["Preference-Applied"] == "respond-async, separate-export-status"
+    first = client_a.request("get", kickoff["Content-Location"])
+    assert first.status_code == 200
+    assert first["X-Export-Status"] in ("202 Accepted", "200 OK")
+    wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    done = client_a.request("get", kickoff["Content-Location"])
+    assert (done.status_code, done["X-Export-Status"]) == (200, "200 OK")
+    assert [item["count"] for item in done.json()["output"]] == [2]
+
+
+def test_a_failed_v4_export_with_separate_status_says_so_in_the_header(client_a, store):
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4", [], prefer="respond-async,separate-export-status"
+    )
+    job = wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    ExportJob.objects.filter(pk=job.pk).update(status="failed", failure_reason="Disk full.")
+    response = client_a.request("get", kickoff["Content-Location"])
+    assert response.status_code == 200
+    assert response["X-Export-Status"] == "424 Failed Dependency"
+    assert response["Content-Type"].startswith("application/fhir+json")
+    assert diagnostics(response) == "Disk full."
+    plain = client_a.post_kick_off("/fhir/$export-v4", [])
+    job = wait_for_job(plain["Content-Location"].rsplit("/", 1)[1])
+    ExportJob.objects.filter(pk=job.pk).update(status="failed", failure_reason="Disk full.")
+    assert client_a.request("get", plain["Content-Location"]).status_code == 424
+
+
+def test_v4_deleted_items_have_no_type_and_until_bounds_the_window(client_a, store):
+    since = timezone.now() - timedelta(minutes=5)
+    delete_resource(resource_type="Observation", resource_id="p1-o0", now=timezone.now())
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [
+            {"name": "_since", "valueInstant": since.isoformat()},
+            {"name": "_until", "valueInstant": (timezone.now() + timedelta(hours=1)).isoformat()},
+        ],
+    )
+    manifest = client_a.finished_manifest(kickoff)
+    assert [item["type"] for item in manifest["output"]] == ["Group"]  # written just now
+    (deleted,) = manifest["deleted"]
+    assert "type" not in deleted and deleted["count"] == 1
+    (bundle,) = client_a.download(deleted["url"])
+    assert bundle["entry"] == [{"request": {"method": "DELETE", "url": "Observation/p1-o0"}}]
+    assert manifest["extension"][0]["url"] == "urn:bulkops:manifest:until"
+    before = client_a.post_kick_off(
+        "/fhir/$export-v4",
+        [
+            {"name": "_since", "valueInstant": since.isoformat()},
+            {"name": "_until", "valueInstant": since.isoformat()},
+        ],
+    )
+    assert before.status_code == 400
+    assert diagnostics(before) == "_until must be later than _since."
+
+
+def test_delete_of_a_v4_status_url_answers_202_then_404(client_a, store):
+    kickoff = client_a.post_kick_off("/fhir/$export-v4", [])
+    assert client_a.request("delete", kickoff["Content-Location"]).status_code == 202
+    response = client_a.request("get", kickoff["Content-Location"])
+    assert response.status_code == 404
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_another_client_cannot_read_a_v4_status_or_page(client_a, client_b, store):
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4", [{"name": "allowPartialManifests", "valueBoolean": True}]
+    )
+    wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    assert client_a.request("get", kickoff["Content-Location"] + "/page/1").status_code == 200
+    assert client_b.request("get", kickoff["Content-Location"]).status_code == 404
+    assert client_b.request("get", kickoff["Content-Location"] + "/page/1").status_code == 404
+
+
+def test_the_v2_manifest_is_unchanged_beside_v4(client_a, store):
+    manifest = client_a.finished_manifest(client_a.kick_off(data={"_type": "Patient"}))
+    assert set(manifest) == {
+        "transactionTime",
+        "request",
+        "requiresAccessToken",
+        "output",
+        "deleted",
+        "error",
+    }
+    assert json.dumps(manifest["output"][0]).count("fileSize") == 0
