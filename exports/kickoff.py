@@ -71,7 +71,10 @@ def plan_export(
     type_plan = plan_export_types(
         level=level,
         requested=parameters.types,
-        level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
+        # Patient blocks hold compartments only (exports/patient_blocks.py).
+        level_types=R4_RESOURCE_TYPES
+        if level == SYSTEM and not parameters.organize_output_by
+        else COMPARTMENT_TYPES,
         access=access,
         filtered=[search.resource_type for search in parameters.type_filters],
     )

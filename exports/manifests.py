@@ -12,7 +12,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from bulkops.fhir.manifest import Manifest, ManifestItem, build_manifest
-from bulkops.fhir.manifest_v4 import ManifestFile, build_manifest_v4
+from bulkops.fhir.manifest_v4 import ManifestFile, Organization, build_manifest_v4
+from bulkops.fhir.patient_blocks import PATIENT_BLOCKS
 from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
 
@@ -59,6 +60,7 @@ def job_manifest_v4(
     files, or of `files` only, one page of a paged manifest linking `next_url`."""
     signer = FileSigner(job, url_for)
     chosen = job.files.all() if files is None else files
+    continuations = continuation_urls(job, chosen, signer)
     items: dict[str, list[ManifestFile]] = {kind: [] for kind in ExportFile.Kind.values}
     for file in chosen.order_by("resource_type", "storage_key"):
         items[file.kind].append(
@@ -68,19 +70,30 @@ def job_manifest_v4(
                 size=file.size_bytes,
                 resource_type=file.resource_type,
                 severity="warning" if file.kind == ExportFile.Kind.ERROR else "",
+                continues_in=continuations.get(file.continues_in_key, ""),
             )
         )
+    organized = job.parameters.get("organizeOutputBy")
     manifest = build_manifest_v4(
         transaction_time=job.transaction_time,
         requires_access_token=signer.storage.requires_access_token,
         output=items[ExportFile.Kind.OUTPUT],
         deleted=items[ExportFile.Kind.DELETED],
         outcome=items[ExportFile.Kind.ERROR],
+        organized_by=Organization(organized, PATIENT_BLOCKS) if organized else None,
         type_filters=applied_type_filters(job),
         until=job_until(job),
         next_url=next_url,
     )
     return SignedManifest(manifest, signer.expires_at)
+
+
+def continuation_urls(
+    job: ExportJob, files: QuerySet[ExportFile], signer: FileSigner
+) -> dict[str, str]:
+    """The URL of each file that continues one of `files` (`continuesInFile`), by key."""
+    keys = files.exclude(continues_in_key="").values_list("continues_in_key", flat=True)
+    return {file.storage_key: signer.url(file) for file in job.files.filter(storage_key__in=keys)}
 
 
 class FileSigner:

@@ -41,7 +41,7 @@ from bulkops.fhir.params import SYSTEM, ElementSelection
 from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
 from exports.models import ExportFile, ExportJob, ExportPartition
-from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
+from exports.ndjson_files import RecordSink, RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
 from exports.row_chunks import Block, read_chunk
 from exports.storage import get_storage
@@ -76,9 +76,14 @@ def plan_export(job_id: int) -> list[int]:
 
 
 def create_partitions(job: ExportJob) -> None:
+    from exports import patient_blocks  # it builds on this module
+
     size = settings.BULKOPS_PARTITION_SIZE
-    all_types = job.level == SYSTEM and exports_every_stored_type(job)
-    if all_types:
+    organized = bool(job.parameters.get("organizeOutputBy"))
+    all_types = not organized and job.level == SYSTEM and exports_every_stored_type(job)
+    if organized:
+        slots = patient_blocks.partition_slots(job, size)
+    elif all_types:
         slots = all_types_slots(job, size)
     else:
         slots = [(t, type_ranges(job, t, size)) for t in job.types]
@@ -359,16 +364,8 @@ def run_partition(*, partition_id: int, worker: str) -> None:
     if job.status != ExportJob.Status.RUNNING:
         return
     discard_files(ExportFile.objects.filter(partition=partition))
-    files = TypedNdjsonFiles(
-        get_storage(),
-        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
-        settings.BULKOPS_MAX_RESOURCES_PER_FILE,
-    )
-    filters = job_filters(job)
-    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
-    write_chunk = ChunkWriter(job, files, filters, wanted)
+    files, write_chunk, chunks = partition_work(job, partition, job_filters(job))
     with files:
-        chunks = partition_chunks(job, partition, filters)
         for exported in written_while_reading(write_chunk, chunks):
             if not record_chunk(partition, exported):
                 files.abort()
@@ -376,6 +373,28 @@ def run_partition(*, partition_id: int, worker: str) -> None:
                 logger.info("partition stopped: job cancelled", extra={"job": job.uuid})
                 return
     complete_partition(partition, files.written)
+
+
+def partition_work(
+    job: ExportJob, partition: ExportPartition, filters: TypeFilters
+) -> tuple[Any, Callable[[Any], int], Iterator[Any]]:
+    """The partition's files, the writer of one chunk and the chunks it reads: per
+    type, or in patient blocks for an organised export (exports/patient_blocks.py)."""
+    from exports import patient_blocks  # it builds on this module
+
+    if partition.resource_type == patient_blocks.ORGANIZED:
+        return patient_blocks.partition_work(job, partition, filters)
+    files = TypedNdjsonFiles(
+        get_storage(),
+        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
+        settings.BULKOPS_MAX_RESOURCES_PER_FILE,
+    )
+    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
+    return (
+        files,
+        ChunkWriter(job, files, filters, wanted),
+        partition_chunks(job, partition, filters),
+    )
 
 
 def written_while_reading(
@@ -436,7 +455,7 @@ class LineMaker:
         self.names: dict[str, frozenset[str] | None] = {}
         self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
-    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> int:
+    def __call__(self, writer: RecordSink, block: Block) -> int:
         resource_type = block.resource_type
         if resource_type not in self.names:
             self.names[resource_type] = selected_elements(self.selections, resource_type)
@@ -514,6 +533,7 @@ def complete_partition(
                     storage_key=file.key,
                     resource_count=file.resource_count,
                     size_bytes=file.size_bytes,
+                    continues_in_key=file.continues_in,
                 )
                 for resource_type, deleted, file in written
             ]

@@ -64,7 +64,7 @@ V2 = "2.0.0"
 V4 = "4.0.0"
 V4_SINGLE_PARAMETERS = frozenset({"organizeOutputBy", "allowPartialManifests"})
 # The types whose instances a v4 export can organise its files by (v4 digest §1.7).
-ORGANIZABLE_TYPES: frozenset[str] = frozenset()
+ORGANIZABLE_TYPES = frozenset({"Patient"})
 INCLUDE_ASSOCIATED_DATA = "http://hl7.org/fhir/uv/bulkdata/CodeSystem/include-associated-data"
 # The IG names no system for custom `_` codes (v4 digest §6.5): bulkops' own.
 CUSTOM_ASSOCIATED_DATA = "urn:bulkops:include-associated-data"

@@ -172,6 +172,9 @@ class ExportFile(models.Model):
     # The frozen partial-manifest page that lists the file (v4 `allowPartialManifests`,
     # exports/manifest_pages.py); None until a page takes it.
     manifest_page = models.PositiveIntegerField(null=True, blank=True)
+    # The file that continues this one's last patient block (v4 `organizeOutputBy`,
+    # `continuesInFile`, exports/patient_blocks.py): its storage key, or "".
+    continues_in_key = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["kind", "resource_type", "storage_key"]
