@@ -42,7 +42,8 @@ EXPORT_V4_CHOICES = (
     "_until keeps resources last updated at or before it, so _since < lastUpdated <= "
     "_until; an _until not after _since is refused; an _until later than transactionTime "
     "changes nothing (transactionTime stays the kick-off time); deleted lists the "
-    "deletions inside the same window. "
+    "deletions inside the same window; a resource changed or deleted after _until is in "
+    "neither (only latest versions are exported). "
     "Partial manifests (allowPartialManifests=true): the status URL answers 202 with page "
     "1 while the export runs, then 200 with page 1 once every page exists; later pages "
     "answer 200 at their link, and the chain ends at the page without a link. "
@@ -51,7 +52,10 @@ EXPORT_V4_CHOICES = (
     "yet). _minimumFileSize and _maximumFileSize are not offered (the export "
     "OperationDefinitions do not list them). Manifests are the ballot's BulkDataManifest "
     "(manifestType says so), with bulkops' extensions urn:bulkops:manifest:typeFilter and "
-    "urn:bulkops:manifest:until. Prefer: separate-export-status is supported."
+    "urn:bulkops:manifest:until; the operation-not-supported extension is not emitted. "
+    "Prefer: separate-export-status is supported. organizeOutputBy=Patient writes patient "
+    "blocks of the Patient compartment (resources outside every compartment are left "
+    "out; count includes the header lines); other types are refused."
 )
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {

@@ -244,3 +244,41 @@ def test_a_partial_manifest_export_on_a_worker_ends_in_a_complete_chain(client_a
         for item in page.get("output", []):
             counts[item["type"]] = counts.get(item["type"], 0) + len(client_a.download(item["url"]))
     assert counts == {"Patient": 3, "Observation": 6, "Condition": 3}
+
+
+def test_until_is_inclusive_and_bounds_deleted_too(client_a, store):
+    """Digest §6.3 as README settles it: _since < lastUpdated <= _until, for deletions too."""
+    written = store["written"]
+    late = timezone.now()
+    delete_resource(resource_type="Condition", resource_id="p1-c", now=late)
+    kickoff = client_a.post_kick_off(
+        "/fhir/Patient/$export-v4",
+        [
+            {"name": "_since", "valueInstant": (written - timedelta(seconds=1)).isoformat()},
+            {"name": "_until", "valueInstant": written.isoformat()},
+            {"name": "_type", "valueString": "Patient"},
+            {"name": "_type", "valueString": "Condition"},
+        ],
+    )
+    manifest = client_a.finished_manifest(kickoff)
+    resources = {}
+    for item in manifest["output"]:
+        resources[item["type"]] = sorted(r["id"] for r in client_a.download(item["url"]))
+    # p1-c was deleted after _until: the store keeps latest versions only, so it is in
+    # neither output nor deleted[] (README, "Bulk Data 4").
+    assert resources == {"Condition": ["p2-c", "p3-c"], "Patient": ["p1", "p2", "p3"]}
+    assert "deleted" not in manifest
+
+
+def test_the_capability_statement_says_how_v4_open_points_are_settled(client_a):
+    rest = client_a.http.get("/fhir/metadata").json()["rest"][0]
+    (v4,) = [op for op in rest["operation"] if op["name"] == "export-v4"]
+    for choice in (
+        "_since < lastUpdated <= _until",
+        "later pages answer 200",
+        "urn:bulkops:include-associated-data",
+        "_minimumFileSize and _maximumFileSize are not offered",
+        "separate-export-status",
+        "organizeOutputBy=Patient",
+    ):
+        assert choice in v4["documentation"], choice
