@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from bulkops.fhir.manifest import Manifest, ManifestItem, build_manifest
 from bulkops.fhir.manifest_v4 import ManifestFile, Organization, build_manifest_v4
+from bulkops.fhir.params import V4
 from bulkops.fhir.patient_blocks import PATIENT_BLOCKS
 from exports.models import ExportFile, ExportJob
 from exports.storage import get_storage
@@ -94,6 +95,12 @@ def continuation_urls(
     """The URL of each file that continues one of `files` (`continuesInFile`), by key."""
     keys = files.exclude(continues_in_key="").values_list("continues_in_key", flat=True)
     return {file.storage_key: signer.url(file) for file in job.files.filter(storage_key__in=keys)}
+
+
+def manifest_as_served(job: ExportJob, url_for: Callable[[str], str]) -> SignedManifest:
+    """The complete manifest in the form the job's client asked for ($export or
+    $export-v4), whole even when the client reads it in pages: what the console shows."""
+    return job_manifest_v4(job, url_for) if job.bulk_version == V4 else job_manifest(job, url_for)
 
 
 class FileSigner:

@@ -322,3 +322,16 @@ def test_console_exports_on_its_own_behalf(console_client, store):
     )
     rows = browser.get("/exports/").content.decode().split("<tbody>")[1]
     assert "console" in rows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_v4_job_page_shows_the_manifest_its_client_gets(
+    console_client, store, client_a, celery_worker
+):
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4", [{"name": "organizeOutputBy", "valueString": "Patient"}]
+    )
+    job = wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    page = html.unescape(console_client("operator").get(f"/exports/{job.uuid}/").content.decode())
+    assert '"manifestType": "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/' in page
+    assert '"outputOrganizedBy": "Patient"' in page and '"request"' not in page

@@ -38,7 +38,6 @@ def test_v4_manifest_has_the_ballot_shape_and_sizes_of_the_files(client_a, store
     kickoff = client_a.post_kick_off("/fhir/$export-v4", [text("_type", "Patient")])
     assert kickoff.status_code == 202
     assert kickoff["Content-Location"].startswith("http://testserver/fhir/bulkstatus/")
-    response = client_a.request("get", kickoff["Content-Location"])
     job = wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
     response = client_a.request("get", kickoff["Content-Location"])
     assert response.status_code == 200
