@@ -19,14 +19,18 @@ from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
-from fhirstore.forms import GroupForm, UploadForm
+from bulkops.fhir.cohort import CohortError, parse_member_filters
+from fhirstore.cohorts import cohort_members, save_cohort
+from fhirstore.forms import CohortForm, GroupForm, UploadForm
 from fhirstore.groups import GroupError, upsert_group
 from fhirstore.loaders import FileReport, load_file
 from fhirstore.models import GroupMembership, Resource
 from fhirstore.uploads import upload_refusal
 
 
-def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, Any]:
+def data_context(
+    group_form: GroupForm, upload_form: UploadForm, cohort_form: CohortForm | None = None
+) -> dict[str, Any]:
     groups = (
         Resource.objects.live()
         .filter(resource_type="Group")
@@ -44,6 +48,7 @@ def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, An
         "per_type": per_type,
         "group_form": group_form,
         "upload_form": upload_form,
+        "cohort_form": cohort_form or CohortForm(),
     }
 
 
@@ -81,6 +86,46 @@ def group_save(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Saved Group/{group.resource_id}.")
             return redirect("console:data")
     return render(request, "fhirstore/data.html", data_context(form, UploadForm()), status=400)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def cohort_count(request: HttpRequest) -> HttpResponse:
+    """The cohort builder's live count: how many patients the filters select now, or
+    why a filter cannot be applied (htmx fragment)."""
+    lines = [line for line in request.POST.get("filters", "").splitlines() if line.strip()]
+    context: dict[str, Any] = {"count": None, "problem": ""}
+    if lines:
+        try:
+            context["count"] = len(cohort_members(parse_member_filters(lines, now=timezone.now())))
+        except CohortError as error:
+            context["problem"] = str(error)
+    return render(request, "fhirstore/partials/cohort_count.html", context)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def cohort_save(request: HttpRequest) -> HttpResponse:
+    form = CohortForm(request.POST)
+    if form.is_valid():
+        try:
+            group = save_cohort(
+                group_id=form.cleaned_data["cohort_id"] or None,
+                name=form.cleaned_data["cohort_name"],
+                filters=form.filter_lines(),
+                actor=request.user.get_username(),
+                now=timezone.now(),
+            )
+        except CohortError as error:
+            form.add_error("filters", str(error))
+        else:
+            quantity = json.loads(group.body)["quantity"]
+            messages.success(
+                request, f"Saved cohort Group/{group.resource_id} with {quantity} members."
+            )
+            return redirect("console:data")
+    context = data_context(GroupForm(), UploadForm(), form)
+    return render(request, "fhirstore/data.html", context, status=400)
 
 
 @require_POST

@@ -9,4 +9,6 @@ urlpatterns = [
     path("data/", data_views.data_page, name="data"),
     path("data/groups/", data_views.group_save, name="group-save"),
     path("data/upload/", data_views.data_upload, name="data-upload"),
+    path("data/cohorts/", data_views.cohort_save, name="cohort-save"),
+    path("data/cohorts/count/", data_views.cohort_count, name="cohort-count"),
 ]

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from exports.models import ExportJob
+from fhirstore.cohorts import save_cohort
 from fhirstore.writes import delete_resource
 from tests.exports.conftest import wait_for_job
 
@@ -281,3 +282,19 @@ def test_the_capability_statement_says_how_v4_open_points_are_settled(client_a):
         "organizeOutputBy=Patient",
     ):
         assert choice in v4["documentation"], choice
+
+
+def test_a_cohort_group_built_from_filters_is_exported_with_its_members(client_a, store):
+    save_cohort(
+        group_id="two",
+        name="Two",
+        filters=["Patient?_id=p2,p3", "Condition?subject=Patient/p3"],
+        actor="op",
+        now=timezone.now(),
+    )
+    kickoff = client_a.post_kick_off(
+        "/fhir/Group/two/$export-v4", [{"name": "_type", "valueString": "Patient"}]
+    )
+    manifest = client_a.finished_manifest(kickoff)
+    (item,) = manifest["output"]
+    assert [r["id"] for r in client_a.download(item["url"])] == ["p3"]

@@ -1,0 +1,98 @@
+"""Bulk Cohort Groups (v4 digest §5): a Group whose members are the patients that match
+its `member-filter` criteria, in the IG's `bulk-cohort-group` profile.
+
+Each filter is one single-type FHIR search (`application/x-fhir-query`), parsed by the
+search engine that evaluates `_typeFilter` (bulkops/fhir/search/), so a filter bulkops
+cannot evaluate is refused with the engine's reason, never half applied. A filter on
+Patient keeps the patients it matches; a filter on another type of the Patient
+compartment keeps the patients in whose compartment a matching resource is. Several
+filters are AND-ed. Membership is computed when the Group is saved or refreshed, and
+`members-refreshed` (never later than `Group.date`) says when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bulkops.fhir.compartment import COMPARTMENT_TYPES
+from bulkops.fhir.manifest import format_instant
+from bulkops.fhir.search import TypeSearch, UnsupportedSearch, parse_type_search
+
+BULKDATA = "http://hl7.org/fhir/uv/bulkdata"
+COHORT_PROFILE = f"{BULKDATA}/StructureDefinition/bulk-cohort-group"
+MEMBER_FILTER = f"{BULKDATA}/StructureDefinition/member-filter"
+MEMBERS_REFRESHED = f"{BULKDATA}/StructureDefinition/members-refreshed"
+FHIR_QUERY = "application/x-fhir-query"
+MAX_FILTERS = 20
+
+
+class CohortError(ValueError):
+    """A cohort that cannot be built; the message names the filter and why."""
+
+
+def parse_member_filters(
+    texts: Iterable[str], *, now: datetime, base_url: str = ""
+) -> list[TypeSearch]:
+    """Each non-empty line a filter; at least one, on Patient or a compartment type."""
+    filters = [text.strip() for text in texts if text.strip()]
+    if not filters:
+        raise CohortError("A cohort needs at least one member filter, e.g. Patient?gender=female.")
+    if len(filters) > MAX_FILTERS:
+        raise CohortError(f"A cohort takes at most {MAX_FILTERS} member filters.")
+    searches = []
+    for text in filters:
+        try:
+            search = parse_type_search(text, now=now, base_url=base_url)
+        except UnsupportedSearch as error:
+            raise CohortError(f"The member filter {text!r} cannot be applied: {error}.") from None
+        if search.resource_type not in COMPARTMENT_TYPES:
+            raise CohortError(
+                f"The member filter {text!r} cannot select patients: {search.resource_type} "
+                "is not in the Patient compartment."
+            )
+        searches.append(search)
+    return searches
+
+
+def cohort_body(
+    *,
+    group_id: str,
+    name: str,
+    filters: Sequence[str],
+    patient_ids: Sequence[str],
+    refreshed: datetime,
+) -> dict[str, Any]:
+    """The Group in the `bulk-cohort-group` profile: `actual` iff it has members."""
+    members = sorted(set(patient_ids))
+    body: dict[str, Any] = {
+        "resourceType": "Group",
+        "id": group_id,
+        "meta": {"profile": [COHORT_PROFILE]},
+        "extension": [{"url": MEMBERS_REFRESHED, "valueDateTime": format_instant(refreshed)}],
+        "modifierExtension": [
+            {
+                "url": MEMBER_FILTER,
+                "valueExpression": {"language": FHIR_QUERY, "expression": text},
+            }
+            for text in filters
+        ],
+        "type": "person",
+        "actual": bool(members),
+        "name": name,
+        "date": format_instant(refreshed),
+        "quantity": len(members),
+    }
+    if members:
+        body["member"] = [{"entity": {"reference": f"Patient/{p}"}} for p in members]
+    return body
+
+
+def member_filters_of(body: dict[str, Any]) -> list[str]:
+    """The filter expressions of a stored cohort Group (empty for any other Group)."""
+    return [
+        extension["valueExpression"]["expression"]
+        for extension in body.get("modifierExtension", [])
+        if extension.get("url") == MEMBER_FILTER
+    ]
