@@ -47,11 +47,18 @@ def cohort_members(searches: list[TypeSearch]) -> list[str]:
 
 
 def save_cohort(
-    *, group_id: str | None, name: str, filters: list[str], actor: str, now: datetime
+    *,
+    group_id: str | None,
+    name: str,
+    filters: list[str],
+    actor: str,
+    now: datetime,
+    actor_type: str = AuditEvent.ActorType.OPERATOR,
+    within: list[str] | None = None,
 ) -> Resource:
     """Create (group_id None: a new uuid) or replace a cohort Group, its members the
-    patients matching `filters` now. Raises CohortError and changes nothing if a filter
-    cannot be applied."""
+    patients matching `filters` now (only among `within`, when given). Raises
+    CohortError and changes nothing if a filter cannot be applied."""
     group_id = group_id or str(uuid.uuid4())
     if not is_valid_id(group_id):
         raise CohortError(f"{group_id!r} is not a FHIR id.")
@@ -59,13 +66,15 @@ def save_cohort(
         raise CohortError("A cohort needs a name.")
     texts = [text.strip() for text in filters if text.strip()]
     members = cohort_members(parse_member_filters(texts, now=now))
+    if within is not None:
+        members = [patient for patient in members if patient in set(within)]
     body = cohort_body(
         group_id=group_id, name=name, filters=texts, patient_ids=members, refreshed=now
     )
     with transaction.atomic():
         group = put_resource(resource_type="Group", resource_id=group_id, body=body, now=now)
         record_event(
-            actor_type=AuditEvent.ActorType.OPERATOR,
+            actor_type=actor_type,
             actor=actor,
             action="group.cohort_saved",
             details={"group": group_id, "name": name, "filters": texts, "members": len(members)},

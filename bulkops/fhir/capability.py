@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bulkops.fhir.cohort import COHORT_PROFILE
 from bulkops.fhir.operation_definitions import (
     EXPORT_OPERATIONS,
     OPERATION_DEFINITION,
@@ -57,6 +58,15 @@ EXPORT_V4_CHOICES = (
     "blocks of the Patient compartment (resources outside every compartment are left "
     "out; count includes the header lines); other types are refused."
 )
+COHORT_DOCUMENTATION = (
+    "Bulk Cohort API: POST a bulk-cohort-group Group with Prefer: respond-async and a token "
+    "granting system/Group.c and read access to Patient and every filtered type; poll the "
+    "Content-Location for a batch-response Bundle. member-filter takes one "
+    "application/x-fhir-query per extension, on Patient or a Patient compartment type, with "
+    "the search parameters listed under each type here; filters are AND-ed, and one bulkops "
+    "cannot evaluate is refused with 400. Members are computed once, when the Group is "
+    "built; members-refreshed says when. Only type person is supported."
+)
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
     "coding": [
@@ -102,6 +112,10 @@ def capability_statement(
         elif search_params := search_parameters_of(resource_type):
             resource["documentation"] = SEARCH_DOCUMENTATION
             resource["searchParam"] = search_params
+        if resource_type == "Group":
+            # The Bulk Cohort API (v4 digest §5): asynchronous create of cohort Groups.
+            interactions.append({"code": "create", "documentation": COHORT_DOCUMENTATION})
+            resource["supportedProfile"] = [COHORT_PROFILE]
         if resource_type in TYPE_OPERATIONS:
             operation = TYPE_OPERATIONS[resource_type]
             resource["operation"] = [operation_entry(operation, fhir_base), v4_entry(operation)]

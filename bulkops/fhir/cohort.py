@@ -13,11 +13,13 @@ filters are AND-ed. Membership is computed when the Group is saved or refreshed,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bulkops.fhir.compartment import COMPARTMENT_TYPES
 from bulkops.fhir.manifest import format_instant
+from bulkops.fhir.references import is_valid_id
 from bulkops.fhir.search import TypeSearch, UnsupportedSearch, parse_type_search
 
 BULKDATA = "http://hl7.org/fhir/uv/bulkdata"
@@ -96,3 +98,60 @@ def member_filters_of(body: dict[str, Any]) -> list[str]:
         for extension in body.get("modifierExtension", [])
         if extension.get("url") == MEMBER_FILTER
     ]
+
+
+@dataclass(frozen=True)
+class CohortCreate:
+    """A client's `bulk-cohort-group` create, checked: its filters parsed, and the
+    patients it names (None: every accessible patient)."""
+
+    name: str
+    filters: tuple[str, ...]
+    searches: tuple[TypeSearch, ...]
+    patient_ids: tuple[str, ...] | None
+
+
+def parse_cohort_create(body: Any, *, now: datetime, base_url: str = "") -> CohortCreate:
+    """Check a Group create against the profile (v4 digest §5): `type` person (the only
+    one bulkops supports), `name`, no `characteristic`, one or more `member-filter`
+    FHIR queries bulkops can evaluate (else CohortError: SHALL reject), and members, if
+    any, Patients."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Group":
+        raise CohortError("The body must be a FHIR Group resource.")
+    if body.get("type") != "person":
+        raise CohortError("bulkops builds cohorts of patients only: Group.type must be person.")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise CohortError("A cohort Group needs a name.")
+    if body.get("characteristic"):
+        raise CohortError("A cohort Group has member-filter extensions, not characteristic.")
+    expressions = []
+    for extension in body.get("modifierExtension") or []:
+        if not isinstance(extension, dict) or extension.get("url") != MEMBER_FILTER:
+            raise CohortError(
+                f"bulkops does not understand the modifierExtension {extension.get('url')!r}."
+                if isinstance(extension, dict)
+                else "modifierExtension must hold objects."
+            )
+        expression = extension.get("valueExpression") or {}
+        if expression.get("language") != FHIR_QUERY:
+            raise CohortError(f"member-filter expressions must be in {FHIR_QUERY}.")
+        if not isinstance(expression.get("expression"), str):
+            raise CohortError("A member-filter has no expression.")
+        expressions.append(expression["expression"].strip())
+    searches = parse_member_filters(expressions, now=now, base_url=base_url)
+    return CohortCreate(name.strip(), tuple(expressions), tuple(searches), _members(body))
+
+
+def _members(body: dict[str, Any]) -> tuple[str, ...] | None:
+    members = body.get("member")
+    if not members:
+        return None
+    ids = []
+    for member in members:
+        reference = str((member.get("entity") or {}).get("reference", ""))
+        resource_type, _, resource_id = reference.partition("/")
+        if resource_type != "Patient" or not is_valid_id(resource_id):
+            raise CohortError(f"Cohort members must be Patient references, not {reference!r}.")
+        ids.append(resource_id)
+    return tuple(dict.fromkeys(ids))

@@ -103,7 +103,7 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     assert oauth["extension"] == [{"url": "token", "valueUri": "http://testserver/auth/token"}]
     resources = {r["type"]: [i["code"] for i in r["interaction"]] for r in rest["resource"]}
     assert resources == {
-        "Group": ["read", "search-type"],
+        "Group": ["read", "search-type", "create"],
         "OperationDefinition": ["read", "search-type"],
         "Patient": ["read", "search-type"],
     }

@@ -22,7 +22,7 @@ from accounts.services import disable_client
 from exports.models import ExportJob
 from fhirstore.access import is_visible, visible_resources
 from fhirstore.groups import upsert_group
-from fhirstore.models import Resource
+from fhirstore.models import CohortRequest, Resource
 from fhirstore.writes import delete_resource, put_resource
 from tests.exports.conftest import observation, stored_file
 from tests.security.test_access_matrix import routes
@@ -96,6 +96,12 @@ CASES: dict[str, list[Case]] = {
         Case("DELETE of a job", "delete", "{doomed_job}", (202, 404, 404, *NO_TOKEN)),
     ],
     "export-file": [read("a job's file", "{file}", 200, 404, 404)],
+    # Cohort Groups are created only with system/Group.c, which no kind here holds.
+    "group-type": [
+        read("Group search at /fhir/Group", "/fhir/Group", 200, 200, 403),
+        post("cohort Group create", "/fhir/Group", 403, 403, 403),
+    ],
+    "cohort-status": [read("a cohort request's status", "{cohort}", 202, 404, 404)],
     "export-manifest-page": [
         read("a v4 job's manifest page", "{page}", 200, 404, 404),
         read("a page a 2.0.0 job does not have", "{job}/page/1", 404, 404, 404),
@@ -231,6 +237,7 @@ def world(store, make_fhir_client, jwk_a, settings) -> dict[str, Any]:
         for _ in range(2)
     ]
     file = stored_file(jobs[0])
+    cohort = CohortRequest.objects.create(client=backends["unbound"], name="c", group_id="c")
     paged = ExportJob.objects.create(
         client=backends["unbound"],
         level="system",
@@ -245,6 +252,7 @@ def world(store, make_fhir_client, jwk_a, settings) -> dict[str, Any]:
         "{doomed_job}": f"/fhir/bulkstatus/{jobs[1].uuid}",
         "{file}": f"/fhir/bulkfiles/{file.uuid}",
         "{page}": f"/fhir/bulkstatus/{paged.uuid}/page/1",
+        "{cohort}": f"/fhir/cohortstatus/{cohort.uuid}",
     }
     return {"clients": clients, "paths": paths}
 
