@@ -17,8 +17,10 @@ that keeps about 10% of the Observations) and Group exports at each worker count
 then the web tier alone under closed-loop load at each concurrency (token endpoint,
 kick-off, status poll; bench/load.py), each beside the web floor at the same
 concurrency (SMART discovery: no database, no key), "x base" being the p99 ratio.
-Last, generate_fhir and load_fhir rates beside a raw insert of the same rows
-(bench/loading.py).
+With the first worker count, a `$export-v4` downloaded as partial manifests list its
+files, beside the same export downloaded once its manifest is complete: time to the first
+and the last byte (bench/partial.py). Last, generate_fhir and load_fhir rates beside a
+raw insert of the same rows (bench/loading.py).
 
 Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
 the reference client. Stores are generated once per size and reused (see --var-root).
@@ -54,6 +56,7 @@ from bench.measure import (  # noqa: E402
     web_floor,
     web_pid,
 )
+from bench.partial import partial_manifest_rows  # noqa: E402
 from tests.processes import celery_worker_process, web_server  # noqa: E402
 
 RESOURCES_PER_PATIENT = 146  # what generate_fhir averages (seed 1)
@@ -167,6 +170,8 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
             )
             results.append(row)
             results.append(filtered_export(store, base, workers, unfiltered=row))
+            if workers == args.workers[0]:
+                results.extend(partial_manifest_rows(store, base))
             if store.group_id:
                 group = run_export(store, base, f"/Group/{store.group_id}/$export")
                 group.update(
@@ -250,7 +255,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
             + web_columns(row)
             + filter_columns(row)
             + group_columns(row)
+            + download_columns(row)
         )
+
+
+def download_columns(row: dict[str, Any]) -> str:
+    if "first_byte_s" not in row:
+        return ""
+    columns = f"  first byte {row['first_byte_s']:.2f} s, last byte {row['last_byte_s']:.2f} s"
+    if "last_byte_vs_wait" in row:
+        columns += f"; {row['last_byte_vs_wait']:.2f} x sooner to the last byte than waiting"
+    return columns
 
 
 def filter_columns(row: dict[str, Any]) -> str:

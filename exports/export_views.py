@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import http_date
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.bearer import require_bearer
 from accounts.models import AuditEvent
@@ -18,8 +18,6 @@ from bulkops import untrusted_json
 from bulkops.fhir.outcome import (
     INFORMATIONAL,
     NOT_FOUND,
-    PROCESSING,
-    THROTTLED,
     FhirError,
     Issue,
     operation_outcome,
@@ -27,16 +25,22 @@ from bulkops.fhir.outcome import (
 from bulkops.fhir.params import (
     GROUP,
     PATIENT,
+    STRICT,
     SYSTEM,
+    V2,
+    V4,
     pairs_from_parameters,
     parse_prefer,
 )
 from bulkops.fhir_http import FHIR_NDJSON, absolute_url, empty_response, fhir_endpoint, fhir_json
+from exports import manifest_pages as pages
 from exports.file_audit import DOWNLOAD, record_file_read
 from exports.kickoff import plan_export
 from exports.manifests import job_manifest
 from exports.models import ExportFile, ExportJob
-from exports.services import delete_export, register_poll, start_export
+from exports.polling import counted_poll, failed_export
+from exports.services import delete_export, start_export
+from exports.status_v4 import v4_status
 from exports.storage import get_storage
 
 ACCEPTABLE = ("application/fhir+json", "application/json", "*/*")
@@ -64,25 +68,54 @@ def group_export(request: HttpRequest, group_id: str) -> HttpResponse:
     return kick_off(request, level=GROUP, group_id=group_id)
 
 
-def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpResponse:
+@fhir_endpoint
+@require_POST
+@require_bearer
+def system_export_v4(request: HttpRequest) -> HttpResponse:
+    """Bulk Data 4 (v4 digest §1.1): POST with a Parameters body only."""
+    return kick_off(request, level=SYSTEM, version=V4)
+
+
+@fhir_endpoint
+@require_POST
+@require_bearer
+def patient_export_v4(request: HttpRequest) -> HttpResponse:
+    return kick_off(request, level=PATIENT, version=V4)
+
+
+@fhir_endpoint
+@require_POST
+@require_bearer
+def group_export_v4(request: HttpRequest, group_id: str) -> HttpResponse:
+    return kick_off(request, level=GROUP, group_id=group_id, version=V4)
+
+
+def kick_off(
+    request: HttpRequest, *, level: str, group_id: str = "", version: str = V2
+) -> HttpResponse:
+    """Start an export; `version` V4 is `$export-v4` (exports/export_v4_views.py),
+    whose only differences here are its parameter forms and `separate-export-status`."""
     now = timezone.now()
     accept = request.headers.get("Accept", "")
     if accept and not any(kind in accept for kind in ACCEPTABLE):
         raise FhirError(400, f"Accept must be application/fhir+json, not {accept!r}.")
     prefer = parse_prefer(request.headers.get("Prefer", ""))
+    operation = "$export-v4" if version == V4 else "$export"
     if not prefer.respond_async:
-        raise FhirError(400, "$export runs asynchronously: send 'Prefer: respond-async'.")
+        raise FhirError(400, f"{operation} runs asynchronously: send 'Prefer: respond-async'.")
     plan = plan_export(
         client=request.client,
         level=level,
         group_id=group_id,
-        pairs=request_pairs(request),
+        pairs=request_pairs(request, version=version, handling=prefer.handling),
         handling=prefer.handling,
         now=now,
         method=request.method or "GET",
         access=request.read_access,
         base_url=absolute_url(request, "/fhir"),
+        version=version,
     )
+    separate = version == V4 and prefer.separate_export_status
     job = start_export(
         client=request.client,
         level=level,
@@ -92,16 +125,23 @@ def kick_off(request: HttpRequest, *, level: str, group_id: str = "") -> HttpRes
         request_url=kickoff_url(request),
         now=now,
         request=request,
+        bulk_version=version,
+        separate_status=separate,
     )
     status_url = absolute_url(request, f"/fhir/bulkstatus/{job.uuid}")
     outcome = operation_outcome(
         Issue("information", INFORMATIONAL, f"Export accepted; poll {status_url}."),
         *(Issue("warning", INFORMATIONAL, text) for text in job.warnings),
     )
-    return fhir_json(outcome, status=202, headers={"Content-Location": status_url})
+    headers = {"Content-Location": status_url}
+    if separate:
+        headers["Preference-Applied"] = "respond-async, separate-export-status"
+    return fhir_json(outcome, status=202, headers=headers)
 
 
-def request_pairs(request: HttpRequest) -> list[tuple[str, str]]:
+def request_pairs(
+    request: HttpRequest, *, version: str = V2, handling: str = STRICT
+) -> list[tuple[str, str]]:
     if request.method == "GET":
         return [(name, value) for name, values in request.GET.lists() for value in values]
     if not request.body:
@@ -110,7 +150,7 @@ def request_pairs(request: HttpRequest) -> list[tuple[str, str]]:
         body: Any = untrusted_json.loads(request.body)
     except ValueError as error:
         raise FhirError(400, f"The POST body is not valid JSON: {error}.") from None
-    return pairs_from_parameters(body)
+    return pairs_from_parameters(body, version=version, handling=handling)
 
 
 def kickoff_url(request: HttpRequest) -> str:
@@ -144,33 +184,31 @@ def export_status(request: HttpRequest, job_id: str) -> HttpResponse:
         )
         outcome = operation_outcome(Issue("information", INFORMATIONAL, "Export deleted."))
         return fhir_json(outcome, status=202)
+    if job.bulk_version == V4:
+        return v4_status(request, job, now)
     if job.status == ExportJob.Status.FAILED:
         raise failed_export(job)
     if job.status == ExportJob.Status.COMPLETED:
         return manifest_response(request, job)
-    poll = register_poll(job, now)
-    if poll.throttled:
-        raise FhirError(
-            429,
-            f"Polling too often: wait {poll.retry_after} seconds between status requests.",
-            code=THROTTLED,
-            headers={"Retry-After": str(poll.retry_after * 5)},
-        )
+    poll = counted_poll(job, now)
     return empty_response(
         202, {"X-Progress": job.progress_text, "Retry-After": str(poll.retry_after)}
     )
 
 
-# A failed job is final: 424 (the status request depends on an export that failed) with
-# the non-transient `processing` code (spec §2.2). Not 500: smart-fetch and cumulus-etl
-# retry a 500 (like 408, 429, 502, 503 and 504) for minutes whatever the outcome says,
-# so a failed export looked like a server blip. Transient answers are 429 (`throttled`)
-# and 503 (`transient`, bulkops.unavailable): poll again after Retry-After.
-FAILED_STATUS = 424
-
-
-def failed_export(job: ExportJob) -> FhirError:
-    return FhirError(FAILED_STATUS, job.failure_reason or "The export failed.", code=PROCESSING)
+@fhir_endpoint
+@require_GET
+@require_bearer
+def manifest_page(request: HttpRequest, job_id: str, number: int) -> HttpResponse:
+    """A later page of a v4 partial manifest (exports/manifest_pages.py), always 200:
+    the job's status is the status URL's to tell (v4 digest §6.4, README)."""
+    job = job_for_client(request, job_id)
+    page = None
+    if job.bulk_version == V4 and job.parameters.get("allowPartialManifests"):
+        page = pages.page_manifest(job, number, lambda path: absolute_url(request, path))
+    if page is None:
+        raise FhirError(404, f"This export has no manifest page {number}.", code=NOT_FOUND)
+    return fhir_json(page.manifest, content_type="application/json")
 
 
 def manifest_response(request: HttpRequest, job: ExportJob) -> HttpResponse:

@@ -12,6 +12,18 @@ urlpatterns = [
     path("$export", export_views.system_export, name="export"),
     path("Patient/$export", export_views.patient_export, name="patient-export"),
     path("Group/<fhir_id:group_id>/$export", export_views.group_export, name="group-export"),
+    path("$export-v4", export_views.system_export_v4, name="export-v4"),
+    path("Patient/$export-v4", export_views.patient_export_v4, name="patient-export-v4"),
+    path(
+        "Group/<fhir_id:group_id>/$export-v4",
+        export_views.group_export_v4,
+        name="group-export-v4",
+    ),
     path("bulkstatus/<uuid:job_id>", export_views.export_status, name="export-status"),
+    path(
+        "bulkstatus/<uuid:job_id>/page/<int:number>",
+        export_views.manifest_page,
+        name="export-manifest-page",
+    ),
     path("bulkfiles/<uuid:file_id>", export_views.export_file, name="export-file"),
 ]

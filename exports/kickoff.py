@@ -20,6 +20,7 @@ from bulkops.fhir.outcome import NOT_FOUND, FhirError
 from bulkops.fhir.params import (
     GROUP,
     SYSTEM,
+    V2,
     ExportParameters,
     export_path,
     parse_export_parameters,
@@ -68,10 +69,12 @@ def plan_export(
     method: str,
     access: ReadAccess,
     base_url: str = "",
+    version: str = V2,
 ) -> ExportPlan:
     """Check a kick-off for `client` with read `access`; raise FhirError like the API.
     `client` None is the console exporting on its own behalf: no group binding.
-    `base_url` is this server's FHIR base (for `_typeFilter` references to it)."""
+    `base_url` is this server's FHIR base (for `_typeFilter` references to it);
+    `version` the Bulk Data version of the kick-off ($export or $export-v4)."""
     if client is not None:
         check_group_binding(client, level=level, group_id=group_id)
     if level == GROUP and not group_exists(group_id):
@@ -84,12 +87,16 @@ def plan_export(
         method=method,
         base_url=base_url,
         clock_skew=timedelta(seconds=settings.BULKOPS_SINCE_CLOCK_SKEW),
+        version=version,
     )
     check_patients(parameters, level=level, group_id=group_id)
     type_plan = plan_export_types(
         level=level,
         requested=parameters.types,
-        level_types=R4_RESOURCE_TYPES if level == SYSTEM else COMPARTMENT_TYPES,
+        # Patient blocks hold compartments only (exports/patient_blocks.py).
+        level_types=R4_RESOURCE_TYPES
+        if level == SYSTEM and not parameters.organize_output_by
+        else COMPARTMENT_TYPES,
         access=access,
         filtered=[search.resource_type for search in parameters.type_filters],
         referenced=() if level == SYSTEM else REFERENCED_TYPES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Self
+from typing import Protocol, Self
 
 from exports.storage import ExportStorage, ObjectWriter
 
@@ -15,6 +15,16 @@ class WrittenFile:
     key: str
     resource_count: int
     size_bytes: int
+    continues_in: str = ""  # the key of the file that goes on with its last block
+
+
+class RecordSink(Protocol):
+    """Where a partition's lines of one resource type go: a rotating file series, or
+    the block being assembled for one patient (exports/patient_blocks.py)."""
+
+    def write_records(self, records: list[bytes]) -> None: ...
+
+    def write_block(self, block: bytes, count: int) -> None: ...
 
 
 class RotatingNdjsonWriter:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,7 +48,7 @@ from bulkops.fhir.resource_types import R4_RESOURCE_TYPES
 from bulkops.fhir.type_filters import TypeFilters
 from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob, ExportPartition
-from exports.ndjson_files import RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
+from exports.ndjson_files import RecordSink, RotatingNdjsonWriter, TypedNdjsonFiles, WrittenFile
 from exports.orphans import sweep_orphans
 from exports.referenced import (
     ReferenceCollector,
@@ -87,9 +88,25 @@ def plan_export(job_id: int) -> list[int]:
     )
 
 
+@dataclass(frozen=True)
+class Organizer:
+    """How an `organizeOutputBy` export ($export-v4) is planned and run. The organisers
+    (exports/patient_blocks.py) build on this module, so it cannot import them: they
+    register here when the app starts (exports.apps)."""
+
+    partition_type: str  # the resource_type of its partitions
+    slots: Callable[[ExportJob, int], list[tuple[str, Iterable[Range]]]]
+    work: Callable[[ExportJob, ExportPartition, TypeFilters], tuple[Any, Any, Iterator[Any]]]
+
+
+ORGANIZERS: dict[str, Organizer] = {}  # by organizeOutputBy value
+
+
 def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
-    if job.level != SYSTEM:
+    if organizer := ORGANIZERS.get(job.parameters.get("organizeOutputBy", "")):
+        slots = organizer.slots(job, size)
+    elif job.level != SYSTEM:
         slots = [(ALL_TYPES, member_id_ranges(member_rows(job), size))]
     elif exports_every_stored_type(job):
         slots = all_types_slots(job, size)
@@ -450,17 +467,12 @@ def run_partition(*, partition_id: int, worker: str) -> list[int]:
     if job.status != ExportJob.Status.RUNNING:
         return []
     discard_files(ExportFile.objects.filter(partition=partition))
-    files = TypedNdjsonFiles(
-        get_storage(),
-        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
-        settings.BULKOPS_MAX_RESOURCES_PER_FILE,
-    )
-    filters = job_filters(job)
-    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
-    references = ReferenceCollector([] if partition.referenced else job.referenced_types)
-    write_chunk = ChunkWriter(job, files, filters, wanted, references)
+    organized = partition.resource_type in {o.partition_type for o in ORGANIZERS.values()}
+    # Patient blocks hold compartments only (README, "Bulk Data 4"): nothing to follow.
+    followed = [] if partition.referenced or organized else job.referenced_types
+    references = ReferenceCollector(followed)
+    files, write_chunk, chunks = partition_work(job, partition, job_filters(job), references)
     with files:
-        chunks = partition_chunks(job, partition, filters)
         for exported in written_while_reading(write_chunk, chunks):
             if not record_chunk(partition, exported):
                 files.abort()
@@ -471,6 +483,30 @@ def run_partition(*, partition_id: int, worker: str) -> list[int]:
                 )
                 return []
     return complete_partition(partition, files.written, references.keys)
+
+
+def partition_work(
+    job: ExportJob,
+    partition: ExportPartition,
+    filters: TypeFilters,
+    noted: Callable[[bytes], None],
+) -> tuple[Any, Callable[[Any], int], Iterator[Any]]:
+    """The partition's files, the writer of one chunk and the chunks it reads: per
+    type, or in patient blocks for an organised export (exports/patient_blocks.py)."""
+    for organizer in ORGANIZERS.values():
+        if partition.resource_type == organizer.partition_type:
+            return organizer.work(job, partition, filters)
+    files = TypedNdjsonFiles(
+        get_storage(),
+        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
+        settings.BULKOPS_MAX_RESOURCES_PER_FILE,
+    )
+    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
+    return (
+        files,
+        ChunkWriter(job, files, filters, wanted, noted),
+        partition_chunks(job, partition, filters),
+    )
 
 
 def written_while_reading(
@@ -540,7 +576,7 @@ class LineMaker:
         self.names: dict[str, frozenset[str] | None] = {}
         self.keep: dict[str, Callable[[dict[str, Any]], bool] | None] = {}
 
-    def __call__(self, writer: RotatingNdjsonWriter, block: Block) -> tuple[int, bytes]:
+    def __call__(self, writer: RecordSink, block: Block) -> tuple[int, bytes]:
         resource_type = block.resource_type
         if resource_type not in self.names:
             self.names[resource_type] = selected_elements(self.selections, resource_type)
@@ -626,6 +662,7 @@ def complete_partition(
                     storage_key=file.key,
                     resource_count=file.resource_count,
                     size_bytes=file.size_bytes,
+                    continues_in_key=file.continues_in,
                 )
                 for resource_type, deleted, file in written
             ]

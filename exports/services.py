@@ -16,7 +16,7 @@ from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
 from bulkops.fhir.export_types import TypePlan
 from bulkops.fhir.outcome import THROTTLED, FhirError
-from bulkops.fhir.params import ExportParameters
+from bulkops.fhir.params import V2, ExportParameters
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from exports.partitions import discard_files
@@ -40,6 +40,8 @@ def start_export(
     operator: AbstractBaseUser | None = None,
     schedule_actor: str = "",
     retention: int | None = None,
+    bulk_version: str = V2,
+    separate_status: bool = False,
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
 
@@ -48,6 +50,8 @@ def start_export(
     console): the audit event names them, so the trail tells the two apart. A scheduled
     run names its schedule in `schedule_actor` (a system actor) and may keep its files
     for `retention` seconds instead of BULKOPS_EXPORT_RETENTION.
+    `bulk_version` and `separate_status` say how the status endpoint answers
+    ($export-v4 with `Prefer: separate-export-status`, v4 digest §1.9).
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
@@ -73,6 +77,8 @@ def start_export(
             level=level,
             group_id=group_id,
             request_url=request_url,
+            bulk_version=bulk_version,
+            separate_status=separate_status,
             parameters=parameters.as_json(),
             types=list(type_plan.types),
             warnings=[*type_plan.warnings, *parameters.warnings],

@@ -32,7 +32,7 @@ from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
 from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
 from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
-from exports.manifests import applied_type_filters, job_manifest
+from exports.manifests import applied_type_filters, manifest_as_served
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
 from exports.type_progress import progress_by_type
@@ -218,7 +218,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     job = get_job_for_user(request, job_id)
     files = list(job.files.order_by("kind", "resource_type", "storage_key"))
     manifest = (
-        job_manifest(job, lambda path: absolute_url(request, path)).manifest
+        manifest_as_served(job, lambda path: absolute_url(request, path)).manifest
         if job.status == ExportJob.Status.COMPLETED and job.deleted_at is None
         else None
     )

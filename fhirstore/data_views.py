@@ -13,6 +13,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -20,15 +21,19 @@ from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from bulkops.fhir.cohort import CohortError, parse_member_filters
+from fhirstore.cohorts import cohort_members, save_cohort
 from fhirstore.data_sections import data_sections
-from fhirstore.forms import GroupForm, UploadForm
+from fhirstore.forms import CohortForm, GroupForm, UploadForm
 from fhirstore.groups import GroupError, delete_group, find_patients, upsert_group
 from fhirstore.loaders import load_files
 from fhirstore.models import GroupMembership, Resource
 from fhirstore.uploads import upload_refusal
 
 
-def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, Any]:
+def data_context(
+    group_form: GroupForm, upload_form: UploadForm, cohort_form: CohortForm | None = None
+) -> dict[str, Any]:
     groups = (
         Resource.objects.live()
         .filter(resource_type="Group")
@@ -47,6 +52,7 @@ def data_context(group_form: GroupForm, upload_form: UploadForm) -> dict[str, An
         "group_form": group_form,
         "upload_form": upload_form,
         "sections": data_sections(),
+        "cohort_form": cohort_form or CohortForm(),
     }
 
 
@@ -111,6 +117,46 @@ def patient_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("patient_q", "")
     context = {"patients": find_patients(query), "patient_q": query.strip()}
     return render(request, "fhirstore/partials/patient_results.html", context)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def cohort_count(request: HttpRequest) -> HttpResponse:
+    """The cohort builder's live count: how many patients the filters select now, or
+    why a filter cannot be applied (htmx fragment)."""
+    lines = [line for line in request.POST.get("filters", "").splitlines() if line.strip()]
+    context: dict[str, Any] = {"count": None, "problem": ""}
+    if lines:
+        try:
+            context["count"] = len(cohort_members(parse_member_filters(lines, now=timezone.now())))
+        except CohortError as error:
+            context["problem"] = str(error)
+    return render(request, "fhirstore/partials/cohort_count.html", context)
+
+
+@require_POST
+@permission_required(RUN_EXPORTS)
+def cohort_save(request: HttpRequest) -> HttpResponse:
+    form = CohortForm(request.POST)
+    if form.is_valid():
+        try:
+            group = save_cohort(
+                group_id=form.cleaned_data["cohort_id"] or None,
+                name=form.cleaned_data["cohort_name"],
+                filters=form.filter_lines(),
+                actor=request.user.get_username(),
+                now=timezone.now(),
+            )
+        except CohortError as error:
+            form.add_error("filters", str(error))
+        else:
+            quantity = json.loads(group.body)["quantity"]
+            messages.success(
+                request, f"Saved cohort Group/{group.resource_id} with {quantity} members."
+            )
+            return redirect("console:data")
+    context = data_context(GroupForm(), UploadForm(), form)
+    return render(request, "fhirstore/data.html", context, status=400)
 
 
 @require_POST

@@ -8,7 +8,7 @@ from django.urls import path, re_path
 
 import bulkops.fhir_paths  # noqa: F401 - registers the fhir_type and fhir_id path converters
 from accounts import token_views
-from fhirstore import fhir_views, search_views
+from fhirstore import cohort_api, fhir_views, search_views
 
 urlpatterns = [
     path("metadata", fhir_views.metadata, name="metadata"),
@@ -29,6 +29,9 @@ urlpatterns = [
         fhir_views.operation_definition_read,
         name="operation-definition",
     ),
+    # The Bulk Cohort API: POST creates a cohort Group, GET searches as for any type.
+    path("Group", cohort_api.group_type, name="group-type"),
+    path("cohortstatus/<uuid:request_id>", cohort_api.cohort_status, name="cohort-status"),
     path("Group/<fhir_id:resource_id>", fhir_views.group_read, name="group-read"),
     path("<fhir_type:resource_type>", search_views.search, name="search"),
     path("<fhir_type:resource_type>/_search", search_views.search_post, name="search-post"),

@@ -9,6 +9,14 @@ from django import forms
 from bulkops.fhir.references import is_valid_id
 
 
+def checked_id(text: str) -> str:
+    """An optional Group id as typed: empty, or a FHIR id."""
+    value = text.strip()
+    if value and not is_valid_id(value):
+        raise forms.ValidationError(f"{value!r} is not a FHIR id (A-Z a-z 0-9 - ., ≤ 64).")
+    return value
+
+
 class GroupForm(forms.Form):
     group_id = forms.CharField(
         label="Group id",
@@ -26,10 +34,7 @@ class GroupForm(forms.Form):
     )
 
     def clean_group_id(self) -> str:
-        value = self.cleaned_data["group_id"].strip()
-        if value and not is_valid_id(value):
-            raise forms.ValidationError(f"{value!r} is not a FHIR id (A-Z a-z 0-9 - ., ≤ 64).")
-        return value
+        return checked_id(self.cleaned_data["group_id"])
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -40,6 +45,30 @@ class GroupForm(forms.Form):
     def patient_ids(self) -> list[str]:
         typed = self.cleaned_data.get("patients", "").replace(",", " ").split()
         return list(dict.fromkeys([*typed, *self.data.getlist("add_patients")]))
+
+
+class CohortForm(forms.Form):
+    """A Bulk Cohort Group: its members are the patients matching every filter."""
+
+    cohort_id = forms.CharField(
+        label="Cohort id",
+        required=False,
+        max_length=64,
+        help_text="Leave empty for a new id; an existing id replaces that Group.",
+    )
+    cohort_name = forms.CharField(label="Name", max_length=200)
+    filters = forms.CharField(
+        label="Member filters",
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One FHIR search a line, all of which a patient must meet: "
+        "Patient?gender=female, Condition?code=http://snomed.info/sct|44054006.",
+    )
+
+    def clean_cohort_id(self) -> str:
+        return checked_id(self.cleaned_data["cohort_id"])
+
+    def filter_lines(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["filters"].splitlines() if line.strip()]
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -8,6 +8,7 @@ record of the models, not a row.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from django.db import models
@@ -148,3 +149,29 @@ class ResourceIdentifier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.resource_type}?identifier={self.system}|{self.value}"
+
+
+class CohortRequest(models.Model):
+    """A client's asynchronous create of a Bulk Cohort Group (fhirstore/cohort_api.py):
+    its status URL is addressed by `uuid`; `group_id` is the Group once built."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    client = models.ForeignKey(
+        "accounts.BackendClient", on_delete=models.CASCADE, related_name="cohort_requests"
+    )
+    name = models.CharField(max_length=200)
+    filters = models.JSONField(default=list)
+    patient_ids = models.JSONField(null=True, blank=True)  # the members the client named
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACCEPTED)
+    group_id = models.CharField(max_length=64, blank=True)
+    failure_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"cohort request {self.uuid} ({self.status})"

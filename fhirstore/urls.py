@@ -11,4 +11,6 @@ urlpatterns = [
     path("data/groups/<str:group_id>/delete/", data_views.group_delete, name="group-delete"),
     path("data/patients/", data_views.patient_search, name="patient-search"),
     path("data/upload/", data_views.data_upload, name="data-upload"),
+    path("data/cohorts/", data_views.cohort_save, name="cohort-save"),
+    path("data/cohorts/count/", data_views.cohort_count, name="cohort-count"),
 ]

@@ -38,6 +38,10 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     assert 0 < filtered["resources"] < export["resources"]
     assert filtered["scanned"] == baseline["resources"] and filtered["vs_unfiltered"] > 0
     assert rows["Group export, 2 members, 1 worker(s)"]["resources"] > 0
+    waited = rows["v4 export, download after manifest"]
+    early = rows["v4 export, download from partial pages"]
+    assert waited["files"] == early["files"] > 0 and waited["mb"] == early["mb"] > 0
+    assert 0 < early["first_byte_s"] <= early["last_byte_s"] and early["last_byte_vs_wait"] > 0
     assert rows["SMART discovery (web floor), 2 concurrent"]["errors"] == 0
     for web in ("token endpoint", "kick-off", "status poll"):
         row = rows[f"{web}, 2 concurrent"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from bulkops.fhir.cohort import COHORT_PROFILE
 from bulkops.fhir.operation_definitions import (
     EXPORT_OPERATIONS,
     OPERATION_DEFINITION,
@@ -28,6 +29,43 @@ SEARCH_DOCUMENTATION = (
     "pages follow the Bundle's next link. _include, _revinclude, _sort, chains and "
     "unknown parameters are ignored with a warning entry, or refused under "
     "Prefer: handling=strict."
+)
+# Bulk Data 4.0.0-ballot runs beside 2.0.0 under its own operation name, as the IG's
+# export page shows two versions side by side (v4 digest §0 "Running both versions").
+EXPORT_V4 = "export-v4"
+BULK_DATA_V4 = "4.0.0"
+# How bulkops settles the points the 4.0.0 ballot leaves open (v4 digest §6); README's
+# "Bulk Data 4" section says the same.
+EXPORT_V4_CHOICES = (
+    "Bulk Data 4.0.0-ballot export: POST with a Parameters body only, one value per "
+    "parameter (a comma in _type or _elements is refused unless Prefer: handling=lenient), "
+    "_typeFilter values never split. Choices where the ballot is open: "
+    "_until keeps resources last updated at or before it, so _since < lastUpdated <= "
+    "_until; an _until not after _since is refused; an _until later than transactionTime "
+    "changes nothing (transactionTime stays the kick-off time); deleted lists the "
+    "deletions inside the same window; a resource changed or deleted after _until is in "
+    "neither (only latest versions are exported). "
+    "Partial manifests (allowPartialManifests=true): the status URL answers 202 with page "
+    "1 while the export runs, then 200 with page 1 once every page exists; later pages "
+    "answer 200 at their link, and the chain ends at the page without a link. "
+    "includeAssociatedData takes Codings of the IG's code system; custom '_' codes use "
+    "the system urn:bulkops:include-associated-data (bulkops supports none of either "
+    "yet). _minimumFileSize and _maximumFileSize are not offered (the export "
+    "OperationDefinitions do not list them). Manifests are the ballot's BulkDataManifest "
+    "(manifestType says so), with bulkops' extensions urn:bulkops:manifest:typeFilter and "
+    "urn:bulkops:manifest:until; the operation-not-supported extension is not emitted. "
+    "Prefer: separate-export-status is supported. organizeOutputBy=Patient writes patient "
+    "blocks of the Patient compartment (resources outside every compartment are left "
+    "out; count includes the header lines); other types are refused."
+)
+COHORT_DOCUMENTATION = (
+    "Bulk Cohort API: POST a bulk-cohort-group Group with Prefer: respond-async and a token "
+    "granting system/Group.c and read access to Patient and every filtered type; poll the "
+    "Content-Location for a batch-response Bundle. member-filter takes one "
+    "application/x-fhir-query per extension, on Patient or a Patient compartment type, with "
+    "the search parameters listed under each type here; filters are AND-ed, and one bulkops "
+    "cannot evaluate is refused with 400. Members are computed once, when the Group is "
+    "built; members-refreshed says when. Only type person is supported."
 )
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
@@ -74,8 +112,13 @@ def capability_statement(
         elif search_params := search_parameters_of(resource_type):
             resource["documentation"] = SEARCH_DOCUMENTATION
             resource["searchParam"] = search_params
+        if resource_type == "Group":
+            # The Bulk Cohort API (v4 digest §5): asynchronous create of cohort Groups.
+            interactions.append({"code": "create", "documentation": COHORT_DOCUMENTATION})
+            resource["supportedProfile"] = [COHORT_PROFILE]
         if resource_type in TYPE_OPERATIONS:
-            resource["operation"] = [operation_entry(TYPE_OPERATIONS[resource_type], fhir_base)]
+            operation = TYPE_OPERATIONS[resource_type]
+            resource["operation"] = [operation_entry(operation, fhir_base), v4_entry(operation)]
         resources.append(resource)
     return {
         "resourceType": "CapabilityStatement",
@@ -100,7 +143,10 @@ def capability_statement(
                     "service": [SMART_SERVICE],
                 },
                 "resource": resources,
-                "operation": [operation_entry(OPERATIONS_BY_LEVEL[SYSTEM], fhir_base)],
+                "operation": [
+                    operation_entry(OPERATIONS_BY_LEVEL[SYSTEM], fhir_base),
+                    v4_entry(OPERATIONS_BY_LEVEL[SYSTEM]),
+                ],
             }
         ],
     }
@@ -116,6 +162,15 @@ def operation_entry(operation: ExportOperation, fhir_base: str) -> dict[str, str
         "documentation": f"bulkops accepts {', '.join(parameter_names(operation.level))}. "
         f"What each takes, and what is refused, is in bulkops' own OperationDefinition "
         f"{operation.url(fhir_base)}, based on this one.",
+    }
+
+
+def v4_entry(operation: ExportOperation) -> dict[str, str]:
+    """The `export-v4` entry beside `export`: the IG's 4.0.0 definition at that level."""
+    return {
+        "name": EXPORT_V4,
+        "definition": f"{operation.base}|{BULK_DATA_V4}",
+        "documentation": EXPORT_V4_CHOICES,
     }
 
 

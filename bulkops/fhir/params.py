@@ -10,6 +10,12 @@ and described in `warnings`, which end up as OperationOutcome lines in the manif
 `_typeFilter` filters are parsed here by the search engine (bulkops/fhir/type_filters.py)
 and kept in the canonical form every worker parses again. `_until` comes from the Bulk
 Data 3.0 ballot: only resources last updated at or before it.
+
+`$export-v4` (Bulk Data 4.0.0-ballot, v4 digest §1.1-1.8) goes through the same parser
+with `version=V4`: POST only, one value per parameter (a comma in `_type` or `_elements`
+is refused under strict handling, `_typeFilter` values are never split),
+`includeAssociatedData` as a `valueCoding`, and two more parameters,
+`organizeOutputBy` and `allowPartialManifests`. A v2 kick-off does not know them.
 """
 
 from __future__ import annotations
@@ -55,6 +61,15 @@ SINGLE_PARAMETERS = frozenset({"_outputFormat", "_since", "_until"})
 KNOWN_PARAMETERS = LIST_PARAMETERS | SINGLE_PARAMETERS | {"patient"}
 # `patient` narrows a Patient or Group export; the system level has no patients (§1.3).
 PATIENT_LEVELS = frozenset({PATIENT, GROUP})
+# Bulk Data versions: 2.0.0 at $export, the 4.0.0 ballot at $export-v4 (v4 digest §0).
+V2 = "2.0.0"
+V4 = "4.0.0"
+V4_SINGLE_PARAMETERS = frozenset({"organizeOutputBy", "allowPartialManifests"})
+# The types whose instances a v4 export can organise its files by (v4 digest §1.7).
+ORGANIZABLE_TYPES = frozenset({"Patient"})
+INCLUDE_ASSOCIATED_DATA = "http://hl7.org/fhir/uv/bulkdata/CodeSystem/include-associated-data"
+# The IG names no system for custom `_` codes (v4 digest §6.5): bulkops' own.
+CUSTOM_ASSOCIATED_DATA = "urn:bulkops:include-associated-data"
 # The reference server reads `_includeAssociatedData`; accept it as the IG's name (§9).
 PARAMETER_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
 
@@ -67,10 +82,15 @@ def export_path(level: str, group_id: str = "") -> str:
     return "/Patient/$export" if level == PATIENT else "/$export"
 
 
-def accepted_parameters(level: str) -> frozenset[str]:
+def accepted_parameters(level: str, version: str = V2) -> frozenset[str]:
     """The parameters a kick-off at `level` takes; any other is refused under strict
     handling and ignored with a warning under lenient."""
-    return KNOWN_PARAMETERS if level in PATIENT_LEVELS else KNOWN_PARAMETERS - {"patient"}
+    known = known_parameters(version)
+    return known if level in PATIENT_LEVELS else known - {"patient"}
+
+
+def known_parameters(version: str) -> frozenset[str]:
+    return KNOWN_PARAMETERS | V4_SINGLE_PARAMETERS if version == V4 else KNOWN_PARAMETERS
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,8 @@ class ExportParameters:
     patients: tuple[str, ...] = ()
     type_filters: tuple[TypeSearch, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    organize_output_by: str | None = None  # v4 only
+    allow_partial_manifests: bool = False  # v4 only
 
     def as_json(self) -> dict[str, Any]:
         """The parameters as stored on the job (and shown in the console)."""
@@ -112,13 +134,23 @@ class ExportParameters:
             "_elements": [e.as_text() for e in self.elements],
             "_typeFilter": [search.text for search in self.type_filters],
             "patient": [f"Patient/{p}" for p in self.patients],
-        }
+        } | self.v4_json()
+
+    def v4_json(self) -> dict[str, Any]:
+        """The v4 parameters, present only when given: a v2 job's stays as it was."""
+        extra: dict[str, Any] = {}
+        if self.organize_output_by:
+            extra["organizeOutputBy"] = self.organize_output_by
+        if self.allow_partial_manifests:
+            extra["allowPartialManifests"] = True
+        return extra
 
 
 @dataclass(frozen=True)
 class Prefer:
     respond_async: bool
     handling: str
+    separate_export_status: bool = False  # v4 digest §1.1
 
 
 def parse_prefer(header: str, *, default_handling: str = STRICT) -> Prefer:
@@ -130,7 +162,11 @@ def parse_prefer(header: str, *, default_handling: str = STRICT) -> Prefer:
         name, _, value = token.partition("=")
         if name.strip() == "handling" and value.strip().strip('"') in (STRICT, LENIENT):
             handling = value.strip().strip('"')
-    return Prefer(respond_async="respond-async" in tokens, handling=handling)
+    return Prefer(
+        respond_async="respond-async" in tokens,
+        handling=handling,
+        separate_export_status="separate-export-status" in tokens,
+    )
 
 
 def parse_instant(
@@ -205,6 +241,7 @@ def parse_export_parameters(
     method: str = "GET",
     base_url: str = "",
     clock_skew: timedelta = timedelta(0),
+    version: str = V2,
 ) -> ExportParameters:
     """Validate kick-off parameters for `level`; see the module docstring. `base_url`
     is this server's FHIR base: filters' absolute references to it become relative.
@@ -212,16 +249,20 @@ def parse_export_parameters(
     little ahead of ours, sending its own "now", is not refused."""
     collector = _Collector(handling)
     grouped: dict[str, list[str]] = {}
+    known = known_parameters(version)
     for raw_name, value in pairs:
         name = PARAMETER_ALIASES.get(raw_name, raw_name)
-        if name not in KNOWN_PARAMETERS:
+        if name not in known:
             collector.unsupported(f"bulkops does not support the parameter {raw_name!r}.")
             continue
         grouped.setdefault(name, []).append(value)
 
-    for name in SINGLE_PARAMETERS:
+    singles = SINGLE_PARAMETERS | V4_SINGLE_PARAMETERS if version == V4 else SINGLE_PARAMETERS
+    for name in singles:
         if len(grouped.get(name, [])) > 1:
             raise FhirError(400, f"{name} may be given only once.")
+    if version == V4:
+        _check_one_value_each(grouped, collector)
 
     output_format = grouped.get("_outputFormat", [NDJSON])[0].strip()
     if output_format not in NDJSON_ALIASES:
@@ -237,6 +278,7 @@ def parse_export_parameters(
     )
     until = _parse_until(grouped, since=since, now=now)
     types = _parse_types(grouped, collector)
+    organize_output_by = _parse_organize_output_by(grouped, collector)
     return ExportParameters(
         output_format=NDJSON,
         since=since,
@@ -245,10 +287,47 @@ def parse_export_parameters(
         elements=_parse_elements(grouped, collector),
         patients=_parse_patients(grouped, collector, level=level, method=method),
         type_filters=_parse_type_filters(
-            grouped, collector, types=types, now=now, base_url=base_url
+            grouped, collector, types=types, now=now, base_url=base_url, split=version != V4
         ),
         warnings=tuple(collector.warnings) + _ignored_experimental(grouped, collector),
+        organize_output_by=organize_output_by,
+        allow_partial_manifests=_parse_boolean(grouped, "allowPartialManifests"),
     )
+
+
+def _check_one_value_each(grouped: dict[str, list[str]], collector: _Collector) -> None:
+    """A v4 client SHALL NOT comma-join values (v4 digest B2): refused under strict
+    handling, read as the v2 list form under lenient."""
+    for name in ("_type", "_elements"):
+        joined = [value for value in grouped.get(name, []) if "," in value]
+        if joined and collector.handling == STRICT:
+            raise FhirError(
+                400,
+                f"{name} {joined[0]!r} joins values with commas; $export-v4 takes one value "
+                f"per {name} parameter, repeated as needed.",
+            )
+
+
+def _parse_organize_output_by(grouped: dict[str, list[str]], collector: _Collector) -> str | None:
+    if "organizeOutputBy" not in grouped:
+        return None
+    value = grouped["organizeOutputBy"][0].strip()
+    if value not in ORGANIZABLE_TYPES:
+        offered = ", ".join(sorted(ORGANIZABLE_TYPES)) or "no type yet"
+        collector.unsupported(
+            f"bulkops cannot organise output by {value!r}; it organises by {offered}."
+        )
+        return None
+    return value
+
+
+def _parse_boolean(grouped: dict[str, list[str]], name: str) -> bool:
+    if name not in grouped:
+        return False
+    value = grouped[name][0].strip()
+    if value not in ("true", "false"):
+        raise FhirError(400, f"{name} must be true or false, not {value!r}.")
+    return value == "true"
 
 
 def _parse_until(
@@ -309,12 +388,13 @@ def _parse_type_filters(
     types: tuple[str, ...] | None,
     now: datetime,
     base_url: str,
+    split: bool = True,
 ) -> tuple[TypeSearch, ...]:
     """Each filter parsed; one that cannot be applied is refused (strict) or dropped
     with its refusal as the warning (lenient), leaving its type's other filters."""
     searches: list[TypeSearch] = []
     for parsed in parse_filters(
-        grouped.get("_typeFilter", []), now=now, base_url=base_url, types=types
+        grouped.get("_typeFilter", []), now=now, base_url=base_url, types=types, split=split
     ):
         if parsed.search is None:
             collector.unsupported(parsed.problem)
@@ -350,8 +430,11 @@ def _ignored_experimental(grouped: dict[str, list[str]], collector: _Collector) 
     return tuple(collector.warnings[before:])
 
 
-def pairs_from_parameters(body: Any) -> list[tuple[str, str]]:
-    """Flatten a FHIR `Parameters` resource (POST kick-off, spec §1.1) to name/value pairs."""
+def pairs_from_parameters(
+    body: Any, *, version: str = V2, handling: str = STRICT
+) -> list[tuple[str, str]]:
+    """Flatten a FHIR `Parameters` resource (POST kick-off, spec §1.1) to name/value pairs.
+    A v4 body also carries `valueBoolean` and `includeAssociatedData` as a `valueCoding`."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise FhirError(400, "A POST kick-off body must be a FHIR Parameters resource.")
     parameters = body.get("parameter", [])
@@ -362,8 +445,39 @@ def pairs_from_parameters(body: Any) -> list[tuple[str, str]]:
         name = parameter.get("name") if isinstance(parameter, dict) else None
         if not isinstance(name, str) or not name:
             raise FhirError(400, f"Parameters.parameter[{index}] has no name.")
-        pairs.append((name, _parameter_value(parameter, index)))
+        if version == V4:
+            pairs.append((name, _v4_parameter_value(parameter, index, handling)))
+        else:
+            pairs.append((name, _parameter_value(parameter, index)))
     return pairs
+
+
+def _v4_parameter_value(parameter: dict[str, Any], index: int, handling: str) -> str:
+    """A v4 value: booleans as `true`/`false`; `includeAssociatedData` is a Coding of the
+    IG's code system, or of bulkops' own for `_` codes (v4 digest §1.6); its v2 forms
+    (`valueCode`, `valueString`) only under lenient handling."""
+    if isinstance(parameter.get("valueBoolean"), bool):
+        return "true" if parameter["valueBoolean"] else "false"
+    if parameter["name"] != "includeAssociatedData":
+        return _parameter_value(parameter, index)
+    coding = parameter.get("valueCoding")
+    if not isinstance(coding, dict):
+        if handling == LENIENT:
+            return _parameter_value(parameter, index)
+        raise FhirError(
+            400,
+            f"Parameters.parameter[{index}] (includeAssociatedData) must be a valueCoding "
+            f"with system {INCLUDE_ASSOCIATED_DATA}.",
+        )
+    code, system = coding.get("code"), coding.get("system")
+    expected = CUSTOM_ASSOCIATED_DATA if str(code).startswith("_") else INCLUDE_ASSOCIATED_DATA
+    if not isinstance(code, str) or system != expected:
+        raise FhirError(
+            400,
+            f"Parameters.parameter[{index}] (includeAssociatedData) needs a code and the "
+            f"system {expected}.",
+        )
+    return code
 
 
 def _parameter_value(parameter: dict[str, Any], index: int) -> str:

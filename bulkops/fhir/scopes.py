@@ -163,6 +163,15 @@ class ReadAccess:
         return f"{plain_list(names)} {verb} requested but this client's token only grants {grants}"
 
 
+def may_create(scopes: Iterable[str], resource_type: str) -> bool:
+    """Whether granted scopes let a client create `resource_type` (`c`, v1 `write`),
+    with no granular suffix, which a create could not honour."""
+    return any(
+        "c" in scope.permissions and not scope.query and scope.resource_type in ("*", resource_type)
+        for scope in parse_system_scopes(" ".join(scopes))
+    )
+
+
 def read_scope(resource_type: str) -> str:
     """The v1 scope that lets a client read `resource_type`, for error messages."""
     return f"system/{resource_type}.read"

@@ -65,10 +65,12 @@ def parse_filters(
     now: datetime,
     base_url: str = "",
     types: Iterable[str] | None = None,
+    split: bool = True,
 ) -> list[ParsedFilter]:
     """Every filter in `_typeFilter` values (split as the wire form is), parsed; a 400
-    before any is parsed when there are more than MAX_TYPE_FILTERS."""
-    texts = split_type_filters(values)
+    before any is parsed when there are more than MAX_TYPE_FILTERS. Bulk Data 4 sends one
+    query per value and commas in it are literal (v4 digest §1.4): `split` False."""
+    texts = split_type_filters(values) if split else [v.strip() for v in values if v.strip()]
     if len(texts) > MAX_TYPE_FILTERS:
         raise FhirError(400, f"At most {MAX_TYPE_FILTERS} _typeFilter values are accepted.")
     allowed = None if types is None else list(types)

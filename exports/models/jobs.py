@@ -48,6 +48,12 @@ class ExportJob(models.Model):
     level = models.CharField(max_length=16, choices=Level.choices)
     group_id = models.CharField(max_length=64, blank=True)
     request_url = models.TextField()
+    # Which Bulk Data version the client kicked off ($export or $export-v4): it decides
+    # how the status endpoint answers and how the manifest is rendered.
+    bulk_version = models.CharField(max_length=8, default="2.0.0")
+    # `Prefer: separate-export-status` at kick-off (v4 digest §1.9): status responses say
+    # the job's status in X-Export-Status and use the HTTP status for the poll itself.
+    separate_status = models.BooleanField(default=False)
     parameters = models.JSONField(default=dict)
     types = models.JSONField(default=list)
     warnings = models.JSONField(default=list)
@@ -201,6 +207,12 @@ class ExportFile(models.Model):
     resource_count = models.PositiveIntegerField()
     size_bytes = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # The frozen partial-manifest page that lists the file (v4 `allowPartialManifests`,
+    # exports/manifest_pages.py); None until a page takes it.
+    manifest_page = models.PositiveIntegerField(null=True, blank=True)
+    # The file that continues this one's last patient block (v4 `organizeOutputBy`,
+    # `continuesInFile`, exports/patient_blocks.py): its storage key, or "".
+    continues_in_key = models.CharField(max_length=255, blank=True)
 
     class Meta:
         ordering = ["kind", "resource_type", "storage_key"]

@@ -27,6 +27,7 @@ MISSING = {
     "status_url": "no status URL was obtained.",
     "manifest": "no manifest was obtained.",
     "files": "no file was downloaded.",
+    "export_v4": "the server does not declare export-v4 (Bulk Data 4) in its CapabilityStatement.",
 }
 
 
@@ -125,6 +126,7 @@ class Facts:
     manifest: dict[str, Any] | None = None
     completion_headers: httpx.Headers = field(default_factory=httpx.Headers)
     files: list[dict[str, Any]] = field(default_factory=list)  # per downloaded output file
+    export_v4: bool = False  # the CapabilityStatement declares export-v4
     reasons: dict[str, str] = field(default_factory=dict)
 
     def need(self, fact: str) -> Any:

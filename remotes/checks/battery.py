@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from bulkops.outbound import FetchError
-from remotes.checks import delete, discovery, kickoff, manifest, tokens
+from remotes.checks import delete, discovery, kickoff, manifest, tokens, v4
 from remotes.checks.base import SKIP, CheckResult, Facts, Recorder, Skip
 from remotes.target import RemoteTarget
 
@@ -36,6 +36,8 @@ CHECKS: tuple[Check, ...] = (
     Check("requires-access-token", "Files", manifest.requires_access_token),
     Check("expires-header", "Files", manifest.expires_header),
     Check("delete", "Delete", delete.delete_job),
+    Check("v4-get-refused", "Bulk Data 4", v4.v4_get_refused),
+    Check("v4-export", "Bulk Data 4", v4.v4_export),
 )
 
 

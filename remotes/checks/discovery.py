@@ -123,6 +123,16 @@ def _declares(rec: Recorder, level: str, operations: Any) -> str:
     return "; ".join(reasons) or "no operation named export"
 
 
+def declares_v4(statement: dict[str, Any]) -> bool:
+    """Whether a CapabilityStatement lists an `export-v4` operation at any level."""
+    rest = next(iter(_listed(statement, "rest")), None)
+    rest = rest if isinstance(rest, dict) else {}
+    operations = list(_listed(rest, "operation"))
+    for resource in _listed(rest, "resource"):
+        operations += _listed(resource, "operation") if isinstance(resource, dict) else []
+    return any(isinstance(op, dict) and op.get("name") == "export-v4" for op in operations)
+
+
 def capability_statement(rec: Recorder, facts: Facts) -> str:
     result = rec.http(
         "GET", f"{rec.target.base_url}/metadata", headers={"Accept": "application/fhir+json"}
@@ -138,6 +148,7 @@ def capability_statement(rec: Recorder, facts: Facts) -> str:
     if not any(str(url).split("|")[0] == f"{BULK_IG}/CapabilityStatement/bulk-data"
                for url in _listed(statement, "instantiates")):  # fmt: skip
         rec.fail("instantiates does not name the Bulk Data CapabilityStatement.")
+    facts.export_v4 = declares_v4(statement)
     rest = next(iter(_listed(statement, "rest")), None)
     rest = rest if isinstance(rest, dict) else {}
     resources = {r.get("type"): r for r in _listed(rest, "resource") if isinstance(r, dict)}

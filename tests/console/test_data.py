@@ -169,3 +169,36 @@ def test_patients_are_found_by_id_or_name_and_ticked_into_a_group(console_client
     assert list(members.values_list("patient_id", flat=True)) == ["p3"]
     empty = browser.post("/data/groups/", {"group_id": "g3", "name": "None", "patients": ""})
     assert "Name at least one patient" in empty.content.decode()
+
+
+def test_cohort_builder_counts_live_and_saves_a_cohort_group(console_client, store) -> None:
+    browser = console_client("operator")
+    page = browser.get("/data/").content.decode()
+    assert 'id="cohort-form"' in page and 'hx-post="/data/cohorts/count/"' in page
+    count = browser.post(
+        "/data/cohorts/count/",
+        {"filters": "Patient?gender=female\nObservation?code=http://loinc.org|8867-4"},
+        headers={"HX-Request": "true"},
+    ).content.decode()
+    assert "<strong>3</strong> patients match every filter now." in count
+    refused = browser.post("/data/cohorts/count/", {"filters": "Patient?bogus=1"}).content
+    assert b"refused" in refused and b"bogus" in refused
+    response = browser.post(
+        "/data/cohorts/",
+        {"cohort_id": "women", "cohort_name": "Women", "filters": "Patient?gender=female"},
+    )
+    assert response.status_code == 302
+    members = GroupMembership.objects.filter(group__resource_id="women")
+    assert sorted(members.values_list("patient_id", flat=True)) == ["p1", "p2", "p3"]
+    assert AuditEvent.objects.filter(action="group.cohort_saved", actor="operator-user").exists()
+
+
+def test_a_refused_cohort_filter_is_explained_next_to_the_field(console_client, store) -> None:
+    response = console_client("operator").post(
+        "/data/cohorts/", {"cohort_name": "Bad", "filters": "Patient?gender=female&_sort=name"}
+    )
+    assert response.status_code == 400
+    html = response.content.decode().split('id="field-filters"')[1].split("</div>")[0]
+    assert "cannot be applied" in html and "_sort" in html
+    assert Resource.objects.filter(resource_type="Group").count() == 1
+    assert console_client("auditor").post("/data/cohorts/count/", {}).status_code == 403

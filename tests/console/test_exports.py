@@ -425,3 +425,16 @@ def test_system_export_shows_progress_per_type_with_data(console_client, store):
         "Patient": "3 of ~3",
         "Practitioner": "1 of ~1",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_v4_job_page_shows_the_manifest_its_client_gets(
+    console_client, store, client_a, celery_worker
+):
+    kickoff = client_a.post_kick_off(
+        "/fhir/$export-v4", [{"name": "organizeOutputBy", "valueString": "Patient"}]
+    )
+    job = wait_for_job(kickoff["Content-Location"].rsplit("/", 1)[1])
+    page = html.unescape(console_client("operator").get(f"/exports/{job.uuid}/").content.decode())
+    assert '"manifestType": "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/' in page
+    assert '"outputOrganizedBy": "Patient"' in page and '"request"' not in page

@@ -112,6 +112,17 @@ class FhirClient:
         assert response.status_code == 200, response.content
         return response.json()
 
+    def manifest_chain(self, page: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every page of a v4 manifest from `page` on, following `link` `next`."""
+        pages = [page]
+        while "link" in pages[-1]:
+            (link,) = pages[-1]["link"]
+            assert link["relation"] == "next"
+            response = self.request("get", link["url"])
+            assert response.status_code == 200
+            pages.append(response.json())
+        return pages
+
     def download(self, url: str) -> list[dict[str, Any]]:
         response = self.request("get", url)
         assert response.status_code == 200

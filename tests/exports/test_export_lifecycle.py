@@ -368,3 +368,32 @@ def test_a_type_above_the_rotation_size_fills_files_up_to_it(client_a, store, se
     files = files_per_type(job)
     assert files.pop("Observation") == [4, 2]  # ceil(6 / 4) files, each within the size
     assert all(len(counts) == 1 for counts in files.values())
+
+
+def test_an_organised_partition_whose_worker_died_is_redone_whole(client_a, store):
+    """Patient blocks keep the partitions' crash-resume guarantee (v4 digest §1.7)."""
+    response = client_a.post_kick_off(
+        "/fhir/$export-v4", [{"name": "organizeOutputBy", "valueString": "Patient"}]
+    )
+    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
+    (partition_id,) = plan_export(job.pk)
+    claimed = claim_partition(partition_id, "worker-1", timezone.now())
+    key = f"{job.uuid}/Patient-blocks.0000.000.ndjson"
+    with get_storage().open_writer(key) as handle:
+        handle.write(b'{"resourceType":"Parameters","parameter":[{"name":"hea')
+    ExportPartition.objects.filter(pk=claimed.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    run_partition(partition_id=partition_id, worker="worker-2")
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    assert job.resources_exported == 12
+    (file,) = job.files.all()
+    lines = [json.loads(line) for line in get_storage().open_reader(key).read().splitlines()]
+    assert file.storage_key == key and file.resource_count == len(lines) == 15
+    headers = [line for line in lines if line["resourceType"] == "Parameters"]
+    assert [h["parameter"][0]["valueReference"]["reference"] for h in headers] == [
+        "Patient/p1",
+        "Patient/p2",
+        "Patient/p3",
+    ]

@@ -103,7 +103,7 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     assert oauth["extension"] == [{"url": "token", "valueUri": "http://testserver/auth/token"}]
     resources = {r["type"]: [i["code"] for i in r["interaction"]] for r in rest["resource"]}
     assert resources == {
-        "Group": ["read", "search-type"],
+        "Group": ["read", "search-type", "create"],
         "OperationDefinition": ["read", "search-type"],
         "Patient": ["read", "search-type"],
     }
@@ -115,9 +115,15 @@ def test_metadata_is_a_bulk_data_capability_statement(client: Client, patient, s
     }
     operations["*"] = [(o["name"], o["definition"]) for o in rest["operation"]]
     assert operations == {
-        "*": [("export", f"{definitions}/export")],
-        "Group": [("export", f"{definitions}/group-export")],
-        "Patient": [("export", f"{definitions}/patient-export")],
+        "*": [("export", f"{definitions}/export"), ("export-v4", f"{definitions}/export|4.0.0")],
+        "Group": [
+            ("export", f"{definitions}/group-export"),
+            ("export-v4", f"{definitions}/group-export|4.0.0"),
+        ],
+        "Patient": [
+            ("export", f"{definitions}/patient-export"),
+            ("export-v4", f"{definitions}/patient-export|4.0.0"),
+        ],
     }
     documentation = rest["operation"][0]["documentation"]
     assert "_typeFilter" in documentation and "_until" in documentation

@@ -4,12 +4,20 @@ fault of a deliberately broken server with the exchanges that show it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from bulkops.signing_keys import generate_private_jwk, public_jwks
 from remotes.checks import CHECKS, run_battery
 from remotes.target import RemoteTarget
 from tests.remotes.remote_server import GROUP_ID
-from tests.remotes.stub_server import STUB_TOKEN, NonConformingServer, serve
+from tests.remotes.stub_server import (
+    STUB_TOKEN,
+    NonConformingServer,
+    ReferenceLikeServer,
+    Reply,
+    serve,
+)
 
 
 def test_battery_finds_nothing_wrong_with_bulkops(remote):
@@ -26,7 +34,8 @@ def test_battery_finds_nothing_wrong_with_bulkops(remote):
     assert {r.name: r.summary for r in results if r.status == "fail"} == {}
     statuses = {r.name: r.status for r in results}
     for name in ("token-request", "token-reused-jti", "kickoff-accepted", "manifest-fields",
-                 "ndjson-files", "output-counts", "requires-access-token", "delete"):  # fmt: skip
+                 "ndjson-files", "output-counts", "requires-access-token", "delete",
+                 "v4-get-refused", "v4-export"):  # fmt: skip
         assert statuses[name] == "pass", (name, statuses)
     files = next(r for r in results if r.name == "ndjson-files")
     # Evidence of the file's shape, no patient data: every value but type and id left out.
@@ -70,7 +79,10 @@ def test_battery_names_each_fault_of_a_broken_server():
         "requires-access-token": "fail",
         "expires-header": "warn",
         "delete": "fail",
+        "v4-get-refused": "skip",
+        "v4-export": "skip",
     }
+    assert "does not declare export-v4" in results["v4-export"].summary
     assert "private_key_jwt" in results["smart-configuration"].summary
     assert "issued a token" in results["token-expired-assertion"].summary
     assert "transactionTime is missing" in results["manifest-fields"].summary
@@ -127,3 +139,37 @@ def test_an_unreachable_server_fails_its_checks_with_the_reason():
     assert results["kickoff-without-token"].status == "fail"
     assert results["token-request"].status == "skip"
     assert results["delete"].status == "skip"
+
+
+class V2ShapedV4Server(ReferenceLikeServer):
+    """Declares export-v4 but treats it as 2.0.0: a GET kick-off is accepted and the
+    manifest keeps `request` and `error`, types its organised output and pages it with
+    a link of two items."""
+
+    def _capability_statement(self) -> dict[str, Any]:
+        statement = super()._capability_statement()
+        rest = statement["rest"][0]
+        rest["operation"].append({"name": "export-v4", "definition": "x|4.0.0"})
+        return statement
+
+    def _reply(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        if path.endswith("/$export-v4") and headers.get("Authorization") == f"Bearer {STUB_TOKEN}":
+            self.job_deleted, self.polls = False, []
+            return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+        return super()._reply(method, path, body, headers)
+
+    def default_manifest(self) -> dict[str, Any]:
+        manifest = super().default_manifest()
+        manifest["outputOrganizedBy"] = "Patient"
+        manifest["link"] = [{"relation": "next", "url": "a"}, {"relation": "next", "url": "b"}]
+        return manifest
+
+
+def test_the_v4_checks_name_a_2_0_0_manifest_behind_export_v4():
+    with serve(V2ShapedV4Server()) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    assert results["v4-get-refused"].status == "fail"
+    assert "was accepted" in results["v4-get-refused"].summary
+    assert results["v4-export"].status == "fail"
+    assert "not one item with relation next" in results["v4-export"].summary

@@ -22,7 +22,7 @@ from accounts.services import disable_client
 from exports.models import ExportJob
 from fhirstore.access import is_visible, visible_resources
 from fhirstore.groups import upsert_group
-from fhirstore.models import Resource
+from fhirstore.models import CohortRequest, Resource
 from fhirstore.writes import delete_resource, put_resource
 from tests.exports.conftest import observation, stored_file
 from tests.security.test_access_matrix import routes
@@ -58,6 +58,10 @@ def read(what: str, path: str, unbound: int, bound: int, scoped: int) -> Case:
     return Case(what, "get", path, (unbound, bound, scoped, *NO_TOKEN))
 
 
+def post(what: str, path: str, unbound: int, bound: int, scoped: int) -> Case:
+    return Case(what, "post", path, (unbound, bound, scoped, *NO_TOKEN))
+
+
 # URL name in the "fhir" namespace: its cases.
 CASES: dict[str, list[Case]] = {
     "metadata": [Case("CapabilityStatement", "get", "/fhir/metadata", PUBLIC)],
@@ -80,12 +84,30 @@ CASES: dict[str, list[Case]] = {
         read("another Group's export", "/fhir/Group/g2/$export", 202, 403, 202),
         read("an unknown Group's export", "/fhir/Group/nope/$export", 404, 403, 404),
     ],
+    # $export-v4 (Bulk Data 4) is POST only, under the same rules as $export.
+    "export-v4": [post("system export v4", "/fhir/$export-v4", 202, 403, 202)],
+    "patient-export-v4": [post("Patient export v4", "/fhir/Patient/$export-v4", 202, 403, 202)],
+    "group-export-v4": [
+        post("its own Group's export v4", "/fhir/Group/g1/$export-v4", 202, 202, 202),
+        post("another Group's export v4", "/fhir/Group/g2/$export-v4", 202, 403, 202),
+        post("an unknown Group's export v4", "/fhir/Group/nope/$export-v4", 404, 403, 404),
+    ],
     # Jobs and files belong to the unbound client: everyone else gets 404.
     "export-status": [
         read("status of a job", "{job}", 202, 404, 404),
         Case("DELETE of a job", "delete", "{doomed_job}", (202, 404, 404, *NO_TOKEN)),
     ],
     "export-file": [read("a job's file", "{file}", 200, 404, 404)],
+    # Cohort Groups are created only with system/Group.c, which no kind here holds.
+    "group-type": [
+        read("Group search at /fhir/Group", "/fhir/Group", 200, 200, 403),
+        post("cohort Group create", "/fhir/Group", 403, 403, 403),
+    ],
+    "cohort-status": [read("a cohort request's status", "{cohort}", 202, 404, 404)],
+    "export-manifest-page": [
+        read("a v4 job's manifest page", "{page}", 200, 404, 404),
+        read("a page a 2.0.0 job does not have", "{job}/page/1", 404, 404, 404),
+    ],
     "search": [
         read("Group search", "/fhir/Group", 200, 200, 403),
         read("Observation search", "/fhir/Observation", 200, 200, 403),
@@ -237,10 +259,22 @@ def world(store, make_fhir_client, jwk_a, settings) -> dict[str, Any]:
         for _ in range(2)
     ]
     file = stored_file(jobs[0])
+    cohort = CohortRequest.objects.create(client=backends["unbound"], name="c", group_id="c")
+    paged = ExportJob.objects.create(
+        client=backends["unbound"],
+        level="system",
+        request_url="x",
+        transaction_time=timezone.now(),
+        bulk_version="4.0.0",
+        parameters={"allowPartialManifests": True},
+        status="completed",
+    )
     paths = {
         "{job}": f"/fhir/bulkstatus/{jobs[0].uuid}",
         "{doomed_job}": f"/fhir/bulkstatus/{jobs[1].uuid}",
         "{file}": f"/fhir/bulkfiles/{file.uuid}",
+        "{page}": f"/fhir/bulkstatus/{paged.uuid}/page/1",
+        "{cohort}": f"/fhir/cohortstatus/{cohort.uuid}",
     }
     return {"clients": clients, "paths": paths}
 
@@ -251,6 +285,8 @@ def call(client: Client, method: str, path: str) -> Any:
         return client.post(
             path, data="", content_type="application/x-www-form-urlencoded", headers=headers
         )
+    if method == "post":  # a kick-off without parameters
+        return client.post(path, data="", content_type="application/fhir+json", headers=headers)
     return getattr(client, method)(path, headers=headers)
 
 
@@ -285,7 +321,9 @@ def test_each_client_gets_exactly_what_it_may_on_every_fhir_route(world) -> None
     wrong = []
     for name, cases in CASES.items():
         for case in cases:
-            path = world["paths"].get(case.path, case.path)
+            path = case.path
+            for placeholder, filled in world["paths"].items():
+                path = path.replace(placeholder, filled)
             for kind, expected in zip(KINDS, case.statuses, strict=True):
                 response = call(world["clients"][kind], case.method, path)
                 if response.status_code != expected:
