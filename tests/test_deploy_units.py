@@ -18,12 +18,13 @@ PROCFILE = dict(line.split(": ", 1) for line in (ROOT / "Procfile").read_text().
     [
         ("bulkops-web", "web", 4),  # gunicorn bulkops.wsgi -c gunicorn.conf.py
         ("bulkops-worker", "worker", 6),  # celery -A bulkops worker --loglevel INFO
-        ("bulkops-beat", "beat", 6),  # celery -A bulkops beat --loglevel INFO
+        # celery -A bulkops beat --loglevel INFO -S <the database scheduler>
+        ("bulkops-beat", "beat", 8),
     ],
 )
 def test_units_start_the_procfiles_commands(unit, process, shared):
     command = unit_command(unit, {}, "host-a")
-    procfile = shlex.split(PROCFILE[process])
+    procfile = shlex.split(PROCFILE[process].removeprefix("exec "))
     assert command[0] == str(BIN / procfile[0])
     assert command[1:shared] == procfile[1:shared]
 
