@@ -207,11 +207,11 @@ def test_operator_journey(page, shots, store, rsa_key, celery_worker) -> None:  
     page.screenshot(path=shots / "client-detail.png", full_page=True)
 
     # Launch a Group export; the lint preview explains what is left out before launch.
-    launch_group_export(page, "Patient,Observation,Practitioner", submit=False)
+    launch_group_export(page, "Patient,Observation,ValueSet", submit=False)
     page.click("text=Preview what it exports")
     lint = page.locator("#scope-lint")
     expect(lint).to_contain_text("2 resource types would be exported")
-    expect(lint).to_contain_text("Practitioner was requested but is not in the Patient compartment")
+    expect(lint).to_contain_text("ValueSet was requested but is not in the Patient compartment")
     page.screenshot(path=shots / "export-launch.png", full_page=True)
     page.click("button:text('Launch export')")
     expect(page.locator("h1")).to_have_text("Group export of Cohort 1 g1")
