@@ -129,6 +129,19 @@ def test_delete_is_refused_while_an_export_runs(console_client, stub_server):
     )
 
 
+@pytest.mark.django_db
+def test_delete_asks_first_and_the_confirmed_request_goes_to_the_list(console_client, stub_server):
+    """The Delete button's confirmation is htmx's, so htmx must send the form: without
+    hx-post the browser posted it straight away, never asking."""
+    operator = console_client("operator")
+    page = operator.get("/remotes/stub/").content.decode()
+    form = page.split('action="/remotes/stub/delete/"')[1].split(">")[0]
+    assert 'hx-post="/remotes/stub/delete/"' in form and 'hx-confirm="Delete stub' in form
+    response = operator.post("/remotes/stub/delete/", headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == "/remotes/"
+    assert not RemoteServer.objects.exists()
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker")
 def test_cancel_stops_polling_and_deletes_the_remote_job(console_client, stub, stub_server):
