@@ -18,11 +18,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.decorators import permission_required
 from accounts.roles import MANAGE_CLIENTS, RUN_EXPORTS, VIEW_CONSOLE, perm
 from bulkops.fhir_http import absolute_url
+from bulkops.htmx_redirect import redirect_after_form
 from exports.models import ExportJob
 from remotes import services
 from remotes.forms import KeyForm, RemoteLaunchForm, RemoteServerForm
@@ -176,16 +176,9 @@ def remote_delete(request: HttpRequest, name: str) -> HttpResponse:
         services.delete_server(server, actor=_actor(request), request=request)
     except services.RemoteServerBusy as error:
         messages.error(request, str(error))
-        return _go(request, "remotes:remote-detail", name=server.name)
+        return redirect_after_form(request, "remotes:remote-detail", name=server.name)
     messages.success(request, f"{name} deleted.")
-    return _go(request, "remotes:remote-list")
-
-
-def _go(request: HttpRequest, view: str, **kwargs: str) -> HttpResponse:
-    """A redirect; as htmx's (HX-Redirect) when htmx sent the form after its confirm."""
-    if request.htmx:
-        return HttpResponseClientRedirect(reverse(view, kwargs=kwargs))
-    return redirect(view, **kwargs)
+    return redirect_after_form(request, "remotes:remote-list")
 
 
 @require_POST

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.decorators import permission_required
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
+from bulkops.htmx_redirect import redirect_after_form
 from bulkops.outbound.origins import origin_text
 from schedules.forms import ScheduleForm
 from schedules.models import ExportSchedule
@@ -92,4 +93,4 @@ def schedule_delete(request: HttpRequest, schedule_id: str) -> HttpResponse:
     schedule = get_schedule(schedule_id)
     delete_schedule(schedule=schedule, operator=request.user, request=request)
     messages.success(request, f"Schedule {schedule.name} deleted; its exports remain.")
-    return redirect("console:schedule-list")
+    return redirect_after_form(request, "console:schedule-list")

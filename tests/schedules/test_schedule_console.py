@@ -86,6 +86,19 @@ def test_pause_and_resume_follow_through_to_beat_and_the_audit_trail(console_cli
     assert actions[-2:] == ["schedule.paused", "schedule.resumed"]
 
 
+def test_delete_asks_first_and_the_confirmed_request_goes_to_the_list(console_client, store):
+    """htmx sends the Delete form, so its hx-confirm shows before anything is deleted."""
+    browser = console_client("operator")
+    browser.post("/schedules/new/", schedule_form())
+    schedule = ExportSchedule.objects.get()
+    page = browser.get(f"/schedules/{schedule.uuid}/").content.decode()
+    form = page.split(f'action="/schedules/{schedule.uuid}/delete/"')[1].split(">")[0]
+    assert f'hx-post="/schedules/{schedule.uuid}/delete/"' in form and "hx-confirm=" in form
+    response = browser.post(f"/schedules/{schedule.uuid}/delete/", headers={"HX-Request": "true"})
+    assert response["HX-Redirect"] == "/schedules/"
+    assert not ExportSchedule.objects.exists()
+
+
 def test_run_now_starts_an_ordinary_export_listed_in_the_history(console_client, store) -> None:
     browser = console_client("operator")
     browser.post("/schedules/new/", schedule_form())
