@@ -13,10 +13,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import store_directory
 from accounts.audit import record_event
@@ -43,6 +41,7 @@ from accounts.services import (
     update_client,
 )
 from accounts.tables import sorted_page
+from bulkops.htmx_redirect import redirect_after_form
 
 RECENT = 10
 CLIENTS_PER_PAGE = 50
@@ -270,9 +269,7 @@ def client_key_retire(request: HttpRequest, client_id: str) -> HttpResponse:
         messages.error(request, " ".join(error.message_dict["kid"]))
     else:
         messages.success(request, f"Retired key {kid}.")
-    if request.htmx:  # asked for confirmation in the page, then reloads it with the message
-        return HttpResponseClientRedirect(reverse("console:client-detail", args=[client_id]))
-    return redirect("console:client-detail", client_id=client.client_id)
+    return redirect_after_form(request, "console:client-detail", client_id=client.client_id)
 
 
 @require_POST

@@ -12,16 +12,15 @@ from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.audit import record_event
 from accounts.decorators import permission_required
 from accounts.models import AuditEvent
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from bulkops.fhir.cohort import CohortError, parse_member_filters
+from bulkops.htmx_redirect import redirect_after_form
 from fhirstore.cohorts import cohort_members, save_cohort
 from fhirstore.data_sections import data_sections
 from fhirstore.forms import CohortForm, GroupForm, UploadForm
@@ -105,9 +104,7 @@ def group_delete(request: HttpRequest, group_id: str) -> HttpResponse:
         messages.error(request, str(error).capitalize() + ".")
     else:
         messages.success(request, f"Deleted Group/{group_id}.")
-    if request.htmx:
-        return HttpResponseClientRedirect(reverse("console:data"))
-    return redirect("console:data")
+    return redirect_after_form(request, "console:data")
 
 
 @require_GET
