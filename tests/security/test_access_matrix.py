@@ -75,6 +75,8 @@ CONSOLE: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "group-delete": (None, RUN),
     "patient-search": (RUN, None),
     "data-upload": (None, RUN),
+    "cohort-save": (None, RUN),
+    "cohort-count": (None, RUN),
     "schedule-list": (ALL, None),
     "schedule-create": (RUN, RUN),
     "schedule-detail": (ALL, None),
