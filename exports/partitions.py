@@ -132,7 +132,7 @@ def create_partitions(job: ExportJob) -> None:
     elif job.level != SYSTEM:
         job.types_total = len(member_types(job))
     elif partitions[0].resource_type == ALL_TYPES:
-        job.types_total = count_exported_types(job)
+        job.types_total = len(exported_stored_types(job))
     else:
         job.types_total = len({p.resource_type for p in partitions})
     job.rows_planned = sum(p.rows_planned for p in partitions)
@@ -177,11 +177,6 @@ def exports_every_stored_type(job: ExportJob) -> bool:
     """No stored resource is of a type the job leaves out (index probes, no scan)."""
     left_out = [t for t in R4_RESOURCE_TYPES if t not in set(job.types)]
     return not Resource.objects.filter(resource_type__in=left_out).exists()
-
-
-def count_exported_types(job: ExportJob) -> int:
-    """How many types have rows an all-types job exports."""
-    return len(exported_stored_types(job))
 
 
 def exported_stored_types(job: ExportJob) -> list[str]:
