@@ -32,7 +32,7 @@ __all__ = [
     "WriterContext",
     "get_storage",
     "job_storage",
-    "named_storage",
+    "storage_config",
     "storage_names",
 ]
 
@@ -51,10 +51,22 @@ def storage_names() -> list[str]:
     return [DEFAULT_STORAGE, *settings.BULKOPS_OUTPUT_STORAGES]
 
 
-def named_storage(name: str) -> OutputStorage | None:
-    """A named storage's configuration; None for the default one (BULKOPS_STORAGE)."""
+def storage_config(name: str) -> OutputStorage:
+    """The configuration of the storage called `name`: the default one from
+    BULKOPS_STORAGE and BULKOPS_S3_* / BULKOPS_LOCAL_STORAGE_DIR, the others from
+    BULKOPS_OUTPUT_STORAGES. Raises UnknownStorage for a name not configured."""
     if name == DEFAULT_STORAGE:
-        return None
+        return OutputStorage(
+            name=DEFAULT_STORAGE,
+            kind=settings.BULKOPS_STORAGE,
+            dir=str(settings.BULKOPS_LOCAL_STORAGE_DIR),
+            bucket=settings.BULKOPS_S3_BUCKET,
+            prefix=settings.BULKOPS_S3_PREFIX,
+            endpoint=settings.BULKOPS_S3_ENDPOINT_URL,
+            region=settings.BULKOPS_S3_REGION,
+            addressing_style=settings.BULKOPS_S3_ADDRESSING_STYLE,
+            sse=settings.BULKOPS_S3_SSE,
+        )
     try:
         return settings.BULKOPS_OUTPUT_STORAGES[name]
     except KeyError:
@@ -65,15 +77,12 @@ def get_storage(name: str = DEFAULT_STORAGE) -> ExportStorage:
     """The storage called `name`, one instance per configuration: reused across requests
     (boto3 clients are costly to build) yet never stale when settings change in tests.
     Raises UnknownStorage for a name that is not configured."""
-    named = named_storage(name)
-    if named is None and settings.BULKOPS_STORAGE != "s3":
-        return _local_storage(Path(settings.BULKOPS_LOCAL_STORAGE_DIR))
-    if named is not None and named.kind == "local":
-        return _local_storage(Path(named.dir))
+    config = storage_config(name)
+    if config.kind == "local":
+        return _local_storage(Path(config.dir))
     from exports.storage.s3 import S3Config
 
-    config = S3Config.from_settings() if named is None else S3Config.from_output_storage(named)
-    return _s3_storage(config)
+    return _s3_storage(S3Config.from_output_storage(config))
 
 
 def job_storage(job: ExportJob) -> ExportStorage:

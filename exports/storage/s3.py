@@ -49,22 +49,9 @@ class S3Config:
     secret_key_env: str = ""
 
     @classmethod
-    def from_settings(cls) -> S3Config:
-        return cls(
-            bucket=settings.BULKOPS_S3_BUCKET,
-            endpoint_url=settings.BULKOPS_S3_ENDPOINT_URL,
-            region=settings.BULKOPS_S3_REGION,
-            prefix=settings.BULKOPS_S3_PREFIX,
-            presign_seconds=settings.BULKOPS_S3_PRESIGN_SECONDS,
-            part_size=settings.BULKOPS_S3_PART_SIZE,
-            addressing_style=settings.BULKOPS_S3_ADDRESSING_STYLE,
-            sse=settings.BULKOPS_S3_SSE,
-        )
-
-    @classmethod
     def from_output_storage(cls, storage: OutputStorage) -> S3Config:
-        """A named storage (BULKOPS_OUTPUT_STORAGES); URL lifetime and part size are
-        the server's, so every manifest keeps one presign policy."""
+        """The default storage or a named one (exports.storage.storage_config); URL
+        lifetime and part size are the server's, so every manifest keeps one policy."""
         return cls(
             bucket=storage.bucket,
             endpoint_url=storage.endpoint,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from exports.storage import (
@@ -8,7 +7,7 @@ from exports.storage import (
     ExportStorage,
     UnknownStorage,
     get_storage,
-    named_storage,
+    storage_config,
     storage_names,
 )
 from exports.storage.probe import ProbeFailed, SettingNames, Target, probe_storage
@@ -51,14 +50,11 @@ def configured_storage(name: str) -> tuple[ExportStorage, Target]:
     credentials and settings as they are now."""
     from exports.storage.s3 import S3Config, S3Storage
 
-    named = named_storage(name)
-    if named is None and settings.BULKOPS_STORAGE != "s3":
-        return get_storage(), Target("local storage", str(settings.BULKOPS_LOCAL_STORAGE_DIR))
-    if named is not None and named.kind == "local":
-        return get_storage(name), Target("local storage", named.dir)
-    if named is None:
-        storage, names = S3Storage(S3Config.from_settings()), SettingNames()
-    else:
-        storage = S3Storage(S3Config.from_output_storage(named))
-        names = SettingNames.of_named(name, named.access_key_env, named.secret_key_env)
+    config = storage_config(name)
+    if config.kind == "local":
+        return get_storage(name), Target("local storage", config.dir)
+    names = SettingNames()
+    if name != DEFAULT_STORAGE:
+        names = SettingNames.of_named(name, config.access_key_env, config.secret_key_env)
+    storage = S3Storage(S3Config.from_output_storage(config))
     return storage, Target(storage.bucket, storage.client.meta.endpoint_url, names)
