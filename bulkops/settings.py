@@ -24,6 +24,7 @@ from bulkops.env import (
     env_time_zone,
     persistent_secret,
 )
+from bulkops.output_storages import parse_output_storages
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BASE_DIR = PACKAGE_DIR.parent
@@ -90,6 +91,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "bulkops.unavailable.DatabaseUnavailableMiddleware",
+    "exports.missing_storage.MissingStorageMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -368,6 +370,8 @@ BULKOPS_S3_ADDRESSING_STYLE = env_choice(
 BULKOPS_S3_SSE = env_str("BULKOPS_S3_SSE", "")
 if BULKOPS_STORAGE == "s3" and not BULKOPS_S3_BUCKET:
     raise ImproperlyConfigured("BULKOPS_STORAGE=s3 needs BULKOPS_S3_BUCKET")
+# More storages an export or a schedule may choose by name (README: "Output storages").
+BULKOPS_OUTPUT_STORAGES = parse_output_storages(env_str("BULKOPS_OUTPUT_STORAGES", ""))
 
 # Logging: one stdout handler, text or JSON, ids in `extra` so lines grep by job id.
 BULKOPS_LOG_LEVEL = env_str("BULKOPS_LOG_LEVEL", "INFO").upper()

@@ -42,13 +42,14 @@ class DatabaseUnavailableMiddleware:
         return response
 
 
-def unavailable_response(path: str) -> HttpResponse:
+def unavailable_response(path: str, message: str = MESSAGE) -> HttpResponse:
+    """A 503 saying `message` in the error format of the surface `path` belongs to."""
     if path.startswith("/fhir"):
-        error = FhirError(503, MESSAGE, code=TRANSIENT)
+        error = FhirError(503, message, code=TRANSIENT)
         return fhir_json(error.outcome(), status=503)
     if path.startswith("/auth/"):
-        body = {"error": "temporarily_unavailable", "error_description": MESSAGE}
+        body = {"error": "temporarily_unavailable", "error_description": message}
         return JsonResponse(body, status=503)
     if path.startswith("/api/"):
-        return JsonResponse({"status": 503, "code": "unavailable", "detail": MESSAGE}, status=503)
-    return HttpResponse(MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+        return JsonResponse({"status": 503, "code": "unavailable", "detail": message}, status=503)
+    return HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")

@@ -39,7 +39,7 @@ from exports.file_audit import Part, record_file_read
 from exports.kickoff import ExportPlan, plan_export
 from exports.models import ExportFile, ExportJob
 from exports.services import delete_export, start_export
-from exports.storage import get_storage
+from exports.storage import DEFAULT_STORAGE, job_storage, storage_names
 
 PREVIEW_MAX_LINES = 100
 PREVIEW_MAX_BYTES = 1024 * 1024  # a preview never reads more than this of a file
@@ -91,6 +91,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "expires_at",
             "deleted_at",
             "failure_reason",
+            "storage",
         ]
 
 
@@ -221,6 +222,14 @@ class JobLaunchApi(OperatorApi):
         lenient = serializers.BooleanField(
             default=False, help_text="Drop what cannot be honoured, with warnings."
         )
+        storage = serializers.CharField(
+            max_length=32,
+            default=DEFAULT_STORAGE,
+            help_text="The output storage: `default` or a name from BULKOPS_OUTPUT_STORAGES.",
+        )
+
+        def validate_storage(self, name: str) -> str:
+            return checked_storage_name(name)
 
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             if (data["level"] == GROUP) != bool(data["group_id"]):
@@ -250,8 +259,18 @@ class JobLaunchApi(OperatorApi):
             now=now,
             request=request,
             operator=request.user,
+            storage=data["storage"],
         )
         return Response(_job_detail(request, job), status=status.HTTP_201_CREATED)
+
+
+def checked_storage_name(name: str) -> str:
+    """`name` if it is a configured output storage; the API's 400 otherwise."""
+    if name not in storage_names():
+        raise serializers.ValidationError(
+            f"No output storage is called {name!r}; configured: {', '.join(storage_names())}."
+        )
+    return name
 
 
 def filter_problems(data: dict[str, Any]) -> list[str]:
@@ -366,7 +385,7 @@ def read_first_lines(file: ExportFile, wanted: int) -> tuple[list[Any], bool]:
     line and never more than PREVIEW_MAX_BYTES, so a huge file costs one small read."""
     lines: list[Any] = []
     budget = PREVIEW_MAX_BYTES
-    with get_storage().open_range(file.storage_key, 0, PREVIEW_MAX_BYTES + 1) as handle:
+    with job_storage(file.job).open_range(file.storage_key, 0, PREVIEW_MAX_BYTES + 1) as handle:
         while len(lines) < wanted and budget > 0:
             raw = handle.readline(budget)
             if not raw:

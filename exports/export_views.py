@@ -41,7 +41,7 @@ from exports.models import ExportFile, ExportJob
 from exports.polling import counted_poll, failed_export
 from exports.services import delete_export, start_export
 from exports.status_v4 import v4_status
-from exports.storage import get_storage
+from exports.storage import job_storage
 
 ACCEPTABLE = ("application/fhir+json", "application/json", "*/*")
 DOWNLOAD_CHUNK = 256 * 1024
@@ -237,7 +237,7 @@ def export_file(request: HttpRequest, file_id: str) -> HttpResponse:
     if file is None:
         raise FhirError(404, "No such file.", code=NOT_FOUND)
     record_file_read(request, file, action=DOWNLOAD, client=request.client)
-    storage = get_storage()
+    storage = job_storage(file.job)
     if not storage.requires_access_token:
         # Interop notes: check the token here, then hand over a fresh presigned URL;
         # clients drop the Authorization header on a cross-origin redirect.

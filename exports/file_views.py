@@ -27,7 +27,7 @@ from exports.preview import (
     page_before,
     read_page,
 )
-from exports.storage import get_storage
+from exports.storage import job_storage
 
 PREVIEW_LINES = 50
 MAX_PREVIEW_LINES = 500
@@ -107,7 +107,7 @@ def view_file(request: HttpRequest, file: ExportFile) -> View:
 
 
 def _page_view(file: ExportFile, start: Cursor, count: int, **context: Any) -> View:
-    with get_storage().open_range(file.storage_key, start.offset, PAGE_WINDOW) as handle:
+    with job_storage(file.job).open_range(file.storage_key, start.offset, PAGE_WINDOW) as handle:
         page = read_page(
             handle, offset=start.offset, size=file.size_bytes, first_line=start.line, count=count
         )
@@ -131,7 +131,7 @@ def _page_view(file: ExportFile, start: Cursor, count: int, **context: Any) -> V
 def _page_start_before(file: ExportFile, end: Cursor, count: int) -> Cursor:
     """Where the `count` lines before `end` start: one window read backwards."""
     window_start = max(0, end.offset - PAGE_WINDOW)
-    with get_storage().open_range(
+    with job_storage(file.job).open_range(
         file.storage_key, window_start, end.offset - window_start
     ) as handle:
         offset, lines = page_before(
@@ -150,7 +150,7 @@ def _limits() -> dict[str, Any]:
 def _search_window(file: ExportFile, start: Cursor) -> BinaryIO:
     """The bytes one search request may read: its budget and the line it ends in."""
     length = settings.BULKOPS_PREVIEW_SEARCH_BYTES + MAX_LINE_BYTES
-    return get_storage().open_range(file.storage_key, start.offset, length)
+    return job_storage(file.job).open_range(file.storage_key, start.offset, length)
 
 
 def _search_view(
@@ -300,7 +300,7 @@ def file_download(request: HttpRequest, file_id: str) -> HttpResponse:
     record_file_read(request, file, action=DOWNLOAD)
     name = f"{file.resource_type}-{file.uuid}.ndjson"
     return FileResponse(
-        get_storage().open_reader(file.storage_key),
+        job_storage(file.job).open_reader(file.storage_key),
         as_attachment=True,
         filename=name,
         content_type="application/fhir+ndjson",

@@ -11,6 +11,7 @@ from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
 from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob
+from exports.storage import DEFAULT_STORAGE, storage_names
 from fhirstore.reads import group_names
 
 LEVEL_CHOICES = [(SYSTEM, "System"), (PATIENT, "Patient"), (GROUP, "Group")]
@@ -62,12 +63,21 @@ class LaunchForm(forms.Form):
     output_format = forms.ChoiceField(
         label="_outputFormat", choices=[(f, f) for f in OUTPUT_FORMATS], initial=OUTPUT_FORMATS[0]
     )
+    storage = forms.ChoiceField(
+        label="Output storage",
+        required=False,
+        initial=DEFAULT_STORAGE,
+        error_messages={"invalid_choice": "No output storage is called %(value)s."},
+        help_text="Where the files go: the default storage, or one of BULKOPS_OUTPUT_STORAGES.",
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["group_id"].choices = [("", "—")] + [
             (group_id, group_label(group_id, name)) for group_id, name in group_names().items()
         ]
+        if "storage" in self.fields:
+            self.fields["storage"].choices = [(name, name) for name in storage_names()]
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}
@@ -76,6 +86,10 @@ class LaunchForm(forms.Form):
         for problem in self.filter_problems():
             self.add_error("type_filters", problem)
         return data
+
+    def clean_storage(self) -> str:
+        """Left out (a form posted before storages could be chosen): the default."""
+        return self.cleaned_data["storage"] or DEFAULT_STORAGE
 
     def filter_lines(self) -> list[str]:
         return [line.strip() for line in self.data.get("type_filters", "").splitlines()]

@@ -16,7 +16,7 @@ from bulkops.fhir.manifest_v4 import ManifestFile, Organization, build_manifest_
 from bulkops.fhir.params import V4
 from bulkops.fhir.patient_blocks import PATIENT_BLOCKS
 from exports.models import ExportFile, ExportJob
-from exports.storage import get_storage
+from exports.storage import job_storage
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class FileSigner:
 
     def __init__(self, job: ExportJob, url_for: Callable[[str], str]) -> None:
         self.job, self.url_for = job, url_for
-        self.storage = get_storage()
+        self.storage = job_storage(job)
         self.now = timezone.now()
         self.expiries = [job.expires_at] if job.expires_at else []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from exports.models import ExportFile, ExportJob
-from exports.storage import get_storage
+from exports.storage import job_storage
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def sweep_orphans(job: ExportJob) -> int:
     """Delete whatever lies under the job's folder that its manifest does not list:
     temporary files of writes a killed worker left behind. Returns how many."""
-    storage = get_storage()
+    storage = job_storage(job)
     listed = set(ExportFile.objects.filter(job=job).values_list("storage_key", flat=True))
     orphans = [key for key in storage.list_keys(str(job.uuid)) if key not in listed]
     for key in orphans:

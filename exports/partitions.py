@@ -57,7 +57,7 @@ from exports.referenced import (
     referenced_rows,
 )
 from exports.row_chunks import Block, read_chunk, with_ids
-from exports.storage import get_storage
+from exports.storage import job_storage
 from fhirstore.reads import CompartmentMembership, Resource, rows_filter
 
 logger = logging.getLogger(__name__)
@@ -461,7 +461,7 @@ def run_partition(*, partition_id: int, worker: str) -> list[int]:
     job = partition.job
     if job.status != ExportJob.Status.RUNNING:
         return []
-    discard_files(ExportFile.objects.filter(partition=partition))
+    discard_files(job, ExportFile.objects.filter(partition=partition))
     organized = partition.resource_type in {o.partition_type for o in ORGANIZERS.values()}
     # Patient blocks hold compartments only (README, "Bulk Data 4"): nothing to follow.
     followed = [] if partition.referenced or organized else job.referenced_types
@@ -492,7 +492,7 @@ def partition_work(
         if partition.resource_type == organizer.partition_type:
             return organizer.work(job, partition, filters)
     files = TypedNdjsonFiles(
-        get_storage(),
+        job_storage(job),
         lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
@@ -717,7 +717,7 @@ def finalize_export(job_id: int) -> None:
     job = ExportJob.objects.get(pk=job_id)
     if job.status != ExportJob.Status.FINALIZING:
         return
-    storage = get_storage()
+    storage = job_storage(job)
     error_files = []
     if job.warnings:
         key = f"{job.uuid}/OperationOutcome.warnings.ndjson"
@@ -801,8 +801,8 @@ def client_label(job: ExportJob) -> str:
     return job.client.client_id if job.client_id else ""
 
 
-def discard_files(files: QuerySet[ExportFile]) -> None:
-    discard_keys(list(files.values_list("storage_key", flat=True)))
+def discard_files(job: ExportJob, files: QuerySet[ExportFile]) -> None:
+    discard_keys(job, list(files.values_list("storage_key", flat=True)))
     files.delete()
 
 
@@ -815,11 +815,12 @@ def discard_if_deleted(job_id: int, keys: list[str]) -> None:
     names), and deleting them would take files from the manifest. A file only this
     attempt wrote is listed nowhere; the finaliser's orphan sweep removes it, or
     retention with the job's folder."""
-    if ExportJob.objects.filter(pk=job_id, deleted_at__isnull=False).exists():
-        discard_keys(keys)
+    job = ExportJob.objects.filter(pk=job_id, deleted_at__isnull=False).first()
+    if job is not None:
+        discard_keys(job, keys)
 
 
-def discard_keys(keys: list[str]) -> None:
-    storage = get_storage()
+def discard_keys(job: ExportJob, keys: list[str]) -> None:
+    storage = job_storage(job)
     for key in keys:
         storage.delete(key)

@@ -39,7 +39,7 @@ from exports.models import ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, WrittenFile
 from exports.partitions import LineMaker, Range, candidate_rows, id_ranges, write_deletions
 from exports.row_chunks import RECORD, Block
-from exports.storage import ExportStorage, ObjectWriter, get_storage
+from exports.storage import ExportStorage, ObjectWriter, job_storage
 from fhirstore.reads import CompartmentMembership, GroupMembership, Resource, rows_filter
 
 ORGANIZED = "Patient-blocks"  # resource_type of an organised export's partitions
@@ -233,7 +233,7 @@ def partition_work(
 ) -> tuple[PatientBlockFiles, Callable[[list[PatientBlock]], int], Iterator[list[PatientBlock]]]:
     """What exports.partitions.run_partition runs for an organised partition."""
     files = PatientBlockFiles(
-        get_storage(),
+        job_storage(job),
         f"{job.uuid}/{ORGANIZED}.{partition.sequence:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )

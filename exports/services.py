@@ -20,7 +20,7 @@ from bulkops.fhir.params import V2, ExportParameters
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from exports.partitions import discard_files
-from exports.storage import get_storage
+from exports.storage import DEFAULT_STORAGE, UnknownStorage, job_storage
 from exports.task_names import PLAN_EXPORT
 from fhirstore.reads import newest_resource_pk
 
@@ -42,6 +42,7 @@ def start_export(
     retention: int | None = None,
     bulk_version: str = V2,
     separate_status: bool = False,
+    storage: str = DEFAULT_STORAGE,
 ) -> ExportJob:
     """Record a new job (transactionTime = now) and queue its planning.
 
@@ -52,6 +53,7 @@ def start_export(
     for `retention` seconds instead of BULKOPS_EXPORT_RETENTION.
     `bulk_version` and `separate_status` say how the status endpoint answers
     ($export-v4 with `Prefer: separate-export-status`, v4 digest §1.9).
+    `storage` names the output storage its files go to (checked by the caller's form).
 
     A client may have BULKOPS_MAX_CONCURRENT_EXPORTS unfinished jobs; one more is
     refused with 429 (spec §1.5). The client row is locked so two simultaneous
@@ -85,6 +87,7 @@ def start_export(
             transaction_time=now,
             last_resource_id=newest_resource_pk(),
             retention=retention,
+            storage=storage,
         )
         actor_type, actor = kickoff_actor(client_id, operator, schedule_actor)
         record_event(
@@ -100,6 +103,7 @@ def start_export(
                 "parameters": job.parameters,
                 "types": job.types,
                 "warnings": job.warnings,
+                "storage": storage,
             },
         )
         transaction.on_commit(lambda: queue_planning(job.pk))
@@ -166,8 +170,17 @@ def delete_export(
             request=request,
             details={"job": str(job.uuid)},
         )
-    discard_files(job.files.all())
-    get_storage().delete_prefix(str(job.uuid))
+    try:
+        storage = job_storage(job)
+    except UnknownStorage as missing:
+        # The row is deleted all the same; the files stay where nothing here reaches.
+        logger.error(
+            "export files left in an unconfigured storage",
+            extra={"job": job.uuid, "storage": missing.name},
+        )
+        return
+    discard_files(job, job.files.all())
+    storage.delete_prefix(str(job.uuid))
 
 
 def expire_exports(*, now: datetime) -> int:

@@ -35,6 +35,7 @@ from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
 from exports.manifests import applied_type_filters, manifest_as_served
 from exports.models import ExportJob
 from exports.services import delete_export, start_export
+from exports.storage import storage_names
 from exports.type_progress import progress_by_type
 
 JOBS_PER_PAGE = 25
@@ -169,6 +170,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                 now=timezone.now(),
                 request=request,
                 operator=request.user,
+                storage=data["storage"],
             )
         except FhirError as error:
             context["refusal"] = error.diagnostics
@@ -217,9 +219,12 @@ def _duration(delta: timedelta) -> str:
 def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     job = get_job_for_user(request, job_id)
     files = list(job.files.order_by("kind", "resource_type", "storage_key"))
+    storage_missing = job.storage not in storage_names()
     manifest = (
         manifest_as_served(job, lambda path: absolute_url(request, path)).manifest
-        if job.status == ExportJob.Status.COMPLETED and job.deleted_at is None
+        if job.status == ExportJob.Status.COMPLETED
+        and job.deleted_at is None
+        and not storage_missing
         else None
     )
     context = progress_context(job)
@@ -238,6 +243,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "type_filters": type_filter_rows(job),
         "until": job.parameters.get("_until"),
         "source_label": job_labels([job]).get(job.pk, ""),
+        "storage_missing": storage_missing,
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),
@@ -297,6 +303,9 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
     if client is not None and not client.is_active:
         messages.error(request, "This job's client is disabled; it cannot run again.")
         return redirect("console:job-detail", job_id=job.uuid)
+    if job.storage not in storage_names():
+        messages.error(request, f"This job's output storage {job.storage!r} is not configured.")
+        return redirect("console:job-detail", job_id=job.uuid)
     now = timezone.now()
     try:
         plan = plan_export(
@@ -320,6 +329,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             now=now,
             request=request,
             operator=request.user,
+            storage=job.storage,
         )
     except FhirError as error:
         messages.error(request, f"The export could not start again: {error.diagnostics}")

@@ -123,8 +123,10 @@ class KeyForm(forms.Form):
 
 
 class RemoteLaunchForm(LaunchForm):
-    """LaunchForm for a remote: no local client; the group is the remote's id."""
+    """LaunchForm for a remote: no local client; the group is the remote's id. Pulled
+    files go to the default storage (remotes.runner), so there is no storage to choose."""
 
+    storage = None
     group_id = forms.CharField(label="Group", required=False, max_length=64)  # type: ignore[assignment]
     patient = forms.CharField(
         required=False,

@@ -22,6 +22,7 @@ from bulkops.fhir.type_filters import MAX_TYPE_FILTERS
 from bulkops.outbound.origins import origin_text
 from exports.api import Conflict
 from exports.models import ExportJob
+from exports.storage import DEFAULT_STORAGE
 from schedules.forms import ScheduleForm
 from schedules.models import ExportSchedule, ScheduleRun
 from schedules.queries import runs_with_counts
@@ -74,6 +75,7 @@ class ScheduleOutputSerializer(serializers.ModelSerializer):
             "description",
             "timezone",
             "retention",
+            "storage",
             "incremental",
             "paused",
             "next_run_at",
@@ -132,6 +134,11 @@ class ScheduleInputSerializer(serializers.Serializer):
     )
     timezone = serializers.CharField(max_length=64, default="UTC", help_text="IANA zone name.")
     retention_hours = serializers.IntegerField(required=False, allow_null=True)
+    storage = serializers.CharField(
+        max_length=32,
+        default=DEFAULT_STORAGE,
+        help_text="The output storage runs write to: `default` or a BULKOPS_OUTPUT_STORAGES name.",
+    )
     incremental = serializers.BooleanField(default=False)
     notify_webhook_url = serializers.CharField(
         max_length=2000, required=False, default="", allow_blank=True

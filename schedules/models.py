@@ -13,6 +13,7 @@ from cron_descriptor import (
 from django.conf import settings
 from django.db import models
 
+from bulkops.output_storages import DEFAULT_STORAGE
 from schedules.cron import Cron, parse_cron, parse_zone
 
 
@@ -43,6 +44,8 @@ class ExportSchedule(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     # Seconds a run's files are kept; None: BULKOPS_EXPORT_RETENTION.
     retention = models.PositiveIntegerField(null=True, blank=True)
+    # The output storage its runs write to (exports.storage names).
+    storage = models.CharField(max_length=32, default=DEFAULT_STORAGE)
     incremental = models.BooleanField(default=False)
     paused = models.BooleanField(default=False)
     # This server's URL when the schedule was saved: runs have no request to build the

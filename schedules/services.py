@@ -30,6 +30,7 @@ from bulkops.outbound.origins import origin_text
 from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
 from exports.models import ExportJob
 from exports.services import start_export
+from exports.storage import storage_names
 from remotes.crypto import encrypt
 from schedules.cron import fires_between, latest_fire, next_fire
 from schedules.models import ExportSchedule, ScheduleRun
@@ -58,6 +59,7 @@ class ScheduleFields:
     cron: str
     timezone: str
     retention: int | None
+    storage: str
     incremental: bool
     notify_webhook_url: str
     notify_webhook_secret: str | None  # None: keep the one saved
@@ -101,6 +103,7 @@ def audit_details(schedule: ExportSchedule) -> dict[str, Any]:
         "group": schedule.group_id,
         "cron": schedule.cron,
         "timezone": schedule.timezone,
+        "storage": schedule.storage,
         "incremental": schedule.incremental,
         "webhook": origin_text(schedule.notify_webhook_url) if schedule.notify_webhook_url else "",
         "email": schedule.notify_email,
@@ -317,6 +320,8 @@ def _start(
         return "The schedule's client is disabled."
     if ExportJob.objects.filter(schedule_run__schedule=schedule).unfinished().exists():
         return "The previous run is still exporting."
+    if schedule.storage not in storage_names():
+        return f"The schedule's output storage {schedule.storage!r} is not configured."
     run.since = last_success(schedule) if schedule.incremental else None
     try:
         plan = plan_run(schedule, since=run.since, now=now)
@@ -335,6 +340,7 @@ def _start(
             operator=operator,
             schedule_actor=f"schedule {schedule.name}",
             retention=schedule.retention,
+            storage=schedule.storage,
         )
     except FhirError as error:
         logger.warning("scheduled export refused", extra={"schedule": schedule.uuid})

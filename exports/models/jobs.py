@@ -5,6 +5,7 @@ import uuid
 from django.db import models
 
 from bulkops.fhir.referenced import referenced_types
+from bulkops.output_storages import DEFAULT_STORAGE
 
 
 class ExportJobQuerySet(models.QuerySet):
@@ -69,6 +70,9 @@ class ExportJob(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     # Seconds its files are kept once finished; None: BULKOPS_EXPORT_RETENTION.
     retention = models.PositiveIntegerField(null=True, blank=True)
+    # The output storage its files go to ("default", or a BULKOPS_OUTPUT_STORAGES name):
+    # every read, signature and deletion of them uses this one (exports.storage).
+    storage = models.CharField(max_length=32, default=DEFAULT_STORAGE)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Progress counters, written by partitions at flush points; read by one row fetch.
     partitions_total = models.PositiveIntegerField(default=0)

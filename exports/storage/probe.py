@@ -46,11 +46,29 @@ class ProbeFailed(Exception):
 
 
 @dataclass(frozen=True)
+class SettingNames:
+    """Where the operator configured what a diagnosis blames, to name in its advice."""
+
+    bucket: str = "BULKOPS_S3_BUCKET"
+    region: str = "BULKOPS_S3_REGION"
+    endpoint: str = "BULKOPS_S3_ENDPOINT_URL"
+    keys: str = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+
+    @classmethod
+    def of_named(cls, name: str, access_key_env: str, secret_key_env: str) -> SettingNames:
+        """A BULKOPS_OUTPUT_STORAGES entry's fields, and the variables it names."""
+        where = f"of BULKOPS_OUTPUT_STORAGES storage {name!r}"
+        keys = f"{access_key_env} and {secret_key_env}" if access_key_env else cls.keys
+        return cls(f"'bucket' {where}", f"'region' {where}", f"'endpoint' {where}", keys)
+
+
+@dataclass(frozen=True)
 class Target:
     """What the operator configured, for messages: bucket and endpoint."""
 
     bucket: str
     endpoint: str
+    names: SettingNames = SettingNames()
 
 
 def probe_storage(storage: ExportStorage, target: Target, report: Callable[[str], None]) -> None:
@@ -129,14 +147,14 @@ def diagnose(error: Exception, target: Target) -> str:
     if code in BAD_CREDENTIALS:
         return (
             f"bad credentials ({code}): the access key is unknown or the secret key "
-            "does not match it; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            f"does not match it; check {target.names.keys}"
         )
     if code == "NoSuchBucket":
-        return f"missing bucket: {where} does not exist; create it or fix BULKOPS_S3_BUCKET"
+        return f"missing bucket: {where} does not exist; create it or fix {target.names.bucket}"
     if code in WRONG_REGION:
         return (
             f"wrong region or endpoint ({code}): {where} lives elsewhere; check "
-            "BULKOPS_S3_REGION and BULKOPS_S3_ENDPOINT_URL"
+            f"{target.names.region} and {target.names.endpoint}"
         )
     if code == "RequestTimeTooSkewed":
         return "clock skew: this machine's clock differs too much from the server's; run NTP"

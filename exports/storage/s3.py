@@ -5,13 +5,15 @@ checks the signature, so neither the app nor the client sends a bearer token the
 (ARCHITECTURE, interop notes). Writes stream as multipart uploads, so memory holds one
 part and never a whole file; an exception inside the writer aborts the upload, leaving
 no orphaned parts. Keys are deterministic, so a retried partition overwrites its own.
-Credentials come from boto3's default chain (environment, profile, instance role).
+Credentials come from boto3's default chain (environment, profile, instance role), or
+for a named storage from the environment variables its configuration names.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.conf import settings
 
+from bulkops.output_storages import OutputStorage
 from exports.storage.base import SignedUrl
 
 logger = logging.getLogger(__name__)
@@ -41,19 +44,36 @@ class S3Config:
     part_size: int
     addressing_style: str
     sse: str
+    # Names of the environment variables holding the keys; empty: boto3's default chain.
+    access_key_env: str = ""
+    secret_key_env: str = ""
 
     @classmethod
-    def from_settings(cls) -> S3Config:
+    def from_output_storage(cls, storage: OutputStorage) -> S3Config:
+        """The default storage or a named one (exports.storage.storage_config); URL
+        lifetime and part size are the server's, so every manifest keeps one policy."""
         return cls(
-            bucket=settings.BULKOPS_S3_BUCKET,
-            endpoint_url=settings.BULKOPS_S3_ENDPOINT_URL,
-            region=settings.BULKOPS_S3_REGION,
-            prefix=settings.BULKOPS_S3_PREFIX,
+            bucket=storage.bucket,
+            endpoint_url=storage.endpoint,
+            region=storage.region,
+            prefix=storage.prefix,
             presign_seconds=settings.BULKOPS_S3_PRESIGN_SECONDS,
             part_size=settings.BULKOPS_S3_PART_SIZE,
-            addressing_style=settings.BULKOPS_S3_ADDRESSING_STYLE,
-            sse=settings.BULKOPS_S3_SSE,
+            addressing_style=storage.addressing_style,
+            sse=storage.sse,
+            access_key_env=storage.access_key_env,
+            secret_key_env=storage.secret_key_env,
         )
+
+    def credentials(self) -> dict[str, str]:
+        """The keys from the variables the configuration names, read only here, when
+        the client is built; nothing else ever holds them."""
+        if not self.access_key_env:
+            return {}
+        return {
+            "aws_access_key_id": os.environ[self.access_key_env],
+            "aws_secret_access_key": os.environ[self.secret_key_env],
+        }
 
 
 class S3Storage:
@@ -62,7 +82,7 @@ class S3Storage:
     def __init__(self, config: S3Config) -> None:
         self.config = config
         self.bucket = config.bucket
-        self.client: Any = boto3.session.Session().client(
+        self.client: Any = boto3.session.Session(**config.credentials()).client(
             "s3",
             endpoint_url=config.endpoint_url or None,
             region_name=config.region or None,

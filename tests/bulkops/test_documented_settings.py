@@ -162,6 +162,11 @@ SETTINGS_CHECKS: dict[str, Check] = {
     "BULKOPS_S3_PART_MB": Check("5", lambda s: s.BULKOPS_S3_PART_SIZE, 5 * 1024 * 1024),
     "BULKOPS_S3_ADDRESSING_STYLE": Check("path", lambda s: s.BULKOPS_S3_ADDRESSING_STYLE, "path"),
     "BULKOPS_S3_SSE": Check("AES256", lambda s: s.BULKOPS_S3_SSE, "AES256"),
+    "BULKOPS_OUTPUT_STORAGES": Check(
+        '{{"scratch": {{"kind": "local", "dir": "/srv/scratch"}}}}',  # braces doubled: .format
+        lambda s: {name: storage.dir for name, storage in s.BULKOPS_OUTPUT_STORAGES.items()},
+        {"scratch": "/srv/scratch"},
+    ),
     "BULKOPS_OUTBOUND_PROXY": Check(
         "http://proxy.example:3128",
         lambda s: s.BULKOPS_OUTBOUND_PROXY,
