@@ -10,14 +10,13 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
 from bulkops.fhir.export_types import TypePlan
 from bulkops.fhir.outcome import THROTTLED, FhirError
 from bulkops.fhir.params import V2, ExportParameters
-from bulkops.task_queue import enqueue
+from bulkops.task_queue import enqueue_or_leave
 from exports.models import ExportJob
 from exports.partitions import discard_files
 from exports.storage import DEFAULT_STORAGE, UnknownStorage, job_storage
@@ -125,10 +124,7 @@ def kickoff_actor(
 def queue_planning(job_id: int) -> None:
     """Queue the job's planning. With the broker down the job is still accepted: it is
     recorded, and the reaper (exports.recovery) queues it once the broker is back."""
-    try:
-        enqueue(PLAN_EXPORT, job_id=job_id)
-    except KombuOperationalError:
-        logger.warning("broker unavailable: planning left to the reaper", extra={"job": job_id})
+    enqueue_or_leave(PLAN_EXPORT, left="planning left to the reaper", job_id=job_id)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import DatabaseError
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
+from bulkops.task_queue import enqueue_or_leave
 from exports.models import ExportPartition
 from exports.partitions import (
     begin_finalizing,
@@ -64,12 +64,9 @@ def plan_export_task(self: Task, job_id: int) -> None:
     queued the job is not failed: its partitions are recorded, and the reaper queues
     the ones still pending once the broker is back (exports.recovery)."""
     for partition_id in plan_export(job_id):
-        try:
-            run_partition_task.delay(partition_id=partition_id)
-        except KombuOperationalError:
-            logger.warning(
-                "broker unavailable: partitions left to the reaper", extra={"job": job_id}
-            )
+        if not enqueue_or_leave(
+            RUN_PARTITION, left="partitions left to the reaper", partition_id=partition_id
+        ):
             return
 
 

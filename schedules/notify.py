@@ -27,12 +27,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from bulkops.outbound import client as outbound
 from bulkops.outbound.guard import FetchError
 from bulkops.outbound.origins import origin_text
-from bulkops.task_queue import enqueue
+from bulkops.task_queue import enqueue_or_leave
 from exports.models import ExportJob
 from remotes.crypto import decrypt
 from schedules.models import ExportSchedule, Notification, ScheduleRun
@@ -110,12 +109,9 @@ def create_notifications(
 
 
 def _queue_send(notification_id: int) -> None:
-    try:
-        enqueue(SEND_NOTIFICATION, notification_id=notification_id)
-    except KombuOperationalError:
-        logger.warning(
-            "broker unavailable: notification not sent", extra={"notification": notification_id}
-        )
+    enqueue_or_leave(
+        SEND_NOTIFICATION, left="notification not sent", notification_id=notification_id
+    )
 
 
 def queue_export_notifications(job_id: int) -> None:
@@ -124,10 +120,7 @@ def queue_export_notifications(job_id: int) -> None:
     own = Q(schedule__notify_webhook_url__gt="") | Q(schedule__notify_email__gt="")
     if not destinations(None) and not ScheduleRun.objects.filter(own, job_id=job_id).exists():
         return
-    try:
-        enqueue(NOTIFY_EXPORT, job_id=job_id)
-    except KombuOperationalError:
-        logger.warning("broker unavailable: export not notified", extra={"job": job_id})
+    enqueue_or_leave(NOTIFY_EXPORT, left="export not notified", job_id=job_id)
 
 
 def notify_export(job_id: int) -> list[Notification]:
