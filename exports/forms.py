@@ -8,12 +8,18 @@ from django.utils import timezone
 
 from accounts.models import BackendClient
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
+from bulkops.fhir.params import GROUP, PATIENT, SYSTEM, V2, V4
 from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob
 from fhirstore.reads import group_names
 
 LEVEL_CHOICES = [(SYSTEM, "System"), (PATIENT, "Patient"), (GROUP, "Group")]
+VERSION_CHOICES = [(V2, "2.0.0 ($export)"), (V4, "4.0.0 ballot ($export-v4)")]
+# The kick-off parameters only the 4.0.0 ballot has, by form field.
+V4_OPTIONS = {
+    "organize_by_patient": ("organizeOutputBy", "Patient"),
+    "allow_partial_manifests": ("allowPartialManifests", "true"),
+}
 OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
 
 
@@ -62,6 +68,20 @@ class LaunchForm(forms.Form):
     output_format = forms.ChoiceField(
         label="_outputFormat", choices=[(f, f) for f in OUTPUT_FORMATS], initial=OUTPUT_FORMATS[0]
     )
+    bulk_version = forms.ChoiceField(
+        label="Bulk Data version", choices=VERSION_CHOICES, initial=V2, required=False
+    )
+    organize_by_patient = forms.BooleanField(
+        label="organizeOutputBy=Patient",
+        required=False,
+        help_text="4.0.0 only: files of patient blocks, each led by a header line naming "
+        "its Patient.",
+    )
+    allow_partial_manifests = forms.BooleanField(
+        label="allowPartialManifests",
+        required=False,
+        help_text="4.0.0 only: finished files are listed while the export runs.",
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -75,6 +95,10 @@ class LaunchForm(forms.Form):
             self.add_error("group_id", "Choose the Group to export.")
         for problem in self.filter_problems():
             self.add_error("type_filters", problem)
+        data["bulk_version"] = data.get("bulk_version") or V2
+        for name, (parameter, _) in V4_OPTIONS.items():
+            if data.get(name) and data["bulk_version"] != V4:
+                self.add_error(name, f"{parameter} is a Bulk Data 4.0.0 parameter: choose 4.0.0.")
         return data
 
     def filter_lines(self) -> list[str]:
@@ -103,6 +127,14 @@ class LaunchForm(forms.Form):
         pairs = [
             (param, data[field].strip()) for field, param in names.items() if data[field].strip()
         ]
+        if data["bulk_version"] == V4:  # one value per parameter (v4 digest B2)
+            pairs = [
+                (param, value.strip())
+                for param, text in pairs
+                for value in (text.split(",") if param in ("_type", "_elements") else [text])
+                if value.strip()
+            ]
+            pairs += [pair for name, pair in V4_OPTIONS.items() if data.get(name)]
         pairs += [("_typeFilter", line) for line in self.filter_lines() if line]
         return [*pairs, ("_outputFormat", data["output_format"])]
 

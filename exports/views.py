@@ -115,6 +115,7 @@ def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
         method="POST",
         access=access_for(client),
         base_url=absolute_url(request, "/fhir"),
+        version=form.cleaned_data["bulk_version"],
     )
 
 
@@ -164,11 +165,14 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                 group_id=group_id,
                 parameters=context["plan"].parameters,
                 type_plan=context["plan"].type_plan,
-                request_url=absolute_url(request, kickoff_path(level, group_id))
+                request_url=absolute_url(
+                    request, kickoff_path(level, group_id, data["bulk_version"])
+                )
                 + f"?{urlencode(form.pairs())}",
                 now=timezone.now(),
                 request=request,
                 operator=request.user,
+                bulk_version=data["bulk_version"],
             )
         except FhirError as error:
             context["refusal"] = error.diagnostics

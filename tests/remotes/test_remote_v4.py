@@ -1,0 +1,218 @@
+"""Remote exports in Bulk Data 4 (`$export-v4`): our Celery worker runs the client flow
+against a second bulkops whose partitions the test runs one at a time, so the partial
+manifests of a running export can be seen being downloaded; organised files are checked
+block by block as a streaming consumer would read them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from bulkops.signing_keys import public_jwks
+from exports.models import ExportJob
+from exports.storage import get_storage
+from remotes.models import RemoteDownload, RemoteExport
+from tests.exports.conftest import wait_for_job
+from tests.processes import manage, sqlite_rows
+from tests.remotes.conftest import make_server, run_in_process
+from tests.remotes.remote_server import GROUP_ID, PATIENTS, RemoteBulkops, remote_bulkops
+from tests.remotes.stub_server import (
+    JSON,
+    NDJSON,
+    FaultyExportServer,
+    capability_statement,
+    serve,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
+
+TYPES = "Patient,Condition,Observation"
+
+
+@pytest.fixture(scope="module")
+def stepped_remote(tmp_path_factory) -> Iterator[RemoteBulkops]:
+    """A remote bulkops without a worker: its exports wait until the test runs their
+    partitions. One patient a partition, at most 5 lines a file (blocks get split)."""
+    var = tmp_path_factory.mktemp("stepped") / "var"
+    settings = {"BULKOPS_PARTITION_SIZE": "1", "BULKOPS_MAX_RESOURCES_PER_FILE": "5"}
+    with remote_bulkops(var, start_worker=False, **settings) as server:
+        yield server
+
+
+def remote_python(remote: RemoteBulkops, code: str) -> str:
+    """Run `code` in the remote bulkops' own Django (manage.py shell); its output."""
+    result = manage(remote.env, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout}s"
+        time.sleep(0.1)
+
+
+def blocks_of(files: list[bytes]) -> list[tuple[str, list[dict]]]:
+    """The patient blocks of organised files read in order, a continuation joined to the
+    block it continues; fails on a line outside any block or a block not led by its
+    Patient."""
+    blocks: list[tuple[str, list[dict]]] = []
+    for body in files:
+        first = True
+        for line in body.splitlines():
+            resource = json.loads(line)
+            if resource["resourceType"] == "Parameters":
+                (header,) = resource["parameter"]
+                assert header["name"] == "header"
+                patient = header["valueReference"]["reference"].removeprefix("Patient/")
+                if not (first and blocks and blocks[-1][0] == patient):
+                    blocks.append((patient, []))
+            else:
+                assert blocks, "a line before any header"
+                blocks[-1][1].append(resource)
+            first = False
+    for patient, resources in blocks:
+        assert (resources[0]["resourceType"], resources[0]["id"]) == ("Patient", patient)
+        for resource in resources[1:]:
+            assert resource["subject"]["reference"] == f"Patient/{patient}", resource
+    return blocks
+
+
+def test_a_v4_remote_export_downloads_partial_manifests_while_the_remote_still_runs(
+    console_client, stepped_remote, remote_key
+):
+    client_id = stepped_remote.register(public_jwks(remote_key))
+    server = make_server("v4lab", stepped_remote.base_url, client_id, remote_key)
+    operator = console_client("operator")
+    response = operator.post(
+        f"/remotes/{server.name}/export/",
+        {"level": "group", "group_id": GROUP_ID, "types": TYPES,
+         "output_format": "application/fhir+ndjson", "bulk_version": "4.0.0",
+         "organize_by_patient": "on", "allow_partial_manifests": "on"},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content
+    job_uuid = response["Location"].split("/")[-2]
+    export = RemoteExport.objects.get(job__uuid=job_uuid)
+    assert export.bulk_version == "4.0.0" and export.kickoff_path.endswith("/$export-v4")
+
+    remote_jobs = "SELECT id FROM exports_exportjob ORDER BY id DESC LIMIT 1"
+    wait_until(lambda: sqlite_rows(stepped_remote.var_dir, remote_jobs), "the remote job exists")
+    (remote_job,) = sqlite_rows(stepped_remote.var_dir, remote_jobs)[0]
+    output = remote_python(
+        stepped_remote,
+        "import json; from exports.partitions import plan_export; "
+        f"print('partitions', json.dumps(plan_export({remote_job})))",
+    )
+    (planned,) = [line for line in output.splitlines() if line.startswith("partitions ")]
+    partitions = json.loads(planned.removeprefix("partitions "))
+    assert len(partitions) == PATIENTS
+
+    remote_python(
+        stepped_remote,
+        "from exports.partitions import run_partition; "
+        f"run_partition(partition_id={partitions[0]}, worker='test')",
+    )
+    downloads = RemoteDownload.objects.filter(export=export, status="done")
+    wait_until(downloads.exists, "a file of the partial manifest was downloaded")
+    assert ExportJob.objects.get(uuid=job_uuid).status == ExportJob.Status.RUNNING
+    early = set(downloads.values_list("pk", flat=True))
+
+    remote_python(
+        stepped_remote,
+        "from exports.partitions import run_partition\n"
+        + "".join(f"run_partition(partition_id={p}, worker='test')\n" for p in partitions[1:]),
+    )
+    job = wait_for_job(job_uuid, timeout=90)
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+
+    export.refresh_from_db()
+    assert export.manifest["outputOrganizedBy"] == "Patient"
+    assert "request" not in export.manifest and "link" not in export.manifest
+    # Files listed while the remote ran were fetched before the remote said it was done.
+    finished = export.exchanges.filter(url=export.status_url, status=200).first()
+    file_gets = export.exchanges.filter(url__contains="/bulkfiles/", status=200)
+    assert file_gets.filter(answered_at__lt=finished.answered_at).exists()
+    assert early < set(RemoteDownload.objects.filter(export=export).values_list("pk", flat=True))
+
+    storage = get_storage()
+    files = [
+        storage.open_reader(file.storage_key).read()
+        for file in job.files.filter(kind="output").order_by("remote_download__pk")
+    ]
+    assert len(files) > PATIENTS  # blocks longer than a file were split
+    blocks = blocks_of(files)
+    remote_ids = stepped_remote.resource_ids()
+    patients = [patient for patient, _ in blocks]
+    assert len(patients) == len(set(patients)) and set(patients) == remote_ids["Patient"]
+    exported = {(r["resourceType"], r["id"]) for _, resources in blocks for r in resources}
+    assert exported == {(t, i) for t in TYPES.split(",") for i in remote_ids.get(t, ())}
+
+
+class V4Stub(FaultyExportServer):
+    """Offers `$export-v4` (POST only) and answers with a ballot manifest of one
+    organised file, whose second block lacks its Patient."""
+
+    def _reply(self, method, path, body, headers):
+        if path == "/$export-v4":
+            if method != "POST":
+                return 405, b"", {}
+            return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+        if method == "GET" and path == "/status":
+            manifest = {
+                "manifestType": "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/BulkDataManifest",
+                "transactionTime": "2026-01-01T00:00:00Z",
+                "requiresAccessToken": True,
+                "outputOrganizedBy": "Patient",
+                "output": [{"url": f"{self.base_url}/files/Patient.ndjson"}],
+            }
+            return 200, json.dumps(manifest).encode(), JSON
+        if path == "/files/Patient.ndjson":
+            return 200, self.file_body, NDJSON
+        if path == "/metadata":
+            statement = capability_statement(f"{self.base_url}/token")
+            statement["rest"][0]["operation"] = [{"name": "export-v4", "definition": "x|4.0.0"}]
+            return 200, json.dumps(statement).encode(), JSON
+        return super()._reply(method, path, body, headers)
+
+
+def header(patient: str) -> bytes:
+    reference = {"reference": f"Patient/{patient}"}
+    parameter = [{"name": "header", "valueReference": reference}]
+    return json.dumps({"resourceType": "Parameters", "parameter": parameter}).encode()
+
+
+GOOD_BLOCKS = b"\n".join(
+    [header("p1"), b'{"resourceType":"Patient","id":"p1"}',
+     header("p2"), b'{"resourceType":"Patient","id":"p2"}'],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (GOOD_BLOCKS, ""),
+        (b'{"resourceType":"Patient","id":"p1"}\n' + GOOD_BLOCKS, "before the first block header"),
+        (
+            GOOD_BLOCKS.replace(b'"id":"p2"', b'"id":"p3"'),
+            "line 4 is not Patient/p2, whose block its header opens",
+        ),
+        (GOOD_BLOCKS + b"\n" + header("p4"), "ends at line 5 without the Patient"),
+    ],
+)
+def test_organised_files_are_checked_block_by_block(remote_key, body, reason):
+    with serve(V4Stub(file_body=body)) as stub:
+        server = make_server("v4stub", stub.base_url, "us-at-stub", remote_key)
+        job = run_in_process(server, (("_type", "Patient"),), bulk_version="4.0.0")
+    kickoff = RemoteExport.objects.get(job=job).exchanges.get(url__contains="$export-v4")
+    assert kickoff.method == "POST"
+    if not reason:
+        assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+        assert job.files.get(kind="output").resource_type == "Patient-blocks"
+        return
+    assert job.status == ExportJob.Status.FAILED
+    assert reason in job.failure_reason
+    assert not job.files.exists()
