@@ -142,6 +142,13 @@ class LaunchForm(forms.Form):
         return self.cleaned_data["group_id"] if self.cleaned_data["level"] == GROUP else ""
 
 
+def bulk_data_label(version: str, organized_by: str = "", partial: bool = False) -> str:
+    """How a job page names the Bulk Data version an export speaks, and its v4 options."""
+    extras = [f"organised by {organized_by}"] if organized_by else []
+    extras += ["partial manifests"] if partial else []
+    return ", ".join([dict(VERSION_CHOICES).get(version, version), *extras])
+
+
 def group_label(group_id: str, name: str) -> str:
     """A Group as a dropdown names it: its name first, the id after."""
     return f"{name} ({group_id})" if name else group_id

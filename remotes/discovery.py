@@ -27,14 +27,7 @@ def discover_token_url(
 
     def get(path: str) -> HttpResult | str:
         try:
-            return http(
-                "GET",
-                f"{base}{path}",
-                headers={"Accept": "application/json"},
-                timeout=STEP_TIMEOUT,
-                verify_tls=verify_tls,
-                on_exchange=on_exchange,
-            )
+            return _get(base, path, verify_tls=verify_tls, on_exchange=on_exchange)
         except AddressRefused as error:
             raise DiscoveryError(str(error)) from None
         except FetchError as error:
@@ -48,6 +41,17 @@ def discover_token_url(
     if token_url:
         return token_url
     raise DiscoveryError(f"{smart_problem} and {metadata_problem}")
+
+
+def _get(base: str, path: str, *, verify_tls: bool, on_exchange: ExchangeHook | None) -> HttpResult:
+    return http(
+        "GET",
+        f"{base}{path}",
+        headers={"Accept": "application/json"},
+        timeout=STEP_TIMEOUT,
+        verify_tls=verify_tls,
+        on_exchange=on_exchange,
+    )
 
 
 def _json(result: HttpResult) -> object:
@@ -110,12 +114,5 @@ def offers_export_v4(
 ) -> bool:
     """Whether the server's CapabilityStatement offers `export-v4`; a server without a
     readable one does not."""
-    result = http(
-        "GET",
-        f"{base_url.rstrip('/')}/metadata",
-        headers={"Accept": "application/fhir+json"},
-        timeout=STEP_TIMEOUT,
-        verify_tls=verify_tls,
-        on_exchange=on_exchange,
-    )
+    result = _get(base_url.rstrip("/"), "/metadata", verify_tls=verify_tls, on_exchange=on_exchange)
     return result.status == 200 and declares_v4(_json(result))
