@@ -31,7 +31,7 @@ from bulkops.api import (
     validated,
 )
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, LENIENT, STRICT, V2, V4, export_path
+from bulkops.fhir.params import GROUP, LENIENT, STRICT, V2, V4, export_path, listed_pairs
 from bulkops.fhir.scopes import readable_types
 from bulkops.fhir.type_filters import MAX_TYPE_FILTERS, parse_filters
 from bulkops.fhir_http import absolute_url
@@ -288,22 +288,17 @@ def filter_problems(data: dict[str, Any]) -> list[str]:
 def _kickoff_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The launch as $export parameters, so planning is the FHIR kick-off's own; for
     $export-v4 one value per parameter (v4 digest B2) and its own options."""
-    v4 = data["bulk_version"] == V4
-
-    def listed(name: str, values: list[str]) -> list[tuple[str, str]]:
-        return [(name, value) for value in values] if v4 else [(name, ",".join(values))]
-
-    pairs = listed("_type", data["types"]) if data.get("types") else []
+    version = data["bulk_version"]
+    pairs = listed_pairs("_type", data.get("types") or [], version)
     for name in ("since", "until"):
         if data.get(name):
             pairs.append((f"_{name}", data[name].isoformat()))
-    if data.get("elements"):
-        pairs += listed("_elements", data["elements"])
+    pairs += listed_pairs("_elements", data.get("elements") or [], version)
     pairs += [("_typeFilter", text) for text in data.get("type_filters", [])]
     pairs += [("patient", f"Patient/{pid}") for pid in data.get("patients", [])]
-    if v4 and data.get("organize_output_by"):
+    if version == V4 and data.get("organize_output_by"):
         pairs.append(("organizeOutputBy", data["organize_output_by"]))
-    if v4 and data["allow_partial_manifests"]:
+    if version == V4 and data["allow_partial_manifests"]:
         pairs.append(("allowPartialManifests", "true"))
     return pairs
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from accounts.models import BackendClient
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, PATIENT, SYSTEM, V2, V4
+from bulkops.fhir.params import GROUP, PATIENT, SYSTEM, V2, V4, listed_pairs
 from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob
 from fhirstore.reads import group_names
@@ -129,10 +129,13 @@ class LaunchForm(forms.Form):
         ]
         if data["bulk_version"] == V4:  # one value per parameter (v4 digest B2)
             pairs = [
-                (param, value.strip())
+                pair
                 for param, text in pairs
-                for value in (text.split(",") if param in ("_type", "_elements") else [text])
-                if value.strip()
+                for pair in (
+                    listed_pairs(param, _names(text), V4)
+                    if param in ("_type", "_elements")
+                    else [(param, text)]
+                )
             ]
             pairs += [pair for name, pair in V4_OPTIONS.items() if data.get(name)]
         pairs += [("_typeFilter", line) for line in self.filter_lines() if line]
@@ -140,6 +143,10 @@ class LaunchForm(forms.Form):
 
     def group(self) -> str:
         return self.cleaned_data["group_id"] if self.cleaned_data["level"] == GROUP else ""
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def bulk_data_label(version: str, organized_by: str = "", partial: bool = False) -> str:
@@ -156,17 +163,20 @@ def group_label(group_id: str, name: str) -> str:
 
 def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
     """A finished job's stored parameters as kick-off pairs, to launch it again."""
-    stored = job.parameters
+    stored, version = job.parameters, job.bulk_version
     pairs: list[tuple[str, str]] = []
     if stored.get("_type") is not None:
-        pairs.append(("_type", ",".join(stored["_type"])))
+        pairs += listed_pairs("_type", stored["_type"], version) or [("_type", "")]
     for name in ("_since", "_until"):
         if stored.get(name):
             pairs.append((name, stored[name]))
-    if stored.get("_elements"):
-        pairs.append(("_elements", ",".join(stored["_elements"])))
+    pairs += listed_pairs("_elements", stored.get("_elements") or [], version)
     pairs.extend(("_typeFilter", text) for text in stored.get("_typeFilter", []))
     pairs.extend(("patient", ref) for ref in stored.get("patient", []))
+    if stored.get("organizeOutputBy"):
+        pairs.append(("organizeOutputBy", stored["organizeOutputBy"]))
+    if stored.get("allowPartialManifests"):
+        pairs.append(("allowPartialManifests", "true"))
     return pairs
 
 

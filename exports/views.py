@@ -324,6 +324,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             method="POST",
             access=access_for(client),
             base_url=absolute_url(request, "/fhir"),
+            version=job.bulk_version,
         )
         new_job = start_export(
             client=client,
@@ -335,6 +336,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             now=now,
             request=request,
             operator=request.user,
+            bulk_version=job.bulk_version,
         )
     except FhirError as error:
         messages.error(request, f"The export could not start again: {error.diagnostics}")

@@ -400,7 +400,7 @@ class _Listing:
     def __init__(self, client: BulkExportClient, version: str) -> None:
         self.client, self.version = client, version
         self.pages: list[dict[str, Any]] = []
-        self._frozen: dict[str, dict[str, Any]] = {}
+        self._frozen: dict[str, tuple[dict[str, Any], list[ListedFile]]] = {}
         self._handed_out: set[tuple[int, int]] = set()
 
     def new_files(self, first: Any) -> list[tuple[ListedFile, dict[str, Any]]]:
@@ -410,11 +410,15 @@ class _Listing:
             if url in visited or len(pages) >= MAX_MANIFEST_PAGES:
                 raise ManifestError("the manifest's pages link in a circle or never end")
             visited.add(url)
-            page = self._frozen.get(url) or self.client.manifest_page(url)
-            listed.append(check_manifest(page, self.version))
-            check_same_fields(first, page, len(pages) + 1)
-            if "link" in page:
-                self._frozen[url] = page
+            if url not in self._frozen:
+                page = self.client.manifest_page(url)
+                files = check_manifest(page, self.version)
+                check_same_fields(first, page, len(pages) + 1)
+                if "link" in page:
+                    self._frozen[url] = (page, files)
+            else:
+                page, files = self._frozen[url]
+            listed.append(files)
             pages.append(page)
         self.pages = pages
         fresh = []

@@ -83,6 +83,14 @@ def export_path(level: str, group_id: str = "", version: str = V2) -> str:
     return f"/Patient/{operation}" if level == PATIENT else f"/{operation}"
 
 
+def listed_pairs(name: str, values: Sequence[str], version: str) -> list[tuple[str, str]]:
+    """A list parameter as kick-off pairs: one pair per value for $export-v4 (a v4 client
+    SHALL NOT comma-join, v4 digest B2), one comma-joined pair for $export."""
+    if not values:
+        return []
+    return [(name, value) for value in values] if version == V4 else [(name, ",".join(values))]
+
+
 def accepted_parameters(level: str, version: str = V2) -> frozenset[str]:
     """The parameters a kick-off at `level` takes; any other is refused under strict
     handling and ignored with a warning under lenient."""

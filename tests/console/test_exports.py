@@ -464,6 +464,11 @@ def test_console_launches_a_bulk_data_4_export_and_its_page_says_so(
     page = browser.get(f"/exports/{job.uuid}/").content.decode()
     assert "4.0.0 ballot ($export-v4), organised by Patient, partial manifests" in page
 
+    browser.post(f"/exports/{job.uuid}/rerun/")
+    again = ExportJob.objects.exclude(pk=job.pk).get()
+    assert again.bulk_version == "4.0.0"
+    assert again.parameters == job.parameters and again.types == job.types
+
 
 @pytest.mark.django_db
 def test_bulk_data_4_options_on_a_2_0_0_launch_are_refused_next_to_the_field(

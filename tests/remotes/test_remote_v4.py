@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -152,9 +154,12 @@ def test_a_v4_remote_export_downloads_partial_manifests_while_the_remote_still_r
     assert exported == {(t, i) for t in TYPES.split(",") for i in remote_ids.get(t, ())}
 
 
+@dataclass
 class V4Stub(FaultyExportServer):
     """Offers `$export-v4` (POST only) and answers with a ballot manifest of one
-    organised file, whose second block lacks its Patient."""
+    organised file (`file_body`), changed by `changes` (None values removed)."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
 
     def _reply(self, method, path, body, headers):
         if path == "/$export-v4":
@@ -169,6 +174,8 @@ class V4Stub(FaultyExportServer):
                 "outputOrganizedBy": "Patient",
                 "output": [{"url": f"{self.base_url}/files/Patient.ndjson"}],
             }
+            manifest |= self.changes
+            manifest = {name: value for name, value in manifest.items() if value is not None}
             return 200, json.dumps(manifest).encode(), JSON
         if path == "/files/Patient.ndjson":
             return 200, self.file_body, NDJSON
@@ -216,3 +223,64 @@ def test_organised_files_are_checked_block_by_block(remote_key, body, reason):
     assert job.status == ExportJob.Status.FAILED
     assert reason in job.failure_reason
     assert not job.files.exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"error": []}, "the v4 manifest has 'error', which the 4.0.0 ballot renamed 'outcome'"),
+        (
+            {"output": [{"type": "Patient", "url": "http://127.0.0.1:1/files/Patient.ndjson"}]},
+            "output[0] of the manifest has a type although the output is organised",
+        ),
+        ({"extension": {"x": 1}}, "extension is not an array of Extensions"),
+        (
+            {"link": [{"relation": "next", "url": "http://a/1"}, {"relation": "next"}]},
+            "link is not one item with relation next",
+        ),
+        ({"requiresAccessToken": None}, "the manifest has no 'requiresAccessToken'"),
+        ({"outputOrganizedBy": None, "outputOrganizedByDetail": "x"}, "without outputOrganizedBy"),
+    ],
+)
+def test_a_manifest_outside_the_v4_model_fails_the_export_before_any_download(
+    remote_key, changes, reason
+):
+    with serve(V4Stub(file_body=GOOD_BLOCKS, changes=changes)) as stub:
+        server = make_server("v4stub", stub.base_url, "us-at-stub", remote_key)
+        job = run_in_process(server, bulk_version="4.0.0")
+        files_asked = [path for method, path, _ in stub.requests if path.startswith("/files/")]
+    assert job.status == ExportJob.Status.FAILED
+    assert reason in job.failure_reason
+    assert files_asked == [] and not RemoteDownload.objects.exists()
+
+
+def test_a_file_of_another_size_than_its_manifest_says_fails_the_export(remote_key):
+    output = {"url": "", "fileSize": len(GOOD_BLOCKS) + 1}
+    with serve(V4Stub(file_body=GOOD_BLOCKS)) as stub:
+        output["url"] = f"{stub.base_url}/files/Patient.ndjson"
+        stub.changes = {"output": [output]}
+        server = make_server("v4stub", stub.base_url, "us-at-stub", remote_key)
+        job = run_in_process(server, bulk_version="4.0.0")
+    assert job.status == ExportJob.Status.FAILED
+    assert f"has {len(GOOD_BLOCKS)} bytes; the manifest's fileSize says" in job.failure_reason
+
+
+def test_a_v4_export_from_a_server_that_does_not_offer_it_is_not_kicked_off(remote_key):
+    with serve(FaultyExportServer()) as stub:
+        server = make_server("v2only", stub.base_url, "us-at-stub", remote_key)
+        job = run_in_process(server, bulk_version="4.0.0")
+        kickoffs = [path for _, path, _ in stub.requests if "$export" in path]
+    assert job.status == ExportJob.Status.FAILED
+    assert "v2only's CapabilityStatement does not offer export-v4" in job.failure_reason
+    assert kickoffs == []
+
+
+def test_a_next_page_on_another_origin_is_refused_without_sending_our_token(remote_key):
+    with serve(FaultyExportServer()) as elsewhere, serve(V4Stub(file_body=GOOD_BLOCKS)) as stub:
+        page = f"{elsewhere.base_url}/page/2"
+        stub.changes = {"link": [{"relation": "next", "url": page}]}
+        server = make_server("v4stub", stub.base_url, "us-at-stub", remote_key)
+        job = run_in_process(server, bulk_version="4.0.0")
+    assert job.status == ExportJob.Status.FAILED
+    assert f"next page {page} is not on the FHIR server's origin" in job.failure_reason
+    assert elsewhere.requests == []
