@@ -440,7 +440,7 @@ class BulkExportClient:
         up to `transient_retries` times. No wait is longer than `max_wait` or ends past
         `timeout`, and `should_stop` is heard every second. The exchange log notes every
         retry and every wait shortened. `on_partial` hears the partial manifest a 202
-        carries (v4 `allowPartialManifests`, v4 digest §1.8)."""
+        carries as `application/json` (v4 `allowPartialManifests`, v4 digest §1.8)."""
         deadline = time.monotonic() + timeout
         delay, transients = 1.0, 0
         while time.monotonic() < deadline:
@@ -463,7 +463,7 @@ class BulkExportClient:
             self._log(seen, pause.note)
             if result.status == 202:
                 on_progress(result.headers.get("X-Progress", ""))
-                if on_partial is not None and result.body.strip():
+                if on_partial is not None and _is_json(result) and result.body.strip():
                     on_partial(_manifest_json(result))
             delay = pause.seconds
             _sleep_unless(delay, should_stop)
@@ -623,6 +623,12 @@ def retry_after(value: str) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return max(MIN_WAIT, when.timestamp() - time.time())
+
+
+def _is_json(result: HttpResult) -> bool:
+    """A partial manifest is `application/json` (v4 digest §1.8); a 202 may also carry
+    an OperationOutcome (`application/fhir+json`), which is no manifest."""
+    return result.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
 
 
 def _manifest_json(result: HttpResult) -> dict[str, Any]:

@@ -244,7 +244,7 @@ class _Runner:
                     self._progress,
                     timeout=WAIT_TIMEOUT,
                     should_stop=self.cancelled,
-                    on_partial=partial if self.export.bulk_version == V4 else None,
+                    on_partial=partial if self._asked_partial_manifests() else None,
                 )
                 self._save(manifest=manifest)
                 fresh = listing.new_files(manifest)
@@ -258,6 +258,11 @@ class _Runner:
             with self.phase(RemoteExport.Phase.DELETE):
                 self._delete_remote_job()
         self._complete(manifest, transfers)
+
+    def _asked_partial_manifests(self) -> bool:
+        return self.export.bulk_version == V4 and (
+            ["allowPartialManifests", "true"] in self.export.kickoff_pairs
+        )
 
     def _progress(self, text: str) -> None:
         self._save(progress=text[:200])

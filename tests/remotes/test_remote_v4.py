@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from bulkops.signing_keys import public_jwks
 from exports.models import ExportJob
@@ -26,6 +27,7 @@ from tests.remotes.stub_server import (
     NDJSON,
     FaultyExportServer,
     capability_statement,
+    outcome,
     serve,
 )
 
@@ -166,6 +168,9 @@ class V4Stub(FaultyExportServer):
             if method != "POST":
                 return 405, b"", {}
             return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+        if method == "GET" and path == "/status" and self.polls:
+            status, sent, *data = self.polls.pop(0)
+            return status, data[0] if data else b"", sent
         if method == "GET" and path == "/status":
             manifest = {
                 "manifestType": "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/BulkDataManifest",
@@ -284,3 +289,21 @@ def test_a_next_page_on_another_origin_is_refused_without_sending_our_token(remo
     assert job.status == ExportJob.Status.FAILED
     assert f"next page {page} is not on the FHIR server's origin" in job.failure_reason
     assert elsewhere.requests == []
+
+
+def test_an_operation_outcome_on_a_running_poll_is_no_partial_manifest(remote_key):
+    progress = json.dumps(outcome("informational", "Still exporting")).encode()
+    running = (202, {"Content-Type": "application/fhir+json", "Retry-After": "1"}, progress)
+    with serve(V4Stub(file_body=GOOD_BLOCKS, polls=[running])) as stub:
+        server = make_server("v4stub", stub.base_url, "us-at-stub", remote_key)
+        pairs = (("_type", "Patient"), ("allowPartialManifests", "true"))
+        job = run_in_process(server, pairs, bulk_version="4.0.0")
+    assert job.status == ExportJob.Status.COMPLETED, job.failure_reason
+    assert job.files.get(kind="output").resource_count == 4
+
+
+def test_remote_export_command_asks_for_bulk_data_4_options_only_with_it(remote_key):
+    make_server("v4stub", "http://127.0.0.1:9/fhir", "us", remote_key)
+    with pytest.raises(CommandError, match="need --bulk-data-4"):
+        call_command("remote_export", "v4stub", "--system", "--organize-by-patient")
+    assert not ExportJob.objects.exists()
