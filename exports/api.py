@@ -31,7 +31,7 @@ from bulkops.api import (
     validated,
 )
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, LENIENT, STRICT
+from bulkops.fhir.params import GROUP, LENIENT, STRICT, V2, V4, export_path, listed_pairs
 from bulkops.fhir.scopes import readable_types
 from bulkops.fhir.type_filters import MAX_TYPE_FILTERS, parse_filters
 from bulkops.fhir_http import absolute_url
@@ -85,6 +85,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
             "warnings",
             "parameters",
             "request_url",
+            "bulk_version",
             "transaction_time",
             "created_at",
             "completed_at",
@@ -228,6 +229,21 @@ class JobLaunchApi(OperatorApi):
             help_text="The output storage: `default` or a name from BULKOPS_OUTPUT_STORAGES.",
         )
 
+        bulk_version = serializers.ChoiceField(
+            choices=[V2, V4],
+            default=V2,
+            help_text="4.0.0: a Bulk Data 4 export ($export-v4), its manifest in the "
+            "ballot's model.",
+        )
+        organize_output_by = serializers.ChoiceField(
+            choices=["Patient"],
+            required=False,
+            help_text="4.0.0 only: files of patient blocks, each led by a header line.",
+        )
+        allow_partial_manifests = serializers.BooleanField(
+            default=False, help_text="4.0.0 only: finished files are listed while it runs."
+        )
+
         def validate_storage(self, name: str) -> str:
             return checked_storage_name(name)
 
@@ -236,6 +252,12 @@ class JobLaunchApi(OperatorApi):
                 raise serializers.ValidationError(
                     {"group_id": "Give group_id for a group export, and only then."}
                 )
+            if data["bulk_version"] != V4:
+                for name in ("organize_output_by", "allow_partial_manifests"):
+                    if data.get(name):
+                        raise serializers.ValidationError(
+                            {name: "A Bulk Data 4.0.0 option: give bulk_version 4.0.0."}
+                        )
             if not data["lenient"] and (problems := filter_problems(data)):
                 raise serializers.ValidationError({"type_filters": problems})
             return data
@@ -260,6 +282,7 @@ class JobLaunchApi(OperatorApi):
             request=request,
             operator=request.user,
             storage=data["storage"],
+            bulk_version=data["bulk_version"],
         )
         return Response(_job_detail(request, job), status=status.HTTP_201_CREATED)
 
@@ -283,17 +306,20 @@ def filter_problems(data: dict[str, Any]) -> list[str]:
 
 
 def _kickoff_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """The launch as $export parameters, so planning is the FHIR kick-off's own."""
-    pairs = []
-    if data.get("types"):
-        pairs.append(("_type", ",".join(data["types"])))
+    """The launch as $export parameters, so planning is the FHIR kick-off's own; for
+    $export-v4 one value per parameter (v4 digest B2) and its own options."""
+    version = data["bulk_version"]
+    pairs = listed_pairs("_type", data.get("types") or [], version)
     for name in ("since", "until"):
         if data.get(name):
             pairs.append((f"_{name}", data[name].isoformat()))
-    if data.get("elements"):
-        pairs.append(("_elements", ",".join(data["elements"])))
+    pairs += listed_pairs("_elements", data.get("elements") or [], version)
     pairs += [("_typeFilter", text) for text in data.get("type_filters", [])]
     pairs += [("patient", f"Patient/{pid}") for pid in data.get("patients", [])]
+    if version == V4 and data.get("organize_output_by"):
+        pairs.append(("organizeOutputBy", data["organize_output_by"]))
+    if version == V4 and data["allow_partial_manifests"]:
+        pairs.append(("allowPartialManifests", "true"))
     return pairs
 
 
@@ -317,6 +343,7 @@ def _plan(
             method="POST",
             access=readable_types(client.scopes.split()),
             base_url=absolute_url(request, "/fhir"),
+            version=data["bulk_version"],
         )
     except FhirError as error:
         raise exceptions.ValidationError({"non_field_errors": [error.diagnostics]}) from error
@@ -324,11 +351,7 @@ def _plan(
 
 def _kickoff_url(request: Request, data: dict[str, Any], pairs: list[tuple[str, str]]) -> str:
     """The manifest's `request`: the equivalent FHIR kick-off URL."""
-    path = {
-        "system": "/fhir/$export",
-        "patient": "/fhir/Patient/$export",
-        "group": f"/fhir/Group/{data['group_id']}/$export",
-    }[data["level"]]
+    path = f"/fhir{export_path(data['level'], data['group_id'], data['bulk_version'])}"
     query = urlencode([(name, value) for name, value in pairs if name != "patient"])
     return absolute_url(request, f"{path}?{query}" if query else path)
 

@@ -25,6 +25,7 @@ import jwt
 from django.conf import settings
 
 from bulkops import outbound, untrusted_json
+from bulkops.fhir.params import V2, V4
 from bulkops.outbound import FetchError, same_origin
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -368,16 +369,20 @@ class BulkExportClient:
         patience: float = 600,
         should_stop: Callable[[], bool] = lambda: False,
         lenient: bool = False,
+        version: str = V2,
     ) -> str:
         """Start an export; its status URL. A 429 (the server already runs as many of our
         exports as it allows, spec §1.5) is tried again after Retry-After, else after a
         doubling wait, for up to `patience` seconds. `lenient` sends
-        `Prefer: handling=lenient`: the server may drop what it cannot honour (spec §1.2)."""
+        `Prefer: handling=lenient`: the server may drop what it cannot honour (spec §1.2).
+        `version` V4 kicks off as the 4.0.0 ballot wants (v4 digest B1, B2)."""
         deadline = time.monotonic() + patience
         delay = 1.0
         while True:
             seen: list[Exchange] = []
-            result = self._send_kick_off(path, params, seen.append, lenient=lenient)
+            result = self._send_kick_off(
+                path, params, seen.append, lenient=lenient, version=version
+            )
             if result.status != 429 or time.monotonic() >= deadline:
                 self._log(seen)
                 break
@@ -402,17 +407,20 @@ class BulkExportClient:
         hook: ExchangeHook,
         *,
         lenient: bool,
+        version: str,
     ) -> HttpResult:
         """GET with the parameters in the query; POST a Parameters body instead when
-        they name patients, which Bulk Data accepts only that way (spec §1.1)."""
+        they name patients, which Bulk Data accepts only that way (spec §1.1), and
+        always for the 4.0.0 ballot, whose kick-off is POST only (v4 digest B1)."""
         prefer = "respond-async, handling=lenient" if lenient else "respond-async"
         headers = {**self._auth(), "Accept": "application/fhir+json", "Prefer": prefer}
-        if any(name == "patient" for name, _ in params):
+        if version == V4 or any(name == "patient" for name, _ in params):
+            body = parameters_v4(params) if version == V4 else parameters_resource(params)
             return self._http(
                 "POST",
                 f"{self.base_url}{path}",
                 {**headers, "Content-Type": "application/fhir+json"},
-                json.dumps(parameters_resource(params)).encode(),
+                json.dumps(body).encode(),
                 hook=hook,
             )
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
@@ -424,13 +432,15 @@ class BulkExportClient:
         on_progress: Callable[[str], None],
         timeout: float = 3600,
         should_stop: Callable[[], bool] = lambda: False,
+        on_partial: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the manifest: wait what Retry-After asks (seconds or an HTTP-date),
         else 2 s; on 429 back off (Retry-After if given, else twice the previous wait, at
         most a minute); on a transient error (spec §2.2) poll again after 1, 2, 4 … s,
         up to `transient_retries` times. No wait is longer than `max_wait` or ends past
         `timeout`, and `should_stop` is heard every second. The exchange log notes every
-        retry and every wait shortened."""
+        retry and every wait shortened. `on_partial` hears the partial manifest a 202
+        carries as `application/json` (v4 `allowPartialManifests`, v4 digest §1.8)."""
         deadline = time.monotonic() + timeout
         delay, transients = 1.0, 0
         while time.monotonic() < deadline:
@@ -441,10 +451,7 @@ class BulkExportClient:
             result = self._http("GET", status_url, headers, hook=seen.append)
             if result.status == 200:
                 self._log(seen)
-                try:
-                    return result.json()
-                except ValueError:
-                    raise BulkClientError("the manifest is not valid JSON") from None
+                return _manifest_json(result)
             pause = self._after_poll(result, delay, transients)
             if pause is None:
                 self._log(seen)
@@ -456,6 +463,8 @@ class BulkExportClient:
             self._log(seen, pause.note)
             if result.status == 202:
                 on_progress(result.headers.get("X-Progress", ""))
+                if on_partial is not None and _is_json(result) and result.body.strip():
+                    on_partial(_manifest_json(result))
             delay = pause.seconds
             _sleep_unless(delay, should_stop)
         raise BulkClientError(f"export did not finish within {timeout:.0f}s")
@@ -476,6 +485,18 @@ class BulkExportClient:
             f"A transient error ({code}), not the end of the export: polling again, "
             f"retry {transients + 1} of {self.transient_retries}.",
         )
+
+    def manifest_page(self, url: str) -> dict[str, Any]:
+        """A page of a paged manifest (`link` next, v4 digest §1.8). Our token goes only
+        to this server's own origin, as for the status URL."""
+        if not same_origin(url, self.base_url):
+            raise BulkClientError(
+                f"the manifest's next page {redact_url(url)} is not on the FHIR server's origin"
+            )
+        result = self._http("GET", url, {**self._auth(), "Accept": "application/json"})
+        if result.status != 200:
+            raise BulkClientError(f"the manifest page failed: {describe_error(result)}")
+        return _manifest_json(result)
 
     def delete(self, status_url: str) -> int:
         """DELETE the job at the server (cancel, or let it free the files); the status."""
@@ -562,6 +583,25 @@ def parameters_resource(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def parameters_v4(params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Kick-off parameters as the 4.0.0 ballot's Parameters body: one value per
+    parameter (`_type=A,B` becomes two, v4 digest B2), `allowPartialManifests` a
+    boolean, `_until` an instant."""
+    pairs = [
+        (name, one)
+        for name, text in params
+        for one in (text.split(",") if name in ("_type", "_elements") else [text])
+        if one.strip()
+    ]
+    body = parameters_resource(pairs)
+    for parameter in body["parameter"]:
+        if parameter["name"] == "allowPartialManifests":
+            parameter["valueBoolean"] = parameter.pop("valueString") == "true"
+        elif parameter["name"] == "_until":
+            parameter["valueInstant"] = parameter.pop("valueString")
+    return body
+
+
 def backoff(result: HttpResult, delay: float) -> float:
     """How long to wait after a 429: what Retry-After asks, else twice the previous wait
     (at most a minute)."""
@@ -583,6 +623,19 @@ def retry_after(value: str) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return max(MIN_WAIT, when.timestamp() - time.time())
+
+
+def _is_json(result: HttpResult) -> bool:
+    """A partial manifest is `application/json` (v4 digest §1.8); a 202 may also carry
+    an OperationOutcome (`application/fhir+json`), which is no manifest."""
+    return result.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+
+
+def _manifest_json(result: HttpResult) -> dict[str, Any]:
+    try:
+        return result.json()
+    except ValueError:
+        raise BulkClientError("the manifest is not valid JSON") from None
 
 
 def _head(chunks: Iterator[bytes]) -> bytes:

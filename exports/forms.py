@@ -8,13 +8,19 @@ from django.utils import timezone
 
 from accounts.models import BackendClient
 from bulkops.fhir.outcome import FhirError
-from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
+from bulkops.fhir.params import GROUP, PATIENT, SYSTEM, V2, V4, listed_pairs
 from bulkops.fhir.type_filters import parse_filters
 from exports.models import ExportJob
 from exports.storage import DEFAULT_STORAGE, storage_names
 from fhirstore.reads import group_names
 
 LEVEL_CHOICES = [(SYSTEM, "System"), (PATIENT, "Patient"), (GROUP, "Group")]
+VERSION_CHOICES = [(V2, "2.0.0 ($export)"), (V4, "4.0.0 ballot ($export-v4)")]
+# The kick-off parameters only the 4.0.0 ballot has, by form field.
+V4_OPTIONS = {
+    "organize_by_patient": ("organizeOutputBy", "Patient"),
+    "allow_partial_manifests": ("allowPartialManifests", "true"),
+}
 OUTPUT_FORMATS = ["application/fhir+ndjson", "application/ndjson", "ndjson"]
 
 
@@ -70,6 +76,20 @@ class LaunchForm(forms.Form):
         error_messages={"invalid_choice": "No output storage is called %(value)s."},
         help_text="Where the files go: the default storage, or one of BULKOPS_OUTPUT_STORAGES.",
     )
+    bulk_version = forms.ChoiceField(
+        label="Bulk Data version", choices=VERSION_CHOICES, initial=V2, required=False
+    )
+    organize_by_patient = forms.BooleanField(
+        label="organizeOutputBy=Patient",
+        required=False,
+        help_text="4.0.0 only: files of patient blocks, each led by a header line naming "
+        "its Patient.",
+    )
+    allow_partial_manifests = forms.BooleanField(
+        label="allowPartialManifests",
+        required=False,
+        help_text="4.0.0 only: finished files are listed while the export runs.",
+    )
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -85,6 +105,10 @@ class LaunchForm(forms.Form):
             self.add_error("group_id", "Choose the Group to export.")
         for problem in self.filter_problems():
             self.add_error("type_filters", problem)
+        data["bulk_version"] = data.get("bulk_version") or V2
+        for name, (parameter, _) in V4_OPTIONS.items():
+            if data.get(name) and data["bulk_version"] != V4:
+                self.add_error(name, f"{parameter} is a Bulk Data 4.0.0 parameter: choose 4.0.0.")
         return data
 
     def clean_storage(self) -> str:
@@ -117,11 +141,33 @@ class LaunchForm(forms.Form):
         pairs = [
             (param, data[field].strip()) for field, param in names.items() if data[field].strip()
         ]
+        if data["bulk_version"] == V4:  # one value per parameter (v4 digest B2)
+            pairs = [
+                pair
+                for param, text in pairs
+                for pair in (
+                    listed_pairs(param, _names(text), V4)
+                    if param in ("_type", "_elements")
+                    else [(param, text)]
+                )
+            ]
+            pairs += [pair for name, pair in V4_OPTIONS.items() if data.get(name)]
         pairs += [("_typeFilter", line) for line in self.filter_lines() if line]
         return [*pairs, ("_outputFormat", data["output_format"])]
 
     def group(self) -> str:
         return self.cleaned_data["group_id"] if self.cleaned_data["level"] == GROUP else ""
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def bulk_data_label(version: str, organized_by: str = "", partial: bool = False) -> str:
+    """How a job page names the Bulk Data version an export speaks, and its v4 options."""
+    extras = [f"organised by {organized_by}"] if organized_by else []
+    extras += ["partial manifests"] if partial else []
+    return ", ".join([dict(VERSION_CHOICES).get(version, version), *extras])
 
 
 def group_label(group_id: str, name: str) -> str:
@@ -131,17 +177,20 @@ def group_label(group_id: str, name: str) -> str:
 
 def rerun_pairs(job: ExportJob) -> list[tuple[str, str]]:
     """A finished job's stored parameters as kick-off pairs, to launch it again."""
-    stored = job.parameters
+    stored, version = job.parameters, job.bulk_version
     pairs: list[tuple[str, str]] = []
     if stored.get("_type") is not None:
-        pairs.append(("_type", ",".join(stored["_type"])))
+        pairs += listed_pairs("_type", stored["_type"], version) or [("_type", "")]
     for name in ("_since", "_until"):
         if stored.get(name):
             pairs.append((name, stored[name]))
-    if stored.get("_elements"):
-        pairs.append(("_elements", ",".join(stored["_elements"])))
+    pairs += listed_pairs("_elements", stored.get("_elements") or [], version)
     pairs.extend(("_typeFilter", text) for text in stored.get("_typeFilter", []))
     pairs.extend(("patient", ref) for ref in stored.get("patient", []))
+    if stored.get("organizeOutputBy"):
+        pairs.append(("organizeOutputBy", stored["organizeOutputBy"]))
+    if stored.get("allowPartialManifests"):
+        pairs.append(("allowPartialManifests", "true"))
     return pairs
 
 

@@ -40,9 +40,9 @@ def access_for(client: Any) -> ReadAccess:
     return CONSOLE_ACCESS if client is None else readable_types(client.scopes.split())
 
 
-def kickoff_path(level: str, group_id: str) -> str:
+def kickoff_path(level: str, group_id: str, version: str = V2) -> str:
     """The FHIR kick-off path of a level, for the manifest's `request` URL."""
-    return f"/fhir{export_path(level, group_id)}"
+    return f"/fhir{export_path(level, group_id, version)}"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from bulkops.fhir_http import absolute_url
 from exports.console_hooks import job_labels, launch_sources, panels_for
 from exports.file_audit import record_file_read
 from exports.filter_preview import preview_filters
-from exports.forms import JobFilterForm, LaunchForm, rerun_pairs
+from exports.forms import JobFilterForm, LaunchForm, bulk_data_label, rerun_pairs
 from exports.kickoff import ExportPlan, access_for, kickoff_path, plan_export
 from exports.manifests import applied_type_filters, manifest_as_served
 from exports.models import ExportJob
@@ -116,6 +116,7 @@ def plan_for_form(request: HttpRequest, form: LaunchForm) -> ExportPlan:
         method="POST",
         access=access_for(client),
         base_url=absolute_url(request, "/fhir"),
+        version=form.cleaned_data["bulk_version"],
     )
 
 
@@ -149,6 +150,14 @@ def job_lint(request: HttpRequest) -> HttpResponse:
     )
 
 
+def job_bulk_data(job: ExportJob) -> str:
+    return bulk_data_label(
+        job.bulk_version,
+        job.parameters.get("organizeOutputBy") or "",
+        bool(job.parameters.get("allowPartialManifests")),
+    )
+
+
 @require_http_methods(["GET", "POST"])
 @permission_required(RUN_EXPORTS)
 def job_launch(request: HttpRequest) -> HttpResponse:
@@ -165,12 +174,15 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                 group_id=group_id,
                 parameters=context["plan"].parameters,
                 type_plan=context["plan"].type_plan,
-                request_url=absolute_url(request, kickoff_path(level, group_id))
+                request_url=absolute_url(
+                    request, kickoff_path(level, group_id, data["bulk_version"])
+                )
                 + f"?{urlencode(form.pairs())}",
                 now=timezone.now(),
                 request=request,
                 operator=request.user,
                 storage=data["storage"],
+                bulk_version=data["bulk_version"],
             )
         except FhirError as error:
             context["refusal"] = error.diagnostics
@@ -231,6 +243,7 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
     for panel in context["panels"]:
         for file in panel.files_shown:
             record_file_read(request, file)
+    source_label = job_labels([job]).get(job.pk, "")
     context |= {
         "files": files if job.deleted_at is None else [],
         "totals": {
@@ -242,8 +255,10 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
         "parameters_json": json.dumps(job.parameters, indent=2),
         "type_filters": type_filter_rows(job),
         "until": job.parameters.get("_until"),
-        "source_label": job_labels([job]).get(job.pk, ""),
         "storage_missing": storage_missing,
+        "source_label": source_label,
+        # Another source (a remote server) says in its own panel what it spoke.
+        "bulk_data": "" if source_label else job_bulk_data(job),
         "timeline": AuditEvent.objects.filter(details__job=str(job.uuid)).order_by(
             "created_at", "pk"
         ),
@@ -318,6 +333,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             method="POST",
             access=access_for(client),
             base_url=absolute_url(request, "/fhir"),
+            version=job.bulk_version,
         )
         new_job = start_export(
             client=client,
@@ -330,6 +346,7 @@ def job_rerun(request: HttpRequest, job_id: str) -> HttpResponse:
             request=request,
             operator=request.user,
             storage=job.storage,
+            bulk_version=job.bulk_version,
         )
     except FhirError as error:
         messages.error(request, f"The export could not start again: {error.diagnostics}")

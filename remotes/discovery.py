@@ -4,6 +4,8 @@ extension. Errors say which step failed, so an operator knows what to fix there.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bulkops.outbound import AddressRefused, FetchError
 from exports.bulk_client import ExchangeHook, HttpResult, http
 
@@ -25,14 +27,7 @@ def discover_token_url(
 
     def get(path: str) -> HttpResult | str:
         try:
-            return http(
-                "GET",
-                f"{base}{path}",
-                headers={"Accept": "application/json"},
-                timeout=STEP_TIMEOUT,
-                verify_tls=verify_tls,
-                on_exchange=on_exchange,
-            )
+            return _get(base, path, verify_tls=verify_tls, on_exchange=on_exchange)
         except AddressRefused as error:
             raise DiscoveryError(str(error)) from None
         except FetchError as error:
@@ -46,6 +41,17 @@ def discover_token_url(
     if token_url:
         return token_url
     raise DiscoveryError(f"{smart_problem} and {metadata_problem}")
+
+
+def _get(base: str, path: str, *, verify_tls: bool, on_exchange: ExchangeHook | None) -> HttpResult:
+    return http(
+        "GET",
+        f"{base}{path}",
+        headers={"Accept": "application/json"},
+        timeout=STEP_TIMEOUT,
+        verify_tls=verify_tls,
+        on_exchange=on_exchange,
+    )
 
 
 def _json(result: HttpResult) -> object:
@@ -86,3 +92,27 @@ def _from_capability_statement(result: HttpResult | str) -> tuple[str, str]:
                 if inner.get("url") == "token" and inner.get("valueUri"):
                     return str(inner["valueUri"]), ""
     return "", "the CapabilityStatement has no oauth-uris extension with a token URL"
+
+
+def _listed(value: Any, name: str) -> list[Any]:
+    listed = value.get(name) if isinstance(value, dict) else None
+    return listed if isinstance(listed, list) else []
+
+
+def declares_v4(statement: Any) -> bool:
+    """Whether a CapabilityStatement lists an `export-v4` operation (the 4.0.0 ballot
+    beside 2.0.0, v4 digest §0) at any level."""
+    rest = next(iter(_listed(statement, "rest")), None)
+    operations = _listed(rest, "operation")
+    for resource in _listed(rest, "resource"):
+        operations = [*operations, *_listed(resource, "operation")]
+    return any(isinstance(op, dict) and op.get("name") == "export-v4" for op in operations)
+
+
+def offers_export_v4(
+    base_url: str, *, verify_tls: bool = True, on_exchange: ExchangeHook | None = None
+) -> bool:
+    """Whether the server's CapabilityStatement offers `export-v4`; a server without a
+    readable one does not."""
+    result = _get(base_url.rstrip("/"), "/metadata", verify_tls=verify_tls, on_exchange=on_exchange)
+    return result.status == 200 and declares_v4(_json(result))

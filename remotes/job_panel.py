@@ -8,6 +8,7 @@ import json
 from django.urls import reverse
 
 from exports.console_hooks import JobPanel, LaunchSource
+from exports.forms import bulk_data_label
 from exports.models import ExportFile, ExportJob
 from remotes.models import RemoteExport, RemoteServer
 
@@ -41,8 +42,14 @@ def remote_panel(job: ExportJob) -> JobPanel | None:
         for exchange in reversed(export.exchanges.order_by("-pk")[:EXCHANGES_SHOWN])
     ]
     downloads = list(export.downloads.select_related("file__job"))
+    pairs = dict(tuple(pair) for pair in export.kickoff_pairs)
     context = {
         "export": export,
+        "bulk_data": bulk_data_label(
+            export.bulk_version,
+            pairs.get("organizeOutputBy", ""),
+            pairs.get("allowPartialManifests") == "true",
+        ),
         "downloads": downloads,
         "timings": [(label, export.timings.get(phase)) for phase, label in PHASES],
         "manifest_json": json.dumps(export.manifest, indent=2) if export.manifest else "",

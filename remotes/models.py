@@ -232,6 +232,9 @@ class RemoteExport(models.Model):
     server = models.ForeignKey(RemoteServer, on_delete=models.PROTECT, related_name="exports")
     kickoff_path = models.CharField(max_length=500)
     kickoff_pairs = models.JSONField(default=list)
+    # The Bulk Data version spoken to the remote: 2.0.0 at $export, or the 4.0.0 ballot
+    # at $export-v4 (POST only, its manifest model, partial manifests, patient blocks).
+    bulk_version = models.CharField(max_length=8, default="2.0.0")
     status_url = models.TextField(blank=True)
     phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.QUEUED)
     progress = models.CharField(max_length=200, blank=True, help_text="The remote's X-Progress.")

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.audit import record_event
 from accounts.models import AuditEvent
 from bulkops import untrusted_json
+from bulkops.fhir.params import V4
 from bulkops.outbound import FetchError
 from bulkops.outbound.origins import origin_text, same_origin
 from exports.bulk_client import (
@@ -40,25 +42,31 @@ from exports.bulk_client import (
 from exports.models import ExportFile, ExportJob
 from exports.partitions import fail_export
 from exports.storage import get_storage
+from remotes.blocks import BlockError, BlockReader
 from remotes.crypto import DecryptionError
-from remotes.discovery import DiscoveryError, discover_token_url
+from remotes.discovery import DiscoveryError, discover_token_url, offers_export_v4
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
 from remotes.outcomes import ignored_type_filters, read_outcomes
+from remotes.remote_manifest import (
+    ListedFile,
+    ManifestError,
+    check_manifest,
+    check_same_fields,
+    merged,
+    next_url,
+)
 from remotes.token_destination import TokenDestinationRefused
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_WORKERS = 4
 WAIT_TIMEOUT = 6 * 3600
-MANIFEST_KINDS = ("output", "deleted", "error")
-
-
-class ManifestError(BulkClientError):
-    """The remote's manifest is not what Bulk Data 2.0 §2.3 describes."""
+MAX_MANIFEST_PAGES = 10_000  # a chain of `link` next longer than this is refused
 
 
 class NdjsonError(BulkClientError):
-    """A downloaded file is not NDJSON of FHIR resources."""
+    """A downloaded file is not NDJSON of FHIR resources (or not the layout and size
+    its manifest says)."""
 
 
 class ExchangeLog:
@@ -202,9 +210,19 @@ class _Runner:
             on_exchange=self.log.add,
         )
         with self.phase(RemoteExport.Phase.KICKOFF):
+            if self.export.bulk_version == V4 and not offers_export_v4(
+                target.base_url, verify_tls=target.verify_tls, on_exchange=self.log.add
+            ):
+                raise BulkClientError(
+                    f"{self.server.name}'s CapabilityStatement does not offer export-v4 "
+                    "(Bulk Data 4.0.0): export with 2.0.0 instead"
+                )
             pairs = [tuple(pair) for pair in self.export.kickoff_pairs]
             status_url = self.client.kick_off(
-                self.export.kickoff_path, pairs, should_stop=self.cancelled
+                self.export.kickoff_path,
+                pairs,
+                should_stop=self.cancelled,
+                version=self.export.bulk_version,
             )
             if not same_origin(status_url, target.base_url):
                 raise BulkClientError(
@@ -212,21 +230,39 @@ class _Runner:
                     f"origin ({origin_text(target.base_url)}), and our token goes nowhere else"
                 )
             self._save(status_url=status_url)
-        with self.phase(RemoteExport.Phase.WAITING):
-            manifest = self.client.wait(
-                self.export.status_url,
-                self._progress,
-                timeout=WAIT_TIMEOUT,
-                should_stop=self.cancelled,
-            )
-            self._save(manifest=manifest)
-            check_manifest(manifest)
-        with self.phase(RemoteExport.Phase.DOWNLOAD):
-            transfers = self._download(manifest)
+        listing = _Listing(self.client, self.export.bulk_version)
+        with self._downloads() as downloads:
+
+            def partial(page: dict[str, Any]) -> None:
+                """Files of a partial manifest are ready: fetch them while the export runs."""
+                downloads.add(listing.new_files(page))
+                downloads.watch(timeout=0)
+
+            with self.phase(RemoteExport.Phase.WAITING):
+                manifest = self.client.wait(
+                    self.export.status_url,
+                    self._progress,
+                    timeout=WAIT_TIMEOUT,
+                    should_stop=self.cancelled,
+                    on_partial=partial if self._asked_partial_manifests() else None,
+                )
+                self._save(manifest=manifest)
+                fresh = listing.new_files(manifest)
+                if len(listing.pages) > 1:
+                    manifest = merged(listing.pages)
+                    self._save(manifest=manifest)
+            with self.phase(RemoteExport.Phase.DOWNLOAD):
+                downloads.add(fresh)
+                transfers = downloads.finish()
         if self.server.delete_remote_job:
             with self.phase(RemoteExport.Phase.DELETE):
                 self._delete_remote_job()
         self._complete(manifest, transfers)
+
+    def _asked_partial_manifests(self) -> bool:
+        return self.export.bulk_version == V4 and (
+            ["allowPartialManifests", "true"] in self.export.kickoff_pairs
+        )
 
     def _progress(self, text: str) -> None:
         self._save(progress=text[:200])
@@ -235,53 +271,25 @@ class _Runner:
 
     # --- downloads ---------------------------------------------------------------------
 
-    def _download(self, manifest: dict[str, Any]) -> list[Transfer]:
-        transfers = [
-            Transfer(
-                RemoteDownload.objects.create(
-                    export=self.export,
-                    kind=kind,
-                    resource_type=item["type"],
-                    url=redact_url(item["url"]),
-                    storage_key=f"{self.job.uuid}/remote/{kind}-{index:04d}-{item['type']}.ndjson",
-                )
-            )
-            for kind in MANIFEST_KINDS
-            for index, item in enumerate(manifest.get(kind) or [])
-        ]
-        urls = [item["url"] for kind in MANIFEST_KINDS for item in manifest.get(kind) or []]
-        stop = threading.Event()
-        with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
-            futures: list[Future[None]] = [
-                pool.submit(self._fetch, transfer, url, manifest, stop)
-                for transfer, url in zip(transfers, urls, strict=True)
-            ]
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=1, return_when=FIRST_EXCEPTION)
-                self._write_progress(transfers)
-                self.log.flush()
-                failed = [f for f in done if f.exception() is not None]
-                if failed or self.cancelled():
-                    stop.set()
-                    for future in pending:
-                        future.cancel()
-                    wait(pending)
-                    self._write_progress(transfers)
-                    if failed:
-                        raise failed[0].exception()  # type: ignore[misc]
-                    raise ExportStopped
-        return transfers
+    @contextmanager
+    def _downloads(self) -> Iterator[_Downloads]:
+        """The export's downloads; whatever ends the export stops those still running."""
+        downloads = _Downloads(self)
+        try:
+            yield downloads
+        finally:
+            downloads.halt()
+            downloads.pool.shutdown()
 
     def _fetch(
-        self, transfer: Transfer, url: str, manifest: dict[str, Any], stop: threading.Event
+        self, transfer: Transfer, file: ListedFile, page: dict[str, Any], stop: threading.Event
     ) -> None:
         assert self.client is not None
         transfer.row.status = RemoteDownload.Status.RUNNING
-        checker = NdjsonChecker(transfer)
+        checker = NdjsonChecker(transfer, organized_by=file.organized_by)
         try:
             with (
-                self.client.open_file(url, manifest) as chunks,
+                self.client.open_file(file.url, page) as chunks,
                 get_storage().open_writer(transfer.row.storage_key) as out,
             ):
                 for chunk in chunks:
@@ -292,6 +300,11 @@ class _Runner:
                     transfer.bytes_done += len(chunk)
                     out.write(chunk)
                 checker.finish()
+            if file.file_size is not None and transfer.bytes_done != file.file_size:
+                raise NdjsonError(
+                    f"the {transfer.row.kind} file for {transfer.row.resource_type} has "
+                    f"{transfer.bytes_done} bytes; the manifest's fileSize says {file.file_size}"
+                )
         except BaseException:
             transfer.row.status = RemoteDownload.Status.FAILED
             raise
@@ -382,38 +395,111 @@ class _Runner:
                 logger.warning("remote job not deleted: %s", error, extra={"job": self.job.uuid})
 
 
-def check_manifest(manifest: Any) -> None:
-    """Refuse a manifest the downloads could not trust (spec §2.3 fields)."""
-    if not isinstance(manifest, dict):
-        raise ManifestError("the manifest is not a JSON object")
-    for name in ("transactionTime", "request", "requiresAccessToken", "output"):
-        if name not in manifest:
-            raise ManifestError(f"the manifest has no {name!r}")
-    if not isinstance(manifest["requiresAccessToken"], bool):
-        raise ManifestError("the manifest's requiresAccessToken is not true or false")
-    for kind in MANIFEST_KINDS:
-        items = manifest.get(kind, [])
-        if not isinstance(items, list):
-            raise ManifestError(f"the manifest's {kind!r} is not a list")
-        for index, item in enumerate(items):
-            if not (
-                isinstance(item, dict)
-                and isinstance(item.get("type"), str)
-                and item["type"].isalnum()
-                and isinstance(item.get("url"), str)
-                and item["url"].startswith(("http://", "https://"))
-            ):
-                raise ManifestError(
-                    f"{kind}[{index}] of the manifest needs a resource type and an http(s) url"
+class _Listing:
+    """The files of a remote manifest as its pages come: page 1 from the status URL
+    (while a v4 export runs, its partial manifest; at the end, the complete one), later
+    pages through `link` next (v4 only). A page with a `link` is frozen (v4 digest §1.8)
+    and not fetched again; each file is handed out once, by its place in its page (a
+    refreshed page may sign its URLs anew)."""
+
+    def __init__(self, client: BulkExportClient, version: str) -> None:
+        self.client, self.version = client, version
+        self.pages: list[dict[str, Any]] = []
+        self._frozen: dict[str, tuple[dict[str, Any], list[ListedFile]]] = {}
+        self._handed_out: set[tuple[int, int]] = set()
+
+    def new_files(self, first: Any) -> list[tuple[ListedFile, dict[str, Any]]]:
+        listed = [check_manifest(first, self.version)]
+        pages, page, visited = [first], first, set()
+        while self.version == V4 and (url := next_url(page)):
+            if url in visited or len(pages) >= MAX_MANIFEST_PAGES:
+                raise ManifestError("the manifest's pages link in a circle or never end")
+            visited.add(url)
+            if url not in self._frozen:
+                page = self.client.manifest_page(url)
+                files = check_manifest(page, self.version)
+                check_same_fields(first, page, len(pages) + 1)
+                if "link" in page:
+                    self._frozen[url] = (page, files)
+            else:
+                page, files = self._frozen[url]
+            listed.append(files)
+            pages.append(page)
+        self.pages = pages
+        fresh = []
+        for number, (page, files) in enumerate(zip(pages, listed, strict=True)):
+            for index, file in enumerate(files):
+                if (number, index) not in self._handed_out:
+                    self._handed_out.add((number, index))
+                    fresh.append((file, page))
+        return fresh
+
+
+class _Downloads:
+    """The file downloads of one export, in parallel, joined as manifests list files:
+    all at once from a complete manifest, page by page while a v4 export with partial
+    manifests still runs. The first failure, or a cancel, stops the rest."""
+
+    def __init__(self, runner: _Runner) -> None:
+        self.runner = runner
+        self.transfers: list[Transfer] = []
+        self.pending: set[Future[None]] = set()
+        self.stop = threading.Event()
+        self.pool = ThreadPoolExecutor(DOWNLOAD_WORKERS)
+        self._numbers: Counter[str] = Counter()
+
+    def add(self, files: list[tuple[ListedFile, dict[str, Any]]]) -> None:
+        for file, page in files:
+            index = self._numbers[file.kind]
+            self._numbers[file.kind] += 1
+            key = f"{self.runner.job.uuid}/remote/{file.kind}-{index:04d}-{file.resource_type}"
+            transfer = Transfer(
+                RemoteDownload.objects.create(
+                    export=self.runner.export,
+                    kind=file.kind,
+                    resource_type=file.resource_type,
+                    url=redact_url(file.url),
+                    storage_key=f"{key}.ndjson",
                 )
+            )
+            self.transfers.append(transfer)
+            self.pending.add(self.pool.submit(self.runner._fetch, transfer, file, page, self.stop))
+
+    def watch(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds, record progress, and raise the first failure
+        (or ExportStopped when the job was cancelled)."""
+        done, self.pending = wait(self.pending, timeout=timeout, return_when=FIRST_EXCEPTION)
+        self.runner._write_progress(self.transfers)
+        self.runner.log.flush()
+        failed = [future for future in done if future.exception() is not None]
+        if failed or self.runner.cancelled():
+            self.halt()
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
+            raise ExportStopped
+
+    def finish(self) -> list[Transfer]:
+        while self.pending:
+            self.watch(timeout=1)
+        return self.transfers
+
+    def halt(self) -> None:
+        self.stop.set()
+        for future in self.pending:
+            future.cancel()
+        wait(self.pending)
+        self.pending = set()
+        self.runner._write_progress(self.transfers)
 
 
 class NdjsonChecker:
-    """Checks streamed bytes line by line: each line one JSON FHIR resource."""
+    """Checks streamed bytes line by line: each line one JSON FHIR resource, and in an
+    organised file (v4 `organizeOutputBy`) each block led by its header line."""
 
-    def __init__(self, transfer: Transfer) -> None:
+    def __init__(self, transfer: Transfer, organized_by: str = "") -> None:
         self.transfer = transfer
         self._rest = b""
+        self._blocks = BlockReader(organized_by) if organized_by else None
 
     def feed(self, chunk: bytes) -> None:
         *lines, self._rest = (self._rest + chunk).split(b"\n")
@@ -423,6 +509,8 @@ class NdjsonChecker:
     def finish(self) -> None:
         self._line(self._rest)
         self._rest = b""
+        if self._blocks is not None:
+            self._in_blocks(lambda blocks: blocks.finish(self.transfer.lines))
 
     def _line(self, line: bytes) -> None:
         if not line.strip():
@@ -438,3 +526,15 @@ class NdjsonChecker:
                 f"line {self.transfer.lines} of the {row.kind} file for {row.resource_type} "
                 "is not a FHIR resource in JSON (the file is not NDJSON)"
             )
+        if self._blocks is not None:
+            self._in_blocks(lambda blocks: blocks.line(resource, self.transfer.lines))
+
+    def _in_blocks(self, step: Callable[[BlockReader], None]) -> None:
+        assert self._blocks is not None
+        try:
+            step(self._blocks)
+        except BlockError as error:
+            raise NdjsonError(
+                f"the {self.transfer.row.kind} file {self.transfer.row.url} "
+                f"breaks its block layout: {error}"
+            ) from None

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
-from bulkops.fhir.params import export_path
+from bulkops.fhir.params import V2, export_path
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from remotes.discovery import DiscoveryError, discover_token_url
@@ -185,10 +185,12 @@ def start_remote_export(
     actor: str,
     request: HttpRequest | None,
     queue: bool = True,
+    bulk_version: str = V2,
 ) -> ExportJob:
     """Record the job (no client: reachable only through the console) and queue it,
-    unless the caller runs it itself (`queue=False`, the command)."""
-    path = export_path(level, group_id)
+    unless the caller runs it itself (`queue=False`, the command). `bulk_version` V4
+    asks at `$export-v4` (the remote's CapabilityStatement offers it)."""
+    path = export_path(level, group_id, bulk_version)
     query = f"?{urlencode(pairs)}" if pairs else ""
     parameters: dict[str, list[str]] = {}
     for name, value in pairs:
@@ -204,7 +206,11 @@ def start_remote_export(
             transaction_time=timezone.now(),
         )
         RemoteExport.objects.create(
-            job=job, server=server, kickoff_path=path, kickoff_pairs=[list(p) for p in pairs]
+            job=job,
+            server=server,
+            kickoff_path=path,
+            kickoff_pairs=[list(p) for p in pairs],
+            bulk_version=bulk_version,
         )
         _audit(
             actor,

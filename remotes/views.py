@@ -215,6 +215,7 @@ def remote_launch(request: HttpRequest, name: str) -> HttpResponse:
             pairs=form.pairs(),
             actor=_actor(request),
             request=request,
+            bulk_version=form.cleaned_data["bulk_version"],
         )
         messages.success(request, f"Export from {server.name} started.")
         return redirect("console:job-detail", job_id=job.uuid)

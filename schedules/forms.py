@@ -34,6 +34,9 @@ class ScheduleForm(LaunchForm):
     since = None  # chained by the schedule itself when incremental
     until = None
     output_format = None
+    bulk_version = None  # schedules run 2.0.0 exports
+    organize_by_patient = None
+    allow_partial_manifests = None
 
     name = forms.CharField(max_length=100)
     frequency = forms.ChoiceField(choices=FREQUENCIES, initial="daily")

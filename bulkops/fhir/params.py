@@ -74,12 +74,21 @@ CUSTOM_ASSOCIATED_DATA = "urn:bulkops:include-associated-data"
 PARAMETER_ALIASES = {"_includeAssociatedData": "includeAssociatedData"}
 
 
-def export_path(level: str, group_id: str = "") -> str:
+def export_path(level: str, group_id: str = "", version: str = V2) -> str:
     """The kick-off path of a level below a FHIR base: `/Group/{id}/$export`,
-    `/Patient/$export` or `/$export`."""
+    `/Patient/$export` or `/$export`, with `-v4` for the 4.0.0 ballot's operation."""
+    operation = "$export-v4" if version == V4 else "$export"
     if level == GROUP:
-        return f"/Group/{group_id}/$export"
-    return "/Patient/$export" if level == PATIENT else "/$export"
+        return f"/Group/{group_id}/{operation}"
+    return f"/Patient/{operation}" if level == PATIENT else f"/{operation}"
+
+
+def listed_pairs(name: str, values: Sequence[str], version: str) -> list[tuple[str, str]]:
+    """A list parameter as kick-off pairs: one pair per value for $export-v4 (a v4 client
+    SHALL NOT comma-join, v4 digest B2), one comma-joined pair for $export."""
+    if not values:
+        return []
+    return [(name, value) for value in values] if version == V4 else [(name, ",".join(values))]
 
 
 def accepted_parameters(level: str, version: str = V2) -> frozenset[str]:

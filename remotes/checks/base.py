@@ -28,6 +28,7 @@ MISSING = {
     "manifest": "no manifest was obtained.",
     "files": "no file was downloaded.",
     "export_v4": "the server does not declare export-v4 (Bulk Data 4) in its CapabilityStatement.",
+    "v4_run": "no v4 export completed.",
 }
 
 
@@ -127,6 +128,7 @@ class Facts:
     completion_headers: httpx.Headers = field(default_factory=httpx.Headers)
     files: list[dict[str, Any]] = field(default_factory=list)  # per downloaded output file
     export_v4: bool = False  # the CapabilityStatement declares export-v4
+    v4_run: Any = None  # what the v4 kick-off check saw (remotes.checks.v4.V4Run)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def need(self, fact: str) -> Any:

@@ -37,7 +37,10 @@ CHECKS: tuple[Check, ...] = (
     Check("expires-header", "Files", manifest.expires_header),
     Check("delete", "Delete", delete.delete_job),
     Check("v4-get-refused", "Bulk Data 4", v4.v4_get_refused),
-    Check("v4-export", "Bulk Data 4", v4.v4_export),
+    Check("v4-kickoff-accepted", "Bulk Data 4", v4.v4_kickoff),
+    Check("v4-manifest-pages", "Bulk Data 4", v4.v4_manifest_pages),
+    Check("v4-organized-output", "Bulk Data 4", v4.v4_organized_output),
+    Check("v4-separate-export-status", "Bulk Data 4", v4.v4_separate_status),
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from bulkops.outbound import FetchError
 from remotes.checks.base import Facts, Recorder, is_absolute, media_type, parse_json
+from remotes.discovery import declares_v4
 
 BULK_IG = "http://hl7.org/fhir/uv/bulkdata"
 MAX_OWN_DEFINITIONS = 3  # per level: a statement listing hundreds costs no more
@@ -121,16 +122,6 @@ def _declares(rec: Recorder, level: str, operations: Any) -> str:
             return ""
         reasons.append(f"{definition}: {why}")
     return "; ".join(reasons) or "no operation named export"
-
-
-def declares_v4(statement: dict[str, Any]) -> bool:
-    """Whether a CapabilityStatement lists an `export-v4` operation at any level."""
-    rest = next(iter(_listed(statement, "rest")), None)
-    rest = rest if isinstance(rest, dict) else {}
-    operations = list(_listed(rest, "operation"))
-    for resource in _listed(rest, "resource"):
-        operations += _listed(resource, "operation") if isinstance(resource, dict) else []
-    return any(isinstance(op, dict) and op.get("name") == "export-v4" for op in operations)
 
 
 def capability_statement(rec: Recorder, facts: Facts) -> str:

@@ -3,32 +3,34 @@ CapabilityStatement declares an `export-v4` operation (as bulkops does beside `e
 skipped otherwise.
 
 One small export (`_type=Patient`, organised by Patient, with partial manifests and
-`Prefer: separate-export-status`) exercises the v4 request forms; its manifest pages
-and first file are checked against the ballot's rules, and the job is deleted again.
+`Prefer: separate-export-status`) exercises the v4 request forms (v4-kickoff-accepted);
+what it saw is judged by the checks after it: its manifest pages (v4-manifest-pages),
+the block layout of its first file (v4-organized-output) and how polls answered under
+separate-export-status (v4-separate-export-status). The job is deleted again.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 
+from bulkops import untrusted_json
 from bulkops.outbound import same_origin
-from exports.bulk_client import HttpResult
+from exports.bulk_client import HttpResult, parameters_v4
+from remotes.blocks import BlockError, BlockReader
 from remotes.checks.base import Facts, Recorder, is_absolute, media_type
 from remotes.checks.kickoff import POLL_TIMEOUT, _headers, _is_outcome, _wait_seconds
+from remotes.remote_manifest import NON_ARRAY, ManifestError, next_url
 
-V4_PARAMETERS = {
-    "resourceType": "Parameters",
-    "parameter": [
-        {"name": "_type", "valueString": "Patient"},
-        {"name": "organizeOutputBy", "valueString": "Patient"},
-        {"name": "allowPartialManifests", "valueBoolean": True},
-    ],
-}
+V4_PAIRS = [
+    ("_type", "Patient"),
+    ("organizeOutputBy", "Patient"),
+    ("allowPartialManifests", "true"),
+]
 SEPARATE = "respond-async, separate-export-status"
-NON_ARRAY = ("manifestType", "transactionTime", "requiresAccessToken", "outputFormat",
-             "outputOrganizedBy", "outputOrganizedByDetail")  # fmt: skip
 MAX_PAGES = 20
+FILE_HEAD_BYTES = 64 * 1024
 
 
 def v4_url(rec: Recorder) -> str:
@@ -52,10 +54,25 @@ def v4_get_refused(rec: Recorder, facts: Facts) -> str:
     return f"A GET kick-off of $export-v4 was refused with {result.status}."
 
 
-def v4_export(rec: Recorder, facts: Facts) -> str:
+@dataclass
+class V4Run:
+    """What the v4 kick-off check saw, for the checks that judge it: the poll answers
+    (status and X-Export-Status), the partial manifests, the manifest pages and the
+    start of the first output file."""
+
+    separate: bool  # Preference-Applied named separate-export-status
+    polls: list[tuple[int, str]] = field(default_factory=list)
+    partials: list[dict] = field(default_factory=list)
+    pages: list[dict] = field(default_factory=list)
+    paging_problem: str = ""
+    first_file: bytes = b""
+    first_file_truncated: bool = False
+
+
+def v4_kickoff(rec: Recorder, facts: Facts) -> str:
     facts.need("export_v4")
     facts.need("access_token")
-    body = json.dumps(V4_PARAMETERS).encode()
+    body = json.dumps(parameters_v4(V4_PAIRS)).encode()
     headers = _headers(facts, Prefer=SEPARATE, **{"Content-Type": "application/fhir+json"})
     result = rec.http("POST", v4_url(rec), headers=headers, data=body)
     rec.excerpt(f"kick-off answer ({result.status})", result.body)
@@ -66,54 +83,37 @@ def v4_export(rec: Recorder, facts: Facts) -> str:
     if not same_origin(location, rec.target.base_url):
         rec.fail(f"The status URL {location} is not on the FHIR server's origin.")
         return ""
-    separate = "separate-export-status" in result.headers.get("Preference-Applied", "")
-    if not separate:
-        rec.note("separate-export-status was not applied (optional).")
+    run = V4Run(separate="separate-export-status" in result.headers.get("Preference-Applied", ""))
     try:
-        done = _poll(rec, facts, location, separate=separate)
+        done = _poll(rec, facts, location, run)
         if done is not None:
-            _check_pages(rec, facts, done)
+            _read_pages(rec, facts, done, run)
+            facts.v4_run = run
     finally:
         rec.http("DELETE", location, headers=_headers(facts))
-    return (
-        "POST kick-off accepted; the manifest pages have the v4 shape, a single next link, "
-        "and files of Patient blocks."
-    )
+    return "The POST Parameters kick-off (one value per parameter) was accepted and completed."
 
 
-def _poll(rec: Recorder, facts: Facts, status_url: str, *, separate: bool) -> dict | None:
-    """Poll to completion; with separate-export-status every answer is 200 and the job's
-    status is X-Export-Status. Partial manifests seen on the way must stay as first shown."""
-    deadline, first_page = time.monotonic() + POLL_TIMEOUT, None
+def _poll(rec: Recorder, facts: Facts, status_url: str, run: V4Run) -> dict | None:
+    """Poll to completion; with separate-export-status the job's status is the
+    X-Export-Status of a 200. Every answer and partial manifest is kept for later checks."""
+    deadline = time.monotonic() + POLL_TIMEOUT
     while time.monotonic() < deadline:
         result = rec.http("GET", status_url, headers=_headers(facts, Accept="application/json"))
-        job_status = _job_status(rec, result, separate=separate)
+        exported = result.headers.get("X-Export-Status", "")
+        run.polls.append((result.status, exported))
+        job_status = int(exported[:3]) if run.separate and exported[:3].isdigit() else result.status
         if job_status == 200:
-            manifest = _json(rec, result)
-            if first_page is not None and manifest is not None:
-                _same_but_link(rec, first_page, manifest)
-            return manifest
+            return _json(rec, result)
         if job_status != 202:
             rec.excerpt(f"status answer ({result.status})", result.body)
             rec.fail(f"A poll answered {result.status}; the export did not complete.")
             return None
-        if result.body and first_page is None:
-            first_page = _json(rec, result)
-        elif result.body and first_page is not None and (page := _json(rec, result)):
-            _same_but_link(rec, first_page, page)
+        if result.body and (page := _json(rec, result)) is not None:
+            run.partials.append(page)
         time.sleep(_wait_seconds(rec, result, 1.0))
     rec.fail(f"The export did not complete within {POLL_TIMEOUT:.0f} s.")
     return None
-
-
-def _job_status(rec: Recorder, result: HttpResult, *, separate: bool) -> int:
-    if not separate or result.status != 200:
-        return result.status
-    header = result.headers.get("X-Export-Status", "")
-    if not header[:3].isdigit():
-        rec.fail("A 200 poll under separate-export-status had no X-Export-Status.")
-        return 0
-    return int(header[:3])
 
 
 def _json(rec: Recorder, result: HttpResult) -> dict | None:
@@ -129,54 +129,69 @@ def _json(rec: Recorder, result: HttpResult) -> dict | None:
     return value
 
 
-def _same_but_link(rec: Recorder, first: dict, later: dict) -> None:
-    """A partial manifest SHALL NOT change once returned, except to add `link`."""
-    if {k: v for k, v in first.items() if k != "link"} != {
-        k: v for k, v in later.items() if k != "link"
-    }:
-        rec.fail("A partial manifest changed after it was returned.")
-
-
-def _check_pages(rec: Recorder, facts: Facts, first: dict) -> None:
-    pages, page = [first], first
-    while "link" in page and len(pages) < MAX_PAGES:
-        links = page["link"]
-        if not (
-            isinstance(links, list)
-            and len(links) == 1
-            and isinstance(links[0], dict)
-            and links[0].get("relation") == "next"
-        ):
-            rec.fail("A manifest's link is not one item with relation next.")
-            return
-        result = rec.http("GET", links[0].get("url", ""), headers=_headers(facts))
+def _read_pages(rec: Recorder, facts: Facts, first: dict, run: V4Run) -> None:
+    """Follow `link` next (judged by v4-manifest-pages) and fetch the start of the first
+    output file (judged by v4-organized-output) before the job is deleted."""
+    run.pages = [first]
+    page = first
+    while "link" in page and len(run.pages) < MAX_PAGES:
+        try:
+            url = next_url(page)
+        except ManifestError as error:
+            run.paging_problem = f"{str(error).capitalize()}."
+            break
+        result = rec.http("GET", url, headers=_headers(facts, Accept="application/json"))
         if result.status != 200 or (page := _json(rec, result)) is None:
-            rec.fail(f"A linked manifest page answered {result.status}.")
-            return
-        pages.append(page)
-    for page in pages:
+            run.paging_problem = f"A linked manifest page answered {result.status}."
+            break
+        run.pages.append(page)
+    outputs = [item for page in run.pages for item in items(page, "output")]
+    url = outputs[0].get("url") if outputs else None
+    if is_absolute(url) and same_origin(url, rec.target.base_url):  # our token goes only there
+        headers = _headers(facts, Accept="application/fhir+ndjson", Prefer="")
+        result = rec.http("GET", url, headers=headers, max_bytes=FILE_HEAD_BYTES)
+        run.first_file, run.first_file_truncated = result.body, result.truncated
+
+
+def v4_manifest_pages(rec: Recorder, facts: Facts) -> str:
+    run: V4Run = facts.need("v4_run")
+    for partial in run.partials:
+        if _without_link(partial) != _without_link(run.partials[0]):
+            rec.fail("A partial manifest changed after it was returned.")
+            break
+    if run.partials and _without_link(run.partials[0]) != _without_link(run.pages[0]):
+        rec.fail("The complete manifest's first page differs from the partial one shown.")
+    if run.paging_problem:
+        rec.fail(run.paging_problem)
+    for number, page in enumerate(run.pages, start=1):
+        rec.excerpt(f"manifest page {number}", json.dumps(page).encode())
         _check_manifest(rec, page)
-        if {k: page.get(k) for k in NON_ARRAY} != {k: first.get(k) for k in NON_ARRAY}:
-            rec.fail("A linked page does not repeat the first page's non-array fields.")
-    outputs = [item for page in pages for item in items(page, "output")]
-    if outputs:
-        _check_first_block(rec, facts, outputs[0])
+        if {k: page.get(k) for k in NON_ARRAY} != {k: run.pages[0].get(k) for k in NON_ARRAY}:
+            rec.fail(f"Page {number} does not repeat the first page's non-array fields.")
+    if not run.partials:
+        rec.note("No partial manifest was shown while the export ran (allowed).")
+    return (
+        f"{len(run.pages)} manifest page(s) in the v4 model, linked by a single next link; "
+        f"{len(run.partials)} partial manifest(s) stayed as first shown."
+    )
+
+
+def _without_link(page: dict) -> dict:
+    return {name: value for name, value in page.items() if name != "link"}
 
 
 def _check_manifest(rec: Recorder, manifest: dict) -> None:
-    for field in ("transactionTime", "requiresAccessToken"):
-        if field not in manifest:
-            rec.fail(f"A manifest has no {field}.")
-    for field in ("request", "error"):
-        if field in manifest:
-            rec.fail(f"A v4 manifest has {field!r}, which 4.0.0 removed or renamed.")
+    for field_name in ("transactionTime", "requiresAccessToken"):
+        if field_name not in manifest:
+            rec.fail(f"A manifest has no {field_name}.")
+    for field_name in ("request", "error"):
+        if field_name in manifest:
+            rec.fail(f"A v4 manifest has {field_name!r}, which 4.0.0 removed or renamed.")
     if "extension" in manifest and not isinstance(manifest["extension"], list):
         rec.fail("extension is not an array of Extensions.")
     if "manifestType" not in manifest:
         rec.warn("The manifest has no manifestType (recommended; mandatory in future).")
     organized = manifest.get("outputOrganizedBy")
-    if organized != "Patient":
-        rec.warn("The output was not organised by Patient (organizeOutputBy is optional).")
     for item in items(manifest, "output"):
         if organized and "type" in item:
             rec.fail("output[].type is set although outputOrganizedBy is.")
@@ -190,22 +205,47 @@ def items(manifest: dict, name: str) -> list[dict]:
     return [item for item in listed if isinstance(item, dict)] if isinstance(listed, list) else []
 
 
-def _check_first_block(rec: Recorder, facts: Facts, item: dict) -> None:
-    headers = _headers(facts, Accept="application/fhir+ndjson", Prefer="")
-    if not is_absolute(item.get("url")) or not same_origin(item["url"], rec.target.base_url):
-        return  # only the server's own files get our token
-    result = rec.http("GET", item["url"], headers=headers, max_bytes=64 * 1024)
-    line = result.body.split(b"\n", 1)[0]
+def v4_organized_output(rec: Recorder, facts: Facts) -> str:
+    run: V4Run = facts.need("v4_run")
+    organized = run.pages[0].get("outputOrganizedBy")
+    if organized != "Patient":
+        rec.warn("The output was not organised by Patient (organizeOutputBy is optional).")
+        return ""
+    if not run.first_file:
+        rec.warn("No output file on the server's origin was listed to read.")
+        return ""
+    lines = run.first_file.split(b"\n")
+    if run.first_file_truncated:
+        lines = lines[:-1]  # cut off mid-line
+    rec.excerpt("first output file (start)", b"\n".join(lines[:4]))
+    reader, number = BlockReader("Patient"), 0
     try:
-        first = json.loads(line)
-    except ValueError:
-        rec.fail("The first output file does not start with a JSON line.")
-        return
-    parameters = first.get("parameter") if isinstance(first, dict) else None
-    header = parameters[0] if isinstance(parameters, list) and parameters else {}
-    if (
-        not isinstance(first, dict)
-        or first.get("resourceType") != "Parameters"
-        or not (isinstance(header, dict) and header.get("name") == "header")
-    ):
-        rec.fail("The first line of an organised file is not a Parameters header.")
+        for number, line in enumerate((line for line in lines if line.strip()), start=1):
+            resource = untrusted_json.loads(line)
+            if not isinstance(resource, dict):
+                raise BlockError(f"line {number} is not a JSON object")
+            reader.line(resource, number)
+        if not run.first_file_truncated:
+            reader.finish(number)
+    except (BlockError, ValueError) as error:
+        rec.fail(f"The first output file breaks the block layout: {error}.")
+        return ""
+    return f"The first output file holds {reader.blocks} block(s), each led by its header line."
+
+
+def v4_separate_status(rec: Recorder, facts: Facts) -> str:
+    run: V4Run = facts.need("v4_run")
+    if not run.separate:
+        return (
+            "Prefer: separate-export-status is not offered (optional): the kick-off "
+            "answered no Preference-Applied naming it."
+        )
+    for status, exported in run.polls:
+        if status != 200 or not exported[:3].isdigit():
+            rec.fail(
+                f"Under separate-export-status a poll answered {status} with "
+                f"X-Export-Status {exported or 'missing'}; every poll is 200 with the job's "
+                "status in X-Export-Status."
+            )
+            break
+    return f"Honoured: {len(run.polls)} poll(s) answered 200 with X-Export-Status."

@@ -298,3 +298,38 @@ def test_a_filter_that_cannot_be_applied_is_a_field_error_unless_lenient(api_as,
         "The _typeFilter 'Observation?_sort=date' cannot be applied",
         "The _typeFilter 'Condition?code=1' cannot be applied",
     ]
+
+
+@pytest.mark.django_db
+def test_launch_of_a_bulk_data_4_export_organised_with_partial_manifests(api_as, client_a, store):
+    fields = {
+        "level": "group", "group_id": "g1", "types": ["Patient", "Condition"],
+        "bulk_version": "4.0.0", "organize_output_by": "Patient",
+        "allow_partial_manifests": True,
+    }  # fmt: skip
+    assert launch(api_as("auditor"), client_a.backend_client.client_id, **fields).status_code == 403
+    assert not ExportJob.objects.exists()
+
+    response = launch(api_as("operator"), client_a.backend_client.client_id, **fields)
+    assert response.status_code == 201, response.content
+    job = response.json()
+    assert job["bulk_version"] == "4.0.0"
+    assert job["parameters"]["organizeOutputBy"] == "Patient"
+    assert job["parameters"]["allowPartialManifests"] is True
+    assert job["request_url"] == (
+        "http://testserver/fhir/Group/g1/$export-v4?_type=Patient&_type=Condition"
+        "&organizeOutputBy=Patient&allowPartialManifests=true"
+    )
+
+
+@pytest.mark.django_db
+def test_bulk_data_4_options_need_version_4(api_as, client_a, store):
+    response = launch(
+        api_as("operator"), client_a.backend_client.client_id,
+        level="system", organize_output_by="Patient",
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert response.json()["errors"] == {
+        "organize_output_by": ["A Bulk Data 4.0.0 option: give bulk_version 4.0.0."]
+    }
+    assert not ExportJob.objects.exists()

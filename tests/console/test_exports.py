@@ -438,3 +438,47 @@ def test_a_v4_job_page_shows_the_manifest_its_client_gets(
     page = html.unescape(console_client("operator").get(f"/exports/{job.uuid}/").content.decode())
     assert '"manifestType": "http://hl7.org/fhir/uv/bulkdata/StructureDefinition/' in page
     assert '"outputOrganizedBy": "Patient"' in page and '"request"' not in page
+
+
+@pytest.mark.django_db
+def test_console_launches_a_bulk_data_4_export_and_its_page_says_so(
+    console_client, store, client_a
+):
+    data = launch_data(
+        client_a.backend_client, types="Patient,Condition", bulk_version="4.0.0",
+        organize_by_patient="on", allow_partial_manifests="on",
+    )  # fmt: skip
+    assert console_client("auditor").post("/exports/new/", data).status_code == 403
+    assert not ExportJob.objects.exists()
+
+    browser = console_client("operator")
+    response = browser.post("/exports/new/", data)
+    job = ExportJob.objects.get()
+    assert response["Location"] == f"/exports/{job.uuid}/"
+    assert job.bulk_version == "4.0.0"
+    assert job.parameters["organizeOutputBy"] == "Patient"
+    assert job.parameters["allowPartialManifests"] is True
+    assert "/fhir/Group/g1/$export-v4?_type=Patient&_type=Condition&organizeOutputBy=Patient" in (
+        job.request_url
+    )
+    page = browser.get(f"/exports/{job.uuid}/").content.decode()
+    assert "4.0.0 ballot ($export-v4), organised by Patient, partial manifests" in page
+
+    browser.post(f"/exports/{job.uuid}/rerun/")
+    again = ExportJob.objects.exclude(pk=job.pk).get()
+    assert again.bulk_version == "4.0.0"
+    assert again.parameters == job.parameters and again.types == job.types
+
+
+@pytest.mark.django_db
+def test_bulk_data_4_options_on_a_2_0_0_launch_are_refused_next_to_the_field(
+    console_client, store, client_a
+):
+    browser = console_client("operator")
+    data = launch_data(client_a.backend_client, organize_by_patient="on")
+    response = browser.post("/exports/new/", data)
+    assert response.status_code == 200
+    assert "organizeOutputBy is a Bulk Data 4.0.0 parameter: choose 4.0.0." in html.unescape(
+        response.content.decode()
+    )
+    assert not ExportJob.objects.exists()

@@ -35,7 +35,8 @@ def test_battery_finds_nothing_wrong_with_bulkops(remote):
     statuses = {r.name: r.status for r in results}
     for name in ("token-request", "token-reused-jti", "kickoff-accepted", "manifest-fields",
                  "ndjson-files", "output-counts", "requires-access-token", "delete",
-                 "v4-get-refused", "v4-export"):  # fmt: skip
+                 "v4-get-refused", "v4-kickoff-accepted", "v4-manifest-pages",
+                 "v4-organized-output", "v4-separate-export-status"):  # fmt: skip
         assert statuses[name] == "pass", (name, statuses)
     files = next(r for r in results if r.name == "ndjson-files")
     # Evidence of the file's shape, no patient data: every value but type and id left out.
@@ -80,9 +81,13 @@ def test_battery_names_each_fault_of_a_broken_server():
         "expires-header": "warn",
         "delete": "fail",
         "v4-get-refused": "skip",
-        "v4-export": "skip",
+        "v4-kickoff-accepted": "skip",
+        "v4-manifest-pages": "skip",
+        "v4-organized-output": "skip",
+        "v4-separate-export-status": "skip",
     }
-    assert "does not declare export-v4" in results["v4-export"].summary
+    assert "does not declare export-v4" in results["v4-kickoff-accepted"].summary
+    assert "no v4 export completed" in results["v4-manifest-pages"].summary
     assert "private_key_jwt" in results["smart-configuration"].summary
     assert "issued a token" in results["token-expired-assertion"].summary
     assert "transactionTime is missing" in results["manifest-fields"].summary
@@ -152,10 +157,15 @@ class V2ShapedV4Server(ReferenceLikeServer):
         rest["operation"].append({"name": "export-v4", "definition": "x|4.0.0"})
         return statement
 
+    # Answers to give the kick-off and its polls: none, so the first poll is the manifest.
+    kickoff_headers: dict[str, str] = {}
+    polls_before: tuple[tuple[Any, ...], ...] = ()
+
     def _reply(self, method: str, path: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         if path.endswith("/$export-v4") and headers.get("Authorization") == f"Bearer {STUB_TOKEN}":
-            self.job_deleted, self.polls = False, []
-            return 202, b"", {"Content-Location": f"{self.base_url}/status"}
+            self.job_deleted, self.polls = False, list(self.polls_before)
+            location = {"Content-Location": f"{self.base_url}/status"}
+            return 202, b"", {**location, **self.kickoff_headers}
         return super()._reply(method, path, body, headers)
 
     def default_manifest(self) -> dict[str, Any]:
@@ -171,5 +181,31 @@ def test_the_v4_checks_name_a_2_0_0_manifest_behind_export_v4():
 
     assert results["v4-get-refused"].status == "fail"
     assert "was accepted" in results["v4-get-refused"].summary
-    assert results["v4-export"].status == "fail"
-    assert "not one item with relation next" in results["v4-export"].summary
+    assert results["v4-kickoff-accepted"].status == "pass"
+    pages = results["v4-manifest-pages"]
+    assert pages.status == "fail"
+    assert "not one item with relation next" in pages.summary
+    assert "has 'request'" in pages.summary and "has 'error'" in pages.summary
+    assert "output[].type is set although outputOrganizedBy is" in pages.summary
+    organized = results["v4-organized-output"]
+    assert organized.status == "fail"
+    assert "line 1 comes before the first block header" in organized.summary
+    separate = results["v4-separate-export-status"]
+    assert separate.status == "pass" and "not offered (optional)" in separate.summary
+
+
+class FalseSeparateStatusServer(V2ShapedV4Server):
+    """Says it applied separate-export-status, then answers a running job's poll 202
+    without X-Export-Status, as if it had not."""
+
+    kickoff_headers = {"Preference-Applied": "respond-async, separate-export-status"}
+    polls_before = ((202, {"Retry-After": "1"}),)
+
+
+def test_a_separate_export_status_applied_but_not_honoured_fails_its_check():
+    with serve(FalseSeparateStatusServer()) as stub:
+        results = {r.name: r for r in run_battery(stub_target(stub.base_url))}
+
+    separate = results["v4-separate-export-status"]
+    assert separate.status == "fail"
+    assert "a poll answered 202 with X-Export-Status missing" in separate.summary

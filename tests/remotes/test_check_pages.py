@@ -135,6 +135,9 @@ def test_checking_this_bulkops_from_the_console(
     assert check.status in ("pass", "warn")
     statuses = {r["name"]: r["status"] for r in check.results}
     assert statuses["ndjson-files"] == statuses["delete"] == "pass"
+    v4 = ("v4-get-refused", "v4-kickoff-accepted", "v4-manifest-pages", "v4-organized-output",
+          "v4-separate-export-status")  # fmt: skip
+    assert {name: statuses[name] for name in v4} == dict.fromkeys(v4, "pass")
     page = browser.get(f"/remotes/this-bulkops/checks/{check.pk}/").content.decode()
     assert 'data-check="ndjson-files"' in page
     actions = set(AuditEvent.objects.values_list("action", flat=True))

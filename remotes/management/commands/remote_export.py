@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bulkops.fhir.params import GROUP, PATIENT, SYSTEM
+from bulkops.fhir.params import GROUP, PATIENT, SYSTEM, V2, V4
 from exports.models import ExportJob
 from remotes.models import RemoteServer
 from remotes.runner import run_remote_export
@@ -31,17 +31,36 @@ class Command(BaseCommand):
         parser.add_argument("--elements", help="_elements")
         parser.add_argument("--type-filter", action="append", default=[], help="_typeFilter")
         parser.add_argument("--patient", action="append", default=[], help="a patient id")
+        parser.add_argument(
+            "--bulk-data-4",
+            action="store_true",
+            help="kick off at $export-v4 (the remote's CapabilityStatement must offer it)",
+        )
+        parser.add_argument(
+            "--organize-by-patient", action="store_true", help="organizeOutputBy=Patient (v4)"
+        )
+        parser.add_argument(
+            "--partial-manifests",
+            action="store_true",
+            help="allowPartialManifests: download files while the export runs (v4)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         server = RemoteServer.objects.filter(name=options["name"]).first()
         if server is None:
             raise CommandError(f"No remote server named {options['name']!r}.")
         level, group_id = self._level(server, options)
+        version = V4 if options["bulk_data_4"] else V2
+        options_v4 = [("organize_by_patient", ("organizeOutputBy", "Patient"))]
+        options_v4 += [("partial_manifests", ("allowPartialManifests", "true"))]
+        if version == V2 and any(options[name] for name, _ in options_v4):
+            raise CommandError("--organize-by-patient and --partial-manifests need --bulk-data-4.")
         pairs = [("_type", ",".join(options["type"]))] if options["type"] else []
         pairs += [(p, options[o]) for o, p in (("since", "_since"), ("elements", "_elements"))]
         pairs = [(name, value) for name, value in pairs if value]
         pairs += [("_typeFilter", value) for value in options["type_filter"]]
         pairs += [("patient", f"Patient/{value}") for value in options["patient"]]
+        pairs += [pair for name, pair in options_v4 if options[name]]
         job = start_remote_export(
             server,
             level=level,
@@ -50,6 +69,7 @@ class Command(BaseCommand):
             actor="command",
             request=None,
             queue=False,
+            bulk_version=version,
         )
         self.stdout.write(f"Job {job.uuid}: {job.request_url}")
         run_remote_export(job.pk, report=lambda text: self.stdout.write(f"  {text}"))
