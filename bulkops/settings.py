@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "fhirstore",
     "exports",
     "remotes",
+    "transfers",
     "schedules",
     "console",
     "submissions",

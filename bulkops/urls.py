@@ -19,6 +19,7 @@ from remotes.public_jwks import published_jwks
 from schedules.api_urls import urlpatterns as schedules_api
 from schedules.urls import urlpatterns as schedules_console
 from submissions.fhir_urls import urlpatterns as submit_fhir
+from transfers.fhir_urls import urlpatterns as delivery_fhir
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -28,7 +29,7 @@ urlpatterns = [
         token_views.smart_configuration,
         name="smart-configuration",
     ),
-    path("fhir/", include(([*export_fhir, *submit_fhir, *store_fhir], "fhir"))),
+    path("fhir/", include(([*export_fhir, *submit_fhir, *delivery_fhir, *store_fhir], "fhir"))),
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
