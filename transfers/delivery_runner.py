@@ -21,8 +21,10 @@ from accounts.models import AuditEvent
 from bulkops.fhir.submit import COMPLETED, IN_PROGRESS, STOPPED
 from bulkops.outbound import FetchError
 from exports.bulk_client import BulkClientError, ExportStopped
+from exports.models import ExportJob
 from remotes.crypto import DecryptionError
 from remotes.discovery import DiscoveryError
+from remotes.runner import run_remote_export
 from remotes.token_destination import TokenDestinationRefused
 from transfers import copies, credentials
 from transfers.models import Delivery
@@ -136,6 +138,19 @@ def _client(delivery: Delivery) -> SubmitClient:
         client = SubmitClient(delivery.server.target())
         client.tokens.token()
     return client
+
+
+def copy_delivery(delivery_id: int) -> None:
+    """A copy: run its remote export in this worker (remotes.runner), then send its
+    files here. A failed export fails the delivery (services.export_finished)."""
+    delivery = Delivery.objects.get(pk=delivery_id)
+    run_remote_export(delivery.job_id)
+    completed = ExportJob.objects.filter(
+        pk=delivery.job_id, status=ExportJob.Status.COMPLETED
+    ).exists()
+    waiting = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.WAITING)
+    if completed and waiting.update(status=Delivery.Status.QUEUED):
+        send_delivery(delivery_id)
 
 
 def close_delivery(delivery_id: int, submission_status: str) -> None:

@@ -37,7 +37,10 @@ class Delivery(models.Model):
         "remotes.RemoteServer",
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        # Deleting a remote server deletes its deliveries' history, as it does its
+        # exports'; a delivery then in flight loses its row, so its files are no longer
+        # served and its worker's updates touch nothing.
+        on_delete=models.CASCADE,
         related_name="deliveries",
         help_text="Empty: this bulkops (a copy of a remote server's export).",
     )

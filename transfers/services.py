@@ -19,7 +19,7 @@ from remotes.models import RemoteServer
 from remotes.services import start_remote_export
 from transfers.delivery_runner import audit, fail
 from transfers.models import Delivery
-from transfers.task_names import CLOSE_DELIVERY, SEND_DELIVERY
+from transfers.task_names import CLOSE_DELIVERY, COPY_DELIVERY, SEND_DELIVERY
 
 
 class DeliveryRefused(Exception):
@@ -44,10 +44,12 @@ def deliver(
     actor: str,
     request: HttpRequest | None,
     hold_open: bool = False,
+    queue: bool = True,
 ) -> Delivery:
     """Send `job` to `server` (None: into this bulkops) once it has finished: at once
-    when it has, else when it does (exports.finish_hooks). `base_url` is this server's
-    URL as the receiver reaches it. DeliveryRefused for a job that failed, was cancelled,
+    when it has, else when it does (exports.finish_hooks); with `queue` False the caller
+    sends it itself (the command). `base_url` is this server's URL as the receiver
+    reaches it. DeliveryRefused for a job that failed, was cancelled,
     deleted or expired, or a server with no client_id of ours yet."""
     if job.deleted_at is not None or (job.is_finished and job.status != ExportJob.Status.COMPLETED):
         raise DeliveryRefused("Only an export that completed and still has its files can be sent.")
@@ -80,7 +82,7 @@ def deliver(
             receiver=delivery.receiver_label,
             hold_open=delivery.hold_open,
         )
-        if finished:
+        if finished and queue:
             transaction.on_commit(lambda: enqueue(SEND_DELIVERY, delivery_id=delivery.pk))
     return delivery
 
@@ -96,12 +98,20 @@ def copy_from(
     request: HttpRequest | None,
 ) -> Delivery:
     """Run an export at `server` (remotes.services.start_remote_export) and import its
-    files here as one submission when it has downloaded them."""
+    files here as one submission once it has downloaded them, both in one task."""
     with transaction.atomic():
         job = start_remote_export(
-            server, level=level, group_id=group_id, pairs=pairs, actor=actor, request=request
+            server,
+            level=level,
+            group_id=group_id,
+            pairs=pairs,
+            actor=actor,
+            request=request,
+            queue=False,
         )
-        return deliver(job, None, base_url=base_url, actor=actor, request=request)
+        delivery = deliver(job, None, base_url=base_url, actor=actor, request=request)
+        transaction.on_commit(lambda: enqueue(COPY_DELIVERY, delivery_id=delivery.pk))
+    return delivery
 
 
 def export_finished(job_id: int) -> None:

@@ -3,3 +3,4 @@ importing that module (bulkops.task_queue.enqueue)."""
 
 SEND_DELIVERY = "transfers.tasks.send_delivery_task"
 CLOSE_DELIVERY = "transfers.tasks.close_delivery_task"
+COPY_DELIVERY = "transfers.tasks.copy_delivery_task"

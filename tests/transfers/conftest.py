@@ -16,6 +16,7 @@ from exports.models import ExportJob
 from fhirstore.models import Resource
 from remotes.models import RemoteServer
 from tests.accounts.conftest import console_client  # noqa: F401
+from tests.api.conftest import api_as  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
 from tests.exports.conftest import client_a, jwk_a, make_fhir_client, store  # noqa: F401
 from transfers.models import Delivery
