@@ -23,9 +23,9 @@ from bulkops.signing_keys import generate_private_jwk
 from exports.models import ExportJob
 from remotes.models import RemoteServer, ServerCheck
 from schedules.models import ExportSchedule
-from transfers.models import Delivery
 from tests.accounts.conftest import ensure_role_groups
 from tests.exports.conftest import stored_file
+from transfers.models import Delivery
 
 pytestmark = pytest.mark.django_db
 

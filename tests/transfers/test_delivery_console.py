@@ -129,8 +129,7 @@ def test_copy_from_a_remote_server_loads_its_export_here(source, console_client)
 
 def test_a_copied_file_that_is_refused_shows_why_escaped(source, console_client):
     source.stub.file_body = (
-        b'{"resourceType":"Patient","id":"fine"}\n'
-        b'{"resourceType":"<b>Observation</b>","id":"o1"}\n'
+        b'{"resourceType":"Patient","id":"fine"}\n{"resourceType":"<b>Observation</b>","id":"o1"}\n'
     )
     browser = console_client("operator")
     delivery = copy(browser, source)
