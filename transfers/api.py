@@ -22,7 +22,6 @@ from transfers import services
 from transfers.forms import SendForm
 from transfers.models import Delivery
 from transfers.queries import copy_files
-from transfers.views import base_url
 
 
 class OutcomeSerializer(serializers.Serializer):
@@ -108,14 +107,7 @@ class DeliveryCreateApi(OperatorApi):
                  for name, errors in form.errors.items()}
             )  # fmt: skip
         try:
-            delivery = services.deliver(
-                form.cleaned_data["job"],
-                form.cleaned_data["server"],
-                base_url=base_url(request),
-                actor=request.user.get_username(),
-                request=request,
-                hold_open=form.cleaned_data["hold_open"],
-            )
+            delivery = form.send(request)
         except services.DeliveryRefused as refused:
             raise Conflict(str(refused)) from None
         return Response(DeliveryOutputSerializer(delivery).data, status=status.HTTP_201_CREATED)

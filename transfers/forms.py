@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from django import forms
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
+from bulkops.fhir_http import absolute_url
 from exports.models import ExportJob
 from remotes.models import RemoteServer
+from transfers import services
+from transfers.models import Delivery
+
+
+def base_url(request: HttpRequest) -> str:
+    """This server's URL as receivers reach it: BULKOPS_BASE_URL, else the request's."""
+    return absolute_url(request, "/")
 
 
 def sendable_jobs() -> QuerySet[ExportJob]:
@@ -56,3 +65,14 @@ class SendForm(forms.Form):
                 "there, then add the client_id it gives us."
             )
         return server
+
+    def send(self, request: HttpRequest) -> Delivery:
+        """Send as the operator signed in to `request`; DeliveryRefused when it cannot."""
+        return services.deliver(
+            self.cleaned_data["job"],
+            self.cleaned_data["server"],
+            base_url=base_url(request),
+            actor=request.user.get_username(),
+            request=request,
+            hold_open=self.cleaned_data["hold_open"],
+        )

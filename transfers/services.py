@@ -5,18 +5,14 @@ asked; the work runs in Celery tasks (transfers.delivery_runner)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.db import transaction
 from django.http import HttpRequest
 
-from accounts.audit import record_event
-from accounts.models import AuditEvent
 from bulkops.fhir.submit import COMPLETED, STOPPED
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob
 from remotes.models import RemoteServer
-from remotes.services import start_remote_export
+from remotes.services import _audit, start_remote_export
 from transfers.delivery_runner import audit, fail
 from transfers.models import Delivery
 from transfers.task_names import CLOSE_DELIVERY, COPY_DELIVERY, SEND_DELIVERY
@@ -24,16 +20,6 @@ from transfers.task_names import CLOSE_DELIVERY, COPY_DELIVERY, SEND_DELIVERY
 
 class DeliveryRefused(Exception):
     """Nothing was sent; the message says why."""
-
-
-def _audit(actor: str, action: str, request: HttpRequest | None, **details: Any) -> None:
-    record_event(
-        actor_type=AuditEvent.ActorType.OPERATOR if request else AuditEvent.ActorType.SYSTEM,
-        actor=actor,
-        action=action,
-        request=request,
-        details=details,
-    )
 
 
 def deliver(

@@ -14,21 +14,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.decorators import permission_required
 from accounts.roles import RUN_EXPORTS, VIEW_CONSOLE
 from bulkops.fhir.submit import COMPLETED, STOPPED
-from bulkops.fhir_http import absolute_url
 from remotes.forms import RemoteLaunchForm
 from remotes.models import RemoteServer
 from transfers import services
 from transfers.copies import copy_finished
-from transfers.forms import SendForm
+from transfers.forms import SendForm, base_url
 from transfers.models import Delivery
 from transfers.queries import copy_files
 
 SHOWN = 50
-
-
-def base_url(request: HttpRequest) -> str:
-    """This server's URL as receivers reach it: BULKOPS_BASE_URL, else the request's."""
-    return absolute_url(request, "/")
 
 
 @require_GET
@@ -45,14 +39,7 @@ def delivery_send(request: HttpRequest) -> HttpResponse:
     form = SendForm(request.POST or None, initial={"job": request.GET.get("job")})
     if request.method == "POST" and form.is_valid():
         try:
-            delivery = services.deliver(
-                form.cleaned_data["job"],
-                form.cleaned_data["server"],
-                base_url=base_url(request),
-                actor=request.user.get_username(),
-                request=request,
-                hold_open=form.cleaned_data["hold_open"],
-            )
+            delivery = form.send(request)
         except services.DeliveryRefused as refused:
             form.add_error(None, str(refused))
         else:
