@@ -28,6 +28,9 @@ from remotes.token_destination import TokenDestinationRefused
 EVENT_STATUS = "http://hl7.org/fhir/event-status"
 WATCH_TIMEOUT = 6 * 3600
 MAX_OUTCOME_BYTES = 1024 * 1024
+# Issues kept from one status manifest: a receiver listing endless outcome files cannot
+# make us fetch and store them all.
+MAX_OUTCOMES = 1000
 
 
 @dataclass(frozen=True)
@@ -144,10 +147,13 @@ class SubmitClient:
         )
 
     def outcomes(self, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-        """Each `outcome[]` file read: its manifestUrl, severity, plain words and raw line."""
+        """Each `outcome[]` file read: its manifestUrl, severity, plain words and raw line;
+        at most MAX_OUTCOMES issues."""
         found: list[dict[str, Any]] = []
         items = manifest.get("outcome") if isinstance(manifest, dict) else None
         for item in items if isinstance(items, list) else []:
+            if len(found) >= MAX_OUTCOMES:
+                break
             if not isinstance(item, dict) or not isinstance(item.get("url"), str):
                 continue
             url = self._own(item["url"], "outcome file")
@@ -165,4 +171,4 @@ class SubmitClient:
                 raise BulkClientError(f"the outcome file {url} was answered HTTP {result.status}")
             for issue in read_outcomes(io.BytesIO(result.body)):
                 found.append({"manifest_url": str(item.get("manifestUrl") or ""), **issue})
-        return found
+        return found[:MAX_OUTCOMES]

@@ -23,6 +23,7 @@ from tests.remotes.stub_server import (
 from tests.transfers.conftest import exported_job, wait_for
 from transfers.models import Delivery
 from transfers.services import deliver
+from transfers.submit_client import MAX_OUTCOMES
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
@@ -34,6 +35,7 @@ class StubReceiver(StubServer):
 
     submit_answer: Reply = (200, b'{"resourceType":"OperationOutcome"}', {})
     elsewhere: str = ""
+    outcome_files: int = 1
     submitted: list[dict] = field(default_factory=list)  # the $bulk-submit bodies
 
     def answer(self, method: str, path: str, body: bytes) -> Reply:
@@ -49,8 +51,15 @@ class StubReceiver(StubServer):
             return json_reply(200, {
                 "submissionId": "x", "transactionTime": "2026-01-01T00:00:00Z",
                 "requiresAccessToken": True, "output": [],
-                "outcome": [{"url": f"{where}/outcome", "manifestUrl": "m"}],
+                "outcome": [{"url": f"{where}/outcome", "manifestUrl": "m"}] * self.outcome_files,
             })  # fmt: skip
+        if path == "/outcome":
+            issue = {"severity": "information", "code": "informational", "diagnostics": "ok"}
+            return (
+                200,
+                json.dumps({"resourceType": "OperationOutcome", "issue": [issue]}).encode(),
+                {},
+            )
         return 404, b"", {}
 
 
@@ -111,3 +120,15 @@ def test_a_refused_submission_says_what_the_receiver_said(store, client_a, stub_
     assert values["fhirBaseUrl"]["valueUrl"] == "http://127.0.0.1:1/fhir"
     (header,) = [p["part"] for p in sent["parameter"] if p["name"] == "fileRequestHeader"]
     assert header[0]["valueString"] == "Authorization"
+
+
+def test_a_receiver_listing_endless_outcome_files_is_read_up_to_a_bound(
+    store, client_a, stub_receiver
+):
+    stub_receiver.outcome_files = MAX_OUTCOMES + 50
+    delivery = send_to(stub_receiver, exported_job(client_a))
+
+    assert delivery.status == Delivery.Status.DONE, delivery.error
+    assert len(delivery.outcomes) == MAX_OUTCOMES
+    fetched = [path for _, path, _ in stub_receiver.requests if path == "/outcome"]
+    assert len(fetched) == MAX_OUTCOMES
