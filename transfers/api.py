@@ -21,7 +21,7 @@ from exports.api import Conflict
 from transfers import services
 from transfers.forms import SendForm
 from transfers.models import Delivery
-from transfers.queries import copy_files
+from transfers.queries import copy_files, shown_status
 
 
 class OutcomeSerializer(serializers.Serializer):
@@ -41,6 +41,9 @@ class CopyFileSerializer(serializers.Serializer):
 class DeliveryOutputSerializer(serializers.ModelSerializer):
     job = serializers.UUIDField(source="job.uuid")
     receiver = serializers.CharField(source="receiver_label")
+    status = serializers.SerializerMethodField(
+        help_text="waiting, queued, sending, open, watching, done, stopped or failed."
+    )
     outcomes = OutcomeSerializer(many=True)
     copy_files = serializers.SerializerMethodField(
         help_text="A copy's files as this bulkops loads them; empty for other deliveries."
@@ -64,6 +67,9 @@ class DeliveryOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "finished_at",
         ]
+
+    def get_status(self, delivery: Delivery) -> str:
+        return shown_status(delivery).lower()
 
     @extend_schema_field(CopyFileSerializer(many=True))
     def get_copy_files(self, delivery: Delivery) -> list[dict[str, Any]]:

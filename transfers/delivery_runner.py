@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent
+from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.submit import COMPLETED, IN_PROGRESS, STOPPED
 from bulkops.outbound import FetchError
 from exports.bulk_client import BulkClientError, ExportStopped
@@ -35,6 +36,7 @@ FAILURES = (
     FetchError,
     DiscoveryError,
     DecryptionError,
+    FhirError,  # our own submissions app refusing a copy
     TokenDestinationRefused,
     ExportStopped,
     OSError,

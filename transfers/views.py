@@ -17,10 +17,9 @@ from bulkops.fhir.submit import COMPLETED, STOPPED
 from remotes.forms import RemoteLaunchForm
 from remotes.models import RemoteServer
 from transfers import services
-from transfers.copies import copy_finished
 from transfers.forms import SendForm, base_url
 from transfers.models import Delivery
-from transfers.queries import copy_files
+from transfers.queries import copy_files, shown_status
 
 SHOWN = 50
 
@@ -28,7 +27,9 @@ SHOWN = 50
 @require_GET
 @permission_required(VIEW_CONSOLE)
 def delivery_list(request: HttpRequest) -> HttpResponse:
-    deliveries = Delivery.objects.select_related("job", "server")[:SHOWN]
+    deliveries = list(Delivery.objects.select_related("job", "server")[:SHOWN])
+    for delivery in deliveries:
+        delivery.shown_status = shown_status(delivery)
     servers = RemoteServer.objects.exclude(client_id="")
     return render(request, "transfers/list.html", {"deliveries": deliveries, "servers": servers})
 
@@ -77,7 +78,7 @@ def delivery_detail(request: HttpRequest, delivery_id: str) -> HttpResponse:
     context = {
         "delivery": delivery,
         "copy_files": copy_files(delivery),
-        "copy_finished": copy_finished(delivery),
+        "shown_status": shown_status(delivery),
     }
     return render(request, "transfers/detail.html", context)
 

@@ -120,7 +120,7 @@ def test_copy_from_a_remote_server_loads_its_export_here(source, console_client)
     live = Resource.objects.filter(resource_type="Patient", deleted=False)
     assert set(live.values_list("resource_id", flat=True)) == {"copied-1", "copied-2"}
     page = browser.get(f"/transfers/{delivery.uuid}/").content.decode()
-    assert '<dd id="delivery-status">done</dd>' in page
+    assert '<dd id="delivery-status">Done</dd>' in page
     assert '<td>Patient</td><td>loaded</td><td class="num">2</td>' in page
     # The Data page lists the copy's submission with its counts.
     data = browser.get("/data/").content.decode()
