@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "fhirstore",
     "exports",
     "remotes",
+    "transfers",
     "schedules",
     "console",
     "submissions",

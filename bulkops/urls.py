@@ -19,6 +19,8 @@ from remotes.public_jwks import published_jwks
 from schedules.api_urls import urlpatterns as schedules_api
 from schedules.urls import urlpatterns as schedules_console
 from submissions.fhir_urls import urlpatterns as submit_fhir
+from transfers.api_urls import urlpatterns as transfers_api
+from transfers.fhir_urls import urlpatterns as delivery_fhir
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -28,11 +30,14 @@ urlpatterns = [
         token_views.smart_configuration,
         name="smart-configuration",
     ),
-    path("fhir/", include(([*export_fhir, *submit_fhir, *store_fhir], "fhir"))),
+    path("fhir/", include(([*export_fhir, *submit_fhir, *delivery_fhir, *store_fhir], "fhir"))),
     # Our public key set for one remote, for its jwks_uri registration: no sign-in.
     path("jwks/<uuid:jwks_id>.json", published_jwks, name="remote-public-jwks"),
     path("remotes/", include("remotes.check_urls")),
-    path("api/v1/", include(([*accounts_api, *store_api, *exports_api, *schedules_api], "api"))),
+    path(
+        "api/v1/",
+        include(([*accounts_api, *store_api, *exports_api, *transfers_api, *schedules_api], "api")),
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script
     # (CSP). Swagger UI does add <style> elements, so this page alone allows those.
@@ -46,6 +51,7 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("accounts/", include("accounts.signin_urls")),
     path("remotes/", include("remotes.urls")),
+    path("transfers/", include("transfers.urls")),
     # The console's pages of every app, and the dashboard above them, in one namespace.
     path(
         "",

@@ -56,6 +56,11 @@ class RunOutputSerializer(serializers.ModelSerializer):
 class ScheduleOutputSerializer(serializers.ModelSerializer):
     client_id = serializers.CharField(source="client.client_id", allow_null=True)
     description = serializers.CharField()
+    submit_to = serializers.CharField(
+        source="submit_to.name",
+        allow_null=True,
+        help_text="The remote server each run's export is sent to ($bulk-submit).",
+    )
     notify_webhook = serializers.SerializerMethodField(
         help_text="The webhook's origin (its full URL is never shown again)."
     )
@@ -82,6 +87,7 @@ class ScheduleOutputSerializer(serializers.ModelSerializer):
             "last_slot",
             "notify_webhook",
             "notify_email",
+            "submit_to",
             "created_by",
             "created_at",
         ]
@@ -153,6 +159,13 @@ class ScheduleInputSerializer(serializers.Serializer):
     )
     notify_email = serializers.CharField(
         max_length=254, required=False, default="", allow_blank=True
+    )
+    submit_to = serializers.CharField(
+        max_length=64,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="A remote server's name: each run's export is sent to its $bulk-submit.",
     )
 
 

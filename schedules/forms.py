@@ -18,6 +18,7 @@ from django.utils import timezone
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir_http import absolute_url
 from exports.forms import LaunchForm
+from remotes.models import RemoteServer
 from schedules.cron import WEEKDAYS, CronError, daily, parse_cron, parse_zone, weekly
 from schedules.models import ExportSchedule
 from schedules.services import ScheduleFields, plan_run, save_schedule
@@ -75,6 +76,14 @@ class ScheduleForm(LaunchForm):
         help_text="Signs each call (HMAC-SHA256). Leave empty to keep the saved one.",
     )
     notify_email = forms.EmailField(label="Email", required=False)
+    submit_to = forms.ModelChoiceField(
+        queryset=RemoteServer.objects.exclude(client_id=""),
+        to_field_name="name",
+        required=False,
+        label="Send each run to",
+        empty_label="Nobody",
+        help_text="A remote server's $bulk-submit receives each run's export once it completes.",
+    )
 
     field_order = [
         "name",
@@ -95,6 +104,7 @@ class ScheduleForm(LaunchForm):
         "notify_webhook_url",
         "notify_webhook_secret",
         "notify_email",
+        "submit_to",
     ]
 
     def __init__(self, *args: Any, instance: ExportSchedule | None = None, **kwargs: Any) -> None:
@@ -179,6 +189,7 @@ class ScheduleForm(LaunchForm):
             "incremental": data["incremental"],
             "notify_webhook_url": data["notify_webhook_url"],
             "notify_email": data["notify_email"],
+            "submit_to": data["submit_to"],
         }
 
     def save(self, request: HttpRequest) -> ExportSchedule:
@@ -219,4 +230,5 @@ def initial_for(schedule: ExportSchedule) -> dict[str, Any]:
         "incremental": schedule.incremental,
         "notify_webhook_url": schedule.notify_webhook_url,
         "notify_email": schedule.notify_email,
+        "submit_to": schedule.submit_to.name if schedule.submit_to_id else None,
     }

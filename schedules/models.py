@@ -57,6 +57,15 @@ class ExportSchedule(models.Model):
     # Encrypted at rest (remotes.crypto); never shown again once saved.
     notify_webhook_secret = models.TextField(blank=True)
     notify_email = models.EmailField(blank=True)
+    # Each run's export, once complete, goes to this server's $bulk-submit (transfers).
+    submit_to = models.ForeignKey(
+        "remotes.RemoteServer",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Each run's export is sent to this server's $bulk-submit.",
+    )
     periodic_task = models.OneToOneField(
         "django_celery_beat.PeriodicTask",
         null=True,

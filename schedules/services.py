@@ -32,10 +32,12 @@ from exports.models import ExportJob
 from exports.services import start_export
 from exports.storage import storage_names
 from remotes.crypto import encrypt
+from remotes.models import RemoteServer
 from schedules.cron import fires_between, latest_fire, next_fire
 from schedules.models import ExportSchedule, ScheduleRun
 from schedules.notify import queue_run_notifications
 from schedules.task_names import RUN_SCHEDULE
+from transfers.services import DeliveryRefused, deliver
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class ScheduleFields:
     notify_webhook_url: str
     notify_webhook_secret: str | None  # None: keep the one saved
     notify_email: str
+    submit_to: RemoteServer | None = None
 
 
 def kickoff_pairs(schedule: ExportSchedule, since: datetime | None) -> list[tuple[str, str]]:
@@ -345,4 +348,22 @@ def _start(
     except FhirError as error:
         logger.warning("scheduled export refused", extra={"schedule": schedule.uuid})
         return error.diagnostics
+    return _deliver(schedule, run.job)
+
+
+def _deliver(schedule: ExportSchedule, job: ExportJob) -> str:
+    """Have the run's export sent to the schedule's receiver when it completes; why it
+    will not be, in words ("" when it will)."""
+    if schedule.submit_to is None:
+        return ""
+    try:
+        deliver(
+            job,
+            schedule.submit_to,
+            base_url=schedule.public_base_url(),
+            actor=f"schedule {schedule.name}",
+            request=None,
+        )
+    except DeliveryRefused as refused:
+        return f"The export runs, but will not be sent to {schedule.submit_to.name}: {refused}"
     return ""

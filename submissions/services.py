@@ -37,10 +37,11 @@ CONFLICT = "conflict"
 
 
 def receive_submission(
-    *, client: BackendClient, submit: SubmitRequest, request: HttpRequest, now: datetime
+    *, client: BackendClient, submit: SubmitRequest, request: HttpRequest | None, now: datetime
 ) -> Submission:
     """Apply one `$bulk-submit` request (spec §3.2, §3.3): a new manifest is queued for
     fetching, a replaced one is marked for purging, `stopped` purges the submission.
+    `request` is None when bulkops submits to itself (a copy from a remote server).
     FhirError 403 when the submitter is not this client, 409 after `completed` or
     `stopped` and for a manifest URL the submission already has."""
     if submit.submitter != client.client_id:
@@ -126,7 +127,10 @@ def _add_manifest(
 
 
 def _audit_request(
-    client: BackendClient, submission: Submission, submit: SubmitRequest, request: HttpRequest
+    client: BackendClient,
+    submission: Submission,
+    submit: SubmitRequest,
+    request: HttpRequest | None,
 ) -> None:
     # Header names only: their values may be the submitter's credentials.
     record_event(

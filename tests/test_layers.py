@@ -19,6 +19,7 @@ LAYERS = [
     "submissions",
     "exports",
     "remotes",
+    "transfers",
     "schedules",
     "console",
     "bench",
@@ -27,7 +28,7 @@ LAYERS = [
 COMPOSITION_ROOT = "bulkops.urls"
 STORE_INTERFACE = "fhirstore.reads"
 # The apps built on the store that must use only its interface (bench measures it raw).
-ENGINE = {"exports", "remotes", "schedules"}
+ENGINE = {"exports", "remotes", "transfers", "schedules"}
 
 
 def module_name(path: Path) -> str:

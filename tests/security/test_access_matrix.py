@@ -25,6 +25,7 @@ from remotes.models import RemoteServer, ServerCheck
 from schedules.models import ExportSchedule
 from tests.accounts.conftest import ensure_role_groups
 from tests.exports.conftest import stored_file
+from transfers.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +107,21 @@ CHECKS: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "detail": (ALL, None),
     "results": (ALL, None),
 }
-PAGES = {"console": CONSOLE, "remotes": REMOTES, "remote-checks": CHECKS}
+# Deliveries to other servers' $bulk-submit and copies from them (namespace "transfers").
+TRANSFERS: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
+    "delivery-list": (ALL, None),
+    "delivery-send": (RUN, RUN),
+    "delivery-copy": (RUN, RUN),
+    "delivery-detail": (ALL, None),
+    "delivery-complete": (None, RUN),
+    "delivery-stop": (None, RUN),
+}
+PAGES = {
+    "console": CONSOLE,
+    "remotes": REMOTES,
+    "remote-checks": CHECKS,
+    "transfers": TRANSFERS,
+}
 # The operator API: DRF answers an unserved method with 405 only after the role check.
 API: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "token-list": (ALL, None),
@@ -133,6 +148,11 @@ API: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "job-detail": (ALL, None),
     "job-delete": (None, RUN),
     "job-cancel": (None, RUN),
+    "delivery-list": (ALL, None),
+    "delivery-create": (None, RUN),
+    "delivery-detail": (ALL, None),
+    "delivery-complete": (None, RUN),
+    "delivery-stop": (None, RUN),
     "file-list": (ALL, None),
     "file-preview": (ALL, None),
     "group-list": (ALL, None),
@@ -234,6 +254,9 @@ def url_of(store, rsa_key) -> Any:
         "group_id": "g1",
         "name": server.name,
         "check_id": str(ServerCheck.objects.create(server=server).pk),
+        "delivery_id": str(
+            Delivery.objects.create(job=job, server=server, base_url="https://bulkops.test").uuid
+        ),
         "schedule_id": str(
             ExportSchedule.objects.create(name="nightly", level="system", cron="0 2 * * *").uuid
         ),

@@ -148,6 +148,24 @@ CASES: dict[str, list[Case]] = {
             403,
         )
     ],
+    # A delivery's files open only with the credential sent to its receiver
+    # (transfers.credentials), never with a SMART token: tests/transfers test that one.
+    "delivery-manifest": [
+        Case(
+            "a delivery's manifest",
+            "get",
+            f"/fhir/deliveries/{SOME_UUID}/manifest.json",
+            (401,) * len(KINDS),
+        )
+    ],
+    "delivery-file": [
+        Case(
+            "a delivery's file",
+            "get",
+            f"/fhir/deliveries/{SOME_UUID}/files/{SOME_UUID}.ndjson",
+            (401,) * len(KINDS),
+        )
+    ],
     "group-read": [
         read("its own Group", "/fhir/Group/g1", 200, 200, 403),
         read("another Group", "/fhir/Group/g2", 200, 404, 403),
