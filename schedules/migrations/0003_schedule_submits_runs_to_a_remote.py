@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('remotes', '0010_client_id_may_wait_for_registration'),
-        ('schedules', '0001_export_schedules_and_notifications'),
+        ('schedules', '0002_export_schedule_storage'),
     ]
 
     operations = [
