@@ -39,6 +39,7 @@ from exports.bulk_client import (
     TokenSource,
     redact_url,
 )
+from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob
 from exports.partitions import fail_export
 from exports.storage import get_storage
@@ -367,6 +368,7 @@ class _Runner:
             )
             if not updated:  # cancelled while finishing: nothing is kept
                 raise ExportStopped
+            export_finished(self.job.pk)
             record_event(
                 actor_type=AuditEvent.ActorType.SYSTEM,
                 actor=self.server.name,
