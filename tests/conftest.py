@@ -4,6 +4,7 @@ import json
 import logging
 import socket
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import TestWorkController, start_worker
+from celery.worker import state as worker_state
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
@@ -61,10 +63,19 @@ def celery_session_worker(in_memory_broker: None) -> Iterator[TestWorkController
 
 
 @pytest.fixture
-def celery_worker(celery_session_worker: TestWorkController) -> TestWorkController:
+def celery_worker(celery_session_worker: TestWorkController) -> Iterator[TestWorkController]:
     """Tests that use this must be `django_db(transaction=True)`: the worker's threads
-    see only committed rows."""
-    return celery_session_worker
+    see only committed rows.
+
+    After the test, work it queued and nobody waited for is dropped and the tasks still
+    running are given time to end, before the test database is flushed: a task writing
+    during the flush deadlocks it on PostgreSQL, and one that outlives the flush writes
+    into the next test."""
+    yield celery_session_worker
+    celery_app.control.purge()
+    deadline = time.monotonic() + 15
+    while worker_state.active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # --- Real keys and a real JWKS server for SMART Backend Services tests ----------------
