@@ -18,7 +18,7 @@ from remotes.models import RemoteServer
 from tests.accounts.conftest import console_client  # noqa: F401
 from tests.api.conftest import api_as  # noqa: F401
 from tests.console.conftest import fast_password_hashing  # noqa: F401
-from tests.exports.conftest import client_a, jwk_a, make_fhir_client, store  # noqa: F401
+from tests.exports.conftest import client_a, jwk_a, load_fhir, make_fhir_client, store  # noqa: F401
 from transfers.models import Delivery
 
 
@@ -43,9 +43,9 @@ def receiver(live_server) -> RemoteServer:
     return server
 
 
-def exported_job(client) -> ExportJob:
+def exported_job(client, path: str = "/fhir/$export?_type=Patient,Observation") -> ExportJob:
     """A system export of the store by `client`, run to its end by the worker."""
-    kickoff = client.kick_off("/fhir/$export?_type=Patient,Observation")
+    kickoff = client.kick_off(path)
     assert kickoff.status_code == 202, kickoff.content
     client.finished_manifest(kickoff)
     return ExportJob.objects.get(uuid=kickoff["Content-Location"].rsplit("/", 1)[1])
