@@ -66,6 +66,7 @@ CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
 PAGE_SIZE = 1000  # compartment-index ids fetched at a time while planning a Patient/Group export
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
+SMALL_TYPES = "+"  # resource_type of a partition reading the small types in its `types`
 Range = tuple[int, int, int]  # lower id (exclusive), upper id (inclusive), rows
 
 
@@ -104,12 +105,13 @@ ORGANIZERS: dict[str, Organizer] = {}  # by organizeOutputBy value
 
 def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
+    groups: list[list[str]] = []  # the types of each SMALL_TYPES partition, in sequence
     if organizer := ORGANIZERS.get(job.parameters.get("organizeOutputBy", "")):
         slots = organizer.slots(job, size)
     elif job.level != SYSTEM:
         slots = [(ALL_TYPES, member_id_ranges(member_rows(job), size))]
     elif exports_every_stored_type(job):
-        slots = all_types_slots(job, size)
+        slots, groups = all_types_slots(job, size)
     else:
         slots = [(t, id_ranges(candidate_rows(job, [t]), "id", size)) for t in job.types]
     partitions = [
@@ -120,6 +122,7 @@ def create_partitions(job: ExportJob) -> None:
             lower_id=lower,
             upper_id=upper,
             rows_planned=rows,
+            types=groups[sequence] if resource_type == SMALL_TYPES else [],
         )
         for resource_type, ranges in slots
         for sequence, (lower, upper, rows) in enumerate(ranges)
@@ -131,7 +134,7 @@ def create_partitions(job: ExportJob) -> None:
         job.types_total = 0
     elif job.level != SYSTEM:
         job.types_total = len(member_types(job))
-    elif partitions[0].resource_type == ALL_TYPES:
+    elif partitions[0].resource_type in (ALL_TYPES, SMALL_TYPES):
         job.types_total = len(exported_stored_types(job))
     else:
         job.types_total = len({p.resource_type for p in partitions})
@@ -140,18 +143,26 @@ def create_partitions(job: ExportJob) -> None:
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
 
 
-def all_types_slots(job: ExportJob, size: int) -> list[tuple[str, Iterable[Range]]]:
+def all_types_slots(
+    job: ExportJob, size: int
+) -> tuple[list[tuple[str, Iterable[Range]]], list[list[str]]]:
     """The partitions of a plain export: id ranges of the whole table, read in one pass,
-    and, once there is more than one range, a partition of its own for each small type.
+    and, once there is more than one range, partitions for the small types; with the
+    types of each of those.
 
     A file never spans partitions (each is written by one worker, under names a retry
     overwrites), so in the pass every type gets a file per range it has rows in: 10
-    Organizations spread over 8 ranges would make 8 files. A type of at most `size` rows
-    (BULKOPS_PARTITION_SIZE) is read instead by one partition of its own through the
-    (resource_type, id) index, a small read, and makes one file (rotated at
-    BULKOPS_MAX_RESOURCES_PER_FILE); the pass skips its rows. Larger types stay in the
+    Organizations spread over 8 ranges would make 8 files. The types of at most `size`
+    rows (BULKOPS_PARTITION_SIZE) are read instead by SMALL_TYPES partitions of at most
+    `size` rows each (`small_type_groups`), each making one file per type (rotated at
+    BULKOPS_MAX_RESOURCES_PER_FILE); the pass skips their rows. Larger types stay in the
     pass, whose single read of the table is what makes a plain export fast
     (docs/performance.md). When every type is small the pass is left out.
+
+    Small types share partitions because a store interleaves types: the rows of a type
+    of a few thousand lie on nearly every table page, so a partition per type walked
+    the table (or as many pages) once per type, 16 times for a 200k-resource store,
+    where a group of types walks it once.
 
     The types' sizes come from one grouped count of the job's rows: asking each type
     for its first `size + 1` rows, then cutting its range by keyset steps, visited every
@@ -160,12 +171,29 @@ def all_types_slots(job: ExportJob, size: int) -> list[tuple[str, Iterable[Range
     """
     ranges = list(id_ranges(all_types_rows(job), "id", size))
     if len(ranges) < 2:
-        return [(ALL_TYPES, ranges)]
+        return [(ALL_TYPES, ranges)], []
     counts = candidate_counts(job)
-    own: list[tuple[str, Iterable[Range]]] = [
-        (t, [(0, LAST_ID, n)]) for t, n in sorted(counts.items()) if n <= size
-    ]
-    return own if len(own) == len(counts) else [(ALL_TYPES, ranges), *own]
+    groups = small_type_groups(counts, size)
+    small = (SMALL_TYPES, [(0, LAST_ID, sum(counts[t] for t in group)) for group in groups])
+    if sum(len(group) for group in groups) == len(counts):
+        return [small], groups
+    return [(ALL_TYPES, ranges), small], groups
+
+
+def small_type_groups(counts: dict[str, int], size: int) -> list[list[str]]:
+    """The types of at most `size` rows, in groups of at most `size` rows together: each
+    type, largest first, joins the first group it fits in."""
+    groups: list[tuple[int, list[str]]] = []
+    for resource_type, rows in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if rows > size:
+            continue
+        fits = next((n for n, (held, _) in enumerate(groups) if held + rows <= size), None)
+        if fits is None:
+            groups.append((rows, [resource_type]))
+        else:
+            held, types = groups[fits]
+            groups[fits] = (held + rows, [*types, resource_type])
+    return [sorted(types) for _, types in groups]
 
 
 def candidate_counts(job: ExportJob) -> dict[str, int]:
@@ -175,14 +203,14 @@ def candidate_counts(job: ExportJob) -> dict[str, int]:
 
 
 def own_partition_types(job: ExportJob) -> set[str]:
-    """The types an all-types partition leaves out: those with partitions of their own
-    (partitions of referenced resources are not: they read other rows)."""
-    own = (
-        job.partitions.exclude(resource_type=ALL_TYPES)
-        .filter(referenced=False)
-        .values_list("resource_type", flat=True)
-    )
-    return set(own)
+    """The types an all-types partition leaves out: those of its SMALL_TYPES partitions."""
+    groups = job.partitions.filter(resource_type=SMALL_TYPES).values_list("types", flat=True)
+    return {resource_type for types in groups for resource_type in types}
+
+
+def types_read(partition: ExportPartition) -> list[str]:
+    """The types a partition other than an all-types one reads."""
+    return partition.types or [partition.resource_type]
 
 
 def exports_every_stored_type(job: ExportJob) -> bool:
@@ -349,12 +377,12 @@ def partition_chunks(
     if partition.referenced:
         rows = referenced_export_rows(job, partition.resource_type)
     else:
-        rows = candidate_rows(job, None if all_types else [partition.resource_type])
+        rows = candidate_rows(job, None if all_types else types_read(partition))
     if skipped:
         # Excluded, not listed: a list of types would lead the database off the
         # primary key onto the (resource_type, id) index and a sort.
         rows = rows.exclude(resource_type__in=sorted(skipped))
-    pushed = rows_filter(filters, job.types if all_types else [partition.resource_type])
+    pushed = rows_filter(filters, job.types if all_types else types_read(partition))
     if pushed is not None:
         rows = rows.filter(pushed)
     if job.level == SYSTEM or partition.referenced:
@@ -520,15 +548,19 @@ def partition_work(
     for organizer in ORGANIZERS.values():
         if partition.resource_type == organizer.partition_type:
             return organizer.work(job, partition, filters)
+    # A small type's one file series is numbered 0, whichever SMALL_TYPES partition
+    # writes it.
+    number = 0 if partition.resource_type == SMALL_TYPES else partition.sequence
     files = TypedNdjsonFiles(
         get_storage(),
-        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
+        lambda resource_type: f"{job.uuid}/{resource_type}.{number:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
     own = own_partition_types(job) if partition.resource_type == ALL_TYPES else set()
+    wanted = set(partition.types) if partition.resource_type == SMALL_TYPES else set(job.types)
     return (
         files,
-        ChunkWriter(job, files, filters, set(job.types) - own, noted),
+        ChunkWriter(job, files, filters, wanted - own, noted),
         partition_chunks(job, partition, filters, own),
     )
 
@@ -712,14 +744,16 @@ def this_attempt(partition: ExportPartition) -> dict[str, Any]:
 
 def types_finished(job: ExportJob, partition: ExportPartition) -> int:
     """How many of the job's types are complete now that `partition` is: its type once
-    its last partition is done; the types of the all-types pass when its last partition
-    is (every type but those with partitions of their own)."""
+    its last partition is done; the types of a SMALL_TYPES partition, each read by it
+    alone; the types of the all-types pass when its last partition is (every type but
+    the small ones)."""
     unfinished = job.partitions.exclude(status=ExportPartition.Status.DONE)
+    if partition.resource_type == SMALL_TYPES:
+        return len(partition.types)
     if partition.resource_type == ALL_TYPES:
         if unfinished.filter(resource_type=ALL_TYPES).exists():
             return 0
-        own = job.partitions.exclude(resource_type=ALL_TYPES).values("resource_type")
-        return job.types_total - own.order_by().distinct().count()
+        return job.types_total - len(own_partition_types(job))
     return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 
