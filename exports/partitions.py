@@ -63,7 +63,7 @@ from fhirstore.reads import CompartmentMembership, Resource, rows_filter
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
-PAGE_SIZE = 1000  # compartment-index ids fetched at a time while planning a Patient/Group export
+PAGE_SIZE = 10_000  # compartment-index ids fetched at a time while planning a Patient/Group export
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
 SMALL_TYPES = "+"  # resource_type of a partition reading the small types in its `types`
