@@ -26,7 +26,7 @@ under the same file names.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,7 +34,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Max, Q, QuerySet
 from django.utils import timezone
 
 from accounts.audit import record_event
@@ -63,9 +63,10 @@ from fhirstore.reads import CompartmentMembership, Resource, rows_filter
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
-PAGE_SIZE = 1000  # compartment-index ids fetched at a time while planning a Patient/Group export
+PAGE_SIZE = 10_000  # compartment-index ids fetched at a time while planning a Patient/Group export
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
+SMALL_TYPES = "+"  # resource_type of a partition reading the small types in its `types`
 Range = tuple[int, int, int]  # lower id (exclusive), upper id (inclusive), rows
 
 
@@ -104,12 +105,14 @@ ORGANIZERS: dict[str, Organizer] = {}  # by organizeOutputBy value
 
 def create_partitions(job: ExportJob) -> None:
     size = settings.BULKOPS_PARTITION_SIZE
+    groups: list[list[str]] = []  # the types of each SMALL_TYPES partition, in sequence
+    read_types: set[str] = set()  # what a Patient or Group export's partitions read
     if organizer := ORGANIZERS.get(job.parameters.get("organizeOutputBy", "")):
         slots = organizer.slots(job, size)
     elif job.level != SYSTEM:
-        slots = [(ALL_TYPES, member_id_ranges(member_rows(job), size))]
+        slots = [(ALL_TYPES, member_id_ranges(member_rows(job), size, read_types))]
     elif exports_every_stored_type(job):
-        slots = all_types_slots(job, size)
+        slots, groups = all_types_slots(job, size)
     else:
         slots = [(t, id_ranges(candidate_rows(job, [t]), "id", size)) for t in job.types]
     partitions = [
@@ -120,6 +123,7 @@ def create_partitions(job: ExportJob) -> None:
             lower_id=lower,
             upper_id=upper,
             rows_planned=rows,
+            types=groups[sequence] if resource_type == SMALL_TYPES else [],
         )
         for resource_type, ranges in slots
         for sequence, (lower, upper, rows) in enumerate(ranges)
@@ -130,8 +134,8 @@ def create_partitions(job: ExportJob) -> None:
     if not partitions:
         job.types_total = 0
     elif job.level != SYSTEM:
-        job.types_total = len(member_types(job))
-    elif partitions[0].resource_type == ALL_TYPES:
+        job.types_total = len(read_types)
+    elif partitions[0].resource_type in (ALL_TYPES, SMALL_TYPES):
         job.types_total = len(exported_stored_types(job))
     else:
         job.types_total = len({p.resource_type for p in partitions})
@@ -140,37 +144,74 @@ def create_partitions(job: ExportJob) -> None:
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
 
 
-def all_types_slots(job: ExportJob, size: int) -> list[tuple[str, Iterable[Range]]]:
+def all_types_slots(
+    job: ExportJob, size: int
+) -> tuple[list[tuple[str, Iterable[Range]]], list[list[str]]]:
     """The partitions of a plain export: id ranges of the whole table, read in one pass,
-    and, once there is more than one range, a partition of its own for each small type.
+    and, once there is more than one range, partitions for the small types; with the
+    types of each of those.
 
     A file never spans partitions (each is written by one worker, under names a retry
     overwrites), so in the pass every type gets a file per range it has rows in: 10
-    Organizations spread over 8 ranges would make 8 files. A type of at most `size` rows
-    (BULKOPS_PARTITION_SIZE) is read instead by one partition of its own through the
-    (resource_type, id) index, a small read, and makes one file (rotated at
-    BULKOPS_MAX_RESOURCES_PER_FILE); the pass skips its rows. Larger types stay in the
+    Organizations spread over 8 ranges would make 8 files. The types of at most `size`
+    rows (BULKOPS_PARTITION_SIZE) are read instead by SMALL_TYPES partitions of at most
+    `size` rows each (`small_type_groups`), each making one file per type (rotated at
+    BULKOPS_MAX_RESOURCES_PER_FILE); the pass skips their rows. Larger types stay in the
     pass, whose single read of the table is what makes a plain export fast
     (docs/performance.md). When every type is small the pass is left out.
+
+    Small types share partitions because a store interleaves types: the rows of a type
+    of a few thousand lie on nearly every table page, so a partition per type walked
+    the table (or as many pages) once per type, 16 times for a 200k-resource store,
+    where a group of types walks it once.
+
+    The types' sizes come from one grouped count of the job's rows: asking each type
+    for its first `size + 1` rows, then cutting its range by keyset steps, visited every
+    row of every small type three times through the (resource_type, id) index and took
+    1.4-2.9 s of a 200k-resource export's planning, against 0.12 s for the count.
     """
     ranges = list(id_ranges(all_types_rows(job), "id", size))
     if len(ranges) < 2:
-        return [(ALL_TYPES, ranges)]
-    stored = exported_stored_types(job)
-    small = [t for t in stored if candidate_rows(job, [t]).values("id")[: size + 1].count() <= size]
-    own = [(t, id_ranges(candidate_rows(job, [t]), "id", size)) for t in small]
-    return own if len(small) == len(stored) else [(ALL_TYPES, ranges), *own]
+        return [(ALL_TYPES, ranges)], []
+    counts = candidate_counts(job)
+    groups = small_type_groups(counts, size)
+    small = (SMALL_TYPES, [(0, LAST_ID, sum(counts[t] for t in group)) for group in groups])
+    if sum(len(group) for group in groups) == len(counts):
+        return [small], groups
+    return [(ALL_TYPES, ranges), small], groups
 
 
-def pass_types(job: ExportJob) -> set[str]:
-    """The types an all-types partition writes: those without partitions of their own
-    (partitions of referenced resources are not: they read other rows)."""
-    own = (
-        job.partitions.exclude(resource_type=ALL_TYPES)
-        .filter(referenced=False)
-        .values_list("resource_type", flat=True)
-    )
-    return set(job.types) - set(own)
+def small_type_groups(counts: dict[str, int], size: int) -> list[list[str]]:
+    """The types of at most `size` rows, in groups of at most `size` rows together: each
+    type, largest first, joins the first group it fits in."""
+    groups: list[tuple[int, list[str]]] = []
+    for resource_type, rows in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if rows > size:
+            continue
+        fits = next((n for n, (held, _) in enumerate(groups) if held + rows <= size), None)
+        if fits is None:
+            groups.append((rows, [resource_type]))
+        else:
+            held, types = groups[fits]
+            groups[fits] = (held + rows, [*types, resource_type])
+    return [sorted(types) for _, types in groups]
+
+
+def candidate_counts(job: ExportJob) -> dict[str, int]:
+    """Type -> how many rows of it the job exports, for the types it has rows of."""
+    rows = candidate_rows(job, None).values("resource_type").annotate(n=Count("id"))
+    return {row["resource_type"]: row["n"] for row in rows.order_by()}
+
+
+def own_partition_types(job: ExportJob) -> set[str]:
+    """The types an all-types partition leaves out: those of its SMALL_TYPES partitions."""
+    groups = job.partitions.filter(resource_type=SMALL_TYPES).values_list("types", flat=True)
+    return {resource_type for types in groups for resource_type in types}
+
+
+def types_read(partition: ExportPartition) -> list[str]:
+    """The types a partition other than an all-types one reads."""
+    return partition.types or [partition.resource_type]
 
 
 def exports_every_stored_type(job: ExportJob) -> bool:
@@ -238,25 +279,31 @@ def candidate_rows(job: ExportJob, types: list[str] | None) -> QuerySet[Resource
 
 def id_ranges(ids: QuerySet, field: str, size: int) -> Iterator[tuple[int, int, int]]:
     """(lower exclusive, upper inclusive, row count) ranges of about `size` resource ids
-    each, found by keyset steps along an index on `field`."""
+    each, found by keyset steps along an index on `field`.
+
+    Each step is one query for the count and the last of the next `size` ids: the last
+    range, and a set of ids that fits in one (most types of a `_type` export, every
+    referenced type), costs one walk of its rows, not a search for the size-th id and
+    then a count."""
     lower = 0
     while True:
         after = ids.filter(**{f"{field}__gt": lower}).order_by(field)
-        boundary = list(after.values_list(field, flat=True).distinct()[size - 1 : size])
-        if not boundary:
-            remaining = after.values(field).distinct().count()
-            if remaining:
-                yield lower, LAST_ID, remaining
+        step = after.values(field).distinct()[:size].aggregate(n=Count(field), last=Max(field))
+        if step["n"] < size:
+            if step["n"]:
+                yield lower, LAST_ID, step["n"]
             return
-        yield lower, boundary[0], size
-        lower = boundary[0]
+        yield lower, step["last"], size
+        lower = step["last"]
 
 
 def member_id_ranges(
-    ids: QuerySet[CompartmentMembership], size: int
+    ids: QuerySet[CompartmentMembership], size: int, types: set[str]
 ) -> Iterator[tuple[int, int, int]]:
     """The same ranges for a Patient or Group export, cut from one ordered pass over the
-    members' compartment rows of every type the job exports.
+    members' compartment rows of every type the job exports; the types of those rows
+    are added to `types` on the way, which a query of their own took 0.05-0.1 s of a
+    1,000-member Group export's planning to find.
 
     Keyset steps (`id_ranges`) ask for "the next `size` ids in id order", and for ids
     spread over many patients PostgreSQL answers that by walking the whole compartment
@@ -266,7 +313,9 @@ def member_id_ranges(
     lower, count = 0, 0
     # Streamed (a server-side cursor on PostgreSQL): planning never holds a large
     # group's ids of a type.
-    for resource_id in ordered_member_ids(ids, lower, LAST_ID).iterator(chunk_size=PAGE_SIZE):
+    rows = ids.order_by("resource_id").values_list("resource_id", "resource_type").distinct()
+    for resource_id, resource_type in rows.iterator(chunk_size=PAGE_SIZE):
+        types.add(resource_type)
         count += 1
         if count == size:
             yield lower, resource_id, size
@@ -304,9 +353,12 @@ def member_rows(job: ExportJob, types: list[str] | None = None) -> QuerySet[Comp
     return rows
 
 
-def member_types(job: ExportJob) -> set[str]:
-    """The types a Patient or Group export's compartment partitions read rows of."""
-    return set(member_rows(job).values_list("resource_type", flat=True).order_by().distinct())
+def member_types(job: ExportJob, types: Collection[str]) -> set[str]:
+    """Those of `types` that a Patient or Group export's compartment partitions read
+    rows of. Asked of a few types, the compartment index answers by type and patient
+    rather than by every type of the job."""
+    rows = member_rows(job, sorted(types))
+    return set(rows.values_list("resource_type", flat=True).order_by().distinct())
 
 
 def job_filters(job: ExportJob) -> TypeFilters:
@@ -315,17 +367,27 @@ def job_filters(job: ExportJob) -> TypeFilters:
 
 
 def partition_chunks(
-    job: ExportJob, partition: ExportPartition, filters: TypeFilters
+    job: ExportJob,
+    partition: ExportPartition,
+    filters: TypeFilters,
+    skipped: Collection[str] = (),
 ) -> Iterator[list[Block]]:
     """The partition's rows in chunks of blocks, in id order; keyset, never OFFSET.
     `filters` (the job's, parsed once for the partition) narrow the rows as far as the
-    database can."""
+    database can. An all-types partition leaves out the rows of the `skipped` types
+    (those with partitions of their own) in the database: it still walks their table
+    pages, but no longer joins, sends and drops their bodies, which were half the rows
+    of a 200k-resource pass."""
     all_types = partition.resource_type == ALL_TYPES
     if partition.referenced:
         rows = referenced_export_rows(job, partition.resource_type)
     else:
-        rows = candidate_rows(job, None if all_types else [partition.resource_type])
-    pushed = rows_filter(filters, job.types if all_types else [partition.resource_type])
+        rows = candidate_rows(job, None if all_types else types_read(partition))
+    if skipped:
+        # Excluded, not listed: a list of types would lead the database off the
+        # primary key onto the (resource_type, id) index and a sort.
+        rows = rows.exclude(resource_type__in=sorted(skipped))
+    pushed = rows_filter(filters, job.types if all_types else types_read(partition))
     if pushed is not None:
         rows = rows.filter(pushed)
     if job.level == SYSTEM or partition.referenced:
@@ -380,12 +442,11 @@ def plan_referenced_partitions(job_id: int) -> bool:
         types = job.referenced_types
         close_references(job, types)
         size = settings.BULKOPS_PARTITION_SIZE
-        done_types = member_types(job)
+        # Numbered after the compartment partitions (which may write Devices), so file
+        # names differ.
+        first = job.partitions.count()
         partitions = []
         for resource_type in types:
-            # After the compartment partitions (which may write Devices), so file names
-            # differ.
-            first = job.partitions.count()
             ranges = id_ranges(referenced_export_rows(job, resource_type), "id", size)
             partitions += [
                 ExportPartition(
@@ -401,6 +462,7 @@ def plan_referenced_partitions(job_id: int) -> bool:
             ]
         ExportPartition.objects.bulk_create(partitions)
         added_types = {p.resource_type for p in partitions}
+        done_types = member_types(job, added_types) if added_types else set()
         job.references_closed = True
         job.partitions_total += len(partitions)
         job.types_total += len(added_types - done_types)
@@ -491,16 +553,20 @@ def partition_work(
     for organizer in ORGANIZERS.values():
         if partition.resource_type == organizer.partition_type:
             return organizer.work(job, partition, filters)
+    # A small type's one file series is numbered 0, whichever SMALL_TYPES partition
+    # writes it.
+    number = 0 if partition.resource_type == SMALL_TYPES else partition.sequence
     files = TypedNdjsonFiles(
         job_storage(job),
-        lambda resource_type: f"{job.uuid}/{resource_type}.{partition.sequence:04d}",
+        lambda resource_type: f"{job.uuid}/{resource_type}.{number:04d}",
         settings.BULKOPS_MAX_RESOURCES_PER_FILE,
     )
-    wanted = pass_types(job) if partition.resource_type == ALL_TYPES else set(job.types)
+    own = own_partition_types(job) if partition.resource_type == ALL_TYPES else set()
+    wanted = set(partition.types) if partition.resource_type == SMALL_TYPES else set(job.types)
     return (
         files,
-        ChunkWriter(job, files, filters, wanted, noted),
-        partition_chunks(job, partition, filters),
+        ChunkWriter(job, files, filters, wanted - own, noted),
+        partition_chunks(job, partition, filters, own),
     )
 
 
@@ -683,14 +749,16 @@ def this_attempt(partition: ExportPartition) -> dict[str, Any]:
 
 def types_finished(job: ExportJob, partition: ExportPartition) -> int:
     """How many of the job's types are complete now that `partition` is: its type once
-    its last partition is done; the types of the all-types pass when its last partition
-    is (every type but those with partitions of their own)."""
+    its last partition is done; the types of a SMALL_TYPES partition, each read by it
+    alone; the types of the all-types pass when its last partition is (every type but
+    the small ones)."""
     unfinished = job.partitions.exclude(status=ExportPartition.Status.DONE)
+    if partition.resource_type == SMALL_TYPES:
+        return len(partition.types)
     if partition.resource_type == ALL_TYPES:
         if unfinished.filter(resource_type=ALL_TYPES).exists():
             return 0
-        own = job.partitions.exclude(resource_type=ALL_TYPES).values("resource_type")
-        return job.types_total - own.order_by().distinct().count()
+        return job.types_total - len(own_partition_types(job))
     return int(not unfinished.filter(resource_type=partition.resource_type).exists())
 
 

@@ -22,7 +22,7 @@ from django.db.models import F, Q
 
 from bulkops.task_queue import enqueue
 from exports.models import ExportJob, ExportPartition
-from exports.partitions import ALL_TYPES, fail_export, record_job_event
+from exports.partitions import ALL_TYPES, SMALL_TYPES, fail_export, record_job_event
 from exports.task_names import FINALIZE_EXPORT, PLAN_EXPORT, RUN_PARTITION
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def reap_stalled_exports(now: datetime) -> ReapReport:
 
 
 def part_name(partition: ExportPartition) -> str:
-    if partition.resource_type == ALL_TYPES:
+    if partition.resource_type in (ALL_TYPES, SMALL_TYPES):
         return "A part"
     return f"The {partition.resource_type} part"
 

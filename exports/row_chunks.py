@@ -1,16 +1,19 @@
 """Reading a chunk of stored resources as blocks of NDJSON records, one per resource type.
 
-An export writes bodies verbatim, so the cheapest chunk is one the database has already
-joined. On PostgreSQL a chunk of up to 10,000 rows comes back as one row per
-(type, deleted) with its records joined by newlines (`string_agg`, loaded as raw bytes:
-the column is UTF-8, the database encoding Django requires), and the worker writes each
-block in one call instead of handling every row in Python. That took the CPU a 1M-resource
-read costs worker and database together from about 3.5 s to 2.1 s
-(docs/performance.md). SQLite runs inside the worker, where GROUP BY would copy every
-body through a temporary B-tree, so there the rows are grouped in Python.
+An export writes bodies verbatim, so a chunk is read as the rows' bytes, in id order,
+and grouped by (type, deleted) here: each block is written in one call instead of one
+per row. On PostgreSQL the bodies come back as the bytes the server sent (the column is
+UTF-8, the database encoding Django requires), never decoded to `str` and encoded again.
 
-Stored bodies are minified JSON, one line each, so a newline separates records. A block
-keeps the rows' id order: PostgreSQL hash-aggregates the id-ordered subquery in order.
+The database used to join each block itself (`string_agg` over the chunk grouped by
+type). That cost as much CPU, worker and database together (a 200k-resource system
+export: 1.03-1.33 s then, 1.03-1.26 s now; its Group export: 1.37-1.46 s, 1.34-1.38 s),
+but the grouping was the planner's choice: for a Group export's chunks, whose
+`id = ANY(...)` it estimated at 520 rows instead of 10,000, it sorted the chunk by
+type, spilling 6 MB of bodies to disk per chunk, and that sort did not keep the id
+order within a type, so Group exports wrote their files out of store order.
+
+Stored bodies are minified JSON, one line each, so a newline separates records.
 """
 
 from __future__ import annotations
@@ -27,9 +30,6 @@ from psycopg.adapt import Loader
 RECORD = Case(
     When(deleted=True, then=F("resource_id")), default=F("body"), output_field=TextField()
 )
-
-
-BLOCK_COLUMNS = "resource_type, deleted, count(*), max(id), string_agg(record, E'\\n')"
 
 
 @dataclass(frozen=True)
@@ -56,25 +56,17 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.cursor.adapters.register_loader("text", _RawTextLoader)
-            # `sql` is Django's compiled query; its values travel in `params`.
-            cursor.execute(
-                f"SELECT {BLOCK_COLUMNS} FROM ({sql}) AS chunk GROUP BY resource_type, deleted",  # noqa: S608
-                params,
-            )
-            found = cursor.fetchall()
-            return Chunk(
-                [Block(t, deleted, n, records) for t, deleted, n, _, records in found],
-                max((row[3] for row in found), default=None),
-            )
         cursor.execute(sql, params)
         found = cursor.fetchall()
-        grouped: dict[tuple[str, bool], list[bytes]] = {}
-        for _, resource_type, deleted, record in found:
-            grouped.setdefault((resource_type, bool(deleted)), []).append(record.encode())
-        return Chunk(
-            [Block(t, deleted, len(r), b"\n".join(r)) for (t, deleted), r in grouped.items()],
-            found[-1][0] if found else None,
-        )
+    grouped: dict[tuple[str, bool], list[bytes]] = {}
+    for _, resource_type, deleted, record in found:
+        if isinstance(record, str):  # SQLite
+            record = record.encode()
+        grouped.setdefault((resource_type, bool(deleted)), []).append(record)
+    return Chunk(
+        [Block(t, deleted, len(r), b"\n".join(r)) for (t, deleted), r in grouped.items()],
+        found[-1][0] if found else None,
+    )
 
 
 def with_ids(rows: QuerySet[Any], ids: list[int]) -> QuerySet[Any]:

@@ -1,9 +1,9 @@
 """Progress per resource type for the job page.
 
 A job's partitions are per type, except a system export of every stored type, whose
-partitions each read all types (one `*` slot, exports/partitions.py). For that job the
-page still shows one row per type that holds data: what the store holds of it, and what
-finished partitions have written of it so far.
+partitions each read all types (one `*` slot, exports/partitions.py) or several small
+ones (`+`). For that job the page still shows one row per type that holds data: what
+the store holds of it, and what finished partitions have written of it so far.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from django.db.models import Count, Q, Sum
 
 from exports.models import ExportFile, ExportJob
-from exports.partitions import ALL_TYPES
+from exports.partitions import ALL_TYPES, SMALL_TYPES
 from fhirstore.reads import live_counts_by_type
 
 
@@ -30,9 +30,10 @@ def progress_by_type(job: ExportJob) -> list[dict[str, Any]]:
         )
         .order_by("resource_type")
     )
-    if not any(row["resource_type"] == ALL_TYPES for row in rows):
+    shared = [row for row in rows if row["resource_type"] in (ALL_TYPES, SMALL_TYPES)]
+    if not shared:
         return rows
-    everything = rows[0]
+    everything = {key: sum(row[key] for row in shared) for key in ("partitions", "done")}
     written = dict(
         ExportFile.objects.filter(job=job, kind=ExportFile.Kind.OUTPUT)
         .values_list("resource_type")

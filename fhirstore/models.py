@@ -90,6 +90,16 @@ class CompartmentMembership(models.Model):
                 fields=["resource_type", "patient_id", "resource"],
                 name="compartment_type_patient_res",
             ),
+            # A Patient or Group export's partition reads its id range of the members'
+            # rows: with the range in the index, and the type beside it, PostgreSQL reads
+            # only that range of each member's rows from the index alone, where the
+            # (patient_id, resource_type) index made it fetch every row of every member
+            # from the table for each partition.
+            models.Index(
+                fields=["patient_id", "resource"],
+                include=["resource_type"],
+                name="compartment_patient_res",
+            ),
         ]
 
     def __str__(self) -> str:

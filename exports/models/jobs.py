@@ -155,6 +155,8 @@ class ExportPartition(models.Model):
     resources_exported = models.PositiveIntegerField(default=0)
     # Reads resources the job's output refers to (ExportReference), not compartment rows.
     referenced = models.BooleanField(default=False)
+    # The types a partition of small types reads (exports.partitions.SMALL_TYPES).
+    types = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["resource_type", "sequence"]

@@ -384,6 +384,39 @@ def test_live_preview_marks_the_field_it_complains_about(console_client, store):
 
 
 @pytest.mark.django_db
+def test_small_types_sharing_partitions_show_their_types_and_progress(
+    console_client, store, settings
+):
+    """A plain export of more than BULKOPS_PARTITION_SIZE rows reads its small types in
+    shared partitions: the page names the types of each and counts them per type."""
+    from exports.partitions import plan_export as plan_partitions
+    from exports.partitions import run_partition
+
+    settings.BULKOPS_PARTITION_SIZE = 4
+    browser = console_client("operator")
+    browser.post("/exports/new/", launch_data(None, level="system", group_id=""))
+    job = ExportJob.objects.get()
+    for partition_id in plan_partitions(job.pk):
+        run_partition(partition_id=partition_id, worker="test-worker")
+    page = browser.get(f"/exports/{job.uuid}/").content.decode()
+    assert "<td>+ (Condition, Group)</td>" in page
+    assert "<td>+ (Patient, Practitioner)</td>" in page
+    table = page.split("<th>Progress</th>")[1].split("</table>")[0]
+    rows = re.findall(
+        r'<td class="type-name">([\w*+]+)</td>\s*<td class="num">[^<]*</td>\s*'
+        r'<td class="num">([^<]*)</td>',
+        table,
+    )
+    assert dict(rows) == {
+        "Condition": "3 of ~3",
+        "Group": "1 of ~1",
+        "Observation": "6 of ~6",
+        "Patient": "3 of ~3",
+        "Practitioner": "1 of ~1",
+    }
+
+
+@pytest.mark.django_db
 def test_system_export_shows_progress_per_type_with_data(console_client, store):
     from exports.partitions import plan_export as plan_partitions
     from exports.partitions import run_partition

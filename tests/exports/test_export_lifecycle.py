@@ -247,11 +247,15 @@ def test_a_plain_export_reads_every_type_in_one_pass_of_id_ranges(client_a, stor
     live = Resource.objects.filter(deleted=False)
     assert job.status == ExportJob.Status.COMPLETED
     # Observation (6 rows) is read in ranges of the table; the types of at most 4 rows
-    # have a partition each.
+    # share partitions of at most 4 rows (Condition 3, Patient 3, Group 1, Practitioner 1).
     ranges = -(-Resource.objects.count() // 4)
     assert sorted(job.partitions.values_list("resource_type", flat=True)) == sorted(
-        ["*"] * ranges + ["Condition", "Group", "Patient", "Practitioner"]
+        ["*"] * ranges + ["+", "+"]
     )
+    assert sorted(job.partitions.filter(resource_type="+").values_list("types", flat=True)) == [
+        ["Condition", "Group"],
+        ["Patient", "Practitioner"],
+    ]
     assert (job.types_done, job.types_total) == (len(stored_types()), len(stored_types()))
     store_order = {
         (t, i): pk for pk, t, i in live.values_list("pk", "resource_type", "resource_id")
