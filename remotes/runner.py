@@ -42,7 +42,7 @@ from exports.bulk_client import (
 from exports.finish_hooks import export_finished
 from exports.models import ExportFile, ExportJob
 from exports.partitions import fail_export
-from exports.storage import get_storage
+from exports.storage import job_storage
 from remotes.blocks import BlockError, BlockReader
 from remotes.crypto import DecryptionError
 from remotes.discovery import DiscoveryError, discover_token_url, offers_export_v4
@@ -291,7 +291,7 @@ class _Runner:
         try:
             with (
                 self.client.open_file(file.url, page) as chunks,
-                get_storage().open_writer(transfer.row.storage_key) as out,
+                job_storage(self.job).open_writer(transfer.row.storage_key) as out,
             ):
                 for chunk in chunks:
                     if stop.is_set():
@@ -330,7 +330,7 @@ class _Runner:
         self._save(remote_job_deleted=status in (200, 202, 204))
 
     def _complete(self, manifest: dict[str, Any], transfers: list[Transfer]) -> None:
-        storage = get_storage()
+        storage = job_storage(self.job)
         outcomes = [
             outcome
             for transfer in transfers
@@ -384,7 +384,7 @@ class _Runner:
 
     def abandon(self) -> None:
         """Remove whatever was stored and, when the remote job exists, DELETE it."""
-        get_storage().delete_prefix(str(self.job.uuid))
+        job_storage(self.job).delete_prefix(str(self.job.uuid))
         ExportFile.objects.filter(job=self.job).delete()
         RemoteDownload.objects.filter(export=self.export).exclude(
             status=RemoteDownload.Status.FAILED

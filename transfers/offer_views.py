@@ -21,7 +21,7 @@ from bulkops.fhir.manifest import build_manifest
 from bulkops.fhir.outcome import LOGIN, NOT_FOUND, FhirError
 from bulkops.fhir_http import FHIR_NDJSON, fhir_endpoint, fhir_json
 from exports.models import ExportFile
-from exports.storage import get_storage
+from exports.storage import job_storage
 from transfers import credentials
 from transfers.models import Delivery
 
@@ -94,4 +94,6 @@ def delivery_file(request: HttpRequest, delivery_uuid: str, file_uuid: str) -> H
     if file is None:
         raise FhirError(404, "No such file in this delivery.", code=NOT_FOUND)
     _served(request, delivery, f"{file.resource_type} file {file.uuid}")
-    return FileResponse(get_storage().open_reader(file.storage_key), content_type=FHIR_NDJSON)
+    return FileResponse(
+        job_storage(delivery.job).open_reader(file.storage_key), content_type=FHIR_NDJSON
+    )
