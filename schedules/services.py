@@ -181,6 +181,7 @@ def sync_periodic_task(schedule: ExportSchedule) -> None:
     task = schedule.periodic_task or PeriodicTask(
         name=f"bulkops schedule {schedule.uuid}", task=RUN_SCHEDULE
     )
+    replaced = task.crontab_id
     task.crontab = crontab
     task.kwargs = json.dumps({"schedule_id": schedule.pk})
     task.enabled = not schedule.paused
@@ -189,6 +190,14 @@ def sync_periodic_task(schedule: ExportSchedule) -> None:
     if schedule.periodic_task_id != task.pk:
         schedule.periodic_task = task
         schedule.save(update_fields=["periodic_task"])
+    if replaced != crontab.pk:
+        _drop_if_unused(replaced)
+
+
+def _drop_if_unused(crontab_id: int | None) -> None:
+    """Delete a crontab row no beat entry uses any more: otherwise every change of a
+    schedule's time, and every deleted schedule, leaves one behind for good."""
+    CrontabSchedule.objects.filter(pk=crontab_id, periodictask__isnull=True).delete()
 
 
 def set_paused(
@@ -221,9 +230,11 @@ def delete_schedule(
     """Remove the schedule and its beat entry; its runs' exports stay, as any export."""
     with transaction.atomic():
         _record(schedule, "schedule.deleted", operator=operator, request=request)
-        if schedule.periodic_task is not None:
-            schedule.periodic_task.delete()
+        task = schedule.periodic_task
         schedule.delete()
+        if task is not None:
+            task.delete()
+            _drop_if_unused(task.crontab_id)
 
 
 def last_success(schedule: ExportSchedule) -> datetime | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from accounts.models import AuditEvent
 from schedules.models import ExportSchedule
@@ -152,3 +152,21 @@ def test_webhook_secret_is_kept_encrypted_and_never_shown(console_client, store)
     )
     schedule.refresh_from_db()
     assert schedule.cron == "0 3 * * *" and schedule.notify_webhook_secret
+
+
+def test_changing_and_deleting_schedules_leaves_no_unused_crontab_rows(console_client, store):
+    browser = console_client("operator")
+    browser.post("/schedules/new/", schedule_form())
+    browser.post("/schedules/new/", schedule_form(name="twin"))  # the same time: one row
+    schedule = ExportSchedule.objects.get(name="nightly")
+    for at in ("03:15", "04:45"):
+        response = browser.post(f"/schedules/{schedule.uuid}/edit/", schedule_form(at=at))
+        assert response.status_code == 302
+    assert sorted(CrontabSchedule.objects.values_list("minute", "hour")) == [
+        ("30", "2"),
+        ("45", "4"),
+    ]
+    browser.post(f"/schedules/{schedule.uuid}/delete/")
+    assert list(CrontabSchedule.objects.values_list("minute", "hour")) == [("30", "2")]
+    browser.post(f"/schedules/{ExportSchedule.objects.get().uuid}/delete/")
+    assert not CrontabSchedule.objects.exists()
