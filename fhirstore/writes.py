@@ -20,6 +20,7 @@ from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
+from fhirstore.bulk_rows import insert_rows, new_primary_keys
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
 # Conditional references point at shared resources (Practitioner, Organization...), never
@@ -27,6 +28,15 @@ from fhirstore.models import CompartmentMembership, GroupMembership, Resource, R
 IDENTIFIER_TYPES_EXCLUDED = COMPARTMENT_TYPES
 SERVER_META = ("versionId", "lastUpdated")
 BATCH_SIZE = 1000
+RESOURCE_COLUMNS = (
+    "id",
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "last_updated",
+    "deleted",
+    "body",
+)
 
 
 class StoreError(ValueError):
@@ -145,7 +155,7 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
     latest = {(w.resource_type, w.resource_id): w for w in writes}
     existing = _existing(list(latest.values()))
     result = WriteResult()
-    new_rows: list[Resource] = []
+    new_rows: list[tuple[ResourceWrite, str]] = []  # each with the text to store
     changed_rows: list[Resource] = []
     for key, write in latest.items():
         row = existing.get(key)
@@ -164,30 +174,55 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
         version = 1 if row is None else row.version_id + 1
         body = minified(_stamped(content, version, now))
         if row is None:
-            new_rows.append(
-                Resource(
-                    resource_type=write.resource_type,
-                    resource_id=write.resource_id,
-                    version_id=version,
-                    last_updated=now,
-                    body=body,
-                )
-            )
+            new_rows.append((write, body))
             result.created[write.resource_type] += 1
         else:
             row.version_id, row.deleted, row.body, row.last_updated = version, False, body, now
             changed_rows.append(row)
             result.updated[write.resource_type] += 1
-    Resource.objects.bulk_create(new_rows, batch_size=BATCH_SIZE)
+    new_pks = _insert_new(new_rows, now)
     Resource.objects.bulk_update(
         changed_rows, ["version_id", "deleted", "body", "last_updated"], batch_size=BATCH_SIZE
     )
-    _reindex(new_rows, changed_rows, latest, now)
+    written = [(pk, write) for pk, (write, _) in zip(new_pks, new_rows, strict=True)]
+    written += [(row.pk, latest[(row.resource_type, row.resource_id)]) for row in changed_rows]
+    _reindex(written, changed_rows, latest, now)
     return result
 
 
+def _insert_new(rows: list[tuple[ResourceWrite, str]], now: datetime) -> list[int]:
+    """Insert first versions; their primary keys, in the order of `rows`."""
+    if not rows:
+        return []
+    pks = new_primary_keys(Resource, len(rows))
+    if pks is None:
+        created = Resource.objects.bulk_create(
+            [
+                Resource(
+                    resource_type=write.resource_type,
+                    resource_id=write.resource_id,
+                    version_id=1,
+                    last_updated=now,
+                    body=body,
+                )
+                for write, body in rows
+            ],
+            batch_size=BATCH_SIZE,
+        )
+        return [row.pk for row in created]
+    insert_rows(
+        Resource,
+        RESOURCE_COLUMNS,
+        [
+            (pk, write.resource_type, write.resource_id, 1, now, False, body)
+            for pk, (write, body) in zip(pks, rows, strict=True)
+        ],
+    )
+    return pks
+
+
 def _reindex(
-    new_rows: list[Resource],
+    written: list[tuple[int, ResourceWrite]],
     changed_rows: list[Resource],
     writes: dict[tuple[str, str], ResourceWrite],
     now: datetime,
@@ -207,42 +242,32 @@ def _reindex(
         CompartmentMembership.objects.filter(resource_id__in=rewritten).delete()
         GroupMembership.objects.filter(group_id__in=pks).delete()
         ResourceIdentifier.objects.filter(resource_id__in=pks).delete()
-    compartments: list[CompartmentMembership] = []
-    memberships: list[GroupMembership] = []
-    identifiers: list[ResourceIdentifier] = []
-    for row in (*new_rows, *changed_rows):
-        body = writes[(row.resource_type, row.resource_id)].body
+    compartments: list[tuple[int, str, str]] = []
+    memberships: list[tuple[int, str, bool]] = []
+    identifiers: list[tuple[int, str, str, str]] = []
+    for pk, write in written:
+        body = write.body
         if body is None:
             continue
-        body = {**body, "id": row.resource_id}
-        compartments += [
-            CompartmentMembership(resource=row, resource_type=row.resource_type, patient_id=p)
-            for p in compartment_patients(body)
-        ]
-        if row.resource_type == "Group":
-            memberships += [
-                GroupMembership(group=row, patient_id=m.patient_id, inactive=m.inactive)
-                for m in group_members(body, now)
-            ]
-        if row.resource_type not in IDENTIFIER_TYPES_EXCLUDED:
-            identifiers += _identifier_rows(row, body)
-    CompartmentMembership.objects.bulk_create(compartments, batch_size=BATCH_SIZE)
-    GroupMembership.objects.bulk_create(memberships, batch_size=BATCH_SIZE)
-    ResourceIdentifier.objects.bulk_create(identifiers, batch_size=BATCH_SIZE)
+        if body.get("id") != write.resource_id:
+            body = {**body, "id": write.resource_id}
+        kind = write.resource_type
+        compartments += [(pk, kind, patient) for patient in compartment_patients(body)]
+        if kind == "Group":
+            memberships += [(pk, m.patient_id, m.inactive) for m in group_members(body, now)]
+        if kind not in IDENTIFIER_TYPES_EXCLUDED:
+            identifiers += _identifier_rows(pk, kind, body)
+    insert_rows(CompartmentMembership, ("resource", "resource_type", "patient_id"), compartments)
+    insert_rows(GroupMembership, ("group", "patient_id", "inactive"), memberships)
+    insert_rows(ResourceIdentifier, ("resource", "resource_type", "system", "value"), identifiers)
 
 
-def _identifier_rows(row: Resource, body: dict[str, Any]) -> list[ResourceIdentifier]:
+def _identifier_rows(pk: int, kind: str, body: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     rows = []
     for identifier in body.get("identifier") or []:
         if isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
-            rows.append(
-                ResourceIdentifier(
-                    resource=row,
-                    resource_type=row.resource_type,
-                    system=str(identifier["system"])[:255],
-                    value=str(identifier["value"])[:255],
-                )
-            )
+            system, value = str(identifier["system"])[:255], str(identifier["value"])[:255]
+            rows.append((pk, kind, system, value))
     return rows
 
 
