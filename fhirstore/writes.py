@@ -20,7 +20,7 @@ from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
-from fhirstore.bulk_rows import insert_rows, new_primary_keys
+from fhirstore.bulk_rows import insert_absent, insert_rows, insertable_absent, update_rows
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
 # Conditional references point at shared resources (Practitioner, Organization...), never
@@ -28,8 +28,8 @@ from fhirstore.models import CompartmentMembership, GroupMembership, Resource, R
 IDENTIFIER_TYPES_EXCLUDED = COMPARTMENT_TYPES
 SERVER_META = ("versionId", "lastUpdated")
 BATCH_SIZE = 1000
+RESOURCE_KEY = ("resource_type", "resource_id")
 RESOURCE_COLUMNS = (
-    "id",
     "resource_type",
     "resource_id",
     "version_id",
@@ -137,15 +137,16 @@ def write_resources(writes: Iterable[ResourceWrite], *, now: datetime) -> WriteR
     return result
 
 
-def _existing(writes: Sequence[ResourceWrite]) -> dict[tuple[str, str], Resource]:
-    ids_by_type: dict[str, list[str]] = {}
-    for write in writes:
-        ids_by_type.setdefault(write.resource_type, []).append(write.resource_id)
-    found: dict[tuple[str, str], Resource] = {}
-    for resource_type, ids in ids_by_type.items():
-        for row in Resource.objects.filter(resource_type=resource_type, resource_id__in=ids):
-            found[(row.resource_type, row.resource_id)] = row
-    return found
+def _existing(writes: Iterable[ResourceWrite]) -> dict[tuple[str, str], Resource]:
+    """The stored rows of these writes' keys, in one query whatever the number of types
+    (the unique index answers both lists; a row of another key is left out here)."""
+    keys = {(w.resource_type, w.resource_id) for w in writes}
+    if not keys:
+        return {}
+    rows = Resource.objects.filter(
+        resource_type__in={kind for kind, _ in keys}, resource_id__in={rid for _, rid in keys}
+    )
+    return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in keys}
 
 
 def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
@@ -153,11 +154,19 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
         validate_write(write)
     # The last write of a key in a batch wins, as if they had been applied in order.
     latest = {(w.resource_type, w.resource_id): w for w in writes}
-    existing = _existing(list(latest.values()))
-    result = WriteResult()
+    contents = {
+        key: _content({**write.body, "id": write.resource_id})
+        for key, write in latest.items()
+        if write.body is not None
+    }
+    inserted = _insert_absent(contents, now)
+    result = WriteResult(created=Counter(kind for kind, _ in inserted))
+    # What is left, with the rows it finds: updates, deletes, unchanged content.
+    pending = {key: write for key, write in latest.items() if key not in inserted}
+    existing = _existing(pending.values())
     new_rows: list[tuple[ResourceWrite, str]] = []  # each with the text to store
     changed_rows: list[Resource] = []
-    for key, write in latest.items():
+    for key, write in pending.items():
         row = existing.get(key)
         if write.body is None:
             if row is None or row.deleted:
@@ -167,7 +176,7 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             changed_rows.append(row)
             result.deleted[write.resource_type] += 1
             continue
-        content = _content({**write.body, "id": write.resource_id})
+        content = contents[key]
         if row is not None and not row.deleted and _same_content(row, content):
             result.unchanged[write.resource_type] += 1
             continue
@@ -180,45 +189,45 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             row.version_id, row.deleted, row.body, row.last_updated = version, False, body, now
             changed_rows.append(row)
             result.updated[write.resource_type] += 1
-    new_pks = _insert_new(new_rows, now)
-    Resource.objects.bulk_update(
-        changed_rows, ["version_id", "deleted", "body", "last_updated"], batch_size=BATCH_SIZE
+    created = Resource.objects.bulk_create(
+        [
+            Resource(
+                resource_type=write.resource_type,
+                resource_id=write.resource_id,
+                last_updated=now,
+                body=body,
+            )
+            for write, body in new_rows
+        ],
+        batch_size=BATCH_SIZE,
     )
-    written = [(pk, write) for pk, (write, _) in zip(new_pks, new_rows, strict=True)]
+    update_rows(
+        Resource,
+        ("version_id", "deleted", "body", "last_updated"),
+        [(r.pk, r.version_id, r.deleted, r.body, r.last_updated) for r in changed_rows],
+    )
+    written = [(pk, latest[key]) for key, pk in inserted.items()]
+    written += [(row.pk, write) for row, (write, _) in zip(created, new_rows, strict=True)]
     written += [(row.pk, latest[(row.resource_type, row.resource_id)]) for row in changed_rows]
     _reindex(written, changed_rows, latest, now)
     return result
 
 
-def _insert_new(rows: list[tuple[ResourceWrite, str]], now: datetime) -> list[int]:
-    """Insert first versions; their primary keys, in the order of `rows`."""
-    if not rows:
-        return []
-    pks = new_primary_keys(Resource, len(rows))
-    if pks is None:
-        created = Resource.objects.bulk_create(
-            [
-                Resource(
-                    resource_type=write.resource_type,
-                    resource_id=write.resource_id,
-                    version_id=1,
-                    last_updated=now,
-                    body=body,
-                )
-                for write, body in rows
-            ],
-            batch_size=BATCH_SIZE,
-        )
-        return [row.pk for row in created]
-    insert_rows(
-        Resource,
-        RESOURCE_COLUMNS,
-        [
-            (pk, write.resource_type, write.resource_id, 1, now, False, body)
-            for pk, (write, body) in zip(pks, rows, strict=True)
-        ],
-    )
-    return pks
+def _insert_absent(
+    contents: dict[tuple[str, str], dict[str, Any]], now: datetime
+) -> dict[tuple[str, str], int]:
+    """On PostgreSQL, store the first version of every key no row holds yet, the unique
+    index telling which (no lookup first, which on a table filling from empty the planner
+    answers by scanning every row of the type); the keys inserted, with their primary
+    keys. Elsewhere nothing is inserted here: the batch's rows are looked up first."""
+    if not contents or not insertable_absent():
+        return {}
+    rows = [
+        (kind, rid, 1, now, False, minified(_stamped(content, 1, now)))
+        for (kind, rid), content in contents.items()
+    ]
+    returned = insert_absent(Resource, RESOURCE_COLUMNS, rows, unique=RESOURCE_KEY)
+    return {(kind, rid): pk for pk, kind, rid in returned}
 
 
 def _reindex(
