@@ -121,19 +121,22 @@ def validate_write(write: ResourceWrite) -> None:
             raise StoreError(f"body id does not match {write.resource_type}/{write.resource_id}")
 
 
-def write_resources(writes: Iterable[ResourceWrite], *, now: datetime) -> WriteResult:
+def write_resources(
+    writes: Iterable[ResourceWrite], *, now: datetime, new_keys: list[str] | None = None
+) -> WriteResult:
     """Apply puts and deletes in batches, in one transaction. Raises StoreError (and writes
-    nothing) if any write is invalid."""
+    nothing) if any write is invalid. `new_keys`, when given, gains the "Type/id" of each
+    put of a key no live resource stood for (created, or written over a tombstone)."""
     result = WriteResult()
     with transaction.atomic():
         batch: list[ResourceWrite] = []
         for write in writes:
             batch.append(write)
             if len(batch) >= BATCH_SIZE:
-                result.add(_write_batch(batch, now))
+                result.add(_write_batch(batch, now, new_keys))
                 batch = []
         if batch:
-            result.add(_write_batch(batch, now))
+            result.add(_write_batch(batch, now, new_keys))
     return result
 
 
@@ -149,7 +152,9 @@ def _existing(writes: Iterable[ResourceWrite]) -> dict[tuple[str, str], Resource
     return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in keys}
 
 
-def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
+def _write_batch(
+    writes: Sequence[ResourceWrite], now: datetime, new_keys: list[str] | None
+) -> WriteResult:
     for write in writes:
         validate_write(write)
     # The last write of a key in a batch wins, as if they had been applied in order.
@@ -166,6 +171,7 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
     existing = _existing(pending.values())
     new_rows: list[tuple[ResourceWrite, str]] = []  # each with the text to store
     changed_rows: list[Resource] = []
+    revived: list[Resource] = []  # tombstones written over
     for key, write in pending.items():
         row = existing.get(key)
         if write.body is None:
@@ -182,6 +188,8 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             continue
         version = 1 if row is None else row.version_id + 1
         body = minified(_stamped(content, version, now))
+        if row is not None and row.deleted:
+            revived.append(row)
         if row is None:
             new_rows.append((write, body))
             result.created[write.resource_type] += 1
@@ -210,6 +218,10 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
     written += [(row.pk, write) for row, (write, _) in zip(created, new_rows, strict=True)]
     written += [(row.pk, latest[(row.resource_type, row.resource_id)]) for row in changed_rows]
     _reindex(written, changed_rows, latest, now)
+    if new_keys is not None:
+        new_keys += [f"{kind}/{rid}" for kind, rid in inserted]
+        new_keys += [f"{write.resource_type}/{write.resource_id}" for write, _ in new_rows]
+        new_keys += [f"{r.resource_type}/{r.resource_id}" for r in revived]
     return result
 
 

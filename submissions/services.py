@@ -8,7 +8,6 @@ the stop (and the purge that follows sees it) or sees the stop and writes nothin
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from datetime import datetime
@@ -20,13 +19,12 @@ from django.http import HttpRequest
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
-from bulkops import outbound, untrusted_json
+from bulkops import outbound
 from bulkops.fhir.outcome import FORBIDDEN, FhirError
 from bulkops.fhir.resource_types import is_resource_type
 from bulkops.fhir.submit import COMPLETED, STOPPED, SubmitRequest
 from bulkops.task_queue import enqueue
-from fhirstore.loaders import load_file
-from fhirstore.reads import live_keys
+from fhirstore.loaders import Declared, load_file
 from fhirstore.writes import ResourceWrite, write_resources
 from submissions import fetch, task_names
 from submissions.models import Submission, SubmittedFile, SubmittedManifest
@@ -198,9 +196,9 @@ def fetch_manifest(*, manifest_id: int, now: datetime) -> None:
 
 
 def load_submitted_file(*, file_id: int, now: datetime) -> None:
-    """Download one output file, check every line is of the file's declared type, and
-    load it in one transaction (fhirstore.loaders.load_file). Idempotent: only a
-    queued file is claimed."""
+    """Download one output file and load it in one transaction, every line of the file's
+    declared type (fhirstore.loaders.load_file). Idempotent: only a queued file is
+    claimed."""
     claimed = SubmittedFile.objects.filter(pk=file_id, status=SubmittedFile.Status.QUEUED).update(
         status=SubmittedFile.Status.LOADING
     )
@@ -216,14 +214,13 @@ def load_submitted_file(*, file_id: int, now: datetime) -> None:
         path = Path(folder) / f"{file.uuid}.ndjson"
         try:
             fetch.download(file.url, dict(file.manifest.file_headers), path)
-            keys = declared_keys(path, file.resource_type)
-        except (outbound.FetchError, ValueError) as error:
+        except outbound.FetchError as error:
             _finish(file, SubmittedFile.Status.FAILED, now, error=str(error))
             return
-        _load(file, path, keys, now)
+        _load(file, path, now)
 
 
-def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> None:
+def _load(file: SubmittedFile, path: Path, now: datetime) -> None:
     with transaction.atomic():
         Submission.objects.select_for_update().filter(pk=file.manifest.submission_id).first()
         file.manifest.refresh_from_db(fields=["status"])
@@ -236,15 +233,15 @@ def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> No
                 error="not loaded: withdrawn by the submitter",
             )
             return
-        existed = live_keys(keys)
-        report = load_file(path, now=now)
+        declared = Declared(file.resource_type)
+        report = load_file(path, now=now, declared=declared)
         if report.error:
             _finish(file, SubmittedFile.Status.FAILED, now, error=report.error)
             return
         # What a purge may delete: only resources this file created. One that existed
         # before keeps the submitted version (the store keeps no earlier one to restore).
-        file.loaded_keys = [key for key in keys if key not in existed]
-        _finish(file, SubmittedFile.Status.LOADED, now, count=len(keys))
+        file.loaded_keys = declared.new_keys
+        _finish(file, SubmittedFile.Status.LOADED, now, count=report.resources)
 
 
 def _withdrawn(file: SubmittedFile) -> bool:
@@ -269,28 +266,6 @@ def _finish(
         status=status,
         count=count,
     )
-
-
-def declared_keys(path: Path, resource_type: str) -> list[str]:
-    """ "Type/id" of every line of an NDJSON file, or ValueError naming the first line that
-    is not a `resource_type` (IBM #3180: one type per file is what the manifest says)."""
-    keys = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                resource = untrusted_json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"line {number}: invalid JSON: {error.msg}") from None
-            found = resource.get("resourceType") if isinstance(resource, dict) else None
-            if found != resource_type:
-                raise ValueError(
-                    f"line {number}: a {found or 'line without resourceType'} in a file the "
-                    f"manifest declares as {resource_type}; nothing from this file was loaded"
-                )
-            keys.append(f"{resource_type}/{resource.get('id')}")
-    return keys
 
 
 def purge_manifest(manifest: SubmittedManifest, *, reason: str, now: datetime) -> int:
