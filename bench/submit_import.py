@@ -43,6 +43,11 @@ manifest = SubmittedManifest.objects.create(
 )
 services.fetch_manifest(manifest_id=manifest.pk, now=now)
 """
+SUBMISSION_TABLES = (
+    "submissions_submittedfile",
+    "submissions_submittedmanifest",
+    "submissions_submission",
+)
 FILES = "SELECT count(*), coalesce(sum(resource_count), 0) FROM submissions_submittedfile"
 UNFINISHED = f"{FILES} WHERE status IN ('queued', 'loading')"
 LOADED = f"{FILES} WHERE status = 'loaded'"
@@ -105,6 +110,9 @@ def submit_import(store: Any, folder: Path, workers: int) -> dict[str, Any]:
     """Seconds from the manifest fetch to the last file loaded, into `store` (a
     bench.loading.ScratchStore, emptied first), with `workers` worker processes."""
     purge_tasks(store.env)
+    with store.connect() as connection:  # an earlier run's submissions
+        for table in SUBMISSION_TABLES:
+            connection.execute(f"DELETE FROM {table}")  # noqa: S608 - our table names
     with celery_worker_process(store.env, concurrency=workers), _provider(folder) as (base, asked):
         _submit(store, base, "warm-up", "missing.json")
         _wait_for_files(store)

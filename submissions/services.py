@@ -1,9 +1,10 @@
 """Receiving a submission: registering each `$bulk-submit` request, fetching manifests,
 loading files and purging what a stopped or replaced manifest loaded.
 
-Concurrency: a file's load commits while it holds the submission's row lock, and a stop
-or replacement changes the status under the same lock. So a load either commits before
-the stop (and the purge that follows sees it) or sees the stop and writes nothing.
+Concurrency: a file's load commits while it holds a share of the submission's row lock,
+and a stop or replacement changes the status under the whole lock. So a load either
+commits before the stop (and the purge that follows sees it) or sees the stop and writes
+nothing, while the files of one submission load side by side, one per worker.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 
 from accounts.audit import record_event
@@ -222,7 +223,7 @@ def load_submitted_file(*, file_id: int, now: datetime) -> None:
 
 def _load(file: SubmittedFile, path: Path, now: datetime) -> None:
     with transaction.atomic():
-        Submission.objects.select_for_update().filter(pk=file.manifest.submission_id).first()
+        _share_lock(file.manifest.submission_id)
         file.manifest.refresh_from_db(fields=["status"])
         file.manifest.submission.refresh_from_db(fields=["status"])
         if _withdrawn(file):
@@ -242,6 +243,17 @@ def _load(file: SubmittedFile, path: Path, now: datetime) -> None:
         # before keeps the submitted version (the store keeps no earlier one to restore).
         file.loaded_keys = declared.new_keys
         _finish(file, SubmittedFile.Status.LOADED, now, count=report.resources)
+
+
+def _share_lock(submission_pk: int) -> None:
+    """Lock the submission's row against a stop or replacement (which take it whole, with
+    select_for_update) but not against the loads of its other files. SQLite has no row
+    locks: its one writer at a time keeps the same order."""
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Submission._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [submission_pk])  # noqa: S608 - our table name
 
 
 def _withdrawn(file: SubmittedFile) -> bool:
