@@ -72,7 +72,14 @@ class ScratchStore:
             )
 
     def empty(self) -> None:
+        """Remove every stored resource. PostgreSQL truncates: after a DELETE, an analyze
+        of the emptied table can record no rows on many pages, and with those statistics
+        the foreign key checks at the next load's commit scanned a whole index per row
+        (200 s instead of 0.6 s for 100k resources)."""
         with self.connect() as connection:
+            if self.vendor == "postgresql":
+                connection.execute(f"TRUNCATE {', '.join(STORE_TABLES)}")
+                return
             for table in STORE_TABLES:
                 connection.execute(f"DELETE FROM {table}")  # noqa: S608 - our table names
 
