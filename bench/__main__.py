@@ -19,8 +19,9 @@ kick-off, status poll; bench/load.py), each beside the web floor at the same
 concurrency (SMART discovery: no database, no key), "x base" being the p99 ratio.
 With the first worker count, a `$export-v4` downloaded as partial manifests list its
 files, beside the same export downloaded once its manifest is complete: time to the first
-and the last byte (bench/partial.py). Last, generate_fhir and load_fhir rates beside a
-raw insert of the same rows (bench/loading.py).
+and the last byte (bench/partial.py). Last, generate_fhir and load_fhir rates, and a
+Bulk Submit import of the same resources at each worker count, beside a raw insert of
+the same rows (bench/loading.py, bench/submit_import.py).
 
 Everything runs as real processes on loopback: gunicorn, `celery -A bulkops worker`,
 the reference client. Stores are generated once per size and reused (see --var-root).
@@ -115,7 +116,9 @@ def main() -> None:
         results += store_benches(BenchStore.prepare(args.var_root, patients, args.broker), args)
     if args.loading:
         patients = max(2, round(args.loading / RESOURCES_PER_PATIENT))
-        results += loading_rates(args.var_root, os.environ.get("DATABASE_URL", ""), patients)
+        results += loading_rates(
+            args.var_root, os.environ.get("DATABASE_URL", ""), patients, args.workers, args.broker
+        )
     print_table(results)
     write_results(results, args)
 
@@ -152,7 +155,7 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
     ]
     first: float | None = None
     for workers in args.workers:
-        purge_tasks(store)
+        purge_tasks(store.env)
         with (
             celery_worker_process(store.env, concurrency=workers) as worker,
             web_server(store.env, workers=2) as base,
@@ -202,7 +205,7 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
                 else:
                     row["ratio_to_baseline"] = p99 / floors[concurrency]
                 results.append(row)
-    purge_tasks(store)
+    purge_tasks(store.env)
     return results
 
 

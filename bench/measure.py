@@ -167,13 +167,13 @@ def web_pid(base: str) -> int:
     raise RuntimeError(f"no gunicorn for {base}")
 
 
-def purge_tasks(store: BenchStore) -> None:
+def purge_tasks(env: dict[str, str]) -> None:
     """Drop queued tasks (the kick-off bench's cancelled jobs, another store's run on a
-    shared broker) so workers start on an empty queue."""
+    shared broker) so workers started with `env` start on an empty queue."""
     subprocess.run(
         [str(BIN / "celery"), "-A", "bulkops", "purge", "-f"],
         cwd=ROOT,
-        env=store.env,
+        env=env,
         capture_output=True,
         check=True,
         timeout=60,

@@ -75,6 +75,17 @@ class FileReport:
     error: str | None = None
     skipped: str | None = None  # why the file holds no FHIR data to load
     waiting: bool = False  # its conditional references may match once others are loaded
+    resources: int = 0  # NDJSON lines read (each a resource)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a submitted NDJSON file's manifest says of it: each line must be a
+    `resource_type`. Loading one also lists in `new_keys` the "Type/id" of every
+    resource no live one stood for before (what a purge may delete)."""
+
+    resource_type: str
+    new_keys: list[str] = field(default_factory=list)
 
 
 def load_files(paths: list[Path]) -> list[FileReport]:
@@ -110,15 +121,18 @@ def data_files(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     return sorted(files, key=lambda p: (not p.name.startswith(SHARED_FIRST), str(p))), others
 
 
-def load_file(path: Path, *, now: datetime, wait: bool = False) -> FileReport:
+def load_file(
+    path: Path, *, now: datetime, wait: bool = False, declared: Declared | None = None
+) -> FileReport:
     """Load one file in one transaction. With `wait`, a file stops at its first batch of
     unresolved conditional references and is marked waiting; without, every one of
-    them is reported."""
+    them is reported. A `declared` NDJSON file is refused at its first line of another
+    type, each line parsed once for both."""
     report = FileReport(path)
     try:
         with transaction.atomic():
             if path.name.endswith((".ndjson", ".ndjson.gz")):
-                report.result = _load_ndjson(path, now, wait)
+                report.result = _load_ndjson(report, now, wait, declared)
             elif path.name.endswith(".json"):
                 report.result = _load_json(path, now)
             else:
@@ -150,25 +164,32 @@ def _load_json(path: Path, now: datetime) -> WriteResult:
     return write_resources([write], now=now)
 
 
-def _apply_bundle(bundle: dict[str, Any], now: datetime) -> WriteResult:
+def _apply_bundle(
+    bundle: dict[str, Any], now: datetime, new_keys: list[str] | None = None
+) -> WriteResult:
     plan = plan_bundle(bundle, cache(identifier_matches))
     result = write_resources(
         (ResourceWrite(w.key.resource_type, w.key.resource_id, w.body) for w in plan.writes),
         now=now,
+        new_keys=new_keys,
     )
     result.skipped.update(key.resource_type for key in plan.skipped)
     return result
 
 
-def _load_ndjson(path: Path, now: datetime, wait: bool) -> WriteResult:
+def _load_ndjson(
+    report: FileReport, now: datetime, wait: bool, declared: Declared | None
+) -> WriteResult:
     result = WriteResult()
     problems: list[Unresolved] = []
     batch: list[_Line] = []
-    for line in _ndjson_resources(path):
+    new_keys = declared.new_keys if declared else None
+    for line in _ndjson_resources(report.path, declared):
+        report.resources += 1
         number, resource = line.number, line.resource
         if resource["resourceType"] == "Bundle" and resource.get("type") in APPLIED_BUNDLE_TYPES:
             try:
-                result.add(_apply_bundle(resource, now))
+                result.add(_apply_bundle(resource, now, new_keys))
             except (BundleError, StoreError) as error:
                 raise LoadError(f"line {number}: {error}") from None
             except UnresolvedReferences as error:
@@ -179,11 +200,11 @@ def _load_ndjson(path: Path, now: datetime, wait: bool) -> WriteResult:
             continue
         batch.append(line)
         if len(batch) >= BATCH_SIZE:
-            problems += _write_ndjson_batch(batch, now, result)
+            problems += _write_ndjson_batch(batch, now, result, new_keys)
             batch = []
         if problems and wait:
             raise UnresolvedReferences(problems)
-    problems += _write_ndjson_batch(batch, now, result)
+    problems += _write_ndjson_batch(batch, now, result, new_keys)
     if problems:
         raise UnresolvedReferences(problems)
     return result
@@ -196,9 +217,9 @@ class _Line:
     conditional: bool  # whether it may hold a conditional reference (most lines do not)
 
 
-def _ndjson_resources(path: Path) -> Iterator[_Line]:
+def _ndjson_resources(path: Path, declared: Declared | None) -> Iterator[_Line]:
     """Each line's resource; NotFhirData when the first line shows an export's log or
-    error file."""
+    error file, LoadError at a line not of the declared type."""
     first = True
     with _open_text(path) as lines:
         for number, line in enumerate(lines, start=1):
@@ -208,6 +229,8 @@ def _ndjson_resources(path: Path) -> Iterator[_Line]:
                 document = untrusted_json.loads_resource(line)
             except json.JSONDecodeError as error:
                 raise LoadError(f"line {number}: invalid JSON: {error.msg}") from None
+            if declared is not None:
+                _check_declared(document, declared.resource_type, number)
             if first:
                 _refuse_export_records(document)
                 first = False
@@ -215,6 +238,15 @@ def _ndjson_resources(path: Path) -> Iterator[_Line]:
                 yield _Line(number, _checked(document), CONDITIONAL_MARK in line)
             except LoadError as error:
                 raise LoadError(f"line {number}: {error}") from None
+
+
+def _check_declared(document: Any, resource_type: str, number: int) -> None:
+    found = document.get("resourceType") if isinstance(document, dict) else None
+    if found != resource_type:
+        raise LoadError(
+            f"line {number}: a {found or 'line without resourceType'} in a file the "
+            f"manifest declares as {resource_type}; nothing from this file was loaded"
+        )
 
 
 def _refuse_export_records(document: Any) -> None:
@@ -229,7 +261,9 @@ def _refuse_export_records(document: Any) -> None:
         raise NotFhirData("OperationOutcomes (an export's error file), not data to keep")
 
 
-def _write_ndjson_batch(batch: list[_Line], now: datetime, result: WriteResult) -> list[Unresolved]:
+def _write_ndjson_batch(
+    batch: list[_Line], now: datetime, result: WriteResult, new_keys: list[str] | None
+) -> list[Unresolved]:
     """Resolve the batch's conditional references against the store (the lines above
     included), write it and return the references that did not resolve."""
     matches = cache(identifier_matches)  # one query per distinct reference in the batch
@@ -242,7 +276,7 @@ def _write_ndjson_batch(batch: list[_Line], now: datetime, result: WriteResult) 
             raise LoadError(f"line {line.number}: {error}") from None
         if line.conditional:
             problems += resolve_conditionals(line.resource, matches, f"line {line.number}")
-    result.add(write_resources(writes, now=now))
+    result.add(write_resources(writes, now=now, new_keys=new_keys))
     return problems
 
 

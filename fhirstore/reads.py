@@ -26,7 +26,6 @@ __all__ = [
     "group_exists",
     "group_names",
     "live_counts_by_type",
-    "live_keys",
     "newest_resource_pk",
     "rows_filter",
 ]
@@ -64,24 +63,6 @@ def live_counts_by_type() -> list[dict[str, Any]]:
     """`{"resource_type", "n"}` per type with live resources, largest first."""
     rows = Resource.objects.live().values("resource_type").annotate(n=Count("pk"))
     return list(rows.order_by("-n", "resource_type"))
-
-
-def live_keys(keys: Iterable[str]) -> set[str]:
-    """Those of the "Type/id" `keys` that name a live resource now."""
-    ids_by_type: dict[str, list[str]] = {}
-    for key in keys:
-        resource_type, _, resource_id = key.partition("/")
-        ids_by_type.setdefault(resource_type, []).append(resource_id)
-    found: set[str] = set()
-    for resource_type, ids in ids_by_type.items():
-        for start in range(0, len(ids), 1000):
-            rows = Resource.objects.live().filter(
-                resource_type=resource_type, resource_id__in=ids[start : start + 1000]
-            )
-            found.update(
-                f"{resource_type}/{rid}" for rid in rows.values_list("resource_id", flat=True)
-            )
-    return found
 
 
 def newest_resource_pk() -> int:

@@ -20,6 +20,7 @@ from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
+from fhirstore.bulk_rows import insert_absent, insert_rows, insertable_absent, update_rows
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
 # Conditional references point at shared resources (Practitioner, Organization...), never
@@ -27,6 +28,15 @@ from fhirstore.models import CompartmentMembership, GroupMembership, Resource, R
 IDENTIFIER_TYPES_EXCLUDED = COMPARTMENT_TYPES
 SERVER_META = ("versionId", "lastUpdated")
 BATCH_SIZE = 1000
+RESOURCE_KEY = ("resource_type", "resource_id")
+RESOURCE_COLUMNS = (
+    "resource_type",
+    "resource_id",
+    "version_id",
+    "last_updated",
+    "deleted",
+    "body",
+)
 
 
 class StoreError(ValueError):
@@ -111,43 +121,58 @@ def validate_write(write: ResourceWrite) -> None:
             raise StoreError(f"body id does not match {write.resource_type}/{write.resource_id}")
 
 
-def write_resources(writes: Iterable[ResourceWrite], *, now: datetime) -> WriteResult:
+def write_resources(
+    writes: Iterable[ResourceWrite], *, now: datetime, new_keys: list[str] | None = None
+) -> WriteResult:
     """Apply puts and deletes in batches, in one transaction. Raises StoreError (and writes
-    nothing) if any write is invalid."""
+    nothing) if any write is invalid. `new_keys`, when given, gains the "Type/id" of each
+    put of a key no live resource stood for (created, or written over a tombstone)."""
     result = WriteResult()
     with transaction.atomic():
         batch: list[ResourceWrite] = []
         for write in writes:
             batch.append(write)
             if len(batch) >= BATCH_SIZE:
-                result.add(_write_batch(batch, now))
+                result.add(_write_batch(batch, now, new_keys))
                 batch = []
         if batch:
-            result.add(_write_batch(batch, now))
+            result.add(_write_batch(batch, now, new_keys))
     return result
 
 
-def _existing(writes: Sequence[ResourceWrite]) -> dict[tuple[str, str], Resource]:
-    ids_by_type: dict[str, list[str]] = {}
-    for write in writes:
-        ids_by_type.setdefault(write.resource_type, []).append(write.resource_id)
-    found: dict[tuple[str, str], Resource] = {}
-    for resource_type, ids in ids_by_type.items():
-        for row in Resource.objects.filter(resource_type=resource_type, resource_id__in=ids):
-            found[(row.resource_type, row.resource_id)] = row
-    return found
+def _existing(writes: Iterable[ResourceWrite]) -> dict[tuple[str, str], Resource]:
+    """The stored rows of these writes' keys, in one query whatever the number of types
+    (the unique index answers both lists; a row of another key is left out here)."""
+    keys = {(w.resource_type, w.resource_id) for w in writes}
+    if not keys:
+        return {}
+    rows = Resource.objects.filter(
+        resource_type__in={kind for kind, _ in keys}, resource_id__in={rid for _, rid in keys}
+    )
+    return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in keys}
 
 
-def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
+def _write_batch(
+    writes: Sequence[ResourceWrite], now: datetime, new_keys: list[str] | None
+) -> WriteResult:
     for write in writes:
         validate_write(write)
     # The last write of a key in a batch wins, as if they had been applied in order.
     latest = {(w.resource_type, w.resource_id): w for w in writes}
-    existing = _existing(list(latest.values()))
-    result = WriteResult()
-    new_rows: list[Resource] = []
+    contents = {
+        key: _content({**write.body, "id": write.resource_id})
+        for key, write in latest.items()
+        if write.body is not None
+    }
+    inserted = _insert_absent(contents, now)
+    result = WriteResult(created=Counter(kind for kind, _ in inserted))
+    # What is left, with the rows it finds: updates, deletes, unchanged content.
+    pending = {key: write for key, write in latest.items() if key not in inserted}
+    existing = _existing(pending.values())
+    new_rows: list[tuple[ResourceWrite, str]] = []  # each with the text to store
     changed_rows: list[Resource] = []
-    for key, write in latest.items():
+    revived: list[Resource] = []  # tombstones written over
+    for key, write in pending.items():
         row = existing.get(key)
         if write.body is None:
             if row is None or row.deleted:
@@ -157,37 +182,68 @@ def _write_batch(writes: Sequence[ResourceWrite], now: datetime) -> WriteResult:
             changed_rows.append(row)
             result.deleted[write.resource_type] += 1
             continue
-        content = _content({**write.body, "id": write.resource_id})
+        content = contents[key]
         if row is not None and not row.deleted and _same_content(row, content):
             result.unchanged[write.resource_type] += 1
             continue
         version = 1 if row is None else row.version_id + 1
         body = minified(_stamped(content, version, now))
+        if row is not None and row.deleted:
+            revived.append(row)
         if row is None:
-            new_rows.append(
-                Resource(
-                    resource_type=write.resource_type,
-                    resource_id=write.resource_id,
-                    version_id=version,
-                    last_updated=now,
-                    body=body,
-                )
-            )
+            new_rows.append((write, body))
             result.created[write.resource_type] += 1
         else:
             row.version_id, row.deleted, row.body, row.last_updated = version, False, body, now
             changed_rows.append(row)
             result.updated[write.resource_type] += 1
-    Resource.objects.bulk_create(new_rows, batch_size=BATCH_SIZE)
-    Resource.objects.bulk_update(
-        changed_rows, ["version_id", "deleted", "body", "last_updated"], batch_size=BATCH_SIZE
+    created = Resource.objects.bulk_create(
+        [
+            Resource(
+                resource_type=write.resource_type,
+                resource_id=write.resource_id,
+                last_updated=now,
+                body=body,
+            )
+            for write, body in new_rows
+        ],
+        batch_size=BATCH_SIZE,
     )
-    _reindex(new_rows, changed_rows, latest, now)
+    update_rows(
+        Resource,
+        ("version_id", "deleted", "body", "last_updated"),
+        [(r.pk, r.version_id, r.deleted, r.body, r.last_updated) for r in changed_rows],
+    )
+    written = [(pk, latest[key]) for key, pk in inserted.items()]
+    written += [(row.pk, write) for row, (write, _) in zip(created, new_rows, strict=True)]
+    written += [(row.pk, latest[(row.resource_type, row.resource_id)]) for row in changed_rows]
+    _reindex(written, changed_rows, latest, now)
+    if new_keys is not None:
+        new_keys += [f"{kind}/{rid}" for kind, rid in inserted]
+        new_keys += [f"{write.resource_type}/{write.resource_id}" for write, _ in new_rows]
+        new_keys += [f"{r.resource_type}/{r.resource_id}" for r in revived]
     return result
 
 
+def _insert_absent(
+    contents: dict[tuple[str, str], dict[str, Any]], now: datetime
+) -> dict[tuple[str, str], int]:
+    """On PostgreSQL, store the first version of every key no row holds yet, the unique
+    index telling which (no lookup first, which on a table filling from empty the planner
+    answers by scanning every row of the type); the keys inserted, with their primary
+    keys. Elsewhere nothing is inserted here: the batch's rows are looked up first."""
+    if not contents or not insertable_absent():
+        return {}
+    rows = [
+        (kind, rid, 1, now, False, minified(_stamped(content, 1, now)))
+        for (kind, rid), content in contents.items()
+    ]
+    returned = insert_absent(Resource, RESOURCE_COLUMNS, rows, unique=RESOURCE_KEY)
+    return {(kind, rid): pk for pk, kind, rid in returned}
+
+
 def _reindex(
-    new_rows: list[Resource],
+    written: list[tuple[int, ResourceWrite]],
     changed_rows: list[Resource],
     writes: dict[tuple[str, str], ResourceWrite],
     now: datetime,
@@ -207,42 +263,32 @@ def _reindex(
         CompartmentMembership.objects.filter(resource_id__in=rewritten).delete()
         GroupMembership.objects.filter(group_id__in=pks).delete()
         ResourceIdentifier.objects.filter(resource_id__in=pks).delete()
-    compartments: list[CompartmentMembership] = []
-    memberships: list[GroupMembership] = []
-    identifiers: list[ResourceIdentifier] = []
-    for row in (*new_rows, *changed_rows):
-        body = writes[(row.resource_type, row.resource_id)].body
+    compartments: list[tuple[int, str, str]] = []
+    memberships: list[tuple[int, str, bool]] = []
+    identifiers: list[tuple[int, str, str, str]] = []
+    for pk, write in written:
+        body = write.body
         if body is None:
             continue
-        body = {**body, "id": row.resource_id}
-        compartments += [
-            CompartmentMembership(resource=row, resource_type=row.resource_type, patient_id=p)
-            for p in compartment_patients(body)
-        ]
-        if row.resource_type == "Group":
-            memberships += [
-                GroupMembership(group=row, patient_id=m.patient_id, inactive=m.inactive)
-                for m in group_members(body, now)
-            ]
-        if row.resource_type not in IDENTIFIER_TYPES_EXCLUDED:
-            identifiers += _identifier_rows(row, body)
-    CompartmentMembership.objects.bulk_create(compartments, batch_size=BATCH_SIZE)
-    GroupMembership.objects.bulk_create(memberships, batch_size=BATCH_SIZE)
-    ResourceIdentifier.objects.bulk_create(identifiers, batch_size=BATCH_SIZE)
+        if body.get("id") != write.resource_id:
+            body = {**body, "id": write.resource_id}
+        kind = write.resource_type
+        compartments += [(pk, kind, patient) for patient in compartment_patients(body)]
+        if kind == "Group":
+            memberships += [(pk, m.patient_id, m.inactive) for m in group_members(body, now)]
+        if kind not in IDENTIFIER_TYPES_EXCLUDED:
+            identifiers += _identifier_rows(pk, kind, body)
+    insert_rows(CompartmentMembership, ("resource", "resource_type", "patient_id"), compartments)
+    insert_rows(GroupMembership, ("group", "patient_id", "inactive"), memberships)
+    insert_rows(ResourceIdentifier, ("resource", "resource_type", "system", "value"), identifiers)
 
 
-def _identifier_rows(row: Resource, body: dict[str, Any]) -> list[ResourceIdentifier]:
+def _identifier_rows(pk: int, kind: str, body: dict[str, Any]) -> list[tuple[int, str, str, str]]:
     rows = []
     for identifier in body.get("identifier") or []:
         if isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
-            rows.append(
-                ResourceIdentifier(
-                    resource=row,
-                    resource_type=row.resource_type,
-                    system=str(identifier["system"])[:255],
-                    value=str(identifier["value"])[:255],
-                )
-            )
+            system, value = str(identifier["system"])[:255], str(identifier["value"])[:255]
+            rows.append((pk, kind, system, value))
     return rows
 
 

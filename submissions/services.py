@@ -1,32 +1,31 @@
 """Receiving a submission: registering each `$bulk-submit` request, fetching manifests,
 loading files and purging what a stopped or replaced manifest loaded.
 
-Concurrency: a file's load commits while it holds the submission's row lock, and a stop
-or replacement changes the status under the same lock. So a load either commits before
-the stop (and the purge that follows sees it) or sees the stop and writes nothing.
+Concurrency: a file's load commits while it holds a share of the submission's row lock,
+and a stop or replacement changes the status under the whole lock. So a load either
+commits before the stop (and the purge that follows sees it) or sees the stop and writes
+nothing, while the files of one submission load side by side, one per worker.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 
 from accounts.audit import record_event
 from accounts.models import AuditEvent, BackendClient
-from bulkops import outbound, untrusted_json
+from bulkops import outbound
 from bulkops.fhir.outcome import FORBIDDEN, FhirError
 from bulkops.fhir.resource_types import is_resource_type
 from bulkops.fhir.submit import COMPLETED, STOPPED, SubmitRequest
 from bulkops.task_queue import enqueue
-from fhirstore.loaders import load_file
-from fhirstore.reads import live_keys
+from fhirstore.loaders import Declared, load_file
 from fhirstore.writes import ResourceWrite, write_resources
 from submissions import fetch, task_names
 from submissions.models import Submission, SubmittedFile, SubmittedManifest
@@ -202,9 +201,9 @@ def fetch_manifest(*, manifest_id: int, now: datetime) -> None:
 
 
 def load_submitted_file(*, file_id: int, now: datetime) -> None:
-    """Download one output file, check every line is of the file's declared type, and
-    load it in one transaction (fhirstore.loaders.load_file). Idempotent: only a
-    queued file is claimed."""
+    """Download one output file and load it in one transaction, every line of the file's
+    declared type (fhirstore.loaders.load_file). Idempotent: only a queued file is
+    claimed."""
     claimed = SubmittedFile.objects.filter(pk=file_id, status=SubmittedFile.Status.QUEUED).update(
         status=SubmittedFile.Status.LOADING
     )
@@ -220,16 +219,15 @@ def load_submitted_file(*, file_id: int, now: datetime) -> None:
         path = Path(folder) / f"{file.uuid}.ndjson"
         try:
             fetch.download(file.url, dict(file.manifest.file_headers), path)
-            keys = declared_keys(path, file.resource_type)
-        except (outbound.FetchError, ValueError) as error:
+        except outbound.FetchError as error:
             _finish(file, SubmittedFile.Status.FAILED, now, error=str(error))
             return
-        _load(file, path, keys, now)
+        _load(file, path, now)
 
 
-def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> None:
+def _load(file: SubmittedFile, path: Path, now: datetime) -> None:
     with transaction.atomic():
-        Submission.objects.select_for_update().filter(pk=file.manifest.submission_id).first()
+        _share_lock(file.manifest.submission_id)
         file.manifest.refresh_from_db(fields=["status"])
         file.manifest.submission.refresh_from_db(fields=["status"])
         if _withdrawn(file):
@@ -240,15 +238,26 @@ def _load(file: SubmittedFile, path: Path, keys: list[str], now: datetime) -> No
                 error="not loaded: withdrawn by the submitter",
             )
             return
-        existed = live_keys(keys)
-        report = load_file(path, now=now)
+        declared = Declared(file.resource_type)
+        report = load_file(path, now=now, declared=declared)
         if report.error:
             _finish(file, SubmittedFile.Status.FAILED, now, error=report.error)
             return
         # What a purge may delete: only resources this file created. One that existed
         # before keeps the submitted version (the store keeps no earlier one to restore).
-        file.loaded_keys = [key for key in keys if key not in existed]
-        _finish(file, SubmittedFile.Status.LOADED, now, count=len(keys))
+        file.loaded_keys = declared.new_keys
+        _finish(file, SubmittedFile.Status.LOADED, now, count=report.resources)
+
+
+def _share_lock(submission_pk: int) -> None:
+    """Lock the submission's row against a stop or replacement (which take it whole, with
+    select_for_update) but not against the loads of its other files. SQLite has no row
+    locks: its one writer at a time keeps the same order."""
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(Submission._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR SHARE", [submission_pk])  # noqa: S608 - our table name
 
 
 def _withdrawn(file: SubmittedFile) -> bool:
@@ -273,28 +282,6 @@ def _finish(
         status=status,
         count=count,
     )
-
-
-def declared_keys(path: Path, resource_type: str) -> list[str]:
-    """ "Type/id" of every line of an NDJSON file, or ValueError naming the first line that
-    is not a `resource_type` (IBM #3180: one type per file is what the manifest says)."""
-    keys = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                resource = untrusted_json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"line {number}: invalid JSON: {error.msg}") from None
-            found = resource.get("resourceType") if isinstance(resource, dict) else None
-            if found != resource_type:
-                raise ValueError(
-                    f"line {number}: a {found or 'line without resourceType'} in a file the "
-                    f"manifest declares as {resource_type}; nothing from this file was loaded"
-                )
-            keys.append(f"{resource_type}/{resource.get('id')}")
-    return keys
 
 
 def purge_manifest(manifest: SubmittedManifest, *, reason: str, now: datetime) -> int:

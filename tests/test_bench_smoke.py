@@ -51,4 +51,7 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     # The baseline is COPY on PostgreSQL and executemany on SQLite.
     (baseline,) = [row for name, row in rows.items() if name.startswith("raw insert baseline")]
     assert [row["resources"] for row in loaded] == [baseline["resources"]] * 2
+    # A Bulk Submit import loads the same resources, every file of it.
+    imported = rows["Bulk Submit import, 1 worker(s)"]
+    assert imported["resources"] == baseline["resources"] and imported["ratio_to_baseline"] > 0
     assert "system export" in result.stdout

@@ -4,6 +4,8 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulkops import untrusted_json
 from bulkops.fhir import resource_json
@@ -66,3 +68,27 @@ def test_a_value_too_large_for_decimal_arithmetic_matches_no_number_filter() -> 
     )
     for text in ("value-quantity=gt5", "value-quantity=lt5", "value-quantity=ne5"):
         assert not parse_type_search(f"Observation?{text}", now=NOW).matches(resource)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from("\ue000\"\\")),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=3) | st.just("\ue000"), children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(JSON_VALUES)
+def test_any_json_text_comes_back_as_written(value: object) -> None:
+    """Minified JSON parsed and written again is the same text, whatever the strings hold
+    (the private-use character U+E000 included) and wherever the numbers are."""
+    for ascii_only in (False, True):
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only)
+        parsed = resource_json.loads(text)
+        assert resource_json.dumps(parsed, ensure_ascii=ascii_only) == text
+
+
+def test_a_string_that_is_u_e000_is_written_as_a_string_beside_exact_numbers() -> None:
+    text = '{"\ue000":["\ue000",1.50,"x\ue000"],"value":1e2}'
+    assert resource_json.dumps(resource_json.loads(text)) == text

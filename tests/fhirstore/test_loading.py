@@ -13,7 +13,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from fhirstore.models import Resource
+from fhirstore.models import CompartmentMembership, Resource
 from tests.shared_data import SYNTHEA_BUNDLES, SYNTHEA_NDJSON, needs_synthea
 
 pytestmark = pytest.mark.django_db
@@ -263,3 +263,41 @@ def test_console_upload_resolves_across_files_and_names_skipped_ones(console_cli
     assert "skipped</span> a Bulk Data export log, not FHIR data" in report
     assert report.count("1 created, 0 updated, 0 unchanged, 0 deleted, 0 skipped") == 2
     assert "Practitioner/dr3" in stored("Encounter", "e1")
+
+
+# Bulk writes: first versions, updates and tombstones mixed in a file of several batches
+
+
+def condition(cid: str, patient_id: str, note: str = "") -> dict[str, Any]:
+    body = {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": f"Patient/{patient_id}"},
+    }
+    return body | ({"note": [{"text": note}]} if note else {})
+
+
+def test_a_reload_of_several_batches_creates_updates_revives_and_reindexes(load_fhir, tmp_path):
+    """2,501 lines (three write batches): new, changed, unchanged and deleted resources,
+    and a key written again in a later batch; each resource indexed once."""
+    source = tmp_path / "Condition.ndjson"
+    load_fhir(write_ndjson(source, *(condition(f"c{n}", "p1") for n in range(2000))))
+    Resource.objects.filter(resource_id="c5").update(deleted=True, body="", version_id=2)
+    lines = [condition(f"c{n}", "p2" if n < 100 else "p1") for n in range(2500)]
+    lines.append(condition("c1999", "p1", note="again, in the third batch"))
+
+    run = load_fhir(write_ndjson(source, *lines))
+
+    # c0-c99 (c5 a tombstone written over) move to p2, c100-c1999 are as stored, 500 are
+    # new; the last line updates c1999 again.
+    assert summary_row(run.stdout, "Condition") == [500, 100 + 1, 1900, 0, 0]
+    c5 = Resource.objects.get(resource_id="c5")
+    assert (c5.deleted, c5.version_id) == (False, 3)
+    assert json.loads(stored("Condition", "c1999"))["note"] == [
+        {"text": "again, in the third batch"}
+    ]
+    compartments = CompartmentMembership.objects.filter(resource__resource_type="Condition")
+    assert compartments.count() == 2500
+    assert set(
+        compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
+    ) == {f"c{n}" for n in range(100)}

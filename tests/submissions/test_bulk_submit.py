@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.models import AuditEvent
 from fhirstore.models import Resource
-from fhirstore.writes import put_resource
-from submissions.models import Submission
+from fhirstore.writes import delete_resource, put_resource
+from submissions.models import Submission, SubmittedFile
 from tests.shared_data import SYNTHEA_NDJSON, needs_synthea
 from tests.submissions.conftest import (
     final_status,
@@ -84,6 +84,46 @@ def test_file_with_lines_of_another_type_is_refused_alone(provider, submitter) -
     assert "line 2: a Observation in a file the manifest declares as Patient" in refusal
     assert live_ids("Patient") == {"p2"}
     assert not live_ids("Observation")
+
+
+def test_a_line_of_another_type_after_whole_batches_leaves_nothing_of_its_file(
+    provider, submitter
+) -> None:
+    """The type is checked as each line is loaded (read once), so two batches of the file
+    are written before line 2,300 is read: the file's one transaction takes them back."""
+    lines = [patient(f"p{n}") for n in range(2500)]
+    lines[2299] = {"resourceType": "Observation", "id": "o1"}
+    provider.ndjson("/big.ndjson", lines)
+    provider.ndjson("/small.ndjson", [patient("q1")])
+    url = provider.manifest("/m.json", [("Patient", "/big.ndjson"), ("Patient", "/small.ndjson")])
+    submit(submitter, "late", manifest_url=url, status="completed")
+    manifest = final_status(submitter, "late")
+
+    refusal = outcomes(submitter, manifest)[manifest["outcome"][0]["url"]]
+    assert "line 2300: a Observation in a file the manifest declares as Patient" in refusal
+    assert live_ids("Patient") == {"q1"}
+    assert not Resource.objects.filter(resource_id="p0").exists()
+
+
+def test_a_purge_deletes_what_the_file_created_or_wrote_over_a_tombstone(
+    provider, submitter
+) -> None:
+    now = timezone.now()
+    for pid in ("p0", "p5"):
+        put_resource(resource_type="Patient", resource_id=pid, body=patient(pid), now=now)
+    delete_resource(resource_type="Patient", resource_id="p5", now=now)
+    # p0 is stored as it is submitted, p5 a tombstone, p9 new and sent twice.
+    provider.ndjson("/Patient.ndjson", [patient("p0"), patient("p5"), patient("p9"), patient("p9")])
+    url = provider.manifest("/m.json", [("Patient", "/Patient.ndjson")])
+    submit(submitter, "revive", manifest_url=url)
+    _wait_until(lambda: live_ids("Patient") == {"p0", "p5", "p9"})
+    file = SubmittedFile.objects.get(manifest__submission__submission_id="revive")
+    assert sorted(file.loaded_keys) == ["Patient/p5", "Patient/p9"]
+    assert file.resource_count == 4
+
+    assert submit(submitter, "revive", status="stopped").status_code == 200
+    final_status(submitter, "revive")
+    assert live_ids("Patient") == {"p0"}
 
 
 def test_missing_file_is_reported_and_the_rest_loads(provider, submitter) -> None:
