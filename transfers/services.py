@@ -124,7 +124,7 @@ def close(
     assert submission_status in (COMPLETED, STOPPED)
     action = "delivery.stop_requested" if submission_status == STOPPED else "delivery.completed"
     with transaction.atomic():
-        current = Delivery.objects.select_for_update().select_related("job", "server")
+        current = Delivery.objects.select_for_update(of=("self",)).select_related("job", "server")
         current = current.get(pk=delivery.pk)
         unsent = (Delivery.Status.WAITING, Delivery.Status.QUEUED)
         if submission_status == STOPPED and current.status in unsent:

@@ -54,6 +54,11 @@ ENDPOINTS: list[tuple[str, str, set[str]]] = [
     ("post", f"/api/v1/schedules/{MISSING}/resume", RUNNERS),
     ("post", f"/api/v1/schedules/{MISSING}/run", RUNNERS),
     ("post", f"/api/v1/schedules/{MISSING}/delete", RUNNERS),
+    ("get", "/api/v1/deliveries/", ALL),
+    ("post", "/api/v1/deliveries/create", RUNNERS),
+    ("get", f"/api/v1/deliveries/{MISSING}", ALL),
+    ("post", f"/api/v1/deliveries/{MISSING}/complete", RUNNERS),
+    ("post", f"/api/v1/deliveries/{MISSING}/stop", RUNNERS),
 ]
 
 
