@@ -20,7 +20,13 @@ from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
-from fhirstore.bulk_rows import insert_absent, insert_rows, insertable_absent, update_rows
+from fhirstore.bulk_rows import (
+    count_own_rows,
+    insert_absent,
+    insert_rows,
+    insertable_absent,
+    update_rows,
+)
 from fhirstore.models import CompartmentMembership, GroupMembership, Resource, ResourceIdentifier
 
 # Conditional references point at shared resources (Practitioner, Organization...), never
@@ -137,6 +143,7 @@ def write_resources(
                 batch = []
         if batch:
             result.add(_write_batch(batch, now, new_keys))
+        count_own_rows(Resource, result.created.total())
     return result
 
 
