@@ -41,8 +41,8 @@ schedule = save_schedule(
     fields=ScheduleFields(
         name="minutely", client=None, level="system", group_id="", types=["Patient"],
         type_filters=[], elements=[], cron="* * * * *", timezone="Europe/Berlin",
-        retention=None, incremental=True, notify_webhook_url="", notify_webhook_secret="",
-        notify_email="",
+        retention=None, storage="default", incremental=True, notify_webhook_url="",
+        notify_webhook_secret="", notify_email="",
     ),
     operator=operator, request=None, base="http://127.0.0.1:8000", now=timezone.now(),
 )
