@@ -36,7 +36,6 @@ from exports.bulk_client import (
     BulkExportClient,
     Exchange,
     ExportStopped,
-    TokenSource,
     redact_url,
 )
 from exports.finish_hooks import export_finished
@@ -45,7 +44,7 @@ from exports.partitions import fail_export
 from exports.storage import job_storage
 from remotes.blocks import BlockError, BlockReader
 from remotes.crypto import DecryptionError
-from remotes.discovery import DiscoveryError, discover_token_url, offers_export_v4
+from remotes.discovery import DiscoveryError, offers_export_v4
 from remotes.models import RemoteDownload, RemoteExchange, RemoteExport
 from remotes.outcomes import ignored_type_filters, read_outcomes
 from remotes.remote_manifest import (
@@ -187,21 +186,7 @@ class _Runner:
     def run(self) -> None:
         target = self.server.target()
         with self.phase(RemoteExport.Phase.TOKEN):
-            token_url = target.token_url or discover_token_url(
-                target.base_url, verify_tls=target.verify_tls, on_exchange=self.log.add
-            )
-            # Decided here, in the worker, on the URL about to be used: the row may have
-            # changed since the console judged it, and discovery may answer differently.
-            if problem := target.token_url_problem(token_url):
-                raise TokenDestinationRefused(problem)
-            tokens = TokenSource(
-                token_url,
-                target.client_id,
-                target.private_jwk,
-                target.scope,
-                verify_tls=target.verify_tls,
-                on_exchange=self.log.add,
-            )
+            tokens = target.token_source(target.scope, on_exchange=self.log.add)
             tokens.token()
         self.client = BulkExportClient(
             target.base_url,

@@ -15,15 +15,12 @@ from bulkops.outbound.origins import origin_text, same_origin
 from exports.bulk_client import (
     BulkClientError,
     BulkExportClient,
-    TokenSource,
     describe_error,
     http,
     redact_url,
 )
-from remotes.discovery import discover_token_url
 from remotes.outcomes import read_outcomes
 from remotes.target import RemoteTarget
-from remotes.token_destination import TokenDestinationRefused
 
 EVENT_STATUS = "http://hl7.org/fhir/event-status"
 WATCH_TIMEOUT = 6 * 3600
@@ -83,20 +80,8 @@ class SubmitClient:
     """Talks to one receiver; the token goes to the receiver's own origin only."""
 
     def __init__(self, target: RemoteTarget) -> None:
-        token_url = target.token_url or discover_token_url(
-            target.base_url, verify_tls=target.verify_tls
-        )
-        # Judged here, in the worker, on the URL about to be used (remotes.token_destination).
-        if problem := target.token_url_problem(token_url):
-            raise TokenDestinationRefused(problem)
         self.target = target
-        self.tokens = TokenSource(
-            token_url,
-            target.client_id,
-            target.private_jwk,
-            BULK_SUBMIT,
-            verify_tls=target.verify_tls,
-        )
+        self.tokens = target.token_source(BULK_SUBMIT)
         self.polls = BulkExportClient(target.base_url, self.tokens, verify_tls=target.verify_tls)
 
     def _post(self, operation: str, body: dict[str, Any], **headers: str) -> Any:
