@@ -38,6 +38,19 @@ def record_event(
     )
 
 
+def record_system_event(action: str, *, failed: str = "", details: dict[str, Any]) -> AuditEvent:
+    """What bulkops's own workers did (a submission fetched or loaded, a delivery sent):
+    a success, or a failure for the reason `failed` gives."""
+    return record_event(
+        actor_type=AuditEvent.ActorType.SYSTEM,
+        actor="bulkops",
+        action=action,
+        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
+        reason=failed,
+        details=details,
+    )
+
+
 def storable(value: Any) -> Any:
     """`value` with every NUL character replaced by U+FFFD. Callers record what callers
     sent (an unverified iss, a requested scope); PostgreSQL refuses NUL in text and in

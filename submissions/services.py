@@ -18,7 +18,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest
 
-from accounts.audit import record_event
+from accounts.audit import record_event, record_system_event
 from accounts.models import AuditEvent, BackendClient
 from bulkops import outbound
 from bulkops.fhir.outcome import FORBIDDEN, FhirError
@@ -149,12 +149,9 @@ def _audit_request(
 
 
 def _audit(submission: Submission, action: str, *, failed: str = "", **details: Any) -> None:
-    record_event(
-        actor_type=AuditEvent.ActorType.SYSTEM,
-        actor="bulkops",
-        action=action,
-        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
-        reason=failed,
+    record_system_event(
+        action,
+        failed=failed,
         details={"submission": str(submission.uuid), "client": submission.client.client_id}
         | details,
     )

@@ -16,8 +16,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.audit import record_event
-from accounts.models import AuditEvent
+from accounts.audit import record_system_event
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.submit import COMPLETED, IN_PROGRESS, STOPPED
 from bulkops.outbound import FetchError
@@ -65,12 +64,9 @@ def fhir_base_url(delivery: Delivery) -> str:
 
 
 def audit(delivery: Delivery, action: str, *, failed: str = "", **details: Any) -> None:
-    record_event(
-        actor_type=AuditEvent.ActorType.SYSTEM,
-        actor="bulkops",
-        action=action,
-        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
-        reason=failed,
+    record_system_event(
+        action,
+        failed=failed,
         details={
             "delivery": str(delivery.uuid),
             "job": str(delivery.job.uuid),
