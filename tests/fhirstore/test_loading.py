@@ -301,3 +301,26 @@ def test_a_reload_of_several_batches_creates_updates_revives_and_reindexes(load_
     assert set(
         compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
     ) == {f"c{n}" for n in range(100)}
+
+
+def test_stored_keys_after_whole_batches_of_new_ones_are_updated_not_duplicated(
+    load_fhir, tmp_path
+):
+    """New resources are written in one pass until a batch meets a stored key; that
+    batch and the rest then tell new from stored. The first batch here is all new, the
+    second half new and half stored, the third stored; every resource is stored once,
+    in the file's order, with its compartment row."""
+    source = tmp_path / "Condition.ndjson"
+    load_fhir(write_ndjson(source, *(condition(f"c{n}", "p1") for n in range(1500, 2500))))
+    lines = [condition(f"c{n}", "p2" if 1500 <= n < 1600 else "p1") for n in range(2500)]
+
+    run = load_fhir(write_ndjson(source, *lines))
+
+    assert summary_row(run.stdout, "Condition") == [1500, 100, 900, 0, 0]
+    in_store_order = Resource.objects.filter(resource_type="Condition").order_by("pk")
+    ids = [int(rid[1:]) for rid in in_store_order.values_list("resource_id", flat=True)]
+    assert ids == [*range(1500, 2500), *range(1500)]
+    compartments = CompartmentMembership.objects.filter(resource__resource_type="Condition")
+    assert compartments.count() == 2500
+    moved = compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
+    assert set(moved) == {f"c{n}" for n in range(1500, 1600)}
