@@ -100,6 +100,16 @@ def test_nan_is_refused_as_not_a_json_number(load_fhir, tmp_path):
     assert not Resource.objects.exists()
 
 
+def test_a_meta_that_is_not_an_object_refuses_its_file_by_line(load_fhir, tmp_path):
+    lines = [
+        {"resourceType": "Patient", "id": "ok"},
+        {"resourceType": "Patient", "id": "m", "meta": "x"},
+    ]
+    run = load_fhir(write_ndjson(tmp_path / "p.ndjson", *lines))
+    assert run.failed and "p.ndjson: line 2: meta of Patient/m is not an object" in run.stderr
+    assert not Resource.objects.exists()
+
+
 @needs_synthea
 def test_real_bundle_decimals_keep_their_trailing_zeros(load_fhir):
     dwain = next(SYNTHEA_BUNDLES.glob("Dwain_*.json"))
