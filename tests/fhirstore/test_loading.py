@@ -4,6 +4,7 @@ failed to load and reloads whose types vanished from the summary."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
+from fhirstore.loaders import load_file
 from fhirstore.models import CompartmentMembership, Resource
 from tests.shared_data import SYNTHEA_BUNDLES, SYNTHEA_NDJSON, needs_synthea
 
@@ -334,3 +337,15 @@ def test_stored_keys_after_whole_batches_of_new_ones_are_updated_not_duplicated(
     assert compartments.count() == 2500
     moved = compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
     assert set(moved) == {f"c{n}" for n in range(1500, 1600)}
+
+
+def test_the_garbage_collector_runs_again_after_a_load_good_or_bad(tmp_path):
+    """A load pauses Python's cyclic collector; the process (a worker, the web server)
+    must not be left without it, whether the file loaded or was refused."""
+    good = write_ndjson(tmp_path / "good.ndjson", condition("c1", "p1"))
+    bad = write_ndjson(tmp_path / "bad.ndjson", condition("c2", "p1"), "{not json")
+    for path in (good, bad):
+        load_file(path, now=timezone.now())
+        assert gc.isenabled()
+    assert Resource.objects.filter(resource_id="c1").exists()
+    assert not Resource.objects.filter(resource_id="c2").exists()
