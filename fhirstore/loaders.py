@@ -181,6 +181,7 @@ def _load_json(path: Path, now: datetime) -> WriteResult:
     if resource["resourceType"] == "Bundle":
         return _apply_bundle(resource, now)
     write = _resource_write(resource)
+    validate_write(write)  # a bad id or body is the error to report, before any reference
     if problems := resolve_conditionals(resource, identifier_matches, "resource"):
         raise UnresolvedReferences(problems)
     return write_resources([write], now=now)
@@ -287,18 +288,28 @@ def _write_ndjson_batch(
     batch: list[_Line], now: datetime, result: WriteResult, new_keys: list[str] | None
 ) -> list[Unresolved]:
     """Resolve the batch's conditional references against the store (the lines above
-    included), write it and return the references that did not resolve."""
+    included), write it and return the references that did not resolve. The store
+    checks each write before it touches a row; a write it refuses is found again here
+    to name its line."""
     matches = cache(identifier_matches)  # one query per distinct reference in the batch
     problems: list[Unresolved] = []
     writes = []
     for line in batch:
         try:
             writes.append(_resource_write(line.resource))
-        except (LoadError, StoreError) as error:
+        except LoadError as error:
             raise LoadError(f"line {line.number}: {error}") from None
         if line.conditional:
             problems += resolve_conditionals(line.resource, matches, f"line {line.number}")
-    result.add(write_resources(writes, now=now, new_keys=new_keys))
+    try:
+        result.add(write_resources(writes, now=now, new_keys=new_keys))
+    except StoreError:
+        for line, write in zip(batch, writes, strict=True):
+            try:
+                validate_write(write)
+            except StoreError as error:
+                raise LoadError(f"line {line.number}: {error}") from None
+        raise
     return problems
 
 
@@ -320,9 +331,8 @@ def _checked(document: Any) -> dict[str, Any]:
 
 
 def _resource_write(resource: dict[str, Any]) -> ResourceWrite:
+    """The put of `resource`, which the store checks (validate_write) when it is written."""
     resource_id = resource.get("id")
     if not isinstance(resource_id, str):
         raise LoadError(f"{resource['resourceType']} has no id")
-    write = ResourceWrite(resource["resourceType"], resource_id, resource)
-    validate_write(write)
-    return write
+    return ResourceWrite(resource["resourceType"], resource_id, resource)

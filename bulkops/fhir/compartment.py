@@ -54,8 +54,13 @@ def _patient_of(reference: str) -> str | None:
     return key.resource_id if key is not None and key.resource_type == "Patient" else None
 
 
-def _patient_ids(node: Any, steps: tuple[tuple[str], ...]) -> Iterator[str]:
-    for value in walk(node, steps):
+def _patient_ids(node: dict[str, Any], steps: tuple[tuple[str], ...]) -> Iterator[str]:
+    if len(steps) == 1:  # most paths (subject, patient): the element itself, no walk
+        found = node.get(steps[0][0])
+        values = walk(found, ()) if isinstance(found, list) else (found,)
+    else:
+        values = walk(node, steps)
+    for value in values:
         reference = value.get("reference") if isinstance(value, dict) else None
         if isinstance(reference, str) and (patient_id := _patient_of(reference)) is not None:
             yield patient_id
