@@ -82,7 +82,8 @@ def _provider(folder: Path) -> Iterator[tuple[str, dict[str, float]]]:
 
 def write_submission(folder: Path, rows: list[tuple[Any, ...]]) -> int:
     """One NDJSON file per type (bodies as stored: the last column of `rows`) and a
-    manifest listing them; the number of files."""
+    manifest listing them with their counts, as an export's manifest does; the number of
+    files."""
     folder.mkdir(parents=True, exist_ok=True)
     by_type: dict[str, list[bytes]] = defaultdict(list)
     for row in rows:
@@ -90,17 +91,20 @@ def write_submission(folder: Path, rows: list[tuple[Any, ...]]) -> int:
         by_type[row[0]].append((body if isinstance(body, str) else body.decode()).encode())
     for kind, bodies in by_type.items():
         (folder / f"{kind}.ndjson").write_bytes(b"\n".join(bodies) + b"\n")
-    (folder / "missing.json").write_text(_manifest([("Patient", "missing.ndjson")]))
-    (folder / "manifest.json").write_text(_manifest([(k, f"{k}.ndjson") for k in by_type]))
+    (folder / "missing.json").write_text(_manifest([("Patient", "missing.ndjson", 1)]))
+    outputs = [(kind, f"{kind}.ndjson", len(bodies)) for kind, bodies in by_type.items()]
+    (folder / "manifest.json").write_text(_manifest(outputs))
     return len(by_type)
 
 
-def _manifest(outputs: list[tuple[str, str]]) -> str:
+def _manifest(outputs: list[tuple[str, str, int]]) -> str:
     return json.dumps(
         {
             "transactionTime": "2025-01-01T00:00:00Z",
             "requiresAccessToken": False,
-            "output": [{"type": kind, "url": name} for kind, name in outputs],
+            "output": [
+                {"type": kind, "url": name, "count": count} for kind, name, count in outputs
+            ],
             "error": [],
         }
     )
@@ -144,12 +148,15 @@ def _submit(store: Any, base: str, submission_id: str, manifest: str) -> None:
 
 
 def _wait_for_files(store: Any, timeout: float = 3600) -> float:
-    """When no submitted file is queued or loading any more."""
+    """When no submitted file is queued or loading any more. One connection polls, each
+    query in a transaction of its own: a connection per poll started a PostgreSQL
+    backend 20 times a second on the cores the workers use."""
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        with store.connect() as connection:
+    with store.connect() as connection:
+        while time.perf_counter() < deadline:
             unfinished, _ = connection.execute(UNFINISHED).fetchone()
-        if not unfinished:
-            return time.perf_counter()
-        time.sleep(POLL_SECONDS)
+            connection.commit()
+            if not unfinished:
+                return time.perf_counter()
+            time.sleep(POLL_SECONDS)
     raise RuntimeError(f"submitted files still loading after {timeout} s")

@@ -45,6 +45,19 @@ class UnacceptableJson(json.JSONDecodeError):
 def loads(data: str | bytes | bytearray, **options: Any) -> Any:
     """The value `json.loads(data, **options)` returns, for data of at most MAX_DEPTH
     nested arrays and objects; JSONDecodeError for anything else."""
+    return _decoded(data, json.JSONDecoder(**options) if options else _PLAIN)
+
+
+def loads_resource(data: str | bytes | bytearray) -> Any:
+    """`loads` for FHIR data from outside: decimals kept as written, NaN and Infinity
+    refused (bulkops.fhir.resource_json)."""
+    return _decoded(data, resource_json.DECODER)
+
+
+_PLAIN = json.JSONDecoder()
+
+
+def _decoded(data: str | bytes | bytearray, decoder: json.JSONDecoder) -> Any:
     if isinstance(data, str):
         text = data
     else:
@@ -52,20 +65,16 @@ def loads(data: str | bytes | bytearray, **options: Any) -> Any:
             text = data.decode(json.detect_encoding(data), "surrogatepass")
         except UnicodeDecodeError as error:
             raise UnacceptableJson(f"the text is not UTF-8 ({error.reason})") from None
+    if text.startswith("\ufeff"):
+        raise UnacceptableJson("the text starts with a byte order mark")
     if _nests_too_deep(text):
         raise UnacceptableJson(f"arrays and objects nest deeper than {MAX_DEPTH} levels")
     try:
-        return json.loads(text, **options)
+        return decoder.decode(text)
     except json.JSONDecodeError:
         raise
     except ValueError as error:  # e.g. an integer of more than 4300 digits
         raise UnacceptableJson(str(error)) from None
-
-
-def loads_resource(data: str | bytes | bytearray) -> Any:
-    """`loads` for FHIR data from outside: decimals kept as written, NaN and Infinity
-    refused (bulkops.fhir.resource_json)."""
-    return loads(data, **resource_json.PARSE_OPTIONS)
 
 
 def _nests_too_deep(text: str) -> bool:

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.db import transaction
@@ -21,6 +22,7 @@ from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, gr
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
 from fhirstore.bulk_rows import (
+    copy_new,
     count_own_rows,
     insert_absent,
     insert_rows,
@@ -81,6 +83,7 @@ class WriteResult:
         return {name: getattr(self, name).total() for name in self.COLUMNS}
 
 
+@lru_cache(maxsize=16)  # a load stamps thousands of resources with one `now`
 def fhir_instant(moment: datetime) -> str:
     """FHIR `instant` in UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -99,19 +102,24 @@ def _same_content(row: Resource, content: dict[str, Any]) -> bool:
     return minified(_stamped(content, row.version_id, row.last_updated)) == row.body
 
 
-def _content(body: dict[str, Any]) -> dict[str, Any]:
-    """The body without server-set meta: what decides whether a write changes anything."""
-    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in SERVER_META}
-    content = {k: v for k, v in body.items() if k != "meta"}
+def _content(write: ResourceWrite) -> dict[str, Any]:
+    """The put's body with its id and without server-set meta: what decides whether a
+    write changes anything."""
+    content = {**write.body, "id": write.resource_id}
+    meta = {k: v for k, v in (content.pop("meta", None) or {}).items() if k not in SERVER_META}
     if meta:
         content["meta"] = meta
     return content
 
 
+# The stored text's first keys. Unpacking the content after them keeps their places and
+# takes its values, the rest following in the source's order.
+_HEAD = dict.fromkeys(("resourceType", "id", "meta"))
+
+
 def _stamped(content: dict[str, Any], version: int, now: datetime) -> dict[str, Any]:
     meta = {**content.get("meta", {}), "versionId": str(version), "lastUpdated": fhir_instant(now)}
-    rest = {k: v for k, v in content.items() if k not in ("resourceType", "id", "meta")}
-    return {"resourceType": content["resourceType"], "id": content["id"], "meta": meta, **rest}
+    return {**_HEAD, **content, "meta": meta}
 
 
 def validate_write(write: ResourceWrite) -> None:
@@ -125,6 +133,8 @@ def validate_write(write: ResourceWrite) -> None:
             raise StoreError(f"body is not a {write.resource_type}")
         if write.body.get("id", write.resource_id) != write.resource_id:
             raise StoreError(f"body id does not match {write.resource_type}/{write.resource_id}")
+        if not isinstance(write.body.get("meta") or {}, dict):
+            raise StoreError(f"meta of {write.resource_type}/{write.resource_id} is not an object")
 
 
 def write_resources(
@@ -134,15 +144,16 @@ def write_resources(
     nothing) if any write is invalid. `new_keys`, when given, gains the "Type/id" of each
     put of a key no live resource stood for (created, or written over a tombstone)."""
     result = WriteResult()
+    run = _WriteRun(now, new_keys)
     with transaction.atomic():
         batch: list[ResourceWrite] = []
         for write in writes:
             batch.append(write)
             if len(batch) >= BATCH_SIZE:
-                result.add(_write_batch(batch, now, new_keys))
+                result.add(_write_batch(batch, run))
                 batch = []
         if batch:
-            result.add(_write_batch(batch, now, new_keys))
+            result.add(_write_batch(batch, run))
         count_own_rows(Resource, result.created.total())
     return result
 
@@ -159,19 +170,26 @@ def _existing(writes: Iterable[ResourceWrite]) -> dict[tuple[str, str], Resource
     return {key: row for row in rows if (key := (row.resource_type, row.resource_id)) in keys}
 
 
-def _write_batch(
-    writes: Sequence[ResourceWrite], now: datetime, new_keys: list[str] | None
-) -> WriteResult:
+@dataclass
+class _WriteRun:
+    """One call of write_resources. `straight` says whether its batches' new keys may be
+    copied straight into the table (bulk_rows.copy_new): true until a batch finds one of
+    its keys stored already, after which each batch lets the unique index sort new keys
+    from stored ones (bulk_rows.insert_absent)."""
+
+    now: datetime
+    new_keys: list[str] | None
+    straight: bool = True
+
+
+def _write_batch(writes: Sequence[ResourceWrite], run: _WriteRun) -> WriteResult:
+    now, new_keys = run.now, run.new_keys
     for write in writes:
         validate_write(write)
     # The last write of a key in a batch wins, as if they had been applied in order.
     latest = {(w.resource_type, w.resource_id): w for w in writes}
-    contents = {
-        key: _content({**write.body, "id": write.resource_id})
-        for key, write in latest.items()
-        if write.body is not None
-    }
-    inserted = _insert_absent(contents, now)
+    contents = {key: _content(write) for key, write in latest.items() if write.body is not None}
+    inserted = _insert_absent(contents, run)
     result = WriteResult(created=Counter(kind for kind, _ in inserted))
     # What is left, with the rows it finds: updates, deletes, unchanged content.
     pending = {key: write for key, write in latest.items() if key not in inserted}
@@ -233,18 +251,27 @@ def _write_batch(
 
 
 def _insert_absent(
-    contents: dict[tuple[str, str], dict[str, Any]], now: datetime
+    contents: dict[tuple[str, str], dict[str, Any]], run: _WriteRun
 ) -> dict[tuple[str, str], int]:
     """On PostgreSQL, store the first version of every key no row holds yet, the unique
     index telling which (no lookup first, which on a table filling from empty the planner
     answers by scanning every row of the type); the keys inserted, with their primary
-    keys. Elsewhere nothing is inserted here: the batch's rows are looked up first."""
+    keys. Elsewhere nothing is inserted here: the batch's rows are looked up first.
+
+    Into an empty store, or with keys new to it, the rows go straight into the table, in
+    one pass; the first batch holding a stored key falls back to a pass through a
+    temporary table that leaves stored keys out, and so does every batch after it."""
     if not contents or not insertable_absent():
         return {}
     rows = [
-        (kind, rid, 1, now, False, minified(_stamped(content, 1, now)))
+        (kind, rid, 1, run.now, False, minified(_stamped(content, 1, run.now)))
         for (kind, rid), content in contents.items()
     ]
+    if run.straight:
+        pks = copy_new(Resource, RESOURCE_COLUMNS, rows)
+        if pks is not None:
+            return dict(zip(contents, pks, strict=True))
+        run.straight = False
     returned = insert_absent(Resource, RESOURCE_COLUMNS, rows, unique=RESOURCE_KEY)
     return {(kind, rid): pk for pk, kind, rid in returned}
 

@@ -9,6 +9,7 @@ another origin.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -82,11 +83,24 @@ def download(url: str, headers: Mapping[str, str], path: Path) -> int:
     return size
 
 
-def output_items(page: dict[str, Any], page_url: str) -> list[tuple[str, str]]:
-    """(type, absolute url) of each output file a manifest page lists."""
+@dataclass(frozen=True)
+class OutputItem:
+    """One output file a manifest lists; `count` is the number of resources the manifest
+    says it holds, None when it says nothing usable (the field is optional)."""
+
+    resource_type: str
+    url: str
+    count: int | None
+
+
+def output_items(page: dict[str, Any], page_url: str) -> list[OutputItem]:
+    """Each output file a manifest page lists, its url made absolute."""
     items = []
     for index, item in enumerate(page.get("output") or []):
         if not isinstance(item, dict) or not item.get("type") or not item.get("url"):
             raise outbound.FetchError(f"output[{index}] of {page_url} has no type or url")
-        items.append((str(item["type"]), urljoin(page_url, str(item["url"]))))
+        count = item.get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            count = None
+        items.append(OutputItem(str(item["type"]), urljoin(page_url, str(item["url"])), count))
     return items

@@ -10,6 +10,7 @@ nothing, while the files of one submission load side by side, one per worker.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -173,7 +174,7 @@ def fetch_manifest(*, manifest_id: int, now: datetime) -> None:
     try:
         pages = fetch.manifest_pages(manifest.url, dict(manifest.file_headers))
         items = [item for page in pages for item in fetch.output_items(page, manifest.url)]
-        unknown = sorted({kind for kind, _ in items if not is_resource_type(kind)})
+        unknown = sorted({i.resource_type for i in items if not is_resource_type(i.resource_type)})
         if unknown:
             raise outbound.FetchError(f"unknown resource types in output: {', '.join(unknown)}")
     except outbound.FetchError as error:
@@ -188,13 +189,26 @@ def fetch_manifest(*, manifest_id: int, now: datetime) -> None:
         return
     with transaction.atomic():
         files = SubmittedFile.objects.bulk_create(
-            SubmittedFile(manifest=manifest, url=url, resource_type=kind) for kind, url in items
+            SubmittedFile(manifest=manifest, url=item.url, resource_type=item.resource_type)
+            for item in items
         )
         manifest.status = SubmittedManifest.Status.FETCHED
         manifest.save(update_fields=["status"])
         _audit(submission, "submission.manifest_fetched", manifest=manifest.url, files=len(files))
-        for file in SubmittedFile.objects.filter(manifest=manifest):
+        for file in _largest_first(files, items):
             transaction.on_commit(lambda pk=file.pk: enqueue(task_names.LOAD_FILE, file_id=pk))
+
+
+def _largest_first(
+    files: list[SubmittedFile], items: list[fetch.OutputItem]
+) -> list[SubmittedFile]:
+    """The files (one per item, in the manifest's order) in the order their loads are
+    queued: the largest first, so that the workers finish together rather than one
+    loading the largest file alone at the end (a file is one task). Sizes are the counts
+    the manifest gives; a file without one may be the largest and goes first."""
+    sizes = [math.inf if item.count is None else item.count for item in items]
+    ordered = sorted(zip(files, sizes, strict=True), key=lambda pair: -pair[1])
+    return [file for file, _ in ordered]
 
 
 def load_submitted_file(*, file_id: int, now: datetime) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from bulkops.fhir.compartment_paths import PATIENT_COMPARTMENT_PATHS
@@ -38,12 +39,31 @@ INDEXED_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
 INDEXED_TYPES: frozenset[str] = frozenset(INDEXED_PATHS) - NOT_COMPARTMENT_DATA
 
 
-def _patient_ids(node: Any, path: tuple[str, ...]) -> Iterator[str]:
-    for value in walk(node, [(name,) for name in path]):
-        if isinstance(value, dict) and isinstance(value.get("reference"), str):
-            key = parse_reference(value["reference"])
-            if key is not None and key.resource_type == "Patient":
-                yield key.resource_id
+# Each path as walk's steps, built once rather than per resource.
+_INDEXED_STEPS: dict[str, tuple[tuple[tuple[str], ...], ...]] = {
+    kind: tuple(tuple((name,) for name in path) for path in paths)
+    for kind, paths in INDEXED_PATHS.items()
+}
+
+
+@lru_cache(maxsize=4096)
+def _patient_of(reference: str) -> str | None:
+    """The patient id a reference names, if it names a Patient. Cached: a file's
+    resources name the same few patients again and again."""
+    key = parse_reference(reference)
+    return key.resource_id if key is not None and key.resource_type == "Patient" else None
+
+
+def _patient_ids(node: dict[str, Any], steps: tuple[tuple[str], ...]) -> Iterator[str]:
+    if len(steps) == 1:  # most paths (subject, patient): the element itself, no walk
+        found = node.get(steps[0][0])
+        values = walk(found, ()) if isinstance(found, list) else (found,)
+    else:
+        values = walk(node, steps)
+    for value in values:
+        reference = value.get("reference") if isinstance(value, dict) else None
+        if isinstance(reference, str) and (patient_id := _patient_of(reference)) is not None:
+            yield patient_id
 
 
 def compartment_patients(resource: dict[str, Any]) -> set[str]:
@@ -57,8 +77,8 @@ def compartment_patients(resource: dict[str, Any]) -> set[str]:
         return set()
     patients = {
         patient_id
-        for path in INDEXED_PATHS[resource_type]
-        for patient_id in _patient_ids(resource, path)
+        for steps in _INDEXED_STEPS[resource_type]
+        for patient_id in _patient_ids(resource, steps)
     }
     if resource_type == "Patient" and isinstance(resource.get("id"), str):
         patients.add(resource["id"])

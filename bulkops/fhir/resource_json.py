@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
@@ -49,13 +50,16 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-# For json.loads (or bulkops.untrusted_json.loads, which takes the same options).
-PARSE_OPTIONS: dict[str, Any] = {"parse_float": JsonNumber, "parse_constant": _refuse_constant}
+# Built once: json.loads with options builds a decoder per call, which on a bulk load
+# took as long as the parse itself.
+DECODER = json.JSONDecoder(parse_float=JsonNumber, parse_constant=_refuse_constant)
 
 
 def loads(text: str | bytes) -> Any:
     """A body bulkops wrote (the store, its own export files), numbers kept exact."""
-    return json.loads(text, **PARSE_OPTIONS)
+    if not isinstance(text, str):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return DECODER.decode(text)
 
 
 def dumps(
@@ -84,35 +88,59 @@ def dumps(
 _NUMBER_MARK = "\ue000"
 
 
+class _NumberMarks(threading.local):
+    """The texts of the JsonNumbers the encoder met in the current call, in order: one
+    list per thread, as the encoders below are shared."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+
+_numbers = _NumberMarks()
+
+
+def _number_mark(item: Any) -> str:
+    if isinstance(item, JsonNumber):
+        _numbers.texts.append(item.text)
+        return _NUMBER_MARK
+    raise ValueError(f"{item!r} is not a JSON value")
+
+
+def _encoder(*, sort_keys: bool, ensure_ascii: bool) -> tuple[json.JSONEncoder, str]:
+    encoder = json.JSONEncoder(
+        separators=(",", ":"),
+        sort_keys=sort_keys,
+        ensure_ascii=ensure_ascii,
+        check_circular=False,
+        allow_nan=False,
+        default=_number_mark,
+    )
+    return encoder, encoder.encode(_NUMBER_MARK)
+
+
+# Built once, as for DECODER: one per (sort_keys, ensure_ascii), with its mark's JSON text.
+_ENCODERS = {
+    (sort_keys, ensure_ascii): _encoder(sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+    for sort_keys in (False, True)
+    for ensure_ascii in (False, True)
+}
+
+
 def _c_dumps(value: Any, *, sort_keys: bool, ensure_ascii: bool) -> str | None:
     """`dumps` by json's C encoder, three to four times faster than the walk below on
     stored bodies: its output is the walk's (same string escaping, separators and int
     text), JsonNumbers written as a mark then replaced by their text. None when a
     string in the value is the mark itself, or the value is not JSON: the walk then
     writes it, or raises."""
-    numbers: list[str] = []
-
-    def number_text(item: Any) -> str:
-        if isinstance(item, JsonNumber):
-            numbers.append(item.text)
-            return _NUMBER_MARK
-        raise ValueError(f"{item!r} is not a JSON value")
-
+    encoder, mark = _ENCODERS[(sort_keys, ensure_ascii)]
+    _numbers.texts = numbers = []
     try:
-        text = json.dumps(
-            value,
-            separators=(",", ":"),
-            sort_keys=sort_keys,
-            ensure_ascii=ensure_ascii,
-            check_circular=False,
-            allow_nan=False,
-            default=number_text,
-        )
+        text = encoder.encode(value)
     except ValueError:
         return None  # a float (out of range, or not finite) or not JSON: the walk decides
     if not numbers:
         return text
-    parts = text.split(json.dumps(_NUMBER_MARK, ensure_ascii=ensure_ascii))
+    parts = text.split(mark)
     if len(parts) != len(numbers) + 1:
         return None
     return "".join(part + number for part, number in zip(parts, [*numbers, ""], strict=True))

@@ -4,6 +4,7 @@ failed to load and reloads whose types vanished from the summary."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,9 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from django.utils import timezone
 
+from fhirstore.loaders import load_file
 from fhirstore.models import CompartmentMembership, Resource
 from tests.shared_data import SYNTHEA_BUNDLES, SYNTHEA_NDJSON, needs_synthea
 
@@ -97,6 +100,16 @@ def test_nan_is_refused_as_not_a_json_number(load_fhir, tmp_path):
         write_ndjson(tmp_path / "o.ndjson", '{"resourceType":"Observation","id":"o","v":NaN}')
     )
     assert run.failed and "o.ndjson: line 1: invalid JSON: NaN is not a JSON number" in run.stderr
+    assert not Resource.objects.exists()
+
+
+def test_a_meta_that_is_not_an_object_refuses_its_file_by_line(load_fhir, tmp_path):
+    lines = [
+        {"resourceType": "Patient", "id": "ok"},
+        {"resourceType": "Patient", "id": "m", "meta": "x"},
+    ]
+    run = load_fhir(write_ndjson(tmp_path / "p.ndjson", *lines))
+    assert run.failed and "p.ndjson: line 2: meta of Patient/m is not an object" in run.stderr
     assert not Resource.objects.exists()
 
 
@@ -301,3 +314,40 @@ def test_a_reload_of_several_batches_creates_updates_revives_and_reindexes(load_
     assert set(
         compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
     ) == {f"c{n}" for n in range(100)}
+
+
+def test_stored_keys_after_whole_batches_of_new_ones_are_updated_not_duplicated(
+    load_fhir, tmp_path
+):
+    """New resources are written in one pass until a batch meets a stored key; that
+    batch and the rest then tell new from stored. The first batch here is all new, the
+    second half new and half stored, the third stored; every resource is stored once,
+    in the file's order, with its compartment row."""
+    source = tmp_path / "Condition.ndjson"
+    load_fhir(write_ndjson(source, *(condition(f"c{n}", "p1") for n in range(1500, 2500))))
+    lines = [condition(f"c{n}", "p2" if 1500 <= n < 1600 else "p1") for n in range(2500)]
+
+    run = load_fhir(write_ndjson(source, *lines))
+
+    assert summary_row(run.stdout, "Condition") == [1500, 100, 900, 0, 0]
+    in_store_order = Resource.objects.filter(resource_type="Condition").order_by("pk")
+    ids = [int(rid[1:]) for rid in in_store_order.values_list("resource_id", flat=True)]
+    assert ids == [*range(1500, 2500), *range(1500)]
+    compartments = CompartmentMembership.objects.filter(resource__resource_type="Condition")
+    assert compartments.count() == 2500
+    # No database constraint holds the index to the resources: the writes do.
+    assert CompartmentMembership.objects.count() == 2500
+    moved = compartments.filter(patient_id="p2").values_list("resource__resource_id", flat=True)
+    assert set(moved) == {f"c{n}" for n in range(1500, 1600)}
+
+
+def test_the_garbage_collector_runs_again_after_a_load_good_or_bad(tmp_path):
+    """A load pauses Python's cyclic collector; the process (a worker, the web server)
+    must not be left without it, whether the file loaded or was refused."""
+    good = write_ndjson(tmp_path / "good.ndjson", condition("c1", "p1"))
+    bad = write_ndjson(tmp_path / "bad.ndjson", condition("c2", "p1"), "{not json")
+    for path in (good, bad):
+        load_file(path, now=timezone.now())
+        assert gc.isenabled()
+    assert Resource.objects.filter(resource_id="c1").exists()
+    assert not Resource.objects.filter(resource_id="c2").exists()

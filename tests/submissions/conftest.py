@@ -31,12 +31,20 @@ class Provider:
     delays: dict[str, float] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
-    def manifest(self, path: str, outputs: list[tuple[str, str]]) -> str:
-        """Publish a manifest listing (type, file path) outputs; its absolute URL."""
+    def manifest(
+        self, path: str, outputs: list[tuple[str, str]], counts: dict[str, Any] | None = None
+    ) -> str:
+        """Publish a manifest listing (type, file path) outputs, with the `count` of each
+        file `counts` names; its absolute URL."""
+        counts = counts or {}
         body = {
             "transactionTime": "2025-01-01T00:00:00Z",
             "requiresAccessToken": False,
-            "output": [{"type": kind, "url": f"{self.url}{file}"} for kind, file in outputs],
+            "output": [
+                {"type": kind, "url": f"{self.url}{file}"}
+                | ({"count": counts[file]} if file in counts else {})
+                for kind, file in outputs
+            ],
             "error": [],
         }
         self.files[path] = json.dumps(body).encode()

@@ -137,6 +137,29 @@ def test_missing_file_is_reported_and_the_rest_loads(provider, submitter) -> Non
     assert live_ids("Patient") == {"p1"}
 
 
+def test_the_largest_files_load_first(provider, submitter) -> None:
+    """A file is one load task: queued largest first (by the manifest's counts, a file
+    without a usable count first of all), the workers finish together instead of one
+    loading the largest file alone after the others are done. The status lists the
+    files in the manifest's order all the same."""
+    sizes = {"/small": 1, "/medium": 3, "/large": 6, "/uncounted": 2}  # the manifest's order
+    for file, size in sizes.items():
+        provider.ndjson(file, [patient(f"{file[1:]}{n}") for n in range(size)])
+    outputs = [("Patient", file) for file in sizes]
+    counts = {"/small": 1, "/medium": 3, "/large": 6, "/uncounted": "two"}
+    url = provider.manifest("/m.json", outputs, counts)
+    submit(submitter, "sized", manifest_url=url, status="completed")
+    manifest = final_status(submitter, "sized")
+
+    fetched = [path for path, _ in provider.requests if path in sizes]
+    # Two loads run at once (the test worker's two threads): the two largest first.
+    assert set(fetched[:2]) == {"/uncounted", "/large"}
+    assert set(fetched[2:]) == {"/medium", "/small"}
+    assert len(live_ids("Patient")) == sum(sizes.values())
+    reported = [message.split()[-1] for message in outcomes(submitter, manifest).values()]
+    assert reported == [f"{provider.url}{file}." for file in sizes]
+
+
 def test_slow_provider_is_given_up_after_the_fetch_timeout(provider, submitter, settings) -> None:
     settings.BULKOPS_SUBMIT_FETCH_TIMEOUT = 1
     provider.ndjson("/slow.ndjson", [patient("p1")])
