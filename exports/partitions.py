@@ -64,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
 PAGE_SIZE = 10_000  # compartment-index ids fetched at a time while planning a Patient/Group export
+MARKS_PER_PARTITION = 64  # where a Patient/Group export's ranges may be cut, per `size` rows
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
 SMALL_TYPES = "+"  # resource_type of a partition reading the small types in its `types`
@@ -284,7 +285,7 @@ def id_ranges(ids: QuerySet, field: str, size: int) -> Iterator[tuple[int, int, 
 
 def member_id_ranges(
     ids: QuerySet[CompartmentMembership], size: int, types: set[str]
-) -> Iterator[tuple[int, int, int]]:
+) -> list[Range]:
     """The same ranges for a Patient or Group export, cut from one ordered pass over the
     members' compartment rows of every type the job exports; the types of those rows
     are added to `types` on the way, which a query of their own took 0.05-0.1 s of a
@@ -294,19 +295,47 @@ def member_id_ranges(
     spread over many patients PostgreSQL answers that by walking the whole compartment
     index in id order, filtering out other patients' rows: a cost that follows the
     store, not the group (docs/performance.md). Without a LIMIT it reads each member's
-    rows by `(resource_type, patient_id, resource)` and sorts them."""
-    lower, count = 0, 0
+    rows by `(resource_type, patient_id, resource)` and sorts them.
+
+    The ranges hold equal shares of the rows, as many as `partition_count` says, so the
+    workers finish together: cut every `size` rows, a 146,000-resource Group export made
+    two full partitions and a third that one worker read alone while the other waited.
+    The pass keeps a mark every `size // MARKS_PER_PARTITION` rows to cut at, never
+    the ids themselves (a Patient export of a large store has millions)."""
+    step = max(1, size // MARKS_PER_PARTITION)
+    marks: list[int] = []  # marks[n]: the id of the ((n + 1) * step)-th row
+    count = 0
     # Streamed (a server-side cursor on PostgreSQL): planning never holds a large
     # group's ids of a type.
     rows = ids.order_by("resource_id").values_list("resource_id", "resource_type").distinct()
     for resource_id, resource_type in rows.iterator(chunk_size=PAGE_SIZE):
         types.add(resource_type)
         count += 1
-        if count == size:
-            yield lower, resource_id, size
-            lower, count = resource_id, 0
+        if count % step == 0:
+            marks.append(resource_id)
+    ranges: list[Range] = []
+    lower, below = 0, 0
+    parts = partition_count(count, size)
+    for part in range(1, parts):
+        marked = round(count * part / parts / step)  # the mark nearest an equal share
+        if marked * step <= below or marked * step >= count:
+            continue  # shares smaller than a mark's step
+        ranges.append((lower, marks[marked - 1], marked * step - below))
+        lower, below = marks[marked - 1], marked * step
     if count:
-        yield lower, LAST_ID, count
+        ranges.append((lower, LAST_ID, count - below))
+    return ranges
+
+
+def partition_count(rows: int, size: int) -> int:
+    """How many partitions read `rows` of a Patient or Group export: enough for at most
+    `size` rows each, and when that is more than one, a multiple of
+    BULKOPS_EXPORT_WORKERS, so that no worker reads the last of them alone."""
+    parts = -(-rows // size)
+    if parts < 2:
+        return parts
+    workers = settings.BULKOPS_EXPORT_WORKERS
+    return -(-parts // workers) * workers
 
 
 def ordered_member_ids(
