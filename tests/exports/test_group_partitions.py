@@ -1,28 +1,17 @@
-"""A Patient or Group export's compartment rows are cut into equal shares, a multiple of
-BULKOPS_EXPORT_WORKERS of them once there are several, so the workers finish together."""
+"""How a Patient or Group export is split: its compartment rows into equal shares, a
+multiple of BULKOPS_EXPORT_WORKERS of them once there are several, so the workers finish
+together; the resources they refer to, of every small type, by one partition."""
 
 from __future__ import annotations
 
 import pytest
 
 from exports.models import ExportJob
-from exports.partitions import run_partition
-from tests.exports.test_export_lifecycle import run_all
+from fhirstore.writes import put_resource
+from tests.exports.conftest import observation
+from tests.exports.test_export_lifecycle import finished_group_job
 
 pytestmark = pytest.mark.django_db
-
-
-def exported_group(client) -> ExportJob:
-    response = client.kick_off("/fhir/Group/g1/$export")
-    assert response.status_code == 202
-    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
-    run_all(job)
-    while pending := list(job.partitions.filter(status="pending").values_list("pk", flat=True)):
-        for partition_id in pending:
-            run_partition(partition_id=partition_id, worker="test-worker")
-    job.refresh_from_db()
-    assert job.status == ExportJob.Status.COMPLETED
-    return job
 
 
 def compartment_shares(job: ExportJob) -> list[int]:
@@ -44,7 +33,8 @@ def test_a_group_export_is_cut_in_equal_shares_for_the_workers(
     # g1's members have 8 compartment rows: a Patient, two Observations and a Condition each.
     settings.BULKOPS_PARTITION_SIZE = 3
     settings.BULKOPS_EXPORT_WORKERS = workers
-    job = exported_group(client_a)
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
     assert compartment_shares(job) == shares
     # Each member resource once, whichever partition read it.
     assert members_exported(job) == 8
@@ -58,6 +48,33 @@ def members_exported(job: ExportJob) -> int:
 def test_a_group_export_of_one_partition_stays_one(client_a, store, settings):
     settings.BULKOPS_PARTITION_SIZE = 8
     settings.BULKOPS_EXPORT_WORKERS = 2
-    job = exported_group(client_a)
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
     assert compartment_shares(job) == [8]
     assert members_exported(job) == 8
+
+
+def test_referenced_resources_of_several_types_share_one_partition(client_a, store):
+    put_resource(
+        resource_type="Organization",
+        resource_id="org1",
+        body={"resourceType": "Organization", "id": "org1"},
+        now=store["written"],
+    )
+    performers = [{"reference": "Practitioner/dr1"}, {"reference": "Organization/org1"}]
+    put_resource(
+        resource_type="Observation",
+        resource_id="p1-seen",
+        body={**observation("p1-seen", "p1"), "performer": performers},
+        now=store["written"],
+    )
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    (referenced,) = job.partitions.filter(referenced=True)
+    assert referenced.types == ["Organization", "Practitioner"]
+    # Still a file per type, each holding its resources once.
+    files = job.files.filter(partition=referenced).order_by("resource_type")
+    assert [(f.resource_type, f.resource_count) for f in files] == [
+        ("Organization", 1),
+        ("Practitioner", 1),
+    ]
