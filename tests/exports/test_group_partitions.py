@@ -4,9 +4,14 @@ together; the resources they refer to, of every small type, by one partition."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from exports.models import ExportJob
+from exports.row_chunks import RUNS_PER_QUERY
+from exports.storage import get_storage
+from fhirstore.models import Resource
 from fhirstore.writes import put_resource
 from tests.exports.conftest import observation
 from tests.exports.test_export_lifecycle import finished_group_job
@@ -78,3 +83,32 @@ def test_referenced_resources_of_several_types_share_one_partition(client_a, sto
         ("Organization", 1),
         ("Practitioner", 1),
     ]
+
+
+def test_members_resources_stored_between_other_patients_come_out_once_in_store_order(
+    client_a, store
+):
+    # Stored alternately with a non-member's, a member's Observations make one run of
+    # ids each: more runs than a chunk's query lists as ranges (exports/row_chunks.py).
+    for n in range(RUNS_PER_QUERY + 10):
+        for pid in ("p1", "p3"):
+            oid = f"{pid}-seq{n}"
+            put_resource(
+                resource_type="Observation",
+                resource_id=oid,
+                body=observation(oid, pid),
+                now=store["written"],
+            )
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    written = []
+    for file in job.files.filter(kind="output", resource_type="Observation").order_by(
+        "storage_key"
+    ):
+        with get_storage().open_reader(file.storage_key) as handle:
+            written += [json.loads(line)["id"] for line in handle.read().splitlines()]
+    members = Resource.objects.filter(
+        resource_type="Observation", compartments__patient_id__in=["p1", "p2"]
+    )
+    assert written == list(members.order_by("pk").values_list("resource_id", flat=True))
+    assert len(written) == 4 + RUNS_PER_QUERY + 10
