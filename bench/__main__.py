@@ -156,8 +156,11 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
     first: float | None = None
     for workers in args.workers:
         purge_tasks(store.env)
+        # The workers are configured as an installation of this many would be: a Group
+        # export is cut for them (BULKOPS_EXPORT_WORKERS, README).
+        env = {**store.env, "BULKOPS_EXPORT_WORKERS": str(workers)}
         with (
-            celery_worker_process(store.env, concurrency=workers) as worker,
+            celery_worker_process(env, concurrency=workers) as worker,
             web_server(store.env, workers=2) as base,
             profiled(worker.pid, profile_path(args, store, f"export-{workers}-workers")),
         ):

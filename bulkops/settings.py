@@ -421,6 +421,9 @@ FILE_UPLOAD_HANDLERS = [
 BULKOPS_PREVIEW_SEARCH_BYTES = env_int("BULKOPS_PREVIEW_SEARCH_BYTES", 64 * 1024 * 1024, minimum=1)
 BULKOPS_PREVIEW_SEARCH_MS = env_int("BULKOPS_PREVIEW_SEARCH_MS", 2000, minimum=1)
 BULKOPS_PARTITION_SIZE = env_int("BULKOPS_PARTITION_SIZE", 50_000, minimum=1)
+# Worker processes that take export partitions, all hosts together: a Patient or Group
+# export of several partitions makes a multiple of this many (exports.partitions).
+BULKOPS_EXPORT_WORKERS = env_int("BULKOPS_EXPORT_WORKERS", 2, minimum=1)
 # A kick-off's _since may be this many seconds ahead of the server's clock (client skew).
 BULKOPS_SINCE_CLOCK_SKEW = env_int("BULKOPS_SINCE_CLOCK_SKEW", 60, minimum=0)
 BULKOPS_EXPORT_RETENTION = env_int("BULKOPS_EXPORT_RETENTION", 24 * 3600, minimum=60)

@@ -6,7 +6,8 @@ the referenced types the job exports, and record them with their files when they
 complete (`record_references`), so a retried partition counts once. When the last of
 them is done, `close_references` follows references from those resources to further
 ones (a Location's managing Organization) until none is new, and the job gets one more
-set of partitions per referenced type, which read `referenced_rows`: the same files
+set of partitions, which read `referenced_rows` type by type (the types of few resources
+together, exports.partitions.referenced_partitions): the same files
 model, leases and recovery as every other partition.
 
 Which resources: every resource the written lines refer to, as the store holds it, live

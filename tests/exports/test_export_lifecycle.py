@@ -43,6 +43,20 @@ def run_all(job: ExportJob) -> None:
     job.refresh_from_db()
 
 
+def finished_group_job(client) -> ExportJob:
+    """Kick off g1's Group export and play the worker until it is done, its referenced
+    partitions included."""
+    response = client.kick_off("/fhir/Group/g1/$export")
+    assert response.status_code == 202
+    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
+    run_all(job)
+    while pending := list(job.partitions.filter(status="pending").values_list("pk", flat=True)):
+        for partition_id in pending:
+            run_partition(partition_id=partition_id, worker="test-worker")
+    job.refresh_from_db()
+    return job
+
+
 def test_a_partition_whose_worker_died_is_redone_once_its_lease_expires(client_a, store):
     job = accepted_job(client_a, _type="Observation")
     (partition_id,) = plan_export(job.pk)

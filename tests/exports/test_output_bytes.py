@@ -9,11 +9,10 @@ import pytest
 
 from bulkops.fhir import resource_json
 from exports.models import ExportJob
-from exports.partitions import run_partition
 from exports.storage import get_storage
 from fhirstore.models import Resource
 from fhirstore.writes import put_resource
-from tests.exports.test_export_lifecycle import accepted_job, run_all
+from tests.exports.test_export_lifecycle import accepted_job, finished_group_job, run_all
 
 pytestmark = pytest.mark.django_db
 
@@ -76,14 +75,7 @@ def test_a_system_export_writes_the_stored_bytes(client_a, exact_store, settings
 def test_a_group_export_writes_the_stored_bytes(client_a, exact_store, settings):
     settings.BULKOPS_PARTITION_SIZE = 3
     settings.BULKOPS_MAX_RESOURCES_PER_FILE = 2
-    response = client_a.kick_off("/fhir/Group/g1/$export")
-    assert response.status_code == 202
-    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
-    run_all(job)
-    while pending := list(job.partitions.filter(status="pending").values_list("pk", flat=True)):
-        for partition_id in pending:
-            run_partition(partition_id=partition_id, worker="test-worker")
-    job.refresh_from_db()
+    job = finished_group_job(client_a)
     assert job.status == ExportJob.Status.COMPLETED
     members = Resource.objects.filter(deleted=False, compartments__patient_id__in=["p1", "p2"])
     expected = stored_bytes(members.distinct())

@@ -1,0 +1,114 @@
+"""How a Patient or Group export is split: its compartment rows into equal shares, a
+multiple of BULKOPS_EXPORT_WORKERS of them once there are several, so the workers finish
+together; the resources they refer to, of every small type, by one partition."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from exports.models import ExportJob
+from exports.row_chunks import RUNS_PER_QUERY
+from exports.storage import get_storage
+from fhirstore.models import Resource
+from fhirstore.writes import put_resource
+from tests.exports.conftest import observation
+from tests.exports.test_export_lifecycle import finished_group_job
+
+pytestmark = pytest.mark.django_db
+
+
+def compartment_shares(job: ExportJob) -> list[int]:
+    partitions = job.partitions.filter(referenced=False).order_by("sequence")
+    return list(partitions.values_list("rows_planned", flat=True))
+
+
+@pytest.mark.parametrize(
+    ("workers", "shares"),
+    [
+        (2, [2, 2, 2, 2]),  # 3 partitions of at most 3 rows would leave one worker alone
+        (3, [3, 2, 3]),
+        (1, [3, 2, 3]),
+    ],
+)
+def test_a_group_export_is_cut_in_equal_shares_for_the_workers(
+    client_a, store, settings, workers, shares
+):
+    # g1's members have 8 compartment rows: a Patient, two Observations and a Condition each.
+    settings.BULKOPS_PARTITION_SIZE = 3
+    settings.BULKOPS_EXPORT_WORKERS = workers
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    assert compartment_shares(job) == shares
+    # Each member resource once, whichever partition read it.
+    assert members_exported(job) == 8
+
+
+def members_exported(job: ExportJob) -> int:
+    files = job.files.filter(kind="output", partition__referenced=False)
+    return sum(files.values_list("resource_count", flat=True))
+
+
+def test_a_group_export_of_one_partition_stays_one(client_a, store, settings):
+    settings.BULKOPS_PARTITION_SIZE = 8
+    settings.BULKOPS_EXPORT_WORKERS = 2
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    assert compartment_shares(job) == [8]
+    assert members_exported(job) == 8
+
+
+def test_referenced_resources_of_several_types_share_one_partition(client_a, store):
+    put_resource(
+        resource_type="Organization",
+        resource_id="org1",
+        body={"resourceType": "Organization", "id": "org1"},
+        now=store["written"],
+    )
+    performers = [{"reference": "Practitioner/dr1"}, {"reference": "Organization/org1"}]
+    put_resource(
+        resource_type="Observation",
+        resource_id="p1-seen",
+        body={**observation("p1-seen", "p1"), "performer": performers},
+        now=store["written"],
+    )
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    (referenced,) = job.partitions.filter(referenced=True)
+    assert referenced.types == ["Organization", "Practitioner"]
+    # Still a file per type, each holding its resources once.
+    files = job.files.filter(partition=referenced).order_by("resource_type")
+    assert [(f.resource_type, f.resource_count) for f in files] == [
+        ("Organization", 1),
+        ("Practitioner", 1),
+    ]
+
+
+def test_members_resources_stored_between_other_patients_come_out_once_in_store_order(
+    client_a, store
+):
+    # Stored alternately with a non-member's, a member's Observations make one run of
+    # ids each: more runs than a chunk's query lists as ranges (exports/row_chunks.py).
+    for n in range(RUNS_PER_QUERY + 10):
+        for pid in ("p1", "p3"):
+            oid = f"{pid}-seq{n}"
+            put_resource(
+                resource_type="Observation",
+                resource_id=oid,
+                body=observation(oid, pid),
+                now=store["written"],
+            )
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    written = []
+    for file in job.files.filter(kind="output", resource_type="Observation").order_by(
+        "storage_key"
+    ):
+        with get_storage().open_reader(file.storage_key) as handle:
+            written += [json.loads(line)["id"] for line in handle.read().splitlines()]
+    members = Resource.objects.filter(
+        resource_type="Observation", compartments__patient_id__in=["p1", "p2"]
+    )
+    assert written == list(members.order_by("pk").values_list("resource_id", flat=True))
+    assert len(written) == 4 + RUNS_PER_QUERY + 10
