@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -13,6 +12,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
+from bulkops.fhir import resource_json
 from bulkops.fhir.outcome import NOT_SUPPORTED, TOO_LONG, FhirError
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,10 @@ def fhir_json(
     content_type: str = FHIR_JSON,
     headers: dict[str, str] | None = None,
 ) -> HttpResponse:
-    """A FHIR JSON response; `body` may already be serialised (stored resource bytes)."""
+    """A FHIR JSON response; `body` may already be serialised (stored resource bytes).
+    A parsed body's decimals are written as parsed (bulkops.fhir.resource_json)."""
     if isinstance(body, dict):
-        body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        body = resource_json.dumps(body)
     response = HttpResponse(body, status=status, content_type=f"{content_type}; charset=utf-8")
     for name, value in (headers or {}).items():
         response[name] = value

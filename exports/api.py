@@ -7,7 +7,6 @@ bound groups limit it exactly as they limit the client's own kick-offs (the same
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,6 +29,8 @@ from bulkops.api import (
     UtcDateTimeFilter,
     validated,
 )
+from bulkops.api_renderers import ExactNumberJsonRenderer
+from bulkops.fhir import resource_json
 from bulkops.fhir.outcome import FhirError
 from bulkops.fhir.params import GROUP, LENIENT, STRICT, V2, V4, export_path, listed_pairs
 from bulkops.fhir.scopes import readable_types
@@ -373,7 +374,10 @@ class FileListApi(OperatorListApi):
 
 
 class FilePreviewApi(OperatorApi):
-    """The first `lines` resources of a file as JSON, reading at most 1 MiB of it."""
+    """The first `lines` resources of a file as JSON, reading at most 1 MiB of it, its
+    decimals as the file writes them."""
+
+    renderer_classes = [ExactNumberJsonRenderer]
 
     class OutputSerializer(serializers.Serializer):
         uuid = serializers.UUIDField()
@@ -416,5 +420,5 @@ def read_first_lines(file: ExportFile, wanted: int) -> tuple[list[Any], bool]:
             budget -= len(raw)
             if not raw.endswith(b"\n") and budget <= 0:
                 return lines, True  # a line longer than the budget: stop before it
-            lines.append(json.loads(raw))
+            lines.append(resource_json.loads(raw))
         return lines, bool(handle.read(1))

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.bearer import FhirRequest, require_bearer, require_read
 from bulkops import untrusted_json
+from bulkops.fhir import resource_json
 from bulkops.fhir.cohort import CohortError, parse_cohort_create
 from bulkops.fhir.outcome import (
     FORBIDDEN,
@@ -108,4 +109,4 @@ def cohort_status(request: FhirRequest, request_id: str) -> HttpResponse:
     )
     if group is None:
         raise FhirError(404, f"Group/{cohort.group_id} has been deleted.", code=NOT_FOUND)
-    return fhir_json(batch_response(cohort, untrusted_json.loads(group.body)))
+    return fhir_json(batch_response(cohort, resource_json.loads(group.body)))

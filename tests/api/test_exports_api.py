@@ -252,6 +252,38 @@ def test_preview_never_reads_past_its_byte_budget(api_as, client_a, store):
 
 
 @pytest.mark.django_db
+def test_preview_keeps_decimals_as_the_file_writes_them(api_as, client_a, store):
+    """FHIR decimals carry their precision: the preview shows 11208.90, not 11208.9."""
+    operator = api_as("operator")
+    job = ExportJob.objects.get(
+        uuid=launch(operator, client_a.backend_client.client_id, level="system").json()["uuid"]
+    )
+    key = f"{job.uuid}/Observation-exact.ndjson"
+    line = (
+        b'{"resourceType":"Observation","id":"o","valueQuantity":'
+        b'{"value":11208.90,"unit":"\\u00b5g"},"component":[{"valueDecimal":1.000000000000000000001},'
+        b'{"valueInteger":7},{"valueDecimal":1e2}]}'
+    )
+    with get_storage().open_writer(key) as writer:
+        writer.write(line + b"\n")
+    file = ExportFile.objects.create(
+        job=job,
+        kind=ExportFile.Kind.OUTPUT,
+        resource_type="Observation",
+        storage_key=key,
+        resource_count=1,
+        size_bytes=len(line) + 1,
+    )
+    response = operator.get(f"/api/v1/files/{file.uuid}/preview", lines=1)
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert '"value":11208.90,"unit":"µg"' in text
+    assert '"valueDecimal":1.000000000000000000001' in text
+    assert '{"valueInteger":7},{"valueDecimal":1e2}' in text
+    assert response.json()["lines"][0]["id"] == "o"
+
+
+@pytest.mark.django_db
 def test_launch_takes_type_filters_and_until(api_as, client_a, store):
     response = launch(
         api_as("operator"),
