@@ -116,19 +116,7 @@ def create_partitions(job: ExportJob) -> None:
         slots, groups = all_types_slots(job, size, read_types)
     else:
         slots = [(t, id_ranges(candidate_rows(job, [t]), "id", size)) for t in job.types]
-    partitions = [
-        ExportPartition(
-            job=job,
-            resource_type=resource_type,
-            sequence=sequence,
-            lower_id=lower,
-            upper_id=upper,
-            rows_planned=rows,
-            types=groups[sequence] if resource_type == SMALL_TYPES else [],
-        )
-        for resource_type, ranges in slots
-        for sequence, (lower, upper, rows) in enumerate(ranges)
-    ]
+    partitions = slot_partitions(job, slots, groups)
     ExportPartition.objects.bulk_create(partitions)
     job.status = ExportJob.Status.RUNNING
     job.partitions_total = len(partitions)
@@ -141,6 +129,38 @@ def create_partitions(job: ExportJob) -> None:
     job.rows_planned = sum(p.rows_planned for p in partitions)
     job.save(update_fields=["status", "partitions_total", "types_total", "rows_planned"])
     logger.info("export planned", extra={"job": job.uuid, "partition": len(partitions)})
+
+
+def slot_partitions(
+    job: ExportJob,
+    slots: Iterable[tuple[str, Iterable[Range]]],
+    groups: list[list[str]],
+    *,
+    first: int = 0,
+    referenced: bool = False,
+) -> list[ExportPartition]:
+    """A partition per range of each (resource_type, ranges) slot, numbered from `first`
+    within its slot; the n-th SMALL_TYPES partition reads the types of `groups[n]`."""
+    return [
+        ExportPartition(
+            job=job,
+            resource_type=resource_type,
+            sequence=first + number,
+            lower_id=lower,
+            upper_id=upper,
+            rows_planned=rows,
+            types=groups[number] if resource_type == SMALL_TYPES else [],
+            referenced=referenced,
+        )
+        for resource_type, ranges in slots
+        for number, (lower, upper, rows) in enumerate(ranges)
+    ]
+
+
+def small_types_slot(counts: dict[str, int], groups: list[list[str]]) -> tuple[str, list[Range]]:
+    """The SMALL_TYPES slot of `groups` (small_type_groups): one partition per group,
+    reading the whole id range of its types."""
+    return SMALL_TYPES, [(0, LAST_ID, sum(counts[t] for t in group)) for group in groups]
 
 
 def all_types_slots(
@@ -175,7 +195,7 @@ def all_types_slots(
     if len(ranges) < 2:
         return [(ALL_TYPES, ranges)], []
     groups = small_type_groups(counts, size)
-    small = (SMALL_TYPES, [(0, LAST_ID, sum(counts[t] for t in group)) for group in groups])
+    small = small_types_slot(counts, groups)
     if sum(len(group) for group in groups) == len(counts):
         return [small], groups
     return [(ALL_TYPES, ranges), small], groups
@@ -522,35 +542,14 @@ def referenced_partitions(job: ExportJob) -> list[ExportPartition]:
     size = settings.BULKOPS_PARTITION_SIZE
     counts = {t: referenced_export_rows(job, t).count() for t in job.referenced_types}
     counts = {t: n for t, n in counts.items() if n}
-    first = job.partitions.count()
-    partitions = [
-        ExportPartition(
-            job=job,
-            resource_type=SMALL_TYPES,
-            sequence=first + number,
-            lower_id=0,
-            upper_id=LAST_ID,
-            rows_planned=sum(counts[t] for t in group),
-            referenced=True,
-            types=group,
-        )
-        for number, group in enumerate(small_type_groups(counts, size))
+    groups = small_type_groups(counts, size)
+    slots = [small_types_slot(counts, groups)]
+    slots += [
+        (t, id_ranges(referenced_export_rows(job, t), "id", size))
+        for t, n in counts.items()
+        if n > size
     ]
-    for resource_type in [t for t, n in counts.items() if n > size]:
-        ranges = id_ranges(referenced_export_rows(job, resource_type), "id", size)
-        partitions += [
-            ExportPartition(
-                job=job,
-                resource_type=resource_type,
-                sequence=first + number,
-                lower_id=lower,
-                upper_id=upper,
-                rows_planned=rows,
-                referenced=True,
-            )
-            for number, (lower, upper, rows) in enumerate(ranges)
-        ]
-    return partitions
+    return slot_partitions(job, slots, groups, first=job.partitions.count(), referenced=True)
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
