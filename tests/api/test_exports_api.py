@@ -227,25 +227,29 @@ def test_preview_line_count_is_bounded(api_as):
     }
 
 
+def output_file(operator, client_id: str, resource_type: str, body: bytes, count: int):
+    """An output file holding `body`, of a system export launched for `client_id`."""
+    job = ExportJob.objects.get(uuid=launch(operator, client_id, level="system").json()["uuid"])
+    key = f"{job.uuid}/{resource_type}-written.ndjson"
+    with get_storage().open_writer(key) as writer:
+        writer.write(body)
+    return ExportFile.objects.create(
+        job=job,
+        kind=ExportFile.Kind.OUTPUT,
+        resource_type=resource_type,
+        storage_key=key,
+        resource_count=count,
+        size_bytes=len(body),
+    )
+
+
 @pytest.mark.django_db
 def test_preview_never_reads_past_its_byte_budget(api_as, client_a, store):
     operator = api_as("operator")
-    job = ExportJob.objects.get(
-        uuid=launch(operator, client_a.backend_client.client_id, level="system").json()["uuid"]
-    )
-    key = f"{job.uuid}/Patient-big.ndjson"
     small = b'{"resourceType":"Patient","id":"a"}\n'
     huge = b'{"resourceType":"Patient","id":"b","text":"' + b"x" * (PREVIEW_MAX_BYTES + 10)
-    with get_storage().open_writer(key) as writer:
-        writer.write(small + huge + b'"}\n')
-    file = ExportFile.objects.create(
-        job=job,
-        kind=ExportFile.Kind.OUTPUT,
-        resource_type="Patient",
-        storage_key=key,
-        resource_count=2,
-        size_bytes=len(small + huge) + 3,
-    )
+    client_id = client_a.backend_client.client_id
+    file = output_file(operator, client_id, "Patient", small + huge + b'"}\n', 2)
     preview = operator.get(f"/api/v1/files/{file.uuid}/preview", lines=2).json()
     assert preview["lines"] == [{"resourceType": "Patient", "id": "a"}]
     assert preview["truncated"] is True
@@ -255,25 +259,13 @@ def test_preview_never_reads_past_its_byte_budget(api_as, client_a, store):
 def test_preview_keeps_decimals_as_the_file_writes_them(api_as, client_a, store):
     """FHIR decimals carry their precision: the preview shows 11208.90, not 11208.9."""
     operator = api_as("operator")
-    job = ExportJob.objects.get(
-        uuid=launch(operator, client_a.backend_client.client_id, level="system").json()["uuid"]
-    )
-    key = f"{job.uuid}/Observation-exact.ndjson"
     line = (
         b'{"resourceType":"Observation","id":"o","valueQuantity":'
         b'{"value":11208.90,"unit":"\\u00b5g"},"component":[{"valueDecimal":1.000000000000000000001},'
         b'{"valueInteger":7},{"valueDecimal":1e2}]}'
     )
-    with get_storage().open_writer(key) as writer:
-        writer.write(line + b"\n")
-    file = ExportFile.objects.create(
-        job=job,
-        kind=ExportFile.Kind.OUTPUT,
-        resource_type="Observation",
-        storage_key=key,
-        resource_count=1,
-        size_bytes=len(line) + 1,
-    )
+    client_id = client_a.backend_client.client_id
+    file = output_file(operator, client_id, "Observation", line + b"\n", 1)
     response = operator.get(f"/api/v1/files/{file.uuid}/preview", lines=1)
     assert response.status_code == 200
     text = response.content.decode()
