@@ -65,7 +65,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 10_000  # rows per read and per progress/cancellation check
 BUCKETS_PER_PARTITION = 64  # id buckets counted in planning a Patient/Group export, per `size` ids
-SAMPLED_PATIENTS = 250  # at most about this many patients' rows plan a Patient/Group export
+SAMPLED_PATIENTS = 128  # at most about this many patients' rows plan a Patient/Group export
 LAST_ID = 2**62
 ALL_TYPES = "*"  # resource_type of a system-level partition: every type the job exports
 SMALL_TYPES = "+"  # resource_type of a partition reading the small types in its `types`
@@ -309,31 +309,34 @@ def planning_rows(job: ExportJob) -> tuple[QuerySet[CompartmentMembership], floa
     """The compartment rows a Patient or Group export is planned from, and how many of
     the job's rows each stands for.
 
-    When the job names its patients (a Group's active members, the `patient`
-    parameter) and they are more than SAMPLED_PATIENTS, the rows of an evenly spaced
-    sample of them, every n-th in id order: their resources spread over the store as
-    the whole set's do. Counting the rows of a 1,000-member Group of the 1M store took
-    0.05-0.06 s, a tenth of the whole export, in which the other worker waited; those of
-    a sample of 250, 0.01 s. A Patient export of every patient counts every row."""
-    patients = job_patient_ids(job)
-    if patients is None or len(patients) <= SAMPLED_PATIENTS:
+    For more than SAMPLED_PATIENTS patients, the rows of a sample of them: every n-th in
+    the order they were stored, so the sample follows the store as the cohort does, each
+    sampled patient standing for its neighbours. Counting the rows of a 1,000-member
+    Group of the 1M store took 0.04-0.06 s, a tenth of the export, in which the other
+    worker waited; those of a sample of 143, 0.01 s, and the two partitions cut from it
+    held 72,773 and 73,160 rows (a sample taken in id order instead left 6-8% more in
+    one than the other, whose worker then finished last)."""
+    patients = list(job_patients(job).order_by("id").values_list("resource_id", flat=True))
+    if len(patients) <= SAMPLED_PATIENTS:
         return member_rows(job), 1.0
     sample = patients[:: len(patients) // SAMPLED_PATIENTS]
     rows = CompartmentMembership.objects.filter(patient_id__in=sample)
     return of_types(rows, job.types), len(patients) / len(sample)
 
 
-def job_patient_ids(job: ExportJob) -> list[str] | None:
-    """The ids of the patients a Patient or Group export names, ascending (None: every
-    patient, a Patient export without `patient`)."""
-    named = [reference.removeprefix("Patient/") for reference in job.parameters.get("patient", [])]
+def job_patients(job: ExportJob) -> QuerySet[Resource]:
+    """The stored Patients of a Patient or Group export (the patients an organised one
+    makes blocks for): every live Patient, the `patient` parameter's, a Group's active
+    members."""
+    rows = Resource.objects.filter(resource_type="Patient", deleted=False)
+    if job.last_resource_id is not None:
+        rows = rows.filter(id__lte=job.last_resource_id)
+    if patients := job.parameters.get("patient"):
+        rows = rows.filter(resource_id__in=[p.removeprefix("Patient/") for p in patients])
     if job.level == ExportJob.Level.GROUP:
-        members = GroupMembership.objects.active_in([job.group_id]).values_list(
-            "patient_id", flat=True
-        )
-        found = set(members)
-        return sorted(found.intersection(named) if named else found)
-    return sorted(set(named)) if named else None
+        members = GroupMembership.objects.active_in([job.group_id]).values("patient_id")
+        rows = rows.filter(resource_id__in=members)
+    return rows
 
 
 def member_id_ranges(

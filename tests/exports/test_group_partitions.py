@@ -52,7 +52,7 @@ def test_a_group_export_is_cut_in_equal_shares_for_the_workers(
 def test_a_large_group_is_planned_from_a_sample_and_exported_whole(client_a, store, settings):
     # 600 more members, one Observation each (an uneven share: the first 300 have two),
     # so the plan counts a sample of about SAMPLED_PATIENTS of g1's 602 members.
-    settings.BULKOPS_PARTITION_SIZE = 300
+    settings.BULKOPS_PARTITION_SIZE = 250
     settings.BULKOPS_EXPORT_WORKERS = 2
     members = [f"m{n:03d}" for n in range(600)]
     for n, patient_id in enumerate(members):
@@ -73,8 +73,8 @@ def test_a_large_group_is_planned_from_a_sample_and_exported_whole(client_a, sto
     job = finished_group_job(client_a)
     assert job.status == ExportJob.Status.COMPLETED
     shares = compartment_shares(job)
-    # 8 + 600 Patients + 900 Observations = 1,508 rows: an estimate of about 5
-    # partitions of 300, made the nearest multiple of the two workers, in equal shares.
+    # 8 + 600 Patients + 900 Observations = 1,508 rows: an estimate of about 6
+    # partitions of 250, a multiple of the two workers, in equal shares.
     assert len(shares) == 6
     assert 1400 <= sum(shares) <= 1600
     assert max(shares) - min(shares) <= 50
