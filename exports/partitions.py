@@ -414,16 +414,22 @@ def partition_count(rows: int, size: int) -> int:
     return max(1, round(rows / size / workers)) * workers
 
 
-def ordered_member_ids(
-    ids: QuerySet[CompartmentMembership], lower: int, upper: int
-) -> QuerySet[CompartmentMembership, int]:
-    """Distinct resource ids in (lower, upper], ascending."""
-    return (
+def ordered_member_ids(ids: QuerySet[CompartmentMembership], lower: int, upper: int) -> list[int]:
+    """Distinct resource ids in (lower, upper], ascending.
+
+    Fetched whole through the database cursor: a partition's 73,000 ids through the
+    queryset's iterator (a hundred rows a fetch, a Python step per row) cost its worker
+    more CPU than the query cost the database."""
+    selected = (
         ids.filter(resource_id__gt=lower, resource_id__lte=upper)
         .order_by("resource_id")
-        .values_list("resource_id", flat=True)
+        .values_list("resource_id")
         .distinct()
     )
+    sql, params = selected.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [resource_id for (resource_id,) in cursor.fetchall()]
 
 
 def member_rows(job: ExportJob, types: list[str] | None = None) -> QuerySet[CompartmentMembership]:
@@ -499,7 +505,7 @@ def partition_chunks(
     # lock, and two workers doing that lock each other out), then their rows a chunk at
     # a time. A join with the compartment index in each chunk's query instead made
     # PostgreSQL read the whole range's index rows for every chunk.
-    ids = list(ordered_member_ids(member_rows(job), partition.lower_id, partition.upper_id))
+    ids = ordered_member_ids(member_rows(job), partition.lower_id, partition.upper_id)
     for start in range(0, len(ids), CHUNK_SIZE):
         if blocks := read_chunk(with_ids(rows, ids[start : start + CHUNK_SIZE])).blocks:
             yield blocks
