@@ -417,19 +417,21 @@ def partition_count(rows: int, size: int) -> int:
 def ordered_member_ids(ids: QuerySet[CompartmentMembership], lower: int, upper: int) -> list[int]:
     """Distinct resource ids in (lower, upper], ascending.
 
-    Fetched whole through the database cursor: a partition's 73,000 ids through the
-    queryset's iterator (a hundred rows a fetch, a Python step per row) cost its worker
-    more CPU than the query cost the database."""
+    The database sends them as it finds them, a member's after another's, and they are
+    put in order and made distinct here: for the 73,000 of a partition of a
+    1,000-member Group export that cost the worker 5 ms more and the database 14 ms
+    less than its sort. They are fetched whole through the cursor: through the
+    queryset's iterator (a hundred rows a fetch, a Python step per row) they cost the
+    worker more than the query cost the database."""
     selected = (
         ids.filter(resource_id__gt=lower, resource_id__lte=upper)
-        .order_by("resource_id")
         .values_list("resource_id")
-        .distinct()
+        .order_by()
     )
     sql, params = selected.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [resource_id for (resource_id,) in cursor.fetchall()]
+        return sorted({resource_id for (resource_id,) in cursor.fetchall()})
 
 
 def member_rows(job: ExportJob, types: list[str] | None = None) -> QuerySet[CompartmentMembership]:
