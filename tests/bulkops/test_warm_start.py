@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.processes import ROOT, free_port, process_env
+from tests.processes import free_port, process_env, run_command
 
 # What a gunicorn worker runs before accepting connections (gunicorn.conf.py), then
 # which of the modules a first request would have imported are already loaded.
@@ -22,15 +22,7 @@ print(sorted(m for m in ("console.dashboard_views", "exports.export_views", "acc
 
 
 def run_probe(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command(env, sys.executable, "-c", PROBE)
 
 
 def test_a_web_process_imports_its_views_before_the_first_request(tmp_path):
