@@ -26,3 +26,11 @@ forwarder_headers = ""
 # default, $XDG_RUNTIME_DIR or ~/.gunicorn, is one path for every gunicorn of the user,
 # so a second bulkops (or a test server) took over the first one's socket.
 control_socket = str(VAR_DIR / "run" / "gunicorn.ctl")
+
+
+def post_worker_init(worker: object) -> None:
+    """Import the URLconf and open the broker connection before the first request
+    (bulkops/warm_start.py)."""
+    from bulkops.warm_start import warm_web_process
+
+    warm_web_process()

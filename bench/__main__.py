@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from bench.hosts import host_scaling, print_hosts_table  # noqa: E402 - needs ROOT on sys.path
 from bench.loading import loading_rates  # noqa: E402
 from bench.measure import (  # noqa: E402
+    POLL_SECONDS,
     BenchStore,
     kickoff_latency,
     profiled,
@@ -262,7 +263,16 @@ def print_table(results: list[dict[str, Any]]) -> None:
             + filter_columns(row)
             + group_columns(row)
             + download_columns(row)
+            + seen_columns(row)
         )
+
+
+def seen_columns(row: dict[str, Any]) -> str:
+    """When the polling client saw the manifest: `seconds` ends at the job's completion
+    (bench.measure.run_export)."""
+    if "seen_seconds" not in row:
+        return ""
+    return f"  (manifest seen at {row['seen_seconds']:.2f} s, polled every {POLL_SECONDS} s)"
 
 
 def download_columns(row: dict[str, Any]) -> str:

@@ -32,31 +32,24 @@ from typing import Self
 from django.conf import settings
 from django.db.models import QuerySet
 
-from bulkops.fhir.params import GROUP
 from bulkops.fhir.patient_blocks import header_line
 from bulkops.fhir.type_filters import TypeFilters
 from exports.models import ExportJob, ExportPartition
 from exports.ndjson_files import RotatingNdjsonWriter, WrittenFile
-from exports.partitions import LineMaker, Range, candidate_rows, id_ranges, write_deletions
+from exports.partitions import (
+    LineMaker,
+    Range,
+    candidate_rows,
+    id_ranges,
+    job_patients,
+    write_deletions,
+)
 from exports.row_chunks import RECORD, Block
 from exports.storage import ExportStorage, ObjectWriter, job_storage
-from fhirstore.reads import CompartmentMembership, GroupMembership, Resource, rows_filter
+from fhirstore.reads import CompartmentMembership, Resource, rows_filter
 
 ORGANIZED = "Patient-blocks"  # resource_type of an organised export's partitions
 PATIENTS_PER_CHUNK = 200
-
-
-def job_patients(job: ExportJob) -> QuerySet[Resource]:
-    """The Patient rows an organised export makes blocks for."""
-    rows = Resource.objects.filter(resource_type="Patient", deleted=False)
-    if job.last_resource_id is not None:
-        rows = rows.filter(id__lte=job.last_resource_id)
-    if patients := job.parameters.get("patient"):
-        rows = rows.filter(resource_id__in=[p.removeprefix("Patient/") for p in patients])
-    if job.level == GROUP:
-        members = GroupMembership.objects.active_in([job.group_id]).values("patient_id")
-        rows = rows.filter(resource_id__in=members)
-    return rows
 
 
 def partition_slots(job: ExportJob, size: int) -> list[tuple[str, Iterable[Range]]]:

@@ -3,7 +3,17 @@
 An export writes bodies verbatim, so a chunk is read as the rows' bytes, in id order,
 and grouped by (type, deleted) here: each block is written in one call instead of one
 per row. On PostgreSQL the bodies come back as the bytes the server sent (the column is
-UTF-8, the database encoding Django requires), never decoded to `str` and encoded again.
+UTF-8, the database encoding Django requires), never decoded to `str` and encoded again:
+the rows are read in the binary result format, in which psycopg's C bytea loader takes
+a body as it is. A loader of the text format did the same in a Python call per row.
+Reading 40,000 rows (22 MB) of a Group export of the 1M store in four chunks, that cut
+the worker's CPU from 78-82 to 57-64 ms, with the database's unchanged (it runs the
+same statement); about 24 ms of what is left is libpq receiving the bytes, which a
+plain `COPY ... TO STDOUT` of them costs as well, and the rest is psycopg building the
+rows (10-13 ms), putting them in order and grouping them (7-9 ms, the loop itself 3),
+joining the blocks (5 ms) and the query (3-4 ms). Grouping without a Python loop cost
+more: sorting on (type, deleted) with `itertools.groupby` 4 times the loop's CPU,
+columns from `zip(*rows)` appended to by `map` 2 to 3 times.
 
 The database used to join each block itself (`string_agg` over the chunk grouped by
 type). That cost as much CPU, worker and database together (a 200k-resource system
@@ -22,10 +32,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import psycopg
 from django.db import connection
 from django.db.models import BooleanField, Case, F, QuerySet, TextField, When
 from django.db.models.expressions import RawSQL
-from psycopg.adapt import Loader
+from psycopg import pq
+from psycopg.types.string import ByteaBinaryLoader
 
 RUNS_PER_QUERY = 150  # id ranges one chunk's query may list (`with_ids`)
 # A live row's record is its body; a tombstone's, its resource id (for a deleted[] line).
@@ -55,22 +67,49 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
     selected = rows.annotate(record=RECORD).values_list("id", "resource_type", "deleted", "record")
     selected = selected.order_by() if limit is None else selected.order_by("id")[:limit]
     sql, params = selected.query.sql_with_params()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.cursor.adapters.register_loader("text", _RawTextLoader)
-        cursor.execute(sql, params)
-        found = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        found = _binary_rows(sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = [(pk, t, dead, record.encode()) for pk, t, dead, record in cursor]
     if limit is None:
         found.sort(key=itemgetter(0))
-    grouped: dict[tuple[str, bool], list[bytes]] = {}
+    # Live rows' records by type, then tombstones': indexed by `deleted`, no key per row.
+    grouped: tuple[dict[str, list[bytes]], dict[str, list[bytes]]] = ({}, {})
     for _, resource_type, deleted, record in found:
-        if isinstance(record, str):  # SQLite
-            record = record.encode()
-        grouped.setdefault((resource_type, bool(deleted)), []).append(record)
+        grouped[deleted].setdefault(resource_type, []).append(record)
     return Chunk(
-        [Block(t, deleted, len(r), b"\n".join(r)) for (t, deleted), r in grouped.items()],
+        [
+            Block(t, deleted, len(r), b"\n".join(r))
+            for deleted in (False, True)
+            for t, r in grouped[deleted].items()
+        ],
         found[-1][0] if found else None,
     )
+
+
+def _binary_rows(sql: str, params: Any) -> list[tuple[int, str, bool, bytes]]:
+    """The rows of `sql` read in PostgreSQL's binary result format, in which a `text`
+    value is the bytes the server holds: psycopg's C bytea loader returns them as they
+    are, where a loader for text results costs a Python call per row.
+
+    Django's cursor binds parameters on the client, which cannot ask for binary results,
+    so the statement is the one it would send, parameters merged in as literals: the
+    database plans and runs the same query as through Django's cursor."""
+    with connection.cursor() as cursor:
+        statement = cursor.mogrify(sql, params)
+        binary = psycopg.Cursor(cursor.connection)
+    binary.format = pq.Format.BINARY
+    binary.adapters.register_loader("text", ByteaBinaryLoader)
+    # Wrapped as Django wraps its own: its error classes, query log and execute wrappers.
+    if connection.queries_logged:
+        wrapped = connection.make_debug_cursor(binary)
+    else:
+        wrapped = connection.make_cursor(binary)
+    with wrapped:
+        wrapped.execute(statement)
+        return wrapped.fetchall()
 
 
 def with_ids(rows: QuerySet[Any], ids: list[int]) -> QuerySet[Any]:
@@ -113,10 +152,3 @@ def id_runs(ids: list[int]) -> list[tuple[int, int]]:
         previous = resource_id
     runs.append((first, previous))
     return runs
-
-
-class _RawTextLoader(Loader):
-    """psycopg loader: a `text` value as the bytes the server sent."""
-
-    def load(self, data: Any) -> bytes:
-        return bytes(data)

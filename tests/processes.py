@@ -38,14 +38,15 @@ def free_port() -> int:
 
 
 def manage(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run_command(env, sys.executable, "manage.py", *args, timeout=timeout)
+
+
+def run_command(
+    env: dict[str, str], *argv: str, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """Run `argv` from the checkout's root in `env`; its exit code and output, as text."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
 
 

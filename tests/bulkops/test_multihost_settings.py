@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.processes import BIN, ROOT, manage, process_env
+from tests.processes import BIN, manage, process_env, run_command
 
 # Nothing listens there: each process stops before it would connect.
 REMOTE_DATABASE = "postgres://bulkops:secret@10.255.0.1:5432/bulkops"
@@ -23,15 +23,7 @@ NAMED = ("SECRET_KEY", "CELERY_BROKER_URL", "BULKOPS_STORAGE")
 
 
 def started(env: dict[str, str], *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / command[0]), *command[1:]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command(env, str(BIN / command[0]), *command[1:])
 
 
 def test_manage_commands_name_every_missing_shared_setting(tmp_path):

@@ -1,6 +1,7 @@
 """How a Patient or Group export is split: its compartment rows into equal shares, a
 multiple of BULKOPS_EXPORT_WORKERS of them once there are several, so the workers finish
-together; the resources they refer to, of every small type, by one partition."""
+together, planned from a sample of the patients of a large cohort; the resources they
+refer to, of every small type, by one partition."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from exports.models import ExportJob
 from exports.row_chunks import RUNS_PER_QUERY
 from exports.storage import get_storage
+from fhirstore.groups import upsert_group
 from fhirstore.models import Resource
 from fhirstore.writes import put_resource
 from tests.exports.conftest import observation
@@ -27,7 +29,9 @@ def compartment_shares(job: ExportJob) -> list[int]:
 @pytest.mark.parametrize(
     ("workers", "shares"),
     [
-        (2, [2, 2, 2, 2]),  # 3 partitions of at most 3 rows would leave one worker alone
+        # 8 rows of about 3 a partition: 3 partitions would leave one worker alone with
+        # the last, 4 would take two turns of both; the nearest multiple of 2 is 2.
+        (2, [4, 4]),
         (3, [3, 2, 3]),
         (1, [3, 2, 3]),
     ],
@@ -43,6 +47,39 @@ def test_a_group_export_is_cut_in_equal_shares_for_the_workers(
     assert compartment_shares(job) == shares
     # Each member resource once, whichever partition read it.
     assert members_exported(job) == 8
+
+
+def test_a_large_group_is_planned_from_a_sample_and_exported_whole(client_a, store, settings):
+    # 600 more members, one Observation each (an uneven share: the first 300 have two),
+    # so the plan counts a sample of about SAMPLED_PATIENTS of g1's 602 members.
+    settings.BULKOPS_PARTITION_SIZE = 250
+    settings.BULKOPS_EXPORT_WORKERS = 2
+    members = [f"m{n:03d}" for n in range(600)]
+    for n, patient_id in enumerate(members):
+        put_resource(
+            resource_type="Patient",
+            resource_id=patient_id,
+            body={"resourceType": "Patient", "id": patient_id},
+            now=store["written"],
+        )
+        for k in range(1 if n >= 300 else 2):
+            put_resource(
+                resource_type="Observation",
+                resource_id=f"{patient_id}-o{k}",
+                body=observation(f"{patient_id}-o{k}", patient_id),
+                now=store["written"],
+            )
+    upsert_group(group_id="g1", name="Cohort 1", patient_ids=["p1", "p2", *members], actor="test")
+    job = finished_group_job(client_a)
+    assert job.status == ExportJob.Status.COMPLETED
+    shares = compartment_shares(job)
+    # 8 + 600 Patients + 900 Observations = 1,508 rows: an estimate of about 6
+    # partitions of 250, a multiple of the two workers, in equal shares.
+    assert len(shares) == 6
+    assert 1400 <= sum(shares) <= 1600
+    assert max(shares) - min(shares) <= 50
+    # Whatever the estimate, every member resource once.
+    assert members_exported(job) == 1508
 
 
 def members_exported(job: ExportJob) -> int:
