@@ -57,7 +57,7 @@ from exports.referenced import (
     record_references,
     referenced_rows,
 )
-from exports.row_chunks import Block, read_chunk, with_ids
+from exports.row_chunks import Block, read_chunk, read_id_chunk
 from exports.storage import job_storage
 from fhirstore.reads import CompartmentMembership, GroupMembership, Resource, rows_filter
 
@@ -509,7 +509,7 @@ def partition_chunks(
     # PostgreSQL read the whole range's index rows for every chunk.
     ids = ordered_member_ids(member_rows(job), partition.lower_id, partition.upper_id)
     for start in range(0, len(ids), CHUNK_SIZE):
-        if blocks := read_chunk(with_ids(rows, ids[start : start + CHUNK_SIZE])).blocks:
+        if blocks := read_id_chunk(rows, ids[start : start + CHUNK_SIZE]).blocks:
             yield blocks
 
 
