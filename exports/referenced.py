@@ -8,7 +8,9 @@ them is done, `close_references` follows references from those resources to furt
 ones (a Location's managing Organization) until none is new, and the job gets one more
 set of partitions, which read `referenced_rows` type by type (the types of few resources
 together, exports.partitions.referenced_partitions): the same files
-model, leases and recovery as every other partition.
+model, leases and recovery as every other partition. A single one of at most CHUNK_SIZE
+resources, most cohorts' case, is run by the worker that planned it, as it plans it
+(exports.partitions.plan_referenced_partitions), rather than queued.
 
 Which resources: every resource the written lines refer to, as the store holds it, live
 and created before the kick-off, whatever its own lastUpdated. A `_since` export thus

@@ -80,7 +80,7 @@ def run_partition_task(self: Task, partition_id: int) -> None:
 def finalize_export_task(self: Task, job_id: int) -> None:
     """Finish a job whose partitions are all done: add its referenced partitions if it
     has none yet, else write its manifest (the reaper's way to resume either)."""
-    for added in begin_finalizing(job_id):
+    for added in begin_finalizing(job_id, self.request.hostname or "worker"):
         run_partition_task.delay(partition_id=added)
     finalize_export(job_id)
 

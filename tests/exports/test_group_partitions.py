@@ -5,11 +5,13 @@ refer to, of every small type, by one partition."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
 from exports.models import ExportJob
+from exports.partitions import plan_export, run_partition
 from exports.row_chunks import RUNS_PER_QUERY
 from exports.storage import get_storage
 from fhirstore.groups import upsert_group
@@ -17,6 +19,7 @@ from fhirstore.models import Resource
 from fhirstore.writes import put_resource
 from tests.exports.conftest import observation
 from tests.exports.test_export_lifecycle import finished_group_job
+from tests.exports.test_referenced_resources import practitioner, seen_by
 
 pytestmark = pytest.mark.django_db
 
@@ -120,6 +123,55 @@ def test_referenced_resources_of_several_types_share_one_partition(client_a, sto
         ("Organization", 1),
         ("Practitioner", 1),
     ]
+
+
+def group_job_run_by(client, *workers: str) -> tuple[ExportJob, list[int]]:
+    """Kick off g1's Group export and run its planned partitions in turn by `workers`;
+    the job, and the ids of the partitions their completions left to be queued."""
+    response = client.kick_off("/fhir/Group/g1/$export")
+    job = ExportJob.objects.get(uuid=response["Content-Location"].rsplit("/", 1)[1])
+    queued = []
+    for partition_id, worker in zip(plan_export(job.pk), itertools.cycle(workers)):
+        queued += run_partition(partition_id=partition_id, worker=worker)
+    job.refresh_from_db()
+    return job, queued
+
+
+def test_a_few_referenced_resources_are_written_by_the_worker_of_the_last_partition(
+    client_a, store, settings
+):
+    settings.BULKOPS_PARTITION_SIZE = 4  # g1's 8 compartment rows: two partitions
+    seen_by("p1-o0", "p1", "Practitioner/dr1")
+    job, queued = group_job_run_by(client_a, "worker-a", "worker-b")
+    # Nothing was left to queue: the job completed with its second partition.
+    assert compartment_shares(job) == [4, 4]
+    assert queued == []
+    assert job.status == ExportJob.Status.COMPLETED
+    (referenced,) = job.partitions.filter(referenced=True)
+    assert (referenced.status, referenced.worker, referenced.attempts) == ("done", "worker-b", 1)
+    assert (referenced.resources_exported, job.resources_exported) == (1, 9)
+    (practitioners,) = job.files.filter(resource_type="Practitioner")
+    assert practitioners.partition == referenced
+    assert get_storage().open_reader(practitioners.storage_key).read().count(b'"dr1"') == 1
+    assert job.progress_text == "100% - 4 of 4 types, 9 resources"
+
+
+def test_referenced_resources_beyond_a_partition_are_queued_for_the_workers(
+    client_a, store, settings
+):
+    settings.BULKOPS_PARTITION_SIZE = 1  # more Practitioners than a partition holds
+    practitioner("dr2")
+    seen_by("p1-o0", "p1", "Practitioner/dr1")
+    seen_by("p2-o0", "p2", "Practitioner/dr2")
+    job, queued = group_job_run_by(client_a, "worker")
+    assert len(queued) == 2  # one per Practitioner
+    assert job.status == ExportJob.Status.RUNNING
+    for partition_id in queued:
+        assert run_partition(partition_id=partition_id, worker="worker") == []
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.COMPLETED
+    practitioners = job.files.filter(resource_type="Practitioner")
+    assert sum(practitioners.values_list("resource_count", flat=True)) == 2
 
 
 def test_members_resources_stored_between_other_patients_come_out_once_in_store_order(
