@@ -28,11 +28,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from bulkops import untrusted_json
@@ -43,6 +43,7 @@ from bulkops.fhir.references import (
     resolve_conditionals,
 )
 from bulkops.fhir.resource_types import is_resource_type
+from fhirstore.deadlocks import StillDeadlocked, run_again_after_deadlocks
 from fhirstore.writes import (
     BATCH_SIZE,
     ResourceWrite,
@@ -129,8 +130,22 @@ def load_file(
     """Load one file in one transaction. With `wait`, a file stops at its first batch of
     unresolved conditional references and is marked waiting; without, every one of
     them is reported. A `declared` NDJSON file is refused at its first line of another
-    type, each line parsed once for both."""
+    type, each line parsed once for both.
+
+    A load that PostgreSQL fails to break a deadlock is run again (fhirstore.deadlocks):
+    here when the load is the outermost transaction, by the caller when it is not."""
+    if connection.in_atomic_block:
+        return _load_file(path, now, wait, declared)
+    try:
+        return run_again_after_deadlocks(partial(_load_file, path, now, wait, declared))
+    except StillDeadlocked as error:
+        return FileReport(path, error=f"not loaded: {error}")
+
+
+def _load_file(path: Path, now: datetime, wait: bool, declared: Declared | None) -> FileReport:
     report = FileReport(path)
+    if declared is not None:
+        declared.new_keys.clear()  # what an earlier run of this load listed was taken back
     try:
         with _cyclic_collection_paused(), transaction.atomic():
             if path.name.endswith((".ndjson", ".ndjson.gz")):

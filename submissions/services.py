@@ -13,6 +13,7 @@ import logging
 import math
 import tempfile
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from bulkops.fhir.outcome import FORBIDDEN, FhirError
 from bulkops.fhir.resource_types import is_resource_type
 from bulkops.fhir.submit import COMPLETED, STOPPED, SubmitRequest
 from bulkops.task_queue import enqueue
+from fhirstore.deadlocks import StillDeadlocked, run_again_after_deadlocks
 from fhirstore.loaders import Declared, load_file
 from fhirstore.writes import ResourceWrite, write_resources
 from submissions import fetch, task_names
@@ -237,6 +239,15 @@ def load_submitted_file(*, file_id: int, now: datetime) -> None:
 
 
 def _load(file: SubmittedFile, path: Path, now: datetime) -> None:
+    """Load the file in a transaction that PostgreSQL may fail to break a deadlock with
+    another load writing some of the same resources: it is then run again."""
+    try:
+        run_again_after_deadlocks(partial(_load_in_transaction, file, path, now))
+    except StillDeadlocked as error:
+        _finish(file, SubmittedFile.Status.FAILED, now, error=f"not loaded: {error}")
+
+
+def _load_in_transaction(file: SubmittedFile, path: Path, now: datetime) -> None:
     with transaction.atomic():
         _share_lock(file.manifest.submission_id)
         file.manifest.refresh_from_db(fields=["status"])
