@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from bulkops.celery import app as celery_app
+from bulkops.output_storages import parse_output_storages
 
 # Tests that take minutes: a browser, whole deployments killed and restarted. They are
 # `slow`, so `-m "not slow"` leaves them out (as CI does on its middle Python).
@@ -268,3 +269,40 @@ class S3Bucket:
 
     def head(self, key: str) -> dict[str, Any]:
         return self.server.client().head_object(Bucket=self.name, Key=key)
+
+
+ARCHIVE_SECRET = "archive-secret-7d1c0f"  # moto takes any key unless asked to check
+
+
+@pytest.fixture
+def archive(s3_server, settings, monkeypatch, tmp_path) -> S3Bucket:
+    """Default storage on local disk; "archive" on S3 with keys from the variables its
+    entry names. No AWS_* variable, profile or instance role is reachable, so boto3's
+    default chain finds nothing: only the named variables can open the bucket."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("ARCHIVE_KEY_ID", "testing")
+    monkeypatch.setenv("ARCHIVE_SECRET", ARCHIVE_SECRET)
+    bucket = f"archive-{uuid.uuid4().hex[:12]}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    settings.BULKOPS_STORAGE = "local"
+    settings.BULKOPS_LOCAL_STORAGE_DIR = tmp_path / "default"
+    settings.BULKOPS_OUTPUT_STORAGES = parse_output_storages(
+        json.dumps(
+            {
+                "archive": {
+                    "kind": "s3",
+                    "bucket": bucket,
+                    "endpoint": s3_server.endpoint,
+                    "region": "us-east-1",
+                    "addressing_style": "path",
+                    "access_key_env": "ARCHIVE_KEY_ID",
+                    "secret_key_env": "ARCHIVE_SECRET",
+                }
+            }
+        )
+    )
+    return S3Bucket(s3_server, bucket)

@@ -37,8 +37,6 @@ def deliver(
     sends it itself (the command). `base_url` is this server's URL as the receiver
     reaches it. DeliveryRefused for a job that failed, was cancelled,
     deleted or expired, or a server with no client_id of ours yet."""
-    if job.deleted_at is not None or (job.is_finished and job.status != ExportJob.Status.COMPLETED):
-        raise DeliveryRefused("Only an export that completed and still has its files can be sent.")
     if server is not None and not server.client_id:
         raise DeliveryRefused(
             f"{server.name} has not issued us a client_id yet: register our key there first."
@@ -47,8 +45,18 @@ def deliver(
         raise DeliveryRefused(
             "bulkops does not know the URL receivers reach it at: set BULKOPS_BASE_URL."
         )
-    finished = job.is_finished
     with transaction.atomic():
+        # The job as it is now, held until the delivery is saved: the `job` given may
+        # have been read before the export finished, and the finish's listener
+        # (export_finished) queues only deliveries already waiting when it runs.
+        job = ExportJob.objects.select_for_update().get(pk=job.pk)
+        if job.deleted_at is not None or (
+            job.is_finished and job.status != ExportJob.Status.COMPLETED
+        ):
+            raise DeliveryRefused(
+                "Only an export that completed and still has its files can be sent."
+            )
+        finished = job.is_finished
         delivery = Delivery.objects.create(
             job=job,
             server=server,

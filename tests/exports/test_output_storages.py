@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import urllib.request
-import uuid
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -17,51 +16,15 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from accounts.models import AuditEvent
-from bulkops.output_storages import parse_output_storages
 from exports.models import ExportJob
 from exports.partitions import plan_export, run_partition
 from exports.services import expire_exports
 from schedules.models import ExportSchedule
 from tests.api.conftest import api_as  # noqa: F401 - operator API tokens
-from tests.conftest import S3Bucket
+from tests.conftest import ARCHIVE_SECRET
 from tests.schedules.conftest import schedule_form, wait_finished
 
-ARCHIVE_SECRET = "archive-secret-7d1c0f"  # moto takes any key unless asked to check
 NO_SUCH_STORAGE = "No output storage is called nowhere."
-
-
-@pytest.fixture
-def archive(s3_server, settings, monkeypatch, tmp_path) -> S3Bucket:
-    """Default storage on local disk; "archive" on S3 with keys from the variables its
-    entry names. No AWS_* variable, profile or instance role is reachable, so boto3's
-    default chain finds nothing: only the named variables can open the bucket."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("ARCHIVE_KEY_ID", "testing")
-    monkeypatch.setenv("ARCHIVE_SECRET", ARCHIVE_SECRET)
-    bucket = f"archive-{uuid.uuid4().hex[:12]}"
-    s3_server.client().create_bucket(Bucket=bucket)
-    settings.BULKOPS_STORAGE = "local"
-    settings.BULKOPS_LOCAL_STORAGE_DIR = tmp_path / "default"
-    settings.BULKOPS_OUTPUT_STORAGES = parse_output_storages(
-        json.dumps(
-            {
-                "archive": {
-                    "kind": "s3",
-                    "bucket": bucket,
-                    "endpoint": s3_server.endpoint,
-                    "region": "us-east-1",
-                    "addressing_style": "path",
-                    "access_key_env": "ARCHIVE_KEY_ID",
-                    "secret_key_env": "ARCHIVE_SECRET",
-                }
-            }
-        )
-    )
-    return S3Bucket(s3_server, bucket)
 
 
 def fetch(url: str) -> bytes:

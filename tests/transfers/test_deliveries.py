@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEvent
+from exports.models import ExportJob
 from fhirstore.writes import ResourceWrite, write_resources
 from submissions.models import SubmittedManifest
 from tests.transfers.conftest import exported_job, live_bodies, wait_for, wait_until
@@ -48,6 +49,61 @@ def test_round_trip_gives_back_identical_resources(store, client_a, receiver, li
     for action in ("delivery.requested", "delivery.sent", "delivery.status_sent"):
         assert action in actions
     assert "delivery.finished" in actions and "delivery.served" in actions
+
+
+def test_an_export_in_a_named_s3_storage_is_delivered(
+    store, client_a, receiver, live_server, archive, api_as
+):
+    """The receiver fetches the files from bulkops, which reads them from the storage the
+    job wrote them to: here the "archive" bucket, not the default disk."""
+    launched = api_as("operator").post(
+        "/api/v1/exports/launch",
+        {
+            "client_id": client_a.backend_client.client_id,
+            "level": "system",
+            "types": list(TYPES),
+            "storage": "archive",
+        },
+    )
+    assert launched.status_code == 201, launched.content
+    job = ExportJob.objects.get(uuid=launched.json()["uuid"])
+    wait_until(lambda: ExportJob.objects.get(pk=job.pk).status == ExportJob.Status.COMPLETED)
+    job.refresh_from_db()
+    outputs = job.files.filter(kind="output")
+    assert outputs.count() == len(TYPES)
+    stored = archive.keys(f"{job.uuid}/")
+    assert all(file.storage_key in stored for file in outputs)
+    before = live_bodies(*TYPES)
+    forget(list(before))
+
+    delivery = deliver(job, receiver, base_url=live_server.url, actor="op", request=None)
+    delivery = wait_for(delivery, Delivery.Status.DONE, Delivery.Status.FAILED)
+
+    assert delivery.status == Delivery.Status.DONE, delivery.error
+    assert live_bodies(*TYPES) == before
+    assert len(delivery.outcomes) == 2
+
+
+def test_a_delivery_asked_for_as_its_export_finishes_is_sent(
+    store, client_a, receiver, live_server
+):
+    """The job was read (by a console page, say) while it ran, and has finished by the
+    time its delivery is saved: the delivery is sent, not left waiting for a finish that
+    has already happened."""
+    kickoff = client_a.kick_off("/fhir/$export?_type=Patient,Observation")
+    read_while_running = ExportJob.objects.get(uuid=kickoff["Content-Location"].rsplit("/", 1)[1])
+    client_a.finished_manifest(kickoff)
+    assert not read_while_running.is_finished
+    before = live_bodies(*TYPES)
+    forget(list(before))
+
+    delivery = deliver(
+        read_while_running, receiver, base_url=live_server.url, actor="op", request=None
+    )
+    delivery = wait_for(delivery, Delivery.Status.DONE, Delivery.Status.FAILED, timeout=30)
+
+    assert delivery.status == Delivery.Status.DONE, delivery.error
+    assert live_bodies(*TYPES) == before
 
 
 def test_stop_makes_the_receiver_purge(store, client_a, receiver, live_server):
