@@ -14,6 +14,9 @@ References are found in the NDJSON lines an export writes, as bytes, without par
 stored bodies are JSON, and a Reference's `reference` element is the only one named
 so. Only relative references (`Practitioner/123`, `Practitioner/123/_history/2`) name a
 stored resource; absolute, contained (`#x`) and conditional ones are left as they are.
+The store writes every body minified (fhirstore.writes.minified): no whitespace around
+the colon and no escaped `/`, so a reference is always the same run of bytes,
+`"reference":"Type/id`, and the scan looks for exactly that.
 """
 
 from __future__ import annotations
@@ -27,17 +30,17 @@ REFERENCED_TYPES: frozenset[str] = frozenset(
     {"Device", "Location", "Medication", "Organization", "Practitioner", "PractitionerRole"}
 )
 
-# `"reference":"Type/id"`, whitespace around the colon and JSON's optional `\/` escape
-# allowed, a version suffix ignored. Ids per http://hl7.org/fhir/R4/datatypes.html#id.
-_SLASH = rb"(?:/|\\/)"
+# `"reference":"Type/id`, then the end of the string or a version suffix; an id per
+# http://hl7.org/fhir/R4/datatypes.html#id. No group: each distinct match is split once.
+# Matching the whole run without groups, and with the exact prefix the store writes,
+# scanned 80 MB of the 1M store's bodies in 75 ms, where a pattern that also allowed
+# whitespace and `\/` and captured type and id took 107 ms.
+_PREFIX = b'"reference":"'
 _REFERENCE = re.compile(
-    rb'"reference"\s*:\s*"('
+    re.escape(_PREFIX)
+    + b"(?:"
     + b"|".join(sorted(name.encode() for name in REFERENCED_TYPES))
-    + rb")"
-    + _SLASH
-    + rb"([A-Za-z0-9\-.]{1,64})(?:"
-    + _SLASH
-    + rb'_history[^"]*)?"'
+    + rb')/[A-Za-z0-9\-.]{1,64}(?="|/_history/)'
 )
 
 
@@ -46,11 +49,12 @@ def referenced_keys(records: bytes, types: Collection[str]) -> set[tuple[str, st
     JSON `records` refer to. Matches are deduplicated before they are decoded: a block of
     a Group export refers to the same few Practitioners and Organizations thousands of
     times, and decoding each match cost as much as finding them."""
-    return {
-        (name, raw_id.decode())
-        for raw_type, raw_id in set(_REFERENCE.findall(records))
-        if (name := raw_type.decode()) in types
-    }
+    keys = set()
+    for match in set(_REFERENCE.findall(records)):
+        name, _, resource_id = match[len(_PREFIX) :].decode().partition("/")
+        if name in types:
+            keys.add((name, resource_id))
+    return keys
 
 
 def referenced_types(level: str, types: Collection[str]) -> list[str]:
