@@ -57,7 +57,7 @@ from exports.referenced import (
     record_references,
     referenced_rows,
 )
-from exports.row_chunks import Block, read_chunk, read_id_chunk
+from exports.row_chunks import Block, binary_rows, read_chunk, read_id_chunk
 from exports.storage import job_storage
 from fhirstore.reads import CompartmentMembership, GroupMembership, Resource, rows_filter
 
@@ -420,15 +420,23 @@ def ordered_member_ids(ids: QuerySet[CompartmentMembership], lower: int, upper: 
     The database sends them as it finds them, a member's after another's, and they are
     put in order and made distinct here: for the 73,000 of a partition of a
     1,000-member Group export that cost the worker 5 ms more and the database 14 ms
-    less than its sort. They are fetched whole through the cursor: through the
-    queryset's iterator (a hundred rows a fetch, a Python step per row) they cost the
-    worker more than the query cost the database."""
+    less than its sort. PostgreSQL sends them as one array in the binary format
+    (`array_agg`), which psycopg loads in C: a row per id took 35 ms from the query to
+    the sorted list, 15 ms of it the worker's CPU, the array 23 ms and 6 ms (the best
+    of five, the 73,000 ids of the bench's Group export). Elsewhere they are fetched
+    whole through the cursor (through the queryset's iterator, a hundred rows a fetch,
+    they cost the worker more than the query cost the database)."""
     selected = (
         ids.filter(resource_id__gt=lower, resource_id__lte=upper)
         .values_list("resource_id")
         .order_by()
     )
     sql, params = selected.query.sql_with_params()
+    if connection.vendor == "postgresql":
+        # `sql` is the queryset's own compiled SQL, its values still parameters.
+        statement = f"SELECT array_agg(member.resource_id) FROM ({sql}) AS member"  # noqa: S608
+        ((found,),) = binary_rows(statement, params)
+        return sorted(set(found or ()))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return sorted({resource_id for (resource_id,) in cursor.fetchall()})

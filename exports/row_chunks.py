@@ -68,7 +68,7 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
     selected = selected.order_by() if limit is None else selected.order_by("id")[:limit]
     sql, params = selected.query.sql_with_params()
     if connection.vendor == "postgresql":
-        found = _binary_rows(sql, params)
+        found = binary_rows(sql, params)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -99,7 +99,7 @@ def _grouped(found: list[tuple[int, str, bool, bytes]], *, in_order: bool) -> Ch
     )
 
 
-def _binary_rows(sql: str, params: Any) -> list[tuple[int, str, bool, bytes]]:
+def binary_rows(sql: str, params: Any) -> list[tuple[Any, ...]]:
     """The rows of `sql` read in PostgreSQL's binary result format, in which a `text`
     value is the bytes the server holds: psycopg's C bytea loader returns them as they
     are, where a loader for text results costs a Python call per row.
@@ -162,7 +162,7 @@ def read_id_chunk(rows: QuerySet[Any], ids: list[int]) -> Chunk:
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL jit = off")
-        return _grouped(_binary_rows(statement, [*bounds, *params]), in_order=False)
+        return _grouped(binary_rows(statement, [*bounds, *params]), in_order=False)
 
 
 def id_runs(ids: list[int]) -> list[tuple[int, int]]:
