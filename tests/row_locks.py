@@ -1,16 +1,25 @@
 """A second PostgreSQL transaction that holds store rows while code under test writes
-them: for tests of what bulkops does when two writers cross."""
+them: for tests of what bulkops does when two writers cross.
+
+`crossing_lines` and `cross` make a deadlock: the load holds Patient b and waits for
+Patient a, which the second transaction holds, and that transaction then writes b."""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.backends.utils import CursorWrapper
+from django.utils import timezone
 
 from fhirstore.models import Resource
+from fhirstore.writes import BATCH_SIZE, put_resource
+
+T = TypeVar("T")
 
 TABLE = Resource._meta.db_table
 
@@ -54,3 +63,36 @@ def wait_until_blocked_by(cursor: CursorWrapper, timeout: float = 30) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError("nothing waited for the other transaction")
+
+
+def patient(pid: str, gender: str) -> dict[str, Any]:
+    return {"resourceType": "Patient", "id": pid, "gender": gender}
+
+
+def crossing_lines() -> list[dict[str, Any]]:
+    """Store Patients a and b; the lines of a file that writes them again, b in its
+    first batch and a in its second (BATCH_SIZE - 1 new Patients between): a load of it
+    holds b when it reaches a."""
+    now = timezone.now()
+    for pid in ("a", "b"):
+        put_resource(resource_type="Patient", resource_id=pid, body=patient(pid, "female"), now=now)
+    fillers = [patient(f"p{n}", "other") for n in range(BATCH_SIZE - 1)]
+    return [patient("b", "male"), *fillers, patient("a", "male")]
+
+
+def cross(start: Callable[[], T]) -> T:
+    """Hold Patient a in a second transaction, `start` the load of `crossing_lines`, and
+    once it waits for a, write b, which it holds: a deadlock, which the load, waiting
+    longer, finds first and breaks by failing. What `start` returned."""
+    with other_writer() as other:
+        lock_resource(other, "Patient", "a")
+        started = start()
+        wait_until_blocked_by(other)
+        lock_resource(other, "Patient", "b")
+    return started
+
+
+def crossed_genders() -> dict[str, str]:
+    """Patients a's and b's stored gender: "male" once the crossing load wrote them."""
+    rows = Resource.objects.filter(resource_type="Patient", resource_id__in=("a", "b"))
+    return {row.resource_id: json.loads(row.body)["gender"] for row in rows}
