@@ -721,7 +721,10 @@ def referenced_counts(job: ExportJob) -> dict[str, int]:
 
 
 def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPartition | None:
-    """Take the partition unless another live worker holds it or it is done.
+    """Take the partition unless another live worker holds it, it is done, or it has
+    been started BULKOPS_PARTITION_MAX_ATTEMPTS times already: the reaper then fails its
+    job (exports.recovery), and a lost worker's task, redelivered, must not start it once
+    more first.
 
     A conditional update is the lock: exactly one claimant sees count 1. Counters of an
     earlier, interrupted attempt are taken back so progress never double counts.
@@ -732,7 +735,11 @@ def claim_partition(partition_id: int, worker: str, now: datetime) -> ExportPart
             ExportPartition.objects.filter(pk=partition_id)
             .filter(
                 Q(status=ExportPartition.Status.PENDING)
-                | Q(status=ExportPartition.Status.RUNNING, lease_until__lt=now)
+                | Q(
+                    status=ExportPartition.Status.RUNNING,
+                    lease_until__lt=now,
+                    attempts__lt=settings.BULKOPS_PARTITION_MAX_ATTEMPTS,
+                )
             )
             .update(
                 status=ExportPartition.Status.RUNNING,

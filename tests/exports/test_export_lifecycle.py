@@ -227,6 +227,28 @@ def test_the_reaper_says_in_the_log_when_it_fails_a_stalled_export(
     assert job.status == ExportJob.Status.FAILED
 
 
+def test_a_partition_out_of_attempts_is_not_started_again_and_its_export_fails(
+    client_a, store, settings
+):
+    settings.BULKOPS_PARTITION_MAX_ATTEMPTS = 1
+    job = accepted_job(client_a, _type="Patient")
+    (partition_id,) = plan_export(job.pk)
+    claim_partition(partition_id, "worker-1", timezone.now())  # and worker-1 is lost
+    ExportPartition.objects.filter(pk=partition_id).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    # Its task, redelivered to another worker, does not start the partition a second time.
+    assert run_partition(partition_id=partition_id, worker="worker-2") == []
+    partition = ExportPartition.objects.get(pk=partition_id)
+    assert (partition.status, partition.attempts, partition.worker) == ("running", 1, "worker-1")
+    reap_stalled_exports(timezone.now())
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.FAILED
+    assert "started 1 times" in job.failure_reason
+    assert not job.files.exists()
+
+
 def test_a_redelivered_finished_partition_changes_nothing(client_a, store):
     job = accepted_job(client_a, _type="Patient")
     run_all(job)
