@@ -665,7 +665,7 @@ def run_inline(
     CHUNK_SIZE): if anything fails, nothing of it is kept, and the job's completion is
     resumed as when its worker stops after the last compartment partition (the
     reaper's finalising task plans the references again, exports.recovery)."""
-    files, write_chunk, chunks = partition_work(job, partition, job_filters(job), lambda _: None)
+    files, write_chunk, chunks = partition_work(job, partition, job_filters(job), lambda *_: None)
     with files:
         exported = sum(write_chunk(chunk) for chunk in chunks)
     partition.status = ExportPartition.Status.DONE
@@ -793,7 +793,7 @@ def partition_work(
     job: ExportJob,
     partition: ExportPartition,
     filters: TypeFilters,
-    noted: Callable[[bytes], None],
+    noted: Callable[[Block, bytes], None],
 ) -> tuple[Any, Callable[[Any], int], Iterator[Any]]:
     """The partition's files, the writer of one chunk and the chunks it reads: per
     type, or in patient blocks for an organised export (exports/patient_blocks.py)."""
@@ -851,7 +851,7 @@ class ChunkWriter:
         files: TypedNdjsonFiles,
         filters: TypeFilters,
         wanted: set[str],
-        noted: Callable[[bytes], None],
+        noted: Callable[[Block, bytes], None],
     ) -> None:
         self.files = files
         self.to_lines = LineMaker(job, filters)
@@ -867,14 +867,15 @@ class ChunkWriter:
                 write_deletions(self.files.writer(block.resource_type, deleted=True), block)
             else:
                 count, lines = self.to_lines(self.files.writer(block.resource_type), block)
-                self.noted(lines)
+                self.noted(block, lines)
                 exported += count
         return exported
 
 
 class LineMaker:
     """Writes a block of stored bodies as NDJSON lines and returns how many and the lines
-    written: verbatim, or only those its type's `_typeFilter` filters keep (still
+    written: verbatim (the block's own `records`, whose references the store has
+    found already), or only those its type's `_typeFilter` filters keep (still
     verbatim), or their `_elements` subsets. Only the last two parse a body."""
 
     def __init__(self, job: ExportJob, filters: TypeFilters) -> None:

@@ -52,6 +52,9 @@ class Block:
     deleted: bool
     count: int
     records: bytes  # `count` records joined by b"\n", in id order
+    # The rows' `Resource.refers_to`, joined by b" " (b"" for tombstones); None when not
+    # read, and the records are searched instead (exports.referenced.ReferenceCollector).
+    refers_to: bytes | None = None
 
 
 class Chunk(NamedTuple):
@@ -72,26 +75,41 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            found = [(pk, t, dead, record.encode()) for pk, t, dead, record in cursor]
+            found = [
+                (pk, t, dead, record.encode(), keys.encode())
+                for pk, t, dead, record, keys in cursor
+            ]
     return _grouped(found, in_order=limit is not None)
 
 
 def record_columns(rows: QuerySet[Any]) -> QuerySet[Any]:
-    """What a chunk reads of each row: id, type, tombstone flag and record."""
-    return rows.annotate(record=RECORD).values_list("id", "resource_type", "deleted", "record")
+    """What a chunk reads of each row: id, type, tombstone flag, record, and the
+    references the store found in its body (`Resource.refers_to`, "" for most rows)."""
+    return rows.annotate(record=RECORD).values_list(
+        "id", "resource_type", "deleted", "record", "refers_to"
+    )
 
 
-def _grouped(found: list[tuple[int, str, bool, bytes]], *, in_order: bool) -> Chunk:
+def _grouped(found: list[tuple[int, str, bool, bytes, bytes]], *, in_order: bool) -> Chunk:
     """The rows `found` as blocks per (type, deleted), put in id order unless they are."""
     if not in_order:
         found.sort(key=itemgetter(0))
     # Live rows' records by type, then tombstones': indexed by `deleted`, no key per row.
     grouped: tuple[dict[str, list[bytes]], dict[str, list[bytes]]] = ({}, {})
-    for _, resource_type, deleted, record in found:
+    refers_to: dict[str, list[bytes]] = {}  # the live rows' that refer to any
+    for _, resource_type, deleted, record, keys in found:
         grouped[deleted].setdefault(resource_type, []).append(record)
+        if keys:
+            refers_to.setdefault(resource_type, []).append(keys)
     return Chunk(
         [
-            Block(t, deleted, len(r), b"\n".join(r))
+            Block(
+                t,
+                deleted,
+                len(r),
+                b"\n".join(r),
+                b"" if deleted else b" ".join(refers_to.get(t, ())),
+            )
             for deleted in (False, True)
             for t, r in grouped[deleted].items()
         ],

@@ -37,6 +37,10 @@ class Resource(models.Model):
     last_updated = models.DateTimeField()
     deleted = models.BooleanField(default=False)
     body = models.TextField(blank=True)
+    # The resources outside the Patient compartment the body refers to, as
+    # bulkops.fhir.referenced.stored_references finds them: what a Patient or Group
+    # export adds for the lines it writes verbatim, without searching them again.
+    refers_to = models.TextField(blank=True, default="", db_default="")
 
     objects = ResourceQuerySet.as_manager()
 

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from bulkops.fhir import resource_json
 from bulkops.fhir.compartment import COMPARTMENT_TYPES, compartment_patients, group_members
+from bulkops.fhir.referenced import stored_references
 from bulkops.fhir.references import ConditionalReference, is_valid_id
 from bulkops.fhir.resource_types import is_resource_type
 from fhirstore.bulk_rows import (
@@ -44,6 +45,7 @@ RESOURCE_COLUMNS = (
     "last_updated",
     "deleted",
     "body",
+    "refers_to",
 )
 
 
@@ -203,7 +205,7 @@ def _write_batch(writes: Sequence[ResourceWrite], run: _WriteRun) -> WriteResult
             if row is None or row.deleted:
                 continue  # nothing live to delete
             row.version_id += 1
-            row.deleted, row.body, row.last_updated = True, "", now
+            row.deleted, row.body, row.refers_to, row.last_updated = True, "", "", now
             changed_rows.append(row)
             result.deleted[write.resource_type] += 1
             continue
@@ -220,6 +222,7 @@ def _write_batch(writes: Sequence[ResourceWrite], run: _WriteRun) -> WriteResult
             result.created[write.resource_type] += 1
         else:
             row.version_id, row.deleted, row.body, row.last_updated = version, False, body, now
+            row.refers_to = stored_references(body)
             changed_rows.append(row)
             result.updated[write.resource_type] += 1
     created = Resource.objects.bulk_create(
@@ -229,6 +232,7 @@ def _write_batch(writes: Sequence[ResourceWrite], run: _WriteRun) -> WriteResult
                 resource_id=write.resource_id,
                 last_updated=now,
                 body=body,
+                refers_to=stored_references(body),
             )
             for write, body in new_rows
         ],
@@ -236,8 +240,11 @@ def _write_batch(writes: Sequence[ResourceWrite], run: _WriteRun) -> WriteResult
     )
     update_rows(
         Resource,
-        ("version_id", "deleted", "body", "last_updated"),
-        [(r.pk, r.version_id, r.deleted, r.body, r.last_updated) for r in changed_rows],
+        ("version_id", "deleted", "body", "refers_to", "last_updated"),
+        [
+            (r.pk, r.version_id, r.deleted, r.body, r.refers_to, r.last_updated)
+            for r in changed_rows
+        ],
     )
     written = [(pk, latest[key]) for key, pk in inserted.items()]
     written += [(row.pk, write) for row, (write, _) in zip(created, new_rows, strict=True)]
@@ -263,9 +270,10 @@ def _insert_absent(
     temporary table that leaves stored keys out, and so does every batch after it."""
     if not contents or not insertable_absent():
         return {}
+    bodies = [minified(_stamped(content, 1, run.now)) for content in contents.values()]
     rows = [
-        (kind, rid, 1, run.now, False, minified(_stamped(content, 1, run.now)))
-        for (kind, rid), content in contents.items()
+        (kind, rid, 1, run.now, False, body, stored_references(body))
+        for (kind, rid), body in zip(contents, bodies, strict=True)
     ]
     if run.straight:
         pks = copy_new(Resource, RESOURCE_COLUMNS, rows)

@@ -22,7 +22,7 @@ the colon and no escaped `/`, so a reference is always the same run of bytes,
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 from bulkops.fhir.params import SYSTEM
 
@@ -49,9 +49,30 @@ def referenced_keys(records: bytes, types: Collection[str]) -> set[tuple[str, st
     JSON `records` refer to. Matches are deduplicated before they are decoded: a block of
     a Group export refers to the same few Practitioners and Organizations thousands of
     times, and decoding each match cost as much as finding them."""
+    return _keys((match[len(_PREFIX) :] for match in set(_REFERENCE.findall(records))), types)
+
+
+def stored_references(body: str) -> str:
+    """What the store keeps of a body it writes (fhirstore's `Resource.refers_to`): the
+    "Type/id" of each resource of REFERENCED_TYPES it refers to, distinct, sorted,
+    space-separated; "" for none. Found once, when the body is written, it spares every
+    export that writes the body verbatim the search: in a Group export of the 1M store
+    that search was a quarter of the workers' CPU (docs/performance.md)."""
+    found = {match[len(_PREFIX) :].decode() for match in _REFERENCE.findall(body.encode())}
+    return " ".join(sorted(found))
+
+
+def indexed_keys(refers_to: bytes, types: Collection[str]) -> set[tuple[str, str]]:
+    """`referenced_keys` of bodies from what the store keeps of them (`stored_references`
+    values joined by spaces), as the bodies' search would find them."""
+    return _keys(set(refers_to.split()), types)
+
+
+def _keys(found: Iterable[bytes], types: Collection[str]) -> set[tuple[str, str]]:
+    """(type, id) of each distinct b"Type/id" of `found` whose type is one of `types`."""
     keys = set()
-    for match in set(_REFERENCE.findall(records)):
-        name, _, resource_id = match[len(_PREFIX) :].decode().partition("/")
+    for key in found:
+        name, _, resource_id = key.decode().partition("/")
         if name in types:
             keys.add((name, resource_id))
     return keys

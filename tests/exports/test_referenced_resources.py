@@ -230,6 +230,42 @@ def test_type_filter_follows_only_the_references_of_the_lines_it_keeps(client_a,
     assert resources == {"Observation": ["p2-o0"], "Practitioner": ["dr2"]}
 
 
+def test_a_rewritten_or_deleted_referrer_is_followed_as_it_is_now(client_a, store):
+    for pid in ("dr2", "dr3", "dr4"):
+        practitioner(pid)
+    seen_by("p1-o0", "p1", "Practitioner/dr2")
+    seen_by("p1-o0", "p1", "Practitioner/dr3")  # a new version, another performer
+    seen_by("p2-o0", "p2", "Practitioner/dr4")
+    delete_resource(resource_type="Observation", resource_id="p2-o0", now=timezone.now())
+    manifest = client_a.finished_manifest(client_a.kick_off("/fhir/Group/g1/$export"))
+    assert keys_by_type(client_a.resources(manifest))["Practitioner"] == ["dr3"]
+
+
+def test_elements_follow_only_the_references_of_the_elements_written(client_a, store):
+    practitioner("dr2")
+    seen_by("p1-o0", "p1", "Practitioner/dr1")
+    put_resource(
+        resource_type="Encounter",
+        resource_id="p2-e0",
+        body={
+            "resourceType": "Encounter",
+            "id": "p2-e0",
+            "status": "finished",
+            "class": {"code": "AMB"},
+            "subject": {"reference": "Patient/p2"},
+            "participant": [{"individual": {"reference": "Practitioner/dr2"}}],
+        },
+        now=timezone.now() - timedelta(hours=1),
+    )
+    kickoff = client_a.kick_off(
+        "/fhir/Group/g1/$export",
+        data={"_type": "Observation,Encounter,Practitioner", "_elements": "Observation.status"},
+    )
+    resources = keys_by_type(client_a.resources(client_a.finished_manifest(kickoff)))
+    # The Observation is written without its performer; the Encounter whole.
+    assert resources["Practitioner"] == ["dr2"]
+
+
 def test_a_members_device_comes_once_and_an_outsiders_not_at_all(client_a, store):
     for did, patient in (("d1", "p1"), ("d3", "p3")):
         put_resource(

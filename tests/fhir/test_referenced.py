@@ -3,7 +3,12 @@ writes: the bodies as the store keeps them (minified by fhirstore.writes.minifie
 
 from __future__ import annotations
 
-from bulkops.fhir.referenced import REFERENCED_TYPES, referenced_keys
+from bulkops.fhir.referenced import (
+    REFERENCED_TYPES,
+    indexed_keys,
+    referenced_keys,
+    stored_references,
+)
 from fhirstore.writes import minified
 
 LONGEST_ID = "x" * 64
@@ -53,3 +58,16 @@ def test_relative_references_of_the_referenced_types_are_found_once():
 def test_only_the_types_asked_for_are_returned():
     assert referenced_keys(records(ENCOUNTER), {"Practitioner"}) == {("Practitioner", "pr1")}
     assert referenced_keys(records(REQUEST), {"Medication", "Device"}) == set()
+
+
+def test_what_the_store_keeps_of_a_body_finds_what_a_search_of_it_finds():
+    kept = [stored_references(minified(resource)) for resource in (ENCOUNTER, REQUEST)]
+    assert kept == [
+        f"Location/l.1 Location/{LONGEST_ID} Organization/o-1 Practitioner/pr1"
+        " PractitionerRole/role-1",
+        "Practitioner/pr1",
+    ]
+    for types in (REFERENCED_TYPES, {"Practitioner"}, {"Device"}):
+        searched = referenced_keys(records(ENCOUNTER, REQUEST), types)
+        assert indexed_keys(" ".join(kept).encode(), types) == searched
+    assert stored_references(minified({"resourceType": "Patient", "id": "p1"})) == ""
