@@ -76,6 +76,7 @@ class BenchStore:
         env = process_env(var_dir, **overrides)
         ready = var_dir / "bench-store.json"
         _run(env, "migrate", "--no-input")  # a reused store gets new indexes too
+        _run(env, "fill_references", timeout=3600)  # and references of rows stored before
         if not ready.exists():
             _run(env, "generate_fhir", "--patients", str(patients), "--seed", "1", timeout=3600)
             seeded = _run(env, "seed_demo", "--key-file", str(var_dir / "bench-key.json"))

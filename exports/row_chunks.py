@@ -52,8 +52,8 @@ class Block:
     deleted: bool
     count: int
     records: bytes  # `count` records joined by b"\n", in id order
-    # The rows' `Resource.refers_to`, joined by b" " (b"" for tombstones); None when not
-    # read, and the records are searched instead (exports.referenced.ReferenceCollector).
+    # The rows' `Resource.refers_to`, joined by b" "; None when not read or when a row's
+    # is not known, and the records are searched instead (ReferenceCollector).
     refers_to: bytes | None = None
 
 
@@ -76,7 +76,7 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             found = [
-                (pk, t, dead, record.encode(), keys.encode())
+                (pk, t, dead, record.encode(), None if keys is None else keys.encode())
                 for pk, t, dead, record, keys in cursor
             ]
     return _grouped(found, in_order=limit is not None)
@@ -84,7 +84,8 @@ def read_chunk(rows: QuerySet[Any], limit: int | None = None) -> Chunk:
 
 def record_columns(rows: QuerySet[Any]) -> QuerySet[Any]:
     """What a chunk reads of each row: id, type, tombstone flag, record, and the
-    references the store found in its body (`Resource.refers_to`, "" for most rows)."""
+    references the store found in its body (`Resource.refers_to`: "" for most rows,
+    NULL for a row stored before the store kept them)."""
     return rows.annotate(record=RECORD).values_list(
         "id", "resource_type", "deleted", "record", "refers_to"
     )
@@ -96,11 +97,14 @@ def _grouped(found: list[tuple[int, str, bool, bytes, bytes]], *, in_order: bool
         found.sort(key=itemgetter(0))
     # Live rows' records by type, then tombstones': indexed by `deleted`, no key per row.
     grouped: tuple[dict[str, list[bytes]], dict[str, list[bytes]]] = ({}, {})
-    refers_to: dict[str, list[bytes]] = {}  # the live rows' that refer to any
+    refers_to: dict[str, list[bytes]] = {}  # the rows' that refer to any
+    unknown: set[str] = set()  # the types of rows whose references the store lacks
     for _, resource_type, deleted, record, keys in found:
         grouped[deleted].setdefault(resource_type, []).append(record)
         if keys:
             refers_to.setdefault(resource_type, []).append(keys)
+        elif keys is None:
+            unknown.add(resource_type)
     return Chunk(
         [
             Block(
@@ -108,7 +112,7 @@ def _grouped(found: list[tuple[int, str, bool, bytes, bytes]], *, in_order: bool
                 deleted,
                 len(r),
                 b"\n".join(r),
-                b"" if deleted else b" ".join(refers_to.get(t, ())),
+                None if t in unknown else b" ".join(refers_to.get(t, ())),
             )
             for deleted in (False, True)
             for t, r in grouped[deleted].items()

@@ -39,8 +39,10 @@ class Resource(models.Model):
     body = models.TextField(blank=True)
     # The resources outside the Patient compartment the body refers to, as
     # bulkops.fhir.referenced.stored_references finds them: what a Patient or Group
-    # export adds for the lines it writes verbatim, without searching them again.
-    refers_to = models.TextField(blank=True, default="", db_default="")
+    # export adds for the lines it writes verbatim, without searching them again. NULL
+    # for a row stored before the column, or by a release without it while an upgrade
+    # runs: exports search that row's body instead, and `fill_references` fills it.
+    refers_to = models.TextField(null=True, blank=True)  # noqa: DJ001 - NULL: not known
 
     objects = ResourceQuerySet.as_manager()
 

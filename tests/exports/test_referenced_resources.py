@@ -241,6 +241,16 @@ def test_a_rewritten_or_deleted_referrer_is_followed_as_it_is_now(client_a, stor
     assert keys_by_type(client_a.resources(manifest))["Practitioner"] == ["dr3"]
 
 
+def test_references_of_a_resource_stored_before_they_were_noted_are_followed(client_a, store):
+    practitioner("dr2")
+    seen_by("p1-o0", "p1", "Practitioner/dr2")
+    # As a row stored before the store noted references (fhirstore 0006), or by the
+    # previous release while an upgrade runs: its body is searched instead.
+    Resource.objects.filter(resource_id="p1-o0").update(refers_to=None)
+    manifest = client_a.finished_manifest(client_a.kick_off("/fhir/Group/g1/$export"))
+    assert keys_by_type(client_a.resources(manifest))["Practitioner"] == ["dr2"]
+
+
 def test_elements_follow_only_the_references_of_the_elements_written(client_a, store):
     practitioner("dr2")
     seen_by("p1-o0", "p1", "Practitioner/dr1")
