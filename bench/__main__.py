@@ -36,6 +36,7 @@ import json
 import os
 import sys
 import tempfile
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,12 @@ def store_benches(store: BenchStore, args: argparse.Namespace) -> list[dict[str,
             if workers == args.workers[0]:
                 results.extend(partial_manifest_rows(store, base))
             if store.group_id:
-                group = run_export(store, base, f"/Group/{store.group_id}/$export")
+                # The better of two, as the raw dump is: the first may read from disk the
+                # compartment index pages no export before it touched (0.49 s against
+                # 0.36 s for the 1M store's group after the page cache was dropped).
+                runs = [run_export(store, base, f"/Group/{store.group_id}/$export") for _ in "ab"]
+                group = min(runs, key=itemgetter("seconds"))
+                group["run_seconds"] = [run["seconds"] for run in runs]
                 group.update(
                     bench=f"Group export, {store.group_size} members, {workers} worker(s)",
                     store_resources=store.resources,
@@ -296,9 +302,10 @@ def filter_columns(row: dict[str, Any]) -> str:
 def group_columns(row: dict[str, Any]) -> str:
     if "vs_system_per_resource" not in row:
         return ""
+    runs = ", ".join(f"{seconds:.3f}" for seconds in row["run_seconds"])
     return (
         f"  {row['vs_system_per_resource']:.2f} x the system export's time per resource; "
-        f"x base per byte written"
+        f"x base per byte written; the better of {runs} s"
     )
 
 

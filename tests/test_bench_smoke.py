@@ -37,7 +37,10 @@ def test_bench_runs_end_to_end_at_tiny_size(tmp_path):
     filtered = rows["filtered system export, 1 worker(s)"]
     assert 0 < filtered["resources"] < export["resources"]
     assert filtered["scanned"] == baseline["resources"] and filtered["vs_unfiltered"] > 0
-    assert rows["Group export, 2 members, 1 worker(s)"]["resources"] > 0
+    group = rows["Group export, 2 members, 1 worker(s)"]
+    assert group["resources"] > 0
+    # The better of two runs, as the raw dump is; both are kept.
+    assert len(group["run_seconds"]) == 2 and group["seconds"] == min(group["run_seconds"])
     waited = rows["v4 export, download after manifest"]
     early = rows["v4 export, download from partial pages"]
     assert waited["files"] == early["files"] > 0 and waited["mb"] == early["mb"] > 0
