@@ -102,11 +102,8 @@ def close_references(job: ExportJob, types: Collection[str]) -> None:
                 rows = stored_rows(job, resource_type).filter(
                     resource_id__in=ids[start : start + BATCH_SIZE]
                 )
-                for body, refers_to in rows.values_list("body", "refers_to"):
-                    if refers_to is None:  # stored before the store kept them
-                        found |= referenced_keys(body.encode(), types)
-                    else:
-                        found |= indexed_keys(refers_to.encode(), types)
+                for body in rows.values_list("body", flat=True):
+                    found |= referenced_keys(body.encode(), types)
         frontier = found - known
         known |= frontier
         ExportReference.objects.bulk_create(

@@ -49,7 +49,7 @@ def referenced_keys(records: bytes, types: Collection[str]) -> set[tuple[str, st
     JSON `records` refer to. Matches are deduplicated before they are decoded: a block of
     a Group export refers to the same few Practitioners and Organizations thousands of
     times, and decoding each match cost as much as finding them."""
-    return _keys((match[len(_PREFIX) :] for match in set(_REFERENCE.findall(records))), types)
+    return _keys(_found(records), types)
 
 
 def stored_references(body: str) -> str:
@@ -58,14 +58,18 @@ def stored_references(body: str) -> str:
     space-separated; "" for none. Found once, when the body is written, it spares every
     export that writes the body verbatim the search: in a Group export of the 1M store
     that search was a quarter of the workers' CPU (docs/performance.md)."""
-    found = {match[len(_PREFIX) :].decode() for match in _REFERENCE.findall(body.encode())}
-    return " ".join(sorted(found))
+    return " ".join(sorted(key.decode() for key in _found(body.encode())))
 
 
 def indexed_keys(refers_to: bytes, types: Collection[str]) -> set[tuple[str, str]]:
     """`referenced_keys` of bodies from what the store keeps of them (`stored_references`
     values joined by spaces), as the bodies' search would find them."""
     return _keys(set(refers_to.split()), types)
+
+
+def _found(records: bytes) -> set[bytes]:
+    """The distinct b"Type/id" that the JSON `records` refer to (REFERENCED_TYPES)."""
+    return {match[len(_PREFIX) :] for match in set(_REFERENCE.findall(records))}
 
 
 def _keys(found: Iterable[bytes], types: Collection[str]) -> set[tuple[str, str]]:
