@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -56,3 +56,12 @@ def test_rows_stored_before_get_the_references_a_write_of_them_keeps() -> None:
         "e0": "",
         "e2": "Organization/o1 Practitioner/dr1",
     }
+
+
+@pytest.mark.django_db
+def test_a_batch_of_no_rows_is_refused_and_changes_nothing() -> None:
+    put_resource(resource_type="Encounter", resource_id="e1", body=ENCOUNTER, now=WHEN)
+    Resource.objects.update(refers_to=None)
+    with pytest.raises(CommandError, match="--batch must be at least 1"):
+        call_command("fill_references", batch=0)
+    assert Resource.objects.get().refers_to is None

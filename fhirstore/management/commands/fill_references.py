@@ -10,7 +10,7 @@ rows still without the column are updated).
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from bulkops.fhir.referenced import stored_references
 from fhirstore.models import Resource
@@ -23,6 +23,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=2000, help="rows per transaction")
 
     def handle(self, *args: object, batch: int, **options: object) -> None:
+        if batch < 1:
+            raise CommandError("--batch must be at least 1")
         unknown = Resource.objects.filter(refers_to__isnull=True)
         filled, last = 0, 0
         while rows := list(unknown.filter(id__gt=last).order_by("id").only("id", "body")[:batch]):
